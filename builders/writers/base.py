@@ -1,0 +1,62 @@
+"""Writers serialise rows shard by shard, then finalise (merge parts, write metadata).
+
+Contract that makes builds resumable and byte-identical whatever the worker count:
+- a :class:`ShardWriter` writes only files derived from (split, shard, num_shards), via a temporary name
+  and an atomic ``os.replace`` in :meth:`ShardWriter.close`;
+- :meth:`Writer.finalize` runs once after every shard is done, is idempotent, and also writes atomically;
+- nothing depends on time, hostname, pid or worker count (tar headers use mtime 0, uid/gid 0).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from builders.records import Record
+
+
+def atomic_path(path: Path) -> Path:
+    """A temporary sibling of ``path`` to write to before ``os.replace``."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """Atomically move a finished temporary file into place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, final)
+
+
+class ShardWriter(ABC):
+    """Writes one shard of one split."""
+
+    @abstractmethod
+    def add(self, record: Record, row: dict) -> None:
+        """Append one sample. ``row`` is the layout's dict; ``record`` carries image bytes and ids."""
+
+    @abstractmethod
+    def close(self) -> list[Path]:
+        """Finish and atomically publish this shard's files; return them."""
+
+    def abort(self) -> None:  # noqa: B027 - optional hook
+        """Drop temporary files after an error."""
+
+
+class Writer(ABC):
+    """A factory of shard writers for one output folder, plus the finalise step."""
+
+    name: str = "writer"
+    #: True when rows reference image files by path (the pipeline then needs file-backed images)
+    references_paths: bool = False
+
+    def __init__(self, out_dir: Path, options: dict | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.options = dict(options or {})
+
+    @abstractmethod
+    def shard_writer(self, split: str, shard: int, num_shards: int) -> ShardWriter:
+        """A writer for shard ``shard`` of ``num_shards`` in ``split``."""
+
+    def finalize(self, shards: dict[str, int], counts: dict[str, int]) -> list[Path]:
+        """After all shards: merge parts / write metadata. ``shards``/``counts`` are per split."""
+        return []

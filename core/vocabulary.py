@@ -1,0 +1,226 @@
+"""One class vocabulary keyed by class id (wnid or dataset id), never by name.
+
+Every class has exactly one unique display name; renames made to reach uniqueness are kept explicit in
+:attr:`ClassVocabulary.renamed`. Bundled vocabularies: imagenet1k, flowers102, stanford_cars, caltech101,
+cub200, food101, objectnet (provenance in each file's ``source`` field).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from core.errors import UserError
+
+BUNDLED = ("imagenet1k", "flowers102", "stanford_cars", "caltech101", "cub200", "food101", "objectnet")
+WNID_RE = re.compile(r"^[nvar]\d{8}$")
+
+
+def normalize_name(text: str) -> str:
+    """Lower-case, ``_``/``-`` → space, collapse spaces (used to match folder names to class names)."""
+    return " ".join(re.sub(r"[_\-]+", " ", text).lower().split())
+
+
+@dataclass(frozen=True)
+class ClassEntry:
+    """One class: its position, stable id, unique display name, other names and WordNet id."""
+
+    index: int
+    class_id: str
+    name: str
+    synonyms: tuple[str, ...] = ()
+    wnid: str | None = None
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        """Display name first, then synonyms without repeats."""
+        seen, out = set(), []
+        for n in (self.name, *self.synonyms):
+            if n.lower() not in seen:
+                seen.add(n.lower())
+                out.append(n)
+        return tuple(out)
+
+
+@dataclass
+class ClassVocabulary:
+    """An ordered set of classes with lookups by id, index and (case-insensitive) name."""
+
+    dataset: str
+    entries: list[ClassEntry]
+    renamed: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by_id = {e.class_id: e for e in self.entries}
+        self._by_name = {e.name.lower(): e for e in self.entries}
+        if len(self._by_id) != len(self.entries):
+            raise UserError(f"class vocabulary {self.dataset!r} has duplicate class ids")
+        if len(self._by_name) != len(self.entries):
+            raise UserError(f"class vocabulary {self.dataset!r} has duplicate display names")
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __contains__(self, class_id: object) -> bool:
+        return class_id in self._by_id
+
+    def __getitem__(self, class_id: str) -> ClassEntry:
+        try:
+            return self._by_id[class_id]
+        except KeyError:
+            raise KeyError(f"class id {class_id!r} not in vocabulary {self.dataset!r}") from None
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.class_id for e in self.entries]
+
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    def by_index(self, index: int) -> ClassEntry:
+        return self.entries[index]
+
+    def by_name(self, name: str) -> ClassEntry | None:
+        """Entry whose display name equals ``name`` (case-insensitive), else None."""
+        return self._by_name.get(name.lower())
+
+    def resolve_folder(self, folder: str) -> ClassEntry | None:
+        """Map a folder name to a class: by id, then by normalised display name or synonym."""
+        if folder in self._by_id:
+            return self._by_id[folder]
+        if not hasattr(self, "_by_norm"):
+            owners: dict[str, set[str]] = {}
+            for e in self.entries:
+                for n in e.all_names:
+                    owners.setdefault(normalize_name(n), set()).add(e.class_id)
+            # a name shared by two classes (WordNet's two "crane"s) resolves to neither
+            self._by_norm: dict[str, ClassEntry] = {
+                n: self._by_id[next(iter(ids))] for n, ids in owners.items() if len(ids) == 1}
+        return self._by_norm.get(normalize_name(folder))
+
+    def subset(self, class_ids: Iterable[str]) -> ClassVocabulary:
+        """A vocabulary of the given ids, in this vocabulary's order, re-indexed from 0."""
+        keep = set(class_ids)
+        missing = keep - set(self._by_id)
+        if missing:
+            raise UserError(f"unknown class ids for {self.dataset}: {', '.join(sorted(missing)[:5])}")
+        picked = [e for e in self.entries if e.class_id in keep]
+        return ClassVocabulary(
+            self.dataset,
+            [ClassEntry(i, e.class_id, e.name, e.synonyms, e.wnid) for i, e in enumerate(picked)],
+            {k: v for k, v in self.renamed.items() if k in keep},
+        )
+
+    def to_json(self) -> dict:
+        """Plain JSON form (the same shape the loaders read)."""
+        return {"dataset": self.dataset, "classes": [
+            {"id": e.class_id, "name": e.name, **({"synonyms": list(e.synonyms)} if e.synonyms else {}),
+             **({"wnid": e.wnid} if e.wnid and e.wnid != e.class_id else {})} for e in self.entries],
+            "renamed": self.renamed}
+
+    # ----- constructors -------------------------------------------------------------------------
+    @classmethod
+    def from_json(cls, data: dict, dataset: str | None = None) -> ClassVocabulary:
+        """Build from ``{"dataset", "classes": [{"id", "name", "wordnet_names"|"synonyms", ...}]}``."""
+        entries, renamed = [], dict(data.get("renamed", {}))
+        for i, c in enumerate(data["classes"]):
+            cid = str(c["id"])
+            syn = tuple(n for n in (c.get("wordnet_names") or c.get("synonyms") or ()) if n != c["name"])
+            wnid = c.get("wnid") or (cid if WNID_RE.match(cid) else None)
+            entries.append(ClassEntry(i, cid, c["name"], syn, wnid))
+            if "renamed_because" in c:
+                renamed[cid] = {"from": c.get("original_name", ""), "to": c["name"], "why": c["renamed_because"]}
+        return cls(dataset or data.get("dataset", "custom"), entries, renamed)
+
+    @classmethod
+    def bundled(cls, name: str) -> ClassVocabulary:
+        """One of :data:`BUNDLED`."""
+        if name not in BUNDLED:
+            raise UserError(f"unknown class list {name!r}; bundled: {', '.join(BUNDLED)}")
+        text = resources.files("core.data.classlists").joinpath(f"{name}.json").read_text()
+        return cls.from_json(json.loads(text), name)
+
+    @classmethod
+    def from_names(cls, names: Sequence[str], ids: Sequence[str] | None = None,
+                   dataset: str = "custom") -> ClassVocabulary:
+        """From display names (ids default to the index); repeated names get a numbered suffix, recorded."""
+        ids = [str(i) for i in range(len(names))] if ids is None else [str(i) for i in ids]
+        if len(ids) != len(names):
+            raise UserError(f"{len(ids)} class ids but {len(names)} class names")
+        seen: dict[str, int] = {}
+        entries, renamed = [], {}
+        for i, (cid, name) in enumerate(zip(ids, names, strict=True)):
+            name = " ".join(str(name).split())
+            unique = name
+            while unique.lower() in seen:
+                seen[name.lower()] += 1
+                unique = f"{name} ({seen[name.lower()]})"
+            seen.setdefault(name.lower(), 1)
+            seen.setdefault(unique.lower(), 1)
+            if unique != name:
+                renamed[cid] = {"from": name, "to": unique, "why": "repeated display name"}
+            entries.append(ClassEntry(i, cid, unique, (), cid if WNID_RE.match(cid) else None))
+        return cls(dataset, entries, renamed)
+
+    @classmethod
+    def from_wnids(cls, wnids: Sequence[str], dataset: str = "wordnet") -> ClassVocabulary:
+        """Classes named by WordNet: ImageNet-1k clean names where known, else the synset's first lemma."""
+        inet = cls.bundled("imagenet1k")
+        names, syns = [], []
+        for w in wnids:
+            if w in inet:
+                names.append(inet[w].name)
+                syns.append(inet[w].synonyms)
+            else:
+                from core.wordnet import synset_from_wnid
+
+                lemmas = [lemma.replace("_", " ") for lemma in synset_from_wnid(w).lemma_names()]
+                names.append(lemmas[0])
+                syns.append(tuple(lemmas[1:]))
+        vocab = cls.from_names(names, list(wnids), dataset)
+        vocab.entries = [ClassEntry(e.index, e.class_id, e.name, s, e.class_id) for e, s in zip(vocab.entries, syns, strict=True)]
+        vocab.__post_init__()
+        return vocab
+
+    @classmethod
+    def load(cls, spec: str | Path) -> ClassVocabulary:
+        """A bundled name, or a file: ``.json`` (list of names, or {"classes": [...]}) or ``.txt`` (one per line).
+
+        Text lines may be ``name``, ``id<TAB>name`` or ``wnid name, synonym, ...`` (LOC_synset_mapping).
+        """
+        spec = str(spec)
+        if spec in BUNDLED:
+            return cls.bundled(spec)
+        path = Path(spec)
+        if not path.is_file():
+            raise UserError(f"class list {spec!r} is neither a bundled list ({', '.join(BUNDLED)}) nor a file")
+        dataset = path.stem
+        if path.suffix == ".json":
+            try:
+                data = json.loads(path.read_text())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise UserError(f"class list {spec}: not valid JSON ({exc})") from None
+            if isinstance(data, list):
+                return cls.from_names([str(x) for x in data], dataset=dataset)
+            if isinstance(data, dict) and "classes" in data:
+                return cls.from_json(data, dataset)
+            if isinstance(data, dict):
+                return cls.from_names([str(v) for v in data.values()], list(data.keys()), dataset)
+            raise UserError(f"class list {spec}: expected a list or an object")
+        lines = [ln.rstrip("\n") for ln in path.read_text().splitlines() if ln.strip()]
+        if lines and all("\t" in ln for ln in lines):
+            pairs = [ln.split("\t", 1) for ln in lines]
+            return cls.from_names([p[1] for p in pairs], [p[0] for p in pairs], dataset)
+        if lines and all(WNID_RE.match(ln.split(" ", 1)[0]) for ln in lines):
+            ids = [ln.split(" ", 1)[0] for ln in lines]
+            names = [ln.split(" ", 1)[1].split(",")[0].strip() for ln in lines]
+            return cls.from_names(names, ids, dataset)
+        return cls.from_names(lines, dataset=dataset)

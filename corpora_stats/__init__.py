@@ -1,0 +1,1 @@
+"""corpora_stats package."""
