@@ -1,0 +1,104 @@
+"""Row layouts: an Example plus its Record become one output row (a JSON-able dict).
+
+- ``llava_conversation``: LLaVA-1.5 training JSON (``<image>\\n`` leads the first human turn).
+- ``chat_messages``: TRL/HF chat ``messages`` with an image placeholder; the writer adds the image column.
+- ``llava_eval_question``: LLaVA eval question JSONL (``model_vqa_loader`` style).
+- ``vlmevalkit``: VLMEvalKit MCQ TSV row (``index, question, A.., answer, category``); the writer adds the
+  base64 ``image`` column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from builders.formats.base import Example
+from builders.formats.mcq import MAX_LETTERS, format_options, letters
+from builders.records import Record
+from core.errors import UserError
+
+IMAGE_TOKEN = "<image>"
+
+
+def llava_conversation(example: Example, record: Record) -> dict:
+    """``{"id", "image", "conversations": [human "<image>\\n" + question, gpt answer]}``."""
+    return {
+        "id": record.key,
+        "image": record.image_path,
+        "conversations": [
+            {"from": "human", "value": f"{IMAGE_TOKEN}\n{example.question}"},
+            {"from": "gpt", "value": example.answer},
+        ],
+    }
+
+
+def chat_messages(example: Example, record: Record) -> dict:
+    """TRL-style ``messages`` (image placeholder then text in the user turn) with label columns."""
+    return {
+        "id": record.key,
+        "messages": [
+            {"role": "user", "content": [{"type": "image", "text": None},
+                                         {"type": "text", "text": example.question}]},
+            {"role": "assistant", "content": [{"type": "text", "text": example.answer}]},
+        ],
+        "label": record.label,
+        "class_id": record.class_id,
+        "class_name": record.class_name,
+    }
+
+
+def llava_eval_question(example: Example, record: Record) -> dict:
+    """LLaVA eval question row; MCQ rows also carry ``options`` and ``answer_index``."""
+    row = {
+        "question_id": record.key,
+        "image": record.image_path,
+        "text": example.question,
+        "category": f"{record.meta.get('dataset', '')}_{example.task}",
+        "label": example.answer,
+        "class_id": record.class_id,
+        "class_name": record.class_name,
+    }
+    if example.task == "mcq":
+        row["options"] = list(example.options)
+        row["answer_index"] = example.answer_index
+    return row
+
+
+def mcq_stem(example: Example) -> str:
+    """The question stem of a lettered MCQ Example (the text before its option block)."""
+    block = "\n" + format_options(example.options, lettered=True) + "\n"
+    cut = example.question.find(block)
+    if cut < 0:
+        raise ValueError(f"MCQ question does not contain its option block: {example.question[:80]!r}")
+    return example.question[:cut]
+
+
+def vlmevalkit(example: Example, record: Record) -> dict:
+    """VLMEvalKit MCQ row: ``index`` (int), stem-only ``question``, one column per option, ``answer``."""
+    if example.task != "mcq":
+        raise UserError(f"layout vlmevalkit needs the mcq task (got {example.task!r})")
+    if example.answer_letter is None or len(example.options) > MAX_LETTERS:
+        raise UserError(f"layout vlmevalkit supports at most {MAX_LETTERS} choices "
+                        f"(got {len(example.options)}); use llava_eval_question instead")
+    if "index" not in record.meta:
+        raise ValueError(f"record {record.key!r} has no meta['index'] for the vlmevalkit layout")
+    row: dict = {"index": int(record.meta["index"]), "question": mcq_stem(example)}
+    row.update(zip(letters(len(example.options)), example.options, strict=True))
+    row["answer"] = example.answer_letter
+    row["category"] = record.class_name
+    return row
+
+
+LAYOUTS: dict[str, Callable[[Example, Record], dict]] = {
+    "llava_conversation": llava_conversation,
+    "chat_messages": chat_messages,
+    "llava_eval_question": llava_eval_question,
+    "vlmevalkit": vlmevalkit,
+}
+
+
+def layout_for(name: str) -> Callable[[Example, Record], dict]:
+    """The layout function called ``name``; UserError listing the known layouts otherwise."""
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise UserError(f"unknown layout {name!r}; choose from {', '.join(LAYOUTS)}") from None
