@@ -1,0 +1,49 @@
+"""Sources: ImageNet on disk, any ImageFolder, a Hugging Face dataset, a manifest JSONL, WebDataset shards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from builders.sources.base import Source
+from core.errors import UserError
+from core.vocabulary import ClassVocabulary
+
+SOURCE_KINDS = ("imagenet", "imagefolder", "hf", "manifest", "webdataset")
+
+
+def open_source(kind: str, path: str, classes: str | None = None, **options: Any) -> Source:
+    """Construct a source by kind. ``classes`` is a bundled class-list name or a file (see ClassVocabulary.load)."""
+    vocab = ClassVocabulary.load(classes) if classes else None
+    opts = {k: v for k, v in options.items() if v is not None}
+    if kind == "imagenet":
+        from builders.sources.imagenet import ImageNetSource
+
+        return ImageNetSource(path, vocabulary=vocab, **_pick(opts, "val_labels"))
+    if kind == "imagefolder":
+        from builders.sources.imagefolder import ImageFolderSource
+
+        return ImageFolderSource(path, vocabulary=vocab, **_pick(opts, "class_map", "split"))
+    if kind == "hf":
+        from builders.sources.hf import HFSource
+
+        return HFSource(path, vocabulary=vocab, **_pick(opts, "image_column", "label_column", "key_column"))
+    if kind == "manifest":
+        from builders.sources.manifest import ManifestSource
+
+        if vocab is None:
+            raise UserError("--source manifest needs --classes (a bundled list or a class-list file)")
+        extra = _pick(opts, "image_root")
+        if "split" in opts:
+            extra["default_split"] = opts["split"]
+        return ManifestSource(path, vocabulary=vocab, **extra)
+    if kind == "webdataset":
+        from builders.sources.wds import WebDatasetSource
+
+        if vocab is None:
+            raise UserError("--source webdataset needs --classes (a bundled list or a class-list file)")
+        return WebDatasetSource(path, vocabulary=vocab, **_pick(opts, "label_field", "split"))
+    raise UserError(f"unknown source {kind!r}; choose from {', '.join(SOURCE_KINDS)}")
+
+
+def _pick(opts: dict, *names: str) -> dict:
+    return {n: opts[n] for n in names if n in opts}
