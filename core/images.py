@@ -11,6 +11,7 @@ as reason; :func:`to_rgb_jpeg` turns them into RGB JPEG bytes for writers that e
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -21,6 +22,12 @@ KEEP_MODES = frozenset({"RGB", "L"})
 EXT_BY_FORMAT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff",
                  "MPO": "jpg"}
 _PNG_END = b"IEND\xaeB`\x82"
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _describe(exc: BaseException) -> str:
+    """Error text without object addresses, so manifests are identical run to run."""
+    return _ADDRESS.sub("", f"{type(exc).__name__}: {exc}")[:200]
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ def _full_decode(data: bytes) -> str | None:
             with Image.open(io.BytesIO(data)) as img:
                 img.load()
     except Exception as exc:  # PIL raises many types for corrupt data
-        return f"{type(exc).__name__}: {exc}"[:200]
+        return _describe(exc)
     return None
 
 
@@ -64,11 +71,11 @@ def inspect_image(data: bytes, verify: str = "fast", max_pixels: int = DEFAULT_M
             info_transparency = "transparency" in img.info
             img.close()
     except Image.DecompressionBombError as exc:
-        return ImageCheck(skip="decompression_bomb", detail=str(exc)[:200])
+        return ImageCheck(skip="decompression_bomb", detail=_describe(exc))
     except (UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        return ImageCheck(skip="not_an_image", detail=str(exc)[:200])
+        return ImageCheck(skip="not_an_image", detail=_describe(exc))
     except OSError as exc:
-        return ImageCheck(skip="truncated", detail=str(exc)[:200])
+        return ImageCheck(skip="truncated", detail=_describe(exc))
     if w <= 0 or h <= 0:
         return ImageCheck(skip="not_an_image", format=fmt, detail="zero size")
     if w * h > max_pixels:

@@ -1,0 +1,20 @@
+# Two commands do all set-up on a fresh Debian machine (root, apt and PyPI reachable):
+#   make demo   — set up, then run the main job on the embedded ImageNet sample → out/demo
+#   make test   — set up, then run the whole test suite
+PY := .venv/bin/python
+
+.PHONY: setup demo test lint bench
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(PY) -m builders.imagenet_qa --out out/demo --overwrite
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check .
+
+bench: setup
+	$(PY) scripts/bench_builders.py

@@ -1,0 +1,35 @@
+"""Shared test set-up: fully offline Hugging Face / Ray settings and generated ImageNet-layout trees."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_CACHE = tempfile.mkdtemp(prefix="vlmcd-tests-")
+os.environ.update({
+    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    "HF_HOME": os.path.join(_CACHE, "hf"), "HF_DATASETS_CACHE": os.path.join(_CACHE, "hf", "datasets"),
+    "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1",
+    "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1",
+})
+
+import pytest  # noqa: E402
+
+from builders.synthetic import DEFAULT_WNIDS, add_bad_inputs, make_imagenet_tree  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def imagenet_tree(tmp_path_factory):
+    """A clean tree: 6 real wnids, 3 train + 2 flat val images each, devkit and LOC csv labels."""
+    root = tmp_path_factory.mktemp("imagenet")
+    truth = make_imagenet_tree(root, DEFAULT_WNIDS, train_per_class=3, val_per_class=2)
+    return root, truth
+
+
+@pytest.fixture(scope="session")
+def dirty_tree(tmp_path_factory):
+    """Like imagenet_tree plus one of every bad input kind in train/ (see builders.synthetic.add_bad_inputs)."""
+    root = tmp_path_factory.mktemp("imagenet_dirty")
+    truth = make_imagenet_tree(root, DEFAULT_WNIDS, train_per_class=3, val_per_class=2)
+    bad = add_bad_inputs(root)
+    return root, truth, bad
