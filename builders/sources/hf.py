@@ -1,0 +1,394 @@
+"""A Hugging Face ``datasets`` dataset: a local parquet/arrow/imagefolder folder, a ``save_to_disk`` folder,
+a single ``.parquet``/``.arrow`` file, or a Hub id (when online).
+
+The image column is cast to ``datasets.Image(decode=False)``, so images are never decoded here: ``read``
+returns the stored bytes (or the bytes of the stored path when only a path is kept). Scans read the label
+(and key) columns only. Locators are ``"<split>#<row>"``; keys are ``<split>_<row:08d>`` or the
+``key_column`` value. A single saved ``Dataset`` (not a ``DatasetDict``) is one split named after its
+recorded split, else ``train``.
+
+Labels: a ``ClassLabel`` column gives the vocabulary when none is passed (ids ``"0"``, ``"1"``, ..., or the
+names themselves when they are all WordNet ids, named as :meth:`ClassVocabulary.from_wnids` does); with a
+vocabulary, ClassLabel names are mapped through :meth:`ClassVocabulary.resolve_folder` (class id, then
+name or synonym). Plain integer labels index the vocabulary; string labels resolve by class id, then name
+(without a vocabulary, the sorted distinct strings become the classes). ``-1``/null labels are skipped as
+``no_label``; anything else that does not resolve as ``unknown_class``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from builders.records import SampleRef, safe_key
+from builders.sources.base import Source
+from core.errors import UserError
+from core.vocabulary import WNID_RE, ClassVocabulary
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+_SCAN_BATCH = 65_536
+_READ_RUN = 256  # rows fetched per contiguous slice in read()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+class HFSource(Source):
+    """A classification dataset loaded with Hugging Face ``datasets`` (see the module docstring)."""
+
+    kind = "hf"
+
+    def __init__(self, path: str, vocabulary: ClassVocabulary | None = None, image_column: str = "image",
+                 label_column: str = "label", splits: list[str] | None = None,
+                 key_column: str | None = None) -> None:
+        self.path = str(path)
+        self.image_column = image_column
+        self.label_column = label_column
+        self.key_column = key_column
+        self._local = Path(self.path).expanduser()
+        if not self._local.exists():
+            if self.path.startswith((".", "/", "~")) or not _HUB_ID.match(self.path):
+                raise UserError(f"Hugging Face dataset path {self.path!r} does not exist")
+            self._local = None  # a Hub id
+        self._ds: dict[str, Any] | None = None
+        self._views: dict[str, Any] = {}
+        self._files: dict[str, list[str]] | None = None
+        self.loader = ""
+        datasets = self._load()
+        available = list(datasets)
+        if splits is not None:
+            missing = [s for s in splits if s not in datasets]
+            if missing:
+                raise UserError(f"{self.path}: no split {missing[0]!r}; available: {', '.join(available)}")
+            self._splits = list(dict.fromkeys(splits))
+        else:
+            self._splits = available
+        if not self._splits:
+            raise UserError(f"{self.path}: the dataset has no splits")
+        first = datasets[self._splits[0]]
+        for name in self._splits:
+            cols = datasets[name].column_names
+            for role, col in (("image", image_column), ("label", label_column), ("key", key_column)):
+                if col is not None and col not in cols:
+                    raise UserError(f"{self.path} [{name}]: no {role} column {col!r}; columns: {', '.join(cols)}")
+        self._image_kind = self._image_kind_of(first.features[image_column])
+        self._label_kind, vocabulary = self._label_setup(first, vocabulary)
+        super().__init__(vocabulary)
+        self._classlabel_map: list[str | None] = []
+        if self._label_kind == "classlabel":
+            names = first.features[label_column].names
+            if self._own_vocab:
+                self._classlabel_map = [e.class_id for e in vocabulary.entries]
+            else:
+                self._classlabel_map = [
+                    (e.class_id if (e := vocabulary.resolve_folder(n)) is not None else None) for n in names]
+            self._classlabel_names = list(names)
+        self._num_rows = {s: int(datasets[s].num_rows) for s in self._splits}
+
+    # ----- loading ------------------------------------------------------------------------------
+    def _load(self) -> dict[str, Any]:
+        """Open the dataset; cast the image column to undecoded images; remember the backing files."""
+        import datasets
+
+        p = self._local
+        try:
+            if p is None:
+                self.loader = "load_dataset"
+                loaded = datasets.load_dataset(self.path)
+            elif p.is_dir() and ((p / "dataset_dict.json").is_file()
+                                 or ((p / "state.json").is_file() and (p / "dataset_info.json").is_file())):
+                self.loader = "load_from_disk"
+                loaded = datasets.load_from_disk(str(p))
+            elif p.is_file() and p.suffix == ".arrow":
+                self.loader = "from_file"
+                loaded = datasets.Dataset.from_file(str(p))
+            elif p.is_file() and p.suffix == ".parquet":
+                self.loader = "load_dataset"
+                loaded = datasets.load_dataset("parquet", data_files={"train": str(p)})
+            elif p.is_dir():
+                self.loader = "load_dataset"
+                loaded = datasets.load_dataset(str(p))
+            else:
+                raise UserError(f"{self.path}: expected a dataset folder, a .parquet or an .arrow file")
+        except UserError:
+            raise
+        except Exception as exc:  # datasets raises many types for unusable folders / ids
+            where = "Hub dataset" if p is None else "dataset"
+            raise UserError(f"cannot load Hugging Face {where} {self.path!r}: {_one_line(exc)}") from None
+        if isinstance(loaded, datasets.Dataset):
+            loaded = {str(loaded.split) if loaded.split else "train": loaded}
+        out = {str(k): self._cast(v) for k, v in dict(loaded).items()}
+        files: dict[str, list[str]] | None = {}
+        for name, ds in out.items():
+            names = [f["filename"] for f in ds.cache_files]
+            if ds._indices is not None or not names:
+                files = None
+                break
+            files[name] = names
+        self._files = files
+        self._ds = out
+        self._views = {}
+        return out
+
+    def _cast(self, ds: Any) -> Any:
+        import datasets
+
+        feature = ds.features.get(self.image_column)
+        if isinstance(feature, datasets.Image) and feature.decode:
+            ds = ds.cast_column(self.image_column, datasets.Image(decode=False))
+        return ds
+
+    def _datasets(self) -> dict[str, Any]:
+        """The open datasets; in a worker, reopened from the backing arrow files (or reloaded)."""
+        if self._ds is None:
+            if self._files and all(os.path.isfile(f) for names in self._files.values() for f in names):
+                import datasets
+
+                opened = {}
+                for name, names in self._files.items():
+                    parts = [datasets.Dataset.from_file(f) for f in names]
+                    opened[name] = self._cast(parts[0] if len(parts) == 1
+                                              else datasets.concatenate_datasets(parts))
+                self._ds, self._views = opened, {}
+            else:
+                self._load()
+        return self._ds
+
+    def _view(self, split: str) -> Any:
+        """The image column of a split, formatted as arrow (slicing it never decodes)."""
+        if split not in self._views:
+            ds = self._datasets()[split]
+            self._views[split] = ds.select_columns([self.image_column]).with_format("arrow")
+        return self._views[split]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_ds"] = None
+        state["_views"] = {}
+        return state
+
+    # ----- schema -------------------------------------------------------------------------------
+    def _image_kind_of(self, feature: Any) -> str:
+        import datasets
+
+        if isinstance(feature, datasets.Image):
+            return "image"
+        if isinstance(feature, datasets.Value) and feature.dtype in ("binary", "large_binary"):
+            return "binary"
+        if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
+            return "path"
+        if isinstance(feature, dict) and ("bytes" in feature or "path" in feature):
+            return "image"
+        raise UserError(f"{self.path}: image column {self.image_column!r} has type {feature}; "
+                        "expected an Image, binary or file-path column")
+
+    @staticmethod
+    def _vocab_from_classlabel(names: list[str], dataset: str) -> ClassVocabulary:
+        """ClassLabel names as classes (ids ``"0"``, ``"1"``, ...); names that are all WordNet ids
+        (an ImageNet-style imagefolder) become those ids with their WordNet display names."""
+        if names and all(WNID_RE.match(n) for n in names) and len(set(names)) == len(names):
+            try:
+                return ClassVocabulary.from_wnids(names, dataset=dataset)
+            except Exception:  # a wnid unknown to WordNet: fall back to the plain names
+                pass
+        return ClassVocabulary.from_names(names, dataset=dataset)
+
+    def _label_setup(self, ds: Any, vocabulary: ClassVocabulary | None) -> tuple[str, ClassVocabulary]:
+        import datasets
+
+        feature = ds.features[self.label_column]
+        name = self.path if self._local is None else (self._local.resolve().name or self.path)
+        self._own_vocab = vocabulary is None
+        if isinstance(feature, datasets.ClassLabel):
+            if vocabulary is None:
+                vocabulary = self._vocab_from_classlabel(list(feature.names), name)
+            return "classlabel", vocabulary
+        if isinstance(feature, datasets.Value) and (feature.dtype.startswith(("int", "uint"))
+                                                    or feature.dtype.startswith("float")):
+            if vocabulary is None:
+                raise UserError(f"{self.path}: label column {self.label_column!r} holds numbers without "
+                                "class names; pass a class list")
+            return "int", vocabulary
+        if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
+            if vocabulary is None:
+                values: set[str] = set()
+                for split in self._splits:
+                    col = self._datasets()[split].data.column(self.label_column)
+                    values.update(v.strip() for v in col.unique().to_pylist() if v is not None and v.strip())
+                if not values:
+                    raise UserError(f"{self.path}: label column {self.label_column!r} is empty")
+                ordered = sorted(values)
+                vocabulary = ClassVocabulary.from_names(ordered, ids=ordered, dataset=name)
+            return "str", vocabulary
+        raise UserError(f"{self.path}: label column {self.label_column!r} has type {feature}; "
+                        "expected a ClassLabel, integer or string column")
+
+    # ----- Source API ---------------------------------------------------------------------------
+    def splits(self) -> list[str]:
+        return list(self._splits)
+
+    def _label(self, value: Any) -> tuple[str | None, str | None, str]:
+        """``(class_id, skip, detail)`` for one raw label value."""
+        vocab = self.vocabulary
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None, "no_label", ""
+        if self._label_kind == "str":
+            text = str(value).strip()
+            if not text:
+                return None, "no_label", ""
+            if text in vocab:
+                return text, None, ""
+            entry = vocab.resolve_folder(text)
+            if entry is not None:
+                return entry.class_id, None, ""
+            return None, "unknown_class", f"label {text!r}"
+        if isinstance(value, float):
+            if not value.is_integer():
+                return None, "unknown_class", f"label {value!r}"
+            value = int(value)
+        index = int(value)
+        if index == -1:
+            return None, "no_label", ""
+        if self._label_kind == "classlabel":
+            if 0 <= index < len(self._classlabel_map):
+                cid = self._classlabel_map[index]
+                if cid is not None:
+                    return cid, None, ""
+                return None, "unknown_class", f"label {self._classlabel_names[index]!r}"
+            return None, "unknown_class", f"label {index}"
+        if 0 <= index < len(vocab):
+            return vocab.by_index(index).class_id, None, ""
+        return None, "unknown_class", f"label {index}"
+
+    def _has_image(self, column: Any) -> list[bool]:
+        """Per row: whether the image cell holds anything (validity bitmaps only, no payload reads)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        out: list[bool] = []
+        for chunk in column.chunks:
+            if pa.types.is_struct(chunk.type):
+                names = [chunk.type.field(i).name for i in range(chunk.type.num_fields)]
+                children = chunk.flatten()
+                present = None
+                for n, child in zip(names, children, strict=True):
+                    if n in ("bytes", "path"):
+                        valid = child.is_valid()
+                        present = valid if present is None else pc.or_(present, valid)
+                out.extend(present.to_pylist() if present is not None else [False] * len(chunk))
+            else:
+                out.extend(chunk.is_valid().to_pylist())
+        return out
+
+    def scan(self, split: str) -> Iterator[SampleRef]:
+        """Every row of ``split`` in row order; reads the label/key columns and image validity only."""
+        if split not in self._splits:
+            raise UserError(f"{self.path}: no split {split!r}; available: {', '.join(self._splits)}")
+        ds = self._datasets()[split]
+        cols = list(dict.fromkeys([self.label_column, self.image_column]
+                                  + ([self.key_column] if self.key_column else [])))
+        view = ds.select_columns(cols).with_format("arrow")
+        seen: set[str] = set()
+        row = 0
+        for batch in view.iter(batch_size=_SCAN_BATCH):
+            labels = batch.column(self.label_column).to_pylist()
+            images = self._has_image(batch.column(self.image_column))
+            keys = batch.column(self.key_column).to_pylist() if self.key_column else None
+            for i, value in enumerate(labels):
+                r = row + i
+                default = safe_key(f"{split}_{r:08d}")
+                key, detail = default, ""
+                if keys is not None:
+                    if keys[i] is None or not str(keys[i]).strip():
+                        detail = f"empty {self.key_column}; key from row"
+                    else:
+                        key = safe_key(str(keys[i]))
+                        if key in seen:
+                            detail = f"repeated {self.key_column} {str(keys[i])!r}"
+                            key = safe_key(f"{key}__{r:08d}")
+                if key in seen:
+                    yield SampleRef(default + "__dup", split, None, f"{split}#{r}", "duplicate_key", detail)
+                    continue
+                seen.add(key)
+                class_id, skip, why = self._label(value)
+                if skip is None and not images[i]:
+                    skip, why = "no_image", ""
+                yield SampleRef(key, split, class_id if skip is None else None, f"{split}#{r}", skip,
+                                "; ".join(x for x in (why, detail) if x))
+            row += len(labels)
+
+    def _locate(self, ref: SampleRef) -> tuple[str, int] | None:
+        split, sep, row = ref.locator.rpartition("#")
+        if not sep or split not in self._num_rows or not row.isdigit():
+            return None
+        r = int(row)
+        return (split, r) if r < self._num_rows[split] else None
+
+    def _bytes_of(self, value: Any) -> tuple[bytes | None, str | None]:
+        data, path = None, None
+        if isinstance(value, dict):
+            data, path = value.get("bytes"), value.get("path")
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            data = value
+        elif isinstance(value, str):
+            path = value
+        if data is not None:
+            return bytes(data), None
+        if not path:
+            return None, "no_image"
+        candidates = [Path(path).expanduser()]
+        if not candidates[0].is_absolute() and self._local is not None:
+            base = self._local if self._local.is_dir() else self._local.parent
+            candidates.insert(0, base / path)
+        for c in candidates:
+            try:
+                return c.read_bytes(), None
+            except OSError:
+                continue
+        return None, "unreadable"
+
+    def read(self, refs: Sequence[SampleRef]) -> Iterator[tuple[SampleRef, bytes | None, str | None]]:
+        """Bytes of the requested rows only, fetched as contiguous row slices, in the given order."""
+        refs = list(refs)
+        i = 0
+        while i < len(refs):
+            ref = refs[i]
+            if ref.skip:
+                yield ref, None, ref.skip
+                i += 1
+                continue
+            loc = self._locate(ref)
+            if loc is None:
+                yield ref, None, "bad_locator"
+                i += 1
+                continue
+            split, start = loc
+            j = i + 1
+            while (j < len(refs) and j - i < _READ_RUN and not refs[j].skip
+                   and self._locate(refs[j]) == (split, start + (j - i))):
+                j += 1
+            try:
+                table = self._view(split)[start:start + (j - i)]
+                values = table.column(self.image_column).to_pylist()
+            except Exception:  # a damaged arrow/parquet file: report, never raise
+                for ref in refs[i:j]:
+                    yield ref, None, "unreadable"
+                i = j
+                continue
+            for ref, value in zip(refs[i:j], values, strict=True):
+                data, reason = self._bytes_of(value)
+                yield ref, data, reason
+            i = j
+
+    def describe(self) -> dict:
+        return {
+            **super().describe(), "path": self.path, "loader": self.loader,
+            "image_column": self.image_column, "label_column": self.label_column,
+            "key_column": self.key_column, "splits": list(self._splits), "num_rows": dict(self._num_rows),
+        }
