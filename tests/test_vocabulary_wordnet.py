@@ -1,0 +1,122 @@
+"""Class vocabularies (unique names, explicit renames, lookups) and finding WordNet 3.0 offline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.errors import UserError
+from core.vocabulary import BUNDLED, ClassVocabulary
+from core.wordnet import cache_dir, ensure_wordnet, synset_from_wnid, wnid_of, wordnet
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name,count", [("imagenet1k", 1000), ("flowers102", 102), ("stanford_cars", 196),
+                                        ("caltech101", 100), ("cub200", 200), ("food101", 101), ("objectnet", 313)])
+def test_bundled_lists_have_unique_ids_and_names(name, count):
+    v = ClassVocabulary.bundled(name)
+    assert len(v) == count == len(set(v.ids)) == len({n.lower() for n in v.names})
+    assert [e.index for e in v] == list(range(count))
+
+
+def test_imagenet_clashes_are_resolved_explicitly():
+    v = ClassVocabulary.bundled("imagenet1k")
+    assert v.ids[0] == "n01440764" and v.ids[-1] == "n15075141" and v.ids == sorted(v.ids)
+    # WordNet has two "crane" and two "maillot" synsets; CLIP's list repeats "missile" and "sunglasses"
+    assert v["n02012849"].name != v["n03126707"].name
+    assert v["n03710637"].name != v["n03710721"].name
+    assert v["n03773504"].name == "missile" and v["n04008634"].name == "projectile"
+    assert v["n04355933"].name == "sunglass" and v["n04356056"].name == "sunglasses"
+    assert set(v.renamed) == {"n04008634", "n04355933"}
+    assert all({"from", "to", "why"} <= set(r) for r in v.renamed.values())
+    # a name two classes share resolves to neither; a unique synonym resolves
+    assert v.resolve_folder("crane") is None
+    assert v.resolve_folder("Tinca_tinca").class_id == "n01440764"
+    assert v.by_name("TENCH").class_id == "n01440764"
+
+
+def test_from_names_numbers_repeats_and_records_them():
+    v = ClassVocabulary.from_names(["cat", "dog", "Cat"], dataset="x")
+    assert v.names == ["cat", "dog", "Cat (2)"]
+    assert v.renamed == {"2": {"from": "Cat", "to": "Cat (2)", "why": "repeated display name"}}
+
+
+def test_load_class_list_files(tmp_path):
+    (tmp_path / "a.txt").write_text("n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n")
+    assert ClassVocabulary.load(tmp_path / "a.txt").names == ["tench", "goldfish"]
+    (tmp_path / "b.txt").write_text("0\tcat\n1\tdog\n")
+    assert ClassVocabulary.load(tmp_path / "b.txt").ids == ["0", "1"]
+    (tmp_path / "c.json").write_text(json.dumps(["rose", "tulip"]))
+    assert ClassVocabulary.load(tmp_path / "c.json").names == ["rose", "tulip"]
+    (tmp_path / "d.json").write_text(json.dumps({"classes": [{"id": "r", "name": "rose", "synonyms": ["Rosa"]}]}))
+    assert ClassVocabulary.load(tmp_path / "d.json")["r"].synonyms == ("Rosa",)
+    with pytest.raises(UserError, match="neither a bundled list"):
+        ClassVocabulary.load(tmp_path / "missing.json")
+    with pytest.raises(UserError):
+        ClassVocabulary.bundled("imagenet22k")
+    sub = ClassVocabulary.bundled("imagenet1k").subset(["n01443537", "n01440764"])
+    assert sub.ids == ["n01440764", "n01443537"] and sub.by_index(1).index == 1
+    assert set(BUNDLED) >= {"imagenet1k", "food101"}
+
+
+def test_from_wnids_uses_clean_names_then_wordnet():
+    v = ClassVocabulary.from_wnids(["n01440764", "n02084071"])  # tench (ImageNet-1k), dog (not in 1k)
+    assert v.names == ["tench", "dog"]
+    assert "domestic dog" in v["n02084071"].synonyms
+
+
+def test_wordnet_is_3_0_and_wnids_round_trip():
+    wn = wordnet()
+    assert wn.get_version() == "3.0"
+    s = synset_from_wnid("n01440764")
+    assert s.name() == "tench.n.01" and wnid_of(s) == "n01440764"
+    assert s.lexname() == "noun.animal"  # needs the lexnames file
+    for wnid in ClassVocabulary.bundled("imagenet1k").ids[::50]:
+        assert wnid_of(synset_from_wnid(wnid)) == wnid
+
+
+def _probe(tmp_path: Path, env: dict, code: str) -> subprocess.CompletedProcess:
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "VLMCD_CACHE": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**base, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+FIND = "from core.wordnet import ensure_wordnet, wordnet; print(ensure_wordnet()); print(wordnet().synset('tench.n.01'))"
+
+
+def test_lookup_order_existing_nltk_corpus_first(tmp_path):
+    ensure_wordnet()
+    src = cache_dir() / "nltk_data" / "corpora" / "wordnet"
+    shutil.copytree(src, tmp_path / "nltk" / "corpora" / "wordnet")
+    res = _probe(tmp_path, {"NLTK_DATA": str(tmp_path / "nltk")}, FIND)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0] == "nltk-data"
+    assert not (tmp_path / "cache").exists()  # nothing copied
+
+
+def test_lookup_order_system_dict_is_copied_into_the_cache(tmp_path):
+    system = Path("/usr/share/wordnet")
+    if not (system / "data.noun").is_file():
+        pytest.skip("no system WordNet dict on this machine")
+    dict_copy = tmp_path / "dict"
+    shutil.copytree(system, dict_copy)
+    res = _probe(tmp_path, {"WNSEARCHDIR": str(dict_copy), "NLTK_DATA": str(tmp_path / "empty")}, FIND)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [str(dict_copy), "Synset('tench.n.01')"]
+    assert (tmp_path / "cache" / "nltk_data" / "corpora" / "wordnet" / "lexnames").is_file()
+
+
+def test_missing_wordnet_is_one_clear_error(tmp_path):
+    code = ("import core.wordnet as w; w.SYSTEM_DIRS = ();\n"
+            "from core.errors import run_cli\nimport sys\n"
+            "sys.exit(run_cli(lambda argv: w.ensure_wordnet()))")
+    res = _probe(tmp_path, {"NLTK_DATA": str(tmp_path / "empty")}, code)
+    assert res.returncode == 2
+    assert res.stderr.strip().startswith("error: WordNet 3.0 not found: install it with 'apt-get install wordnet-base")
+    assert len(res.stderr.strip().splitlines()) == 1
