@@ -8,6 +8,7 @@ cub200, food101, objectnet (provenance in each file's ``source`` field).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -105,6 +106,33 @@ class ClassVocabulary:
             self._by_norm: dict[str, ClassEntry] = {
                 n: self._by_id[next(iter(ids))] for n, ids in owners.items() if len(ids) == 1}
         return self._by_norm.get(normalize_name(folder))
+
+    def resolve_label(self, value: object) -> tuple[str | None, str | None, str]:
+        """``(class_id, skip_reason, detail)`` for a raw label from any source.
+
+        Tried in order: exact class id, display name or unique synonym (case/``_``/``-`` insensitive), then
+        an integer index. None, NaN and blank strings are ``no_label``; anything else that does not resolve
+        is ``unknown_class`` with the label in ``detail``.
+        """
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None, "no_label", ""
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            return None, "unknown_class", f"label {value!r}"[:200]
+        if isinstance(value, float):
+            if not value.is_integer():
+                return None, "unknown_class", f"label {value!r}"
+            value = int(value)
+        text = str(value).strip()
+        if not text:
+            return None, "no_label", ""
+        if text in self._by_id:
+            return text, None, ""
+        entry = self.by_name(text) or self.resolve_folder(text)
+        if entry is not None:
+            return entry.class_id, None, ""
+        if re.fullmatch(r"[+-]?\d+", text) and 0 <= int(text) < len(self.entries):
+            return self.entries[int(text)].class_id, None, ""
+        return None, "unknown_class", f"label {text!r}"[:200]
 
     def subset(self, class_ids: Iterable[str]) -> ClassVocabulary:
         """A vocabulary of the given ids, in this vocabulary's order, re-indexed from 0."""

@@ -120,3 +120,16 @@ def test_missing_wordnet_is_one_clear_error(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().startswith("error: WordNet 3.0 not found: install it with 'apt-get install wordnet-base")
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_resolve_label_is_the_one_label_resolver():
+    v = ClassVocabulary.bundled("imagenet1k")
+    assert v.resolve_label("n01443537") == ("n01443537", None, "")
+    assert v.resolve_label("Great White Shark") == ("n01484850", None, "")
+    assert v.resolve_label("great_white_shark")[0] == "n01484850"
+    assert v.resolve_label(0)[0] == "n01440764" and v.resolve_label("999")[0] == "n15075141"
+    assert v.resolve_label(3.0)[0] == v.ids[3]
+    assert v.resolve_label(None)[1] == v.resolve_label("  ")[1] == v.resolve_label(float("nan"))[1] == "no_label"
+    for bad in (1000, -2, 2.5, True, "crane", "no such thing", ["x"]):
+        cid, skip, detail = v.resolve_label(bad)
+        assert cid is None and skip == "unknown_class" and detail.startswith("label ")

@@ -234,36 +234,17 @@ class HFSource(Source):
         return list(self._splits)
 
     def _label(self, value: Any) -> tuple[str | None, str | None, str]:
-        """``(class_id, skip, detail)`` for one raw label value."""
-        vocab = self.vocabulary
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        """``(class_id, skip, detail)`` for one raw label value (-1 means unlabelled, as in HF datasets)."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == -1:
             return None, "no_label", ""
-        if self._label_kind == "str":
-            text = str(value).strip()
-            if not text:
-                return None, "no_label", ""
-            if text in vocab:
-                return text, None, ""
-            entry = vocab.resolve_folder(text)
-            if entry is not None:
-                return entry.class_id, None, ""
-            return None, "unknown_class", f"label {text!r}"
-        if isinstance(value, float):
-            if not value.is_integer():
-                return None, "unknown_class", f"label {value!r}"
-            value = int(value)
+        if self._label_kind != "classlabel" or value is None or (isinstance(value, float) and math.isnan(value)):
+            return self.vocabulary.resolve_label(value)
         index = int(value)
-        if index == -1:
-            return None, "no_label", ""
-        if self._label_kind == "classlabel":
-            if 0 <= index < len(self._classlabel_map):
-                cid = self._classlabel_map[index]
-                if cid is not None:
-                    return cid, None, ""
-                return None, "unknown_class", f"label {self._classlabel_names[index]!r}"
-            return None, "unknown_class", f"label {index}"
-        if 0 <= index < len(vocab):
-            return vocab.by_index(index).class_id, None, ""
+        if 0 <= index < len(self._classlabel_map):
+            cid = self._classlabel_map[index]
+            if cid is not None:
+                return cid, None, ""
+            return None, "unknown_class", f"label {self._classlabel_names[index]!r}"
         return None, "unknown_class", f"label {index}"
 
     def _has_image(self, column: Any) -> list[bool]:

@@ -126,20 +126,9 @@ class ManifestSource(FileTreeSource):
         return posixpath.normpath(image)
 
     def resolve_label(self, label: str | int) -> ClassEntry | None:
-        """Exact class id, then display name / synonym (case-insensitive), then integer index; else None."""
-        vocab = self.vocabulary
-        text = str(label).strip()
-        if text in vocab:
-            return vocab[text]
-        if isinstance(label, str) and text:
-            entry = vocab.by_name(text) or vocab.resolve_folder(text)
-            if entry is not None:
-                return entry
-        try:
-            index = int(text)
-        except ValueError:
-            return None
-        return vocab.by_index(index) if 0 <= index < len(vocab) else None
+        """The class of a manifest label (see ``ClassVocabulary.resolve_label``), or None."""
+        class_id, _, _ = self.vocabulary.resolve_label(label)
+        return self.vocabulary[class_id] if class_id is not None else None
 
     # ----- Source API -------------------------------------------------------------------------------
     def splits(self) -> list[str]:

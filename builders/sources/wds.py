@@ -218,30 +218,8 @@ class WebDatasetSource(Source):
 
     # ----- labels -------------------------------------------------------------------------------
     def _resolve(self, value: object) -> tuple[str | None, str | None, str]:
-        """``(class_id, skip, detail)``: class id, then display name/synonym, then integer index."""
-        vocab = self.vocabulary
-        if value is None:
-            return None, "no_label", ""
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            return None, "unknown_class", f"label {value!r}"[:200]
-        if isinstance(value, float):
-            if not value.is_integer():
-                return None, "unknown_class", f"label {value!r}"
-            value = int(value)
-        if isinstance(value, int):
-            text = str(value)
-        else:
-            text = value.strip()
-            if not text:
-                return None, "no_label", ""
-        if text in vocab:
-            return text, None, ""
-        entry = vocab.resolve_folder(text)
-        if entry is not None:
-            return entry.class_id, None, ""
-        if re.fullmatch(r"[+-]?\d+", text) and 0 <= int(text) < len(vocab):
-            return vocab.by_index(int(text)).class_id, None, ""
-        return None, "unknown_class", f"label {text!r}"[:200]
+        """``(class_id, skip, detail)`` via the vocabulary's one label resolver."""
+        return self.vocabulary.resolve_label(value)
 
     def _classify(self, sample: _Sample) -> tuple[str | None, str | None, str]:
         meta = None
