@@ -19,7 +19,7 @@ import random
 from importlib import resources
 from pathlib import Path
 
-from core.errors import UserError
+from core.errors import UserError, read_user_json
 
 #: the sets the bundled tasks rely on (a registry missing one fails only when a task asks for it)
 TASK_SETS = ("instruct", "open", "open_cot", "mcq", "mcq_instruction", "mcq_cot_instruction",
@@ -70,12 +70,7 @@ class PromptRegistry:
         sources = ["bundled:builders/prompts.json"]
         if path is not None:
             p = Path(path)
-            if not p.is_file():
-                raise UserError(f"prompts file {str(path)!r} not found")
-            try:
-                data = json.loads(p.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise UserError(f"prompts file {path}: not valid JSON ({exc})") from None
+            data = read_user_json(p, "prompts file")
             sets.update(_parse(data, str(path)))
             sources.append(str(p))
         return cls(sets, sources)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from core.errors import UserError
+from core.errors import UserError, read_user_json
 
 BUNDLED = ("imagenet1k", "flowers102", "stanford_cars", "caltech101", "cub200", "food101", "objectnet")
 WNID_RE = re.compile(r"^[nvar]\d{8}$")
@@ -232,10 +232,7 @@ class ClassVocabulary:
             raise UserError(f"class list {spec!r} is neither a bundled list ({', '.join(BUNDLED)}) nor a file")
         dataset = path.stem
         if path.suffix == ".json":
-            try:
-                data = json.loads(path.read_text())
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise UserError(f"class list {spec}: not valid JSON ({exc})") from None
+            data = read_user_json(path, "class list")
             if isinstance(data, list):
                 return cls.from_names([str(x) for x in data], dataset=dataset)
             if isinstance(data, dict) and "classes" in data:

@@ -8,7 +8,6 @@ within a split by appending ``_2``, ``_3``, ... in scan order.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from builders.records import SampleRef, safe_key
 from builders.sources.base import IMAGE_EXTENSIONS, Source
-from core.errors import UserError
+from core.errors import UserError, read_user_json
 from core.vocabulary import ClassVocabulary
 
 #: folder names recognised as splits, mapped to the split name used in outputs
@@ -266,13 +265,7 @@ def _load_class_map(class_map: dict[str, str] | str | None) -> dict[str, str]:
     if class_map is None:
         return {}
     if isinstance(class_map, str):
-        path = Path(class_map).expanduser()
-        if not path.is_file():
-            raise UserError(f"class_map {class_map} is not a file")
-        try:
-            class_map = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UserError(f"class_map {path}: not valid JSON ({exc})") from None
+        class_map = read_user_json(class_map, "class_map")
     if not isinstance(class_map, dict) or not all(
             isinstance(k, str) and isinstance(v, (str, int)) and not isinstance(v, bool)
             for k, v in class_map.items()):
