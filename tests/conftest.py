@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 _CACHE = tempfile.mkdtemp(prefix="vlmcd-tests-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ.update({
     "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
     "HF_HOME": os.path.join(_CACHE, "hf"), "HF_DATASETS_CACHE": os.path.join(_CACHE, "hf", "datasets"),
