@@ -1,0 +1,44 @@
+"""Smoke test of scripts/bench_builders.py: a tiny tree, every contender runs, the table lists them all."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_builders.py"
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_builders", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_smoke(tmp_path, capsys):
+    bench = _load_bench()
+    tree, work = tmp_path / "tree", tmp_path / "work"
+    argv = ["--images", "60", "--classes", "6", "--size", "64x48", "--workers", "1", "--naive-sample", "20",
+            "--repeat", "1", "--tree", str(tree), "--work", str(work), "--markdown"]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("contender"):]
+    text_rows = [ln for ln in table.splitlines() if ln and not ln.startswith("|")]
+    md_rows = [ln for ln in table.splitlines() if ln.startswith("| ")]
+    for name in bench.CONTENDERS:
+        row = next(ln for ln in text_rows if ln.startswith(name))
+        assert "FAILED" not in row
+        assert any(r.startswith(f"| {name} |") for r in md_rows)
+    ceiling = next(ln for ln in text_rows if ln.startswith(bench.CEILING))
+    assert ceiling.split()[-1] == "100%" and " 60 " in ceiling
+    assert "20*" in next(ln for ln in text_rows if ln.startswith(bench.NAIVE))  # the extrapolated sample
+    assert "page cache: warmed" in out and "KB/JPEG" in out
+    # the tree was generated with real wnids and is kept (--tree); every run's output was deleted (no --keep)
+    assert len(list((tree / "train").glob("n*/*.JPEG"))) == 60
+    assert (tree / "train" / "n01440764").is_dir()
+    assert list(work.iterdir()) == []
+    # a second run reuses the tree instead of regenerating it
+    assert bench.main(argv) == 0
+    assert "tree: reusing" in capsys.readouterr().out
