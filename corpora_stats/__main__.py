@@ -1,0 +1,131 @@
+"""``python -m corpora_stats {count,report,demo}``: class-name frequency in corpora, and its relation to accuracy.
+
+    python -m corpora_stats count --corpus pretrain=blip_laion_cc_sbu_558k.json \\
+        --corpus instruct=llava_v1_5_mix665k.json --classes imagenet1k --out out/freq
+    python -m corpora_stats report --counts out/freq --accuracy predictions.jsonl --out out/freq/report
+    python -m corpora_stats demo --out out/freq_demo     # WordNet glosses as an offline corpus
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.errors import UserError, run_cli
+
+
+def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values or []:
+        name, sep, path = v.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"{what} must look like NAME=VALUE, got {v!r}")
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise UserError(f"{what} name {name!r} may hold only letters, digits, '-' and '_'")
+        out[name] = path
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Sub-commands and every option, explained in --help."""
+    from corpora_stats.count import FORMS_POLICIES
+
+    p = argparse.ArgumentParser(prog="python -m corpora_stats", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def counting_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--classes", default="imagenet1k",
+                        help="class list: bundled name or file (default imagenet1k)")
+        sp.add_argument("--method", choices=("wordnet", "paper"), default="wordnet",
+                        help="wordnet: all lemmas + plurals + aliases, whole-word leftmost-longest (default); "
+                             "paper: display names only, each counted independently, as in arXiv 2405.18415")
+        sp.add_argument("--forms", choices=FORMS_POLICIES, default="separate",
+                        help="flagged forms (shared/ambiguous/short): separate = main counts exclude them and "
+                             "*_all columns include them (default); all; exclude-flagged")
+        sp.add_argument("--aliases", help="extra names per class: JSON {class_id: [alias, ...]} or TSV class_id<TAB>alias")
+        sp.add_argument("--no-plurals", action="store_true", help="do not add plural forms")
+        sp.add_argument("--snippets", type=int, default=5, help="audit snippets kept per class (default 5)")
+        sp.add_argument("--seed", type=int, default=0, help="seed for snippet sampling and bootstrap (default 0)")
+        sp.add_argument("--num-workers", type=int, default=1, help="worker processes (files are the unit)")
+        sp.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local processes or Ray tasks over corpus files (RAY_ADDRESS or a local Ray)")
+        sp.add_argument("--ray-address", help="address of a running Ray cluster")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    c = sub.add_parser("count", help="count class mentions in corpora",
+                       description="Count document frequency and mentions of every class in each corpus.")
+    c.add_argument("--corpus", action="append", required=True, metavar="NAME=PATH",
+                   help="a corpus: LLaVA JSON, JSONL, parquet, txt (.gz/.zst), HF dataset folder, tar folder; repeat")
+    c.add_argument("--format", action="append", metavar="NAME=FORMAT",
+                   help="force a reader: llava_pretrain, llava_instruct, jsonl, parquet, txt, hf, webdataset")
+    c.add_argument("--text-field", help="JSONL/parquet/HF text column (default: TEXT, caption, text, ...)")
+    c.add_argument("--turns", choices=("all", "human", "gpt"), default="all",
+                   help="LLaVA instruction JSON: which turns to count (default all)")
+    c.add_argument("--out", required=True, help="output folder for the counts tables")
+    counting_options(c)
+
+    r = sub.add_parser("report", help="Markdown + HTML report from a counts folder",
+                       description="Plots, most/least frequent classes, and correlation with accuracy.")
+    r.add_argument("--counts", required=True, help="folder written by 'count'")
+    r.add_argument("--out", help="report folder (default COUNTS/report)")
+    r.add_argument("--accuracy", help="predictions JSONL (label/pred) or CSV (class, accuracy)")
+    r.add_argument("--pretrain", help="corpus name to use as pretraining in the scatter plot")
+    r.add_argument("--instruct", help="corpus name to use as instruction data in the scatter plot")
+    r.add_argument("--top-k", type=int, default=20, help="classes listed as most/least frequent (default 20)")
+    r.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+
+    d = sub.add_parser("demo", help="offline demo: count ImageNet classes in WordNet's glosses, then report")
+    d.add_argument("--out", default="out/corpora_demo", help="output folder (default out/corpora_demo)")
+    counting_options(d)
+    return p
+
+
+def _count(args: argparse.Namespace, corpora: dict[str, str], formats: dict[str, str]) -> dict:
+    from core.executors import make_executor
+    from core.vocabulary import ClassVocabulary
+    from corpora_stats.count import CountConfig, count_corpora
+
+    if args.num_workers < 1:
+        raise UserError("--num-workers must be at least 1")
+    config = CountConfig(method=args.method, forms=args.forms, plurals=not args.no_plurals, aliases=args.aliases,
+                         snippets=args.snippets, seed=args.seed, text_field=getattr(args, "text_field", None),
+                         turns=getattr(args, "turns", "all"))
+    executor = make_executor(args.executor, args.num_workers, args.ray_address)
+    return count_corpora(corpora, ClassVocabulary.load(args.classes), args.out, config, executor, formats,
+                         show_progress=not args.quiet)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    args = build_parser().parse_args(argv)
+    if args.command in ("count", "demo"):
+        if args.command == "count":
+            corpora, formats = _pairs(args.corpus, "--corpus"), _pairs(args.format, "--format")
+        else:
+            corpora, formats = {"wordnet_glosses": "wordnet:glosses"}, {"wordnet_glosses": "wordnet_glosses"}
+        meta = _count(args, corpora, formats)
+        for name, info in meta["corpora"].items():
+            skipped = sum(info["skipped"].values())
+            print(f"{name}: {info['documents']} documents, {info['bytes'] / 1e6:.1f} MB, {skipped} skipped "
+                  f"→ {Path(args.out) / f'counts_{name}.csv'}")
+        if args.command == "count":
+            return 0
+        args.counts, args.accuracy, args.pretrain, args.instruct, args.top_k = args.out, None, None, None, 20
+        args.out = str(Path(args.out) / "report")
+    from corpora_stats.report import write_report
+
+    out = args.out or str(Path(args.counts) / "report")
+    summary = write_report(args.counts, out, accuracy=args.accuracy, pretrain=args.pretrain,
+                           instruct=args.instruct, seed=args.seed, top_k=args.top_k)
+    print(f"report → {Path(out) / 'report.md'} and {Path(out) / 'report.html'}")
+    for key, value in (summary or {}).items():
+        if isinstance(value, (int, float, str)):
+            print(f"  {key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
