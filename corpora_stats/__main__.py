@@ -121,9 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = write_report(args.counts, out, accuracy=args.accuracy, pretrain=args.pretrain,
                            instruct=args.instruct, seed=args.seed, top_k=args.top_k)
     print(f"report → {Path(out) / 'report.md'} and {Path(out) / 'report.html'}")
+    shown = ("documents", "classes_never_mentioned", "spearman", "pearson")
     for key, value in (summary or {}).items():
-        if isinstance(value, (int, float, str)):
-            print(f"  {key}: {value}")
+        if key.startswith(shown) and isinstance(value, (int, float, str)):
+            print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
     return 0
 
 
