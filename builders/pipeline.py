@@ -114,13 +114,24 @@ class ShardResult:
 
 
 class BuildContext:
-    """Everything a worker needs to run a shard; pickled once per job."""
+    """Everything a worker needs to run a shard; sent once to each worker of a stage."""
 
     def __init__(self, source: Source, out_dir: Path, config: BuildConfig, tasks: dict[str, Task],
                  outputs: dict[str, dict], writers: dict[str, Any], export_images: bool) -> None:
         self.source, self.out_dir, self.config = source, out_dir, config
         self.tasks, self.outputs, self.writers = tasks, outputs, writers
         self.export_images = export_images
+
+    def worker_modules(self) -> list[str]:
+        """Modules a worker imports to run shards (for executors that can import them ahead of time): this
+        one, those of the source, tasks, layouts and writers, and what writers list in ``worker_modules``."""
+        mods = {__name__, type(self.source).__module__}
+        mods.update(type(t).__module__ for t in self.tasks.values())
+        mods.update(spec["layout_fn"].__module__ for spec in self.outputs.values())
+        for writer in self.writers.values():
+            mods.add(type(writer).__module__)
+            mods.update(getattr(writer, "worker_modules", ()))
+        return sorted(mods)
 
 
 def _no_row(example: Any, record: Record) -> dict:
@@ -149,6 +160,36 @@ def _load_bytes(ctx: BuildContext, ref: SampleRef, data: bytes) -> tuple[bytes, 
             return data, chk.ext, chk, chk.convert
         return to_rgb_jpeg(data), "jpg", chk, None
     return data, chk.ext, chk, None
+
+
+def _image_path(ctx: BuildContext, ref: SampleRef, ext: str) -> str | None:
+    """The path rows reference the image by (exported copy or source file, with the configured prefix)."""
+    image_path = ctx.source.image_path(ref)
+    if ctx.export_images:
+        image_path = f"images/{ref.split}/{ref.key}.{ext}"
+    if image_path is not None and ctx.config.image_prefix:
+        image_path = ctx.config.image_prefix.rstrip("/") + "/" + image_path
+    return image_path
+
+
+def prepare_writers(ctx: BuildContext, ref: SampleRef, position: int | None) -> None:
+    """In the parent, before the build stage: give every writer with a ``prepare(record, row)`` hook the row
+    of ``ref`` (a planned sample; its image is not read), so that work every shard would otherwise repeat in
+    its worker (the HF writer's schema, which needs ``datasets``) is done once and travels with the writer."""
+    vocab = ctx.source.vocabulary
+    entry = vocab[ref.class_id]
+    record = Record(key=ref.key, split=ref.split, class_id=entry.class_id, label=entry.index,
+                    class_name=entry.name, image_bytes=b"", image_ext="jpg", image_path=_image_path(ctx, ref, "jpg"),
+                    meta={"dataset": vocab.dataset, "index": 0})
+    examples: dict[str, Any] = {}
+    for name, writer in ctx.writers.items():
+        prepare = getattr(writer, "prepare", None)
+        if prepare is None:
+            continue
+        spec = ctx.outputs[name]
+        if spec["task"] not in examples:
+            examples[spec["task"]] = ctx.tasks[spec["task"]].make(record, position)
+        prepare(record, spec["layout_fn"](examples[spec["task"]], record))
 
 
 def run_shard(args: tuple[BuildContext, ShardJob]) -> ShardResult:
@@ -182,15 +223,10 @@ def run_shard(args: tuple[BuildContext, ShardJob]) -> ShardResult:
             if not building:
                 continue
             entry = vocab[ref.class_id]
-            image_path = ctx.source.image_path(ref)
-            if ctx.export_images:
-                image_path = f"images/{ref.split}/{ref.key}.{ext}"
-            if image_path is not None and ctx.config.image_prefix:
-                image_path = ctx.config.image_prefix.rstrip("/") + "/" + image_path
             record = Record(key=ref.key, split=ref.split, class_id=entry.class_id, label=entry.index,
-                            class_name=entry.name, image_bytes=data, image_ext=ext, image_path=image_path,
-                            width=chk.width, height=chk.height, converted=chk.convert,
-                            meta={"dataset": vocab.dataset, "index": job.first_index + i})
+                            class_name=entry.name, image_bytes=data, image_ext=ext,
+                            image_path=_image_path(ctx, ref, ext), width=chk.width, height=chk.height,
+                            converted=chk.convert, meta={"dataset": vocab.dataset, "index": job.first_index + i})
             position = job.positions[i] if job.positions is not None else None
             examples: dict[str, Any] = {}
             for name, spec in ctx.outputs.items():
@@ -355,7 +391,7 @@ class Build:
             total = sum(len(j.refs) for j in todo)
             bar = progress.make_bar(total, desc, disable=not self.show_progress)
             try:
-                for res in self.executor.map(run_shard, [(ctx, j) for j in todo], bar=bar):
+                for res in self.executor.map(run_shard, todo, bar=bar, context=ctx):
                     done[(res.split, res.shard)] = asdict(res)
             finally:
                 bar.close()
@@ -369,6 +405,7 @@ class Build:
         tasks = self._make_tasks()
         outputs, writers, export = self._make_outputs()
         ctx = BuildContext(self.source, self.out_dir, self.config, tasks, outputs, writers, export)
+        self.executor.warm_up(ctx.worker_modules())  # workers get ready while the source is scanned
         plans, scan_skips, scanned = self._scan()
 
         check_skips: dict[str, list[list[str]]] = {s: [] for s in plans}
@@ -390,6 +427,9 @@ class Build:
             if not refs:
                 scan_skips[split].append(["", split, "empty_split", "no usable samples in this split"])
         plans = {s: r for s, r in plans.items() if r}
+        if plans:
+            first = next(iter(plans))
+            prepare_writers(ctx, plans[first][0], positions[first][0] if positions else None)
         built = self._run_stage(ctx, self._jobs("build", plans, positions), "build")
         manifest = self._finalize(ctx, plans, built, scan_skips, check_skips, scanned, check_converted)
         self._log_run(manifest, time.time() - t0)

@@ -289,6 +289,73 @@ def test_hf_parquet_rejects_bad_label(tmp_path: Path) -> None:
     assert no_temp_files(tmp_path)
 
 
+_WORKER_SCRIPT = """
+import pickle, sys
+writer, records, rows = pickle.load(open(sys.argv[1], "rb"))
+sw = writer.shard_writer("train", 0, 1)
+for rec, row in zip(records, rows):
+    sw.add(rec, row)
+sw.close()
+print("datasets imported:", "datasets" in sys.modules)
+"""
+
+
+def test_hf_parquet_prepared_schema_needs_no_datasets_in_workers(hf_offline: Path) -> None:
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    from datasets import load_dataset
+
+    train = make_records("train", 6)
+    rows = [chat_row(r) for r in train]
+    plain = HFParquetWriter(hf_offline / "plain", {"class_names": CLASS_NAMES})
+    write_split(plain, "train", train, rows, 1)  # works out the schema itself (with datasets)
+    prepared = HFParquetWriter(hf_offline / "prepared", {"class_names": CLASS_NAMES})
+    probe = dataclasses.replace(train[0], image_bytes=b"")
+    prepared.prepare(probe, chat_row(probe))  # as the pipeline does in the parent
+    job = hf_offline / "job.pkl"
+    job.write_bytes(pickle.dumps((prepared, train, rows)))
+    script = hf_offline / "worker.py"
+    script.write_text(_WORKER_SCRIPT)
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(script), str(job)], cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "datasets imported: False" in done.stdout
+    name = "data/train-00000-of-00001.parquet"
+    assert (hf_offline / "prepared" / name).read_bytes() == (hf_offline / "plain" / name).read_bytes()
+    prepared.finalize({"train": 1}, {"train": 6})
+    ds = load_dataset(str(hf_offline / "prepared"), split="train")
+    assert ds.features["label"].names == CLASS_NAMES
+    assert [im.size for im in ds["image"]] == [(r.width, r.height) for r in train]  # decodes to PIL images
+    # rows whose column types differ from the prepared ones still get their own (correct) schema
+    other = [{**row, "extra": 1.5} for row in rows]
+    assert "extra" in prepared.schema_for([prepared.arrow_row(r, o) for r, o in zip(train, other, strict=True)]).names
+
+
+def test_hf_rows_to_table_equals_pyarrow_conversion(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from builders.writers.hf_parquet import rows_to_table
+
+    recs = make_records("train", 9)  # JPEG and PNG bytes of varying sizes
+    writer = HFParquetWriter(tmp_path, {"class_names": CLASS_NAMES})
+    rows = [writer.arrow_row(r, chat_row(r)) for r in recs]
+    rows[2] = {k: v for k, v in rows[2].items() if k != "class_name"}  # a missing field becomes null
+    rows[3]["image"]["bytes"] = b""
+    schema = writer.schema_for(rows)
+    table = rows_to_table(rows, schema)
+    assert table.equals(pa.Table.from_pylist(rows, schema=schema)) and table.schema.equals(schema, check_metadata=True)
+    assert rows_to_table(rows[:0], schema).equals(pa.Table.from_pylist([], schema=schema))
+    # other image column types take pyarrow's own conversion
+    large = pa.schema([pa.field("image", pa.struct([("bytes", pa.large_binary()), ("path", pa.string())])),
+                       pa.field("id", pa.string())])
+    small = [{"image": r["image"], "id": r["id"]} for r in rows]
+    assert rows_to_table(small, large).equals(pa.Table.from_pylist(small, schema=large))
+
+
 # --- WebDataset -----------------------------------------------------------------------------------------
 
 def test_webdataset_read_back_and_rollover_by_count(tmp_path: Path) -> None:
@@ -367,6 +434,33 @@ def test_webdataset_byte_identical_and_shard_rerun(tmp_path: Path) -> None:
     bad = dataclasses.replace(recs[0], key="has.dot")
     with pytest.raises(ValueError, match="dots"):
         writer.shard_writer("train", 0, 1).add(bad, rows[0])
+
+
+def test_webdataset_bytes_equal_tarfile(tmp_path: Path) -> None:
+    import webdataset as wds
+
+    from builders.writers.webdataset import _tarinfo, sample_members, tar_header
+
+    for name in ("a", "k" * 96 + ".jpg", "k" * 97 + ".json", "k" * 150 + ".cls", "ünï" * 30 + ".jpg", "x" * 33):
+        for size in (0, 1, 511, 512, 513, 110_000, 8 ** 11 - 1, 8 ** 11):
+            assert tar_header(name, size) == _tarinfo(name, size).tobuf(tarfile.GNU_FORMAT, "utf-8",
+                                                                        "surrogateescape"), (name, size)
+    recs = make_records("train", 7)
+    recs[1] = dataclasses.replace(recs[1], key="long" * 30)  # GNU long-name members
+    recs[2] = dataclasses.replace(recs[2], image_bytes=b"\xab" * 1024)  # a multiple of the block size
+    recs[3] = dataclasses.replace(recs[3], image_bytes=b"")
+    rows = [llava_row(r) for r in recs]
+    writer = WebDatasetWriter(tmp_path / "wds", {})
+    (written,) = write_split(writer, "train", recs, rows, 1)
+    expected = tmp_path / "tarfile.tar"
+    with tarfile.open(expected, "w", format=tarfile.GNU_FORMAT, encoding="utf-8") as tar:
+        for rec, row in zip(recs, rows, strict=True):
+            for name, data in sample_members(rec, row):
+                tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+    assert written.read_bytes() == expected.read_bytes()
+    samples = list(wds.WebDataset([str(written)], shardshuffle=False, empty_check=False))
+    assert [s["__key__"] for s in samples] == [r.key for r in recs]
+    assert [s[r.image_ext] for s, r in zip(samples, recs, strict=True)] == [r.image_bytes for r in recs]
 
 
 # --- image files, registry --------------------------------------------------------------------------------

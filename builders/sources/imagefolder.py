@@ -102,23 +102,39 @@ def stem_of(locator: str) -> str:
 
 def read_files(root: Path, refs: Sequence[SampleRef]) -> Iterator[tuple[SampleRef, bytes | None, str | None]]:
     """Read ``root / ref.locator`` for each ref; anything that cannot be read as a regular file is
-    ``(ref, None, "unreadable")`` (missing, dangling link, folder, FIFO, permission denied, bad path)."""
+    ``(ref, None, "unreadable")`` (missing, dangling link, folder, FIFO, permission denied, bad path).
+
+    Files are opened non-blocking (opening a FIFO never waits for a writer) and read with one ``read`` of
+    the size ``fstat`` reports, plus one byte to notice a file that grew; more reads only when needed."""
+    base = os.fspath(root)
     for ref in refs:
         try:
-            fd = os.open(root / ref.locator, os.O_RDONLY | _O_NONBLOCK)
+            fd = os.open(os.path.join(base, ref.locator), os.O_RDONLY | _O_NONBLOCK)
         except (OSError, ValueError):
             yield ref, None, "unreadable"
             continue
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError("not a regular file")
-            with os.fdopen(fd, "rb", closefd=False) as fh:
-                data = fh.read()
+            data = _read_regular(fd)
         except (OSError, ValueError):
             data = None
         finally:
             os.close(fd)
         yield (ref, data, None) if data is not None else (ref, None, "unreadable")
+
+
+def _read_regular(fd: int) -> bytes | None:
+    """All bytes of an open regular file, or None when ``fd`` is something else."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    size = st.st_size
+    data = os.read(fd, size + 1)
+    if len(data) == size:  # the common case: exactly the size fstat reported, and nothing more
+        return data
+    chunks = [data]  # the file grew or a read came back short: read on until end of file
+    while chunks[-1]:
+        chunks.append(os.read(fd, max(size, 1 << 16)))
+    return b"".join(chunks)
 
 
 def require_dir(path: str | os.PathLike, what: str) -> Path:

@@ -9,6 +9,11 @@ Each Parquet file stores the ``datasets.Features`` in its Arrow schema metadata,
 ``label`` is a ``ClassLabel`` when class names are given. Image bytes are written as they are (never
 re-encoded) and uncompressed (already-compressed images gain ~0.1 % from zstd at 4x the write/read time);
 the other columns use zstd.
+
+The ``datasets`` library is needed only to turn inferred column types into ``Features``. Its import costs
+~0.5 s per process, so the schema is worked out once in the parent (:meth:`HFParquetWriter.prepare`, given a
+representative row) and travels to the workers with the writer; a shard whose rows infer other column types
+falls back to computing its schema with ``datasets`` in the worker (same bytes, only slower).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import io
 import re
 import tempfile
+from array import array
+from itertools import accumulate
 from pathlib import Path
 
 import pyarrow as pa
@@ -27,6 +34,8 @@ from core.errors import UserError
 
 IMAGE_COLUMN = "image"
 _IMAGE_BYTES_LEAF = "image.bytes"
+_IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])  # datasets' Image()
+_MAX_BINARY = 2 ** 31 - 1  # bytes one pa.binary() array can hold
 _SPLIT_NAME = re.compile(r"\w+(\.\w+)*")
 
 
@@ -43,18 +52,53 @@ def _fill_nulls(t: pa.DataType) -> pa.DataType:
     return t
 
 
+def infer_columns(rows: list[dict]) -> pa.Schema:
+    """Arrow types of the rows' columns other than ``image`` (null-only fields as string); pyarrow only."""
+    others = [{k: v for k, v in row.items() if k != IMAGE_COLUMN} for row in rows]
+    inferred = pa.Table.from_pylist(others).schema
+    return pa.schema([f.with_type(_fill_nulls(f.type)) for f in inferred])
+
+
 def build_features(rows: list[dict], class_names: list[str] | None = None):
     """The ``datasets.Features`` for rows that already hold an ``image`` struct: inferred from the rows,
     ``image`` as ``Image()``, ``label`` as ``ClassLabel(names=class_names)`` when class names are given."""
+    return _features(infer_columns(rows), class_names)
+
+
+def _features(inferred: pa.Schema, class_names: list[str] | None):
     from datasets import ClassLabel, Features, Image
 
-    others = [{k: v for k, v in row.items() if k != IMAGE_COLUMN} for row in rows]
-    inferred = pa.Table.from_pylist(others).schema
-    inferred = pa.schema([f.with_type(_fill_nulls(f.type)) for f in inferred])
     features = Features({IMAGE_COLUMN: Image(), **Features.from_arrow_schema(inferred)})
     if class_names is not None and "label" in features:
         features["label"] = ClassLabel(names=list(class_names))
     return features
+
+
+def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """``pa.Table.from_pylist(rows, schema=schema)``, faster: the ``image`` column is assembled from the image
+    bytes with one copy into one buffer (pyarrow's conversion copies them twice as it grows its buffer); the
+    other columns are converted by pyarrow. Falls back to ``from_pylist`` for other image types or > 2 GB."""
+    names = schema.names
+    if IMAGE_COLUMN not in names or schema.field(IMAGE_COLUMN).type != _IMAGE_TYPE:
+        return pa.Table.from_pylist(rows, schema=schema)
+    images = [row.get(IMAGE_COLUMN) for row in rows]
+    if not all(type(im) is dict and type(im.get("bytes")) is bytes and type(im.get("path")) is str
+               for im in images):
+        return pa.Table.from_pylist(rows, schema=schema)
+    blobs = [im["bytes"] for im in images]
+    offsets = array("i", [0])
+    ends = list(accumulate(map(len, blobs)))
+    if ends and ends[-1] > _MAX_BINARY:
+        return pa.Table.from_pylist(rows, schema=schema)
+    offsets.extend(ends)
+    data = pa.Array.from_buffers(pa.binary(), len(blobs), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(blobs))])
+    paths = pa.array([im["path"] for im in images], pa.string())
+    image = pa.StructArray.from_arrays([data, paths], fields=list(_IMAGE_TYPE))
+    other_schema = pa.schema([f for f in schema if f.name != IMAGE_COLUMN])
+    others = pa.Table.from_pylist([{k: v for k, v in row.items() if k != IMAGE_COLUMN} for row in rows],
+                                  schema=other_schema)
+    return pa.Table.from_arrays([image if name == IMAGE_COLUMN else others.column(name) for name in names],
+                                schema=schema)
 
 
 def _leaf_paths(schema: pa.Schema) -> list[str]:
@@ -86,7 +130,7 @@ class _ParquetShardWriter(ShardWriter):
         if not self._rows:
             return
         if self._pq is None:
-            self._schema = self.writer.features_for(self._rows).arrow_schema
+            self._schema = self.writer.schema_for(self._rows)
             leaves = _leaf_paths(self._schema)
             plain = [c for c in leaves if c != _IMAGE_BYTES_LEAF]
             self.final.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +139,7 @@ class _ParquetShardWriter(ShardWriter):
                 compression={c: ("NONE" if c == _IMAGE_BYTES_LEAF else "ZSTD") for c in leaves},
                 use_dictionary=plain, write_statistics=plain)
         try:
-            table = pa.Table.from_pylist(self._rows, schema=self._schema)
+            table = rows_to_table(self._rows, self._schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ValueError(f"hf_parquet: rows of {self.final.name} do not match the columns inferred from its "
                              f"first rows ({exc}); every row must have the same field types") from exc
@@ -132,6 +176,8 @@ class HFParquetWriter(Writer):
 
     name = "hf_parquet"
     option_names = ("class_names", "config_name", "row_group_size")
+    #: imported by shard writers (pyarrow imports pandas on its first array conversion, ~0.2 s)
+    worker_modules = ("pyarrow.parquet", "pandas")
 
     def __init__(self, out_dir: Path, options: dict | None = None) -> None:
         super().__init__(out_dir, options)
@@ -147,6 +193,7 @@ class HFParquetWriter(Writer):
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise UserError(f"hf_parquet: option 'row_group_size' must be a positive integer, got {size!r}")
         self.row_group_size = size
+        self._schemas: list[tuple[pa.Schema, pa.Schema]] = []  # (inferred columns, full schema), see prepare
 
     @property
     def data_dir(self) -> Path:
@@ -171,6 +218,24 @@ class HFParquetWriter(Writer):
     def features_for(self, rows: list[dict]):
         """The Features of a shard, inferred from its first rows."""
         return build_features(rows, self.class_names)
+
+    def schema_for(self, rows: list[dict]) -> pa.Schema:
+        """The Arrow schema (with the ``huggingface`` features metadata) of a shard, from its first rows.
+
+        Looked up by the rows' inferred column types among the schemas already worked out (in this process
+        or, via :meth:`prepare`, in the parent); only a new combination of types needs ``datasets``."""
+        inferred = infer_columns(rows)
+        for known, schema in self._schemas:
+            if known.equals(inferred):
+                return schema
+        schema = _features(inferred, self.class_names).arrow_schema
+        self._schemas.append((inferred, schema))
+        return schema
+
+    def prepare(self, record: Record, row: dict) -> None:
+        """Work out the schema of rows like ``row`` now (call it in the parent before the shards are written,
+        so that workers need not import ``datasets``); ``record`` may hold empty image bytes."""
+        self.schema_for([self.arrow_row(record, row)])
 
     def shard_writer(self, split: str, shard: int, num_shards: int) -> ShardWriter:
         """A writer for one Parquet shard."""

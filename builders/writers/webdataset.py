@@ -6,34 +6,31 @@ samples. Each sample is ``<key>.<ext>`` (the image bytes as they are), ``<key>.j
 sorted keys) and ``<key>.cls`` (the label index). Tar headers are fixed (GNU format, mtime 0, uid/gid 0,
 empty user/group names, mode 0o444), so the same rows always give the same bytes.
 
-Python's ``tarfile`` is used rather than ``webdataset.TarWriter``, whose default user/group names are
-"bigdata" and whose mtime defaults to the current time.
+Members are written directly: a header block built from a template (only name, size and checksum change),
+the data, NUL padding to 512 bytes; the end-of-archive blocks on close. The bytes are exactly those of
+Python's ``tarfile`` in GNU format (which builds the header of a name longer than 100 bytes, or of a member
+of 8 GiB or more); ``webdataset.TarWriter`` is not used: its default user/group names are "bigdata" and its
+mtime defaults to the current time.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import tarfile
 from pathlib import Path
+from typing import BinaryIO
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer, atomic_path, commit
 from core.errors import UserError
 
 BLOCK = tarfile.BLOCKSIZE  # 512
+RECORD = tarfile.RECORDSIZE  # 10240: the archive is padded to a multiple of this
 TAR_FORMAT = tarfile.GNU_FORMAT
 INDEX_DIR = ".webdataset"
-
-
-def _member_size(name: str, size: int) -> int:
-    """Bytes one regular-file member takes in a GNU tar: header (+ long-name blocks) + padded data."""
-    header = BLOCK
-    encoded = len(name.encode("utf-8"))
-    if encoded > tarfile.LENGTH_NAME:  # GNU ././@LongLink header + NUL-terminated name blocks
-        header += BLOCK + -(-(encoded + 1) // BLOCK) * BLOCK
-    return header + -(-size // BLOCK) * BLOCK
+_ENCODING, _ERRORS = "utf-8", "surrogateescape"  # what tarfile.open(..., encoding="utf-8") uses
+_MAX_OCTAL_SIZE = 8 ** 11  # sizes from here on use GNU base-256 encoding (left to tarfile)
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
@@ -45,6 +42,30 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     info.uname = info.gname = ""
     info.type = tarfile.REGTYPE
     return info
+
+
+def _header_template() -> bytes:
+    """The header block of an empty-named, empty member, checksum field blank (8 spaces)."""
+    buf = bytearray(_tarinfo("", 0).tobuf(TAR_FORMAT, _ENCODING, _ERRORS))
+    buf[148:156] = b" " * 8
+    return bytes(buf)
+
+
+_TEMPLATE = _header_template()
+_TEMPLATE_SUM = sum(_TEMPLATE) - sum(_TEMPLATE[124:136])  # checksum of the template less its size field
+
+
+def tar_header(name: str, size: int) -> bytes:
+    """The header block(s) of one regular-file member, byte for byte what ``tarfile`` writes in GNU format
+    with the fixed fields of :func:`_tarinfo`. Names up to 100 bytes patch a template (name, octal size,
+    checksum); longer names and huge sizes are built by ``tarfile`` (GNU long-name blocks, base-256 size)."""
+    raw = name.encode(_ENCODING, _ERRORS)
+    if len(raw) > tarfile.LENGTH_NAME or not 0 <= size < _MAX_OCTAL_SIZE:
+        return _tarinfo(name, size).tobuf(TAR_FORMAT, _ENCODING, _ERRORS)
+    size_field = b"%011o\0" % size
+    checksum = _TEMPLATE_SUM + sum(raw) + sum(size_field)
+    return b"".join((raw, _TEMPLATE[len(raw):124], size_field, _TEMPLATE[136:148], b"%06o\0" % checksum,
+                     _TEMPLATE[155:]))
 
 
 def sample_members(record: Record, row: dict) -> list[tuple[str, bytes]]:
@@ -69,9 +90,9 @@ class _TarShardWriter(ShardWriter):
         self.shard = shard
         self.part = 0
         self.published: list[Path] = []
-        self._tar: tarfile.TarFile | None = None
+        self._fh: BinaryIO | None = None
         self._tmp: Path | None = None
-        self._bytes = 0
+        self._bytes = 0  # member bytes written to the open part (its offset)
         self._count = 0
         self._counts: list[int] = []
 
@@ -79,38 +100,45 @@ class _TarShardWriter(ShardWriter):
         final = self.writer.part_path(self.split, self.shard, self.part)
         final.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = atomic_path(final)
-        self._tar = tarfile.open(self._tmp, "w", format=TAR_FORMAT, encoding="utf-8")  # noqa: SIM115
+        self._fh = open(self._tmp, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in _publish/abort
         self._bytes = self._count = 0
 
     def _publish(self) -> None:
-        assert self._tar is not None and self._tmp is not None
-        self._tar.close()
+        assert self._fh is not None and self._tmp is not None
+        end = self._bytes + 2 * BLOCK  # two zero blocks end the archive, then padding to a full record
+        self._fh.write(bytes(2 * BLOCK + -end % RECORD))
+        self._fh.close()
         final = self.writer.part_path(self.split, self.shard, self.part)
         commit(self._tmp, final)
         self.published.append(final)
         self._counts.append(self._count)
-        self._tar = self._tmp = None
+        self._fh = self._tmp = None
         self.part += 1
 
     def add(self, record: Record, row: dict) -> None:
         """Append one sample, rolling over to a new part first when it would not fit."""
-        members = sample_members(record, row)
-        size = sum(_member_size(name, len(data)) for name, data in members)
-        if self._tar is not None and self._count and (
+        members = [(tar_header(name, len(data)), data) for name, data in sample_members(record, row)]
+        size = sum(len(header) + len(data) + -len(data) % BLOCK for header, data in members)
+        if self._fh is not None and self._count and (
                 self._count + 1 > self.writer.max_count or self._bytes + size > self.writer.max_bytes):
             self._publish()
-        if self._tar is None:
+        if self._fh is None:
             self._open()
-        assert self._tar is not None
-        for name, data in members:
-            self._tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
-        self._bytes = self._tar.offset
+        assert self._fh is not None
+        write = self._fh.write
+        for header, data in members:
+            write(header)
+            write(data)
+            pad = -len(data) % BLOCK
+            if pad:
+                write(bytes(pad))
+        self._bytes += size
         self._count += 1
 
     def close(self) -> list[Path]:
         """Publish the last part, remove parts of this shard left by an earlier, longer run, and record the
         parts' sample counts and sizes in a small index file (so finalize need not re-read the tars)."""
-        if self._tar is not None:
+        if self._fh is not None:
             self._publish()
         self.writer.remove_stale_parts(self.split, self.shard, keep=self.part)
         index = self.writer.index_path(self.split, self.shard)
@@ -124,9 +152,9 @@ class _TarShardWriter(ShardWriter):
 
     def abort(self) -> None:
         """Drop the unfinished part."""
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
             self._tmp = None
