@@ -157,8 +157,9 @@ class RayExecutor(Executor):
             if self.address:
                 ray.init(address=self.address, log_to_driver=False)
             else:
+                # a local instance stays on loopback
                 ray.init(num_cpus=self.num_workers or os.cpu_count(), include_dashboard=False,
-                         log_to_driver=False)
+                         log_to_driver=False, _node_ip_address="127.0.0.1")
         if context is _NO_CONTEXT:
             remote = ray.remote(num_cpus=1)(fn)
             pending = [remote.remote(job) for job in jobs]
