@@ -1,0 +1,365 @@
+"""One vision-language model runtime: load, batched generation, candidate log-likelihood scoring.
+
+Every verification pass, evaluator and benchmark builder goes through :class:`VLM`:
+
+* :meth:`VLM.load` — ``AutoProcessor`` + ``AutoModelForImageTextToText`` (or the family class named in the
+  config), bf16 on CUDA and fp32 on CPU.
+* :meth:`VLM.generate` — length-sorted, left-padded batches, greedy by default; the batch is halved and the
+  failed chunk retried on out-of-memory.
+* :meth:`VLM.score` — sum and mean log-likelihood of each candidate answer given image + question; the prompt is
+  encoded once and its KV cache reused for all candidates (``mode="shared"``), or one full forward pass per
+  candidate (``mode="naive"``, the reference).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from core.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_DTYPES = {
+    "bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16", "half": "float16",
+    "fp32": "float32", "float32": "float32", "float": "float32",
+}
+
+
+@dataclass
+class GenerationConfig:
+    """Decoding settings for :meth:`VLM.generate` (greedy unless ``do_sample``)."""
+
+    max_new_tokens: int = 32
+    do_sample: bool = False
+    temperature: float = 1.0
+    batch_size: int = 8
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for ``torch.cuda.OutOfMemoryError`` and a ``RuntimeError`` whose message says out of memory."""
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def run_with_halving(items: Sequence[T], batch_size: int, fn: Callable[[list[T]], list[Any]]) -> list[Any]:
+    """Apply ``fn`` to consecutive chunks of ``items``; results in input order.
+
+    On out-of-memory the failed chunk is retried with half the batch size (kept for the remaining chunks),
+    down to 1; an out-of-memory at batch size 1 is raised.
+    """
+    import torch
+
+    out: list[Any] = []
+    bs, start = max(1, int(batch_size)), 0
+    while start < len(items):
+        chunk = list(items[start:start + bs])
+        try:
+            res = fn(chunk)
+        except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
+            if not is_out_of_memory(exc) or bs == 1:
+                raise
+            del exc
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            bs = max(1, bs // 2)
+            log.warning("out of memory; retrying with batch size %d", bs)
+            continue
+        if len(res) != len(chunk):
+            raise RuntimeError(f"batch function returned {len(res)} results for {len(chunk)} items")
+        out.extend(res)
+        start += len(chunk)
+    return out
+
+
+def _resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[str, torch.dtype]:
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} requested but CUDA is not available")
+    if dtype is None or dtype == "auto":
+        name = "bfloat16" if device.startswith("cuda") else "float32"
+    elif str(dtype).removeprefix("torch.") in _DTYPES:
+        name = _DTYPES[str(dtype).removeprefix("torch.")]
+    else:
+        raise UserError(f"unknown dtype {dtype!r} (use one of: {', '.join(sorted(_DTYPES))})")
+    return device, getattr(torch, name)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _load_model(source: str, torch_dtype: torch.dtype) -> Any:
+    """``AutoModelForImageTextToText``, else the family class named in ``config.architectures``."""
+    import transformers
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    try:
+        return AutoModelForImageTextToText.from_pretrained(source, dtype=torch_dtype)
+    except ValueError as exc:  # "Unrecognized configuration class ..." when the auto class does not map it
+        first = exc
+    config = AutoConfig.from_pretrained(source)
+    for arch in getattr(config, "architectures", None) or []:
+        cls = getattr(transformers, arch, None)
+        if cls is not None and hasattr(cls, "from_pretrained"):
+            return cls.from_pretrained(source, dtype=torch_dtype)
+    raise UserError(f"cannot load model {source!r}: {_first_line(first)}")
+
+
+def expand_cache(cache: Any, batch: int) -> Any:
+    """A copy of a batch-1 KV cache for ``batch`` rows; ``cache`` itself is left untouched.
+
+    Plain ``DynamicLayer`` layers (which grow by concatenation, never in place) get stride-0 ``expand`` views,
+    so the prefix is copied once, by that concatenation; any other cache is deep-copied and repeated.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    if layers and all(type(layer) is DynamicLayer for layer in layers):
+        new = copy.copy(cache)
+        new.layers = []
+        for layer in layers:
+            twin = copy.copy(layer)
+            if twin.get_seq_length() > 0:
+                twin.keys = twin.keys.expand(batch, *twin.keys.shape[1:])
+                twin.values = twin.values.expand(batch, *twin.values.shape[1:])
+            new.layers.append(twin)
+        return new
+    new = copy.deepcopy(cache)
+    new.batch_repeat_interleave(batch)
+    return new
+
+
+class VLM:
+    """A loaded vision-language model with its processor (see the module docstring)."""
+
+    def __init__(self, model: Any, processor: Any, name: str, device: str) -> None:
+        self.model = model
+        self.processor = processor
+        self.name = name
+        self.device = device
+        self.dtype = next(model.parameters()).dtype
+        tok = self.tokenizer
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        tok.padding_side = "left"
+        params = inspect.signature(model.forward).parameters
+        self._keep_logits = "logits_to_keep" in params
+        # transformers >= 5.2x names the KV cache ``cache``; earlier releases ``past_key_values``
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    @classmethod
+    def load(cls, model_id_or_path: str, device: str | None = None, dtype: str | None = None) -> VLM:
+        """Load a checkpoint (local folder, or hub id already in the local cache when offline).
+
+        bf16 on CUDA and fp32 on CPU unless ``dtype`` says otherwise. A path or id that cannot be loaded is
+        one :class:`UserError` line.
+        """
+        from transformers import AutoProcessor
+
+        device, torch_dtype = _resolve_device_dtype(device, dtype)
+        src = str(model_id_or_path)
+        path = Path(src).expanduser()
+        looks_local = path.exists() or src.startswith(("/", ".", "~")) or src.count("/") > 1
+        if looks_local and not path.is_dir():
+            raise UserError(f"model path {src!r} not found (expected a folder saved with save_pretrained)")
+        source = str(path) if path.is_dir() else src
+        try:
+            processor = AutoProcessor.from_pretrained(source)
+            model = _load_model(source, torch_dtype)
+        except UserError:
+            raise
+        except (OSError, ValueError, KeyError, ImportError) as exc:
+            hint = " (offline: is it in the local Hugging Face cache?)" if not path.is_dir() else ""
+            raise UserError(f"cannot load model {src!r}{hint}: {_first_line(exc)}") from None
+        model.to(device).eval()
+        return cls(model, processor, name=src, device=device)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The text tokenizer (the processor itself for text-only checkpoints)."""
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    def build_prompt(self, question: str, with_image: bool) -> str:
+        """The chat-templated user turn plus generation prompt; text-only when ``with_image`` is False."""
+        content: list[dict[str, str]] = [{"type": "image"}] if with_image else []
+        content.append({"type": "text", "text": question})
+        if not getattr(self.processor, "chat_template", None):
+            raise UserError(f"model {self.name!r} has no chat template")
+        return self.processor.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False,
+        )
+
+    # ------------------------------------------------------------------ encoding
+
+    def _encode(self, prompts: list[str], images: list[Image.Image] | None) -> dict[str, torch.Tensor]:
+        """Processor output (left-padded) on the model's device; pixel tensors in the model's dtype."""
+        if images:
+            enc = self.processor(text=prompts, images=[im.convert("RGB") for im in images],
+                                 padding=True, return_tensors="pt")
+        else:
+            enc = self.tokenizer(prompts, padding=True, return_tensors="pt")
+        return {
+            k: v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device)
+            for k, v in enc.items() if hasattr(v, "to")
+        }
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(self, items: list[tuple[Image.Image | None, str]],
+                 config: GenerationConfig | None = None) -> list[str]:
+        """One reply per ``(image or None, question)`` item, in input order.
+
+        Image and text-only items go to separate batches; each group is sorted by prompt length and run in
+        left-padded batches of ``config.batch_size`` (halved on out-of-memory).
+        """
+        config = config or GenerationConfig()
+        if not items:
+            return []
+        prompts = [self.build_prompt(q, img is not None) for img, q in items]
+        lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+        replies: list[str | None] = [None] * len(items)
+        for with_image in (True, False):
+            idx = [i for i, (img, _) in enumerate(items) if (img is not None) == with_image]
+            idx.sort(key=lambda i: (lengths[i], i))
+
+            def run(chunk: list[int], with_image: bool = with_image) -> list[str]:
+                images = [items[i][0] for i in chunk] if with_image else None
+                return self._generate_batch([prompts[i] for i in chunk], images, config)
+
+            for i, reply in zip(idx, run_with_halving(idx, config.batch_size, run), strict=True):
+                replies[i] = reply
+        return [r if r is not None else "" for r in replies]
+
+    def _generate_batch(self, prompts: list[str], images: list[Image.Image] | None,
+                        config: GenerationConfig) -> list[str]:
+        import torch
+
+        enc = self._encode(prompts, images)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": config.max_new_tokens, "do_sample": config.do_sample,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if config.do_sample:
+            kwargs["temperature"] = config.temperature
+        else:  # silence "temperature/top_p is set but do_sample=False" from checkpoint generation configs
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+        new = out[:, enc["input_ids"].shape[1]:]
+        return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    # ------------------------------------------------------------------ scoring
+
+    def candidate_ids(self, prompt: str, candidates: Sequence[str]) -> list[list[int]]:
+        """Token ids of each candidate as the assistant answer after ``prompt``.
+
+        The ids are those of ``prompt + sep + candidate`` minus those of ``prompt`` (``sep`` is a space unless
+        the prompt already ends in whitespace), so the boundary is tokenised as in running text; if the prompt
+        tokens are not a prefix, the continuation is encoded on its own. Both scoring modes use these ids.
+        """
+        tok = self.tokenizer
+        sep = "" if not prompt or prompt[-1].isspace() else " "
+        base = tok(prompt, add_special_tokens=False)["input_ids"]
+        fulls = tok([prompt + sep + c for c in candidates], add_special_tokens=False)["input_ids"]
+        out: list[list[int]] = []
+        for cand, full in zip(candidates, fulls, strict=True):
+            if len(full) > len(base) and full[:len(base)] == base:
+                ids = list(full[len(base):])
+            else:
+                ids = list(tok(sep + cand, add_special_tokens=False)["input_ids"])
+            if not ids:
+                raise UserError(f"candidate {cand!r} has no tokens")
+            out.append(ids)
+        return out
+
+    def score(self, image: Image.Image | None, question: str, candidates: list[str], mode: str = "shared",
+              batch_size: int = 32) -> list[tuple[float, float]]:
+        """``(sum, mean)`` log-likelihood of each candidate's tokens as the answer to image + question.
+
+        ``mode="shared"`` runs the prompt once and scores candidates in right-padded batches of
+        ``batch_size`` on copies of its KV cache (halved on out-of-memory); ``mode="naive"`` runs one full
+        forward pass per candidate. Both agree within float tolerance.
+        """
+        import torch
+
+        if mode not in ("shared", "naive"):
+            raise UserError(f"unknown scoring mode {mode!r} (use 'shared' or 'naive')")
+        if not candidates:
+            return []
+        prompt = self.build_prompt(question, image is not None)
+        enc = self._encode([prompt], [image] if image is not None else None)
+        cand = self.candidate_ids(prompt, candidates)
+        with torch.inference_mode():
+            if mode == "naive":
+                return [self._score_naive(enc, ids) for ids in cand]
+            return self._score_shared(enc, cand, batch_size)
+
+    def _score_naive(self, enc: dict[str, torch.Tensor], ids: list[int]) -> tuple[float, float]:
+        import torch
+
+        n_prompt, n = enc["input_ids"].shape[1], len(ids)
+        cand = torch.tensor([ids], dtype=enc["input_ids"].dtype, device=self.device)
+        inputs = dict(enc, input_ids=torch.cat([enc["input_ids"], cand], 1),
+                      attention_mask=torch.cat([enc["attention_mask"], torch.ones_like(cand)], 1))
+        if self._keep_logits:
+            logits = self.model(**inputs, use_cache=False, logits_to_keep=n + 1).logits[0, :n]
+        else:
+            logits = self.model(**inputs, use_cache=False).logits[0, n_prompt - 1:n_prompt - 1 + n]
+        lp = torch.log_softmax(logits.float(), -1).gather(-1, cand[0, :, None])[:, 0]
+        total = float(lp.sum())
+        return total, total / n
+
+    def _score_shared(self, enc: dict[str, torch.Tensor], cand: list[list[int]],
+                      batch_size: int) -> list[tuple[float, float]]:
+        import torch
+
+        extra = {"logits_to_keep": 1} if self._keep_logits else {}
+        out = self.model(**enc, use_cache=True, **extra)
+        first = torch.log_softmax(out.logits[0, -1].float(), -1)  # predicts each candidate's first token
+        prefix_cache = getattr(out, self._cache_arg)
+        n_prompt = enc["input_ids"].shape[1]
+        pad = self.tokenizer.pad_token_id or 0
+
+        def run(chunk: list[int]) -> list[tuple[float, float]]:
+            b, width = len(chunk), max(len(cand[i]) for i in chunk)
+            ids = torch.full((b, width), pad, dtype=torch.long, device=self.device)
+            mask = torch.zeros((b, width), dtype=torch.long, device=self.device)
+            for row, i in enumerate(chunk):
+                ids[row, :len(cand[i])] = torch.tensor(cand[i], device=self.device)
+                mask[row, :len(cand[i])] = 1
+            lp = torch.zeros((b, width), dtype=torch.float32, device=self.device)
+            lp[:, 0] = first[ids[:, 0]]
+            if width > 1:  # feed tokens 0..width-2 after the shared prefix; they predict tokens 1..width-1
+                cache = expand_cache(prefix_cache, b)
+                attn = torch.cat([mask.new_ones((b, n_prompt)), mask[:, :-1]], 1)
+                logits = self.model(input_ids=ids[:, :-1], attention_mask=attn, use_cache=True,
+                                    **{self._cache_arg: cache}).logits
+                lp[:, 1:] = torch.log_softmax(logits.float(), -1).gather(-1, ids[:, 1:, None])[..., 0]
+                del cache, logits
+            lp = lp * mask
+            sums, counts = lp.sum(1).tolist(), mask.sum(1).tolist()
+            return [(s, s / c) for s, c in zip(sums, counts, strict=True)]
+
+        order = sorted(range(len(cand)), key=lambda i: (len(cand[i]), i))  # similar lengths share a batch
+        results: list[tuple[float, float]] = [(0.0, 0.0)] * len(cand)
+        for i, res in zip(order, run_with_halving(order, batch_size, run), strict=True):
+            results[i] = res
+        return results

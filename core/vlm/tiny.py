@@ -1,0 +1,116 @@
+"""Tiny randomly initialised LLaVA checkpoints, built fully offline, for tests and timings.
+
+The checkpoint is saved with ``save_pretrained`` (model, processor, tokenizer, chat template) so that loading it
+back with ``from_pretrained`` takes the same path as a real checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# LLaVA-1.5 style: "USER: <image>\n{text} ASSISTANT:" (string or list content; assistant turns end with </s>).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['content'] is string %}{% set text = message['content'] %}{% set n_img = 0 %}"
+    "{% else %}{% set text = message['content'] | selectattr('type', 'equalto', 'text') "
+    "| map(attribute='text') | join(' ') %}"
+    "{% set n_img = message['content'] | selectattr('type', 'equalto', 'image') | list | length %}{% endif %}"
+    "{% if message['role'] == 'user' %}USER: {{ '<image>\n' * n_img }}{{ text }} "
+    "{% elif message['role'] == 'assistant' %}ASSISTANT: {{ text }}</s>"
+    "{% else %}{{ text }}\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+_CORPUS = """\
+USER: What is shown in this image? ASSISTANT: A photo of a tench, a freshwater fish.
+USER: Describe the image. ASSISTANT: The picture shows a goldfish swimming in a bowl of clear water.
+USER: Which animal is this? ASSISTANT: This is a great white shark near the surface of the ocean.
+USER: Is there a dog in the picture? ASSISTANT: Yes, there is a golden retriever playing on the grass.
+USER: What color is the car? ASSISTANT: The car is red and it is parked next to a white house.
+The quick brown fox jumps over the lazy dog. A cat sleeps on the warm windowsill in the afternoon sun.
+Answer with the letter of the correct option: A, B, C or D. The answer is B. The answer is a bird.
+Tree frog, bullfrog, loggerhead turtle, leatherback turtle, mud turtle, banded gecko, common iguana.
+Espresso, cheeseburger, pizza, bagel, pretzel, mushroom, orange, lemon, banana, pineapple, strawberry.
+airliner, warplane, airship, canoe, container ship, speedboat, school bus, fire engine, tractor, bicycle.
+"""
+
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<image>"]
+ROLE_TOKENS = ["USER:", "ASSISTANT:"]
+
+
+def build_tokenizer(vocab_size: int = 512):
+    """A byte-level BPE tokenizer trained on a small built-in text; BOS ``<s>`` is added to every sequence."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(_CORPUS.splitlines() * 4, trainer=trainer)
+    tok.add_tokens([AddedToken(t, normalized=False) for t in ROLE_TOKENS])
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>"}, padding_side="left",
+        model_max_length=2048, chat_template=CHAT_TEMPLATE,
+    )
+
+
+def make_tiny_llava(path: str, seed: int = 0, text_hidden: int = 64, text_layers: int = 2,
+                    image_size: int = 32, patch_size: int = 8) -> str:
+    """Build and save a tiny random ``LlavaForConditionalGeneration`` (+ processor, tokenizer, chat template).
+
+    CLIP vision tower: hidden 32, 2 layers, ``image_size``/``patch_size`` (default 32/8: 16 image tokens; 336/14
+    gives LLaVA-1.5's 576); Llama text model: hidden ``text_hidden``, ``text_layers`` layers, 4 heads.
+    Deterministic given ``seed``. Returns ``path``.
+    """
+    import torch
+    from transformers import (
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer()
+    patch = patch_size
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
+        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        image_size=image_size, patch_size=patch, projection_dim=32,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=text_hidden, intermediate_size=2 * text_hidden,
+        num_hidden_layers=text_layers, num_attention_heads=4, num_key_value_heads=4,
+        max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, initializer_range=0.1,
+    )
+    config = LlavaConfig(
+        vision_config=vision, text_config=text, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_seq_length=(image_size // patch) ** 2, vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return str(out)
