@@ -489,13 +489,16 @@ class Build:
             "tool": {"name": TOOL_NAME, "versions": package_versions()},
             "config": asdict(self.config),
             "source": self.source.describe(),
-            "vocabulary": {"dataset": vocab.dataset, "num_classes": len(vocab), "renamed": vocab.renamed},
+            "vocabulary": {"dataset": vocab.dataset, "num_classes": len(vocab), "renamed": vocab.renamed,
+                           "file": "classes.json"},
             "tasks": {name: t.describe() for name, t in sorted(ctx.tasks.items())},
             "outputs": outputs_info,
             "splits": splits_info,
             "shards": shard_stats,
             "skipped": all_skipped,
         }
+        # the whole vocabulary beside the data: later steps (verification, cards) read it from the build
+        _write_json_atomic(self.out_dir / "classes.json", vocab.to_json())
         _write_json_atomic(self.out_dir / "manifest.json", manifest)
         return manifest
 

@@ -152,14 +152,7 @@ class RayExecutor(Executor):
     def map(self, fn, jobs, bar=None, context=_NO_CONTEXT):
         import ray
 
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        if not ray.is_initialized():
-            if self.address:
-                ray.init(address=self.address, log_to_driver=False)
-            else:
-                # a local instance stays on loopback
-                ray.init(num_cpus=self.num_workers or os.cpu_count(), include_dashboard=False,
-                         log_to_driver=False, _node_ip_address="127.0.0.1")
+        ensure_ray(self.address, self.num_workers)
         if context is _NO_CONTEXT:
             remote = ray.remote(num_cpus=1)(fn)
             pending = [remote.remote(job) for job in jobs]
@@ -174,6 +167,24 @@ class RayExecutor(Executor):
                 if bar is not None:
                     bar.update(getattr(result, "num_items", 0))
                 yield result
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Connect to the Ray cluster at ``address`` (or ``RAY_ADDRESS``), else start a local instance with
+    ``num_cpus`` CPUs bound to 127.0.0.1; a no-op when Ray is already initialised in this process."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("Ray is not installed: pip install 'ray[data]'") from None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:  # a local instance stays on loopback
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1")
 
 
 def _call_with(fn: Callable[[Any], Any], context: Any, job: Any) -> Any:

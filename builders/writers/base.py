@@ -27,6 +27,18 @@ def commit(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
+def write_bytes_atomic(final: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary sibling, then rename it into place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(final)
+    try:
+        tmp.write_bytes(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    commit(tmp, final)
+
+
 class ShardWriter(ABC):
     """Writes one shard of one split."""
 

@@ -123,6 +123,17 @@ def _load_model(source: str, torch_dtype: torch.dtype) -> Any:
     raise UserError(f"cannot load model {source!r}: {_first_line(first)}")
 
 
+def model_source(model_id_or_path: str) -> str:
+    """The folder (or hub id) to load ``model_id_or_path`` from; a local-looking path that is not a folder is
+    one :class:`UserError` line."""
+    src = str(model_id_or_path)
+    path = Path(src).expanduser()
+    looks_local = path.exists() or src.startswith(("/", ".", "~")) or src.count("/") > 1
+    if looks_local and not path.is_dir():
+        raise UserError(f"model path {src!r} not found (expected a folder saved with save_pretrained)")
+    return str(path) if path.is_dir() else src
+
+
 def expand_cache(cache: Any, batch: int) -> Any:
     """A copy of a batch-1 KV cache for ``batch`` rows; ``cache`` itself is left untouched.
 
@@ -164,6 +175,7 @@ class VLM:
         self._keep_logits = "logits_to_keep" in params
         # transformers >= 5.2x names the KV cache ``cache``; earlier releases ``past_key_values``
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._image_tokens: int | None = None  # measured on first use by prompt_tokens
 
     @classmethod
     def load(cls, model_id_or_path: str, device: str | None = None, dtype: str | None = None) -> VLM:
@@ -176,11 +188,8 @@ class VLM:
 
         device, torch_dtype = _resolve_device_dtype(device, dtype)
         src = str(model_id_or_path)
-        path = Path(src).expanduser()
-        looks_local = path.exists() or src.startswith(("/", ".", "~")) or src.count("/") > 1
-        if looks_local and not path.is_dir():
-            raise UserError(f"model path {src!r} not found (expected a folder saved with save_pretrained)")
-        source = str(path) if path.is_dir() else src
+        source = model_source(src)
+        path = Path(source)
         try:
             processor = AutoProcessor.from_pretrained(source)
             model = _load_model(source, torch_dtype)
@@ -206,6 +215,33 @@ class VLM:
         return self.processor.apply_chat_template(
             [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False,
         )
+
+    def context_length(self) -> int | None:
+        """The longest sequence the text model takes (position embeddings / tokenizer limit), if known."""
+        config = self.model.config
+        text = getattr(config, "text_config", None) or config
+        limits = [getattr(text, "max_position_embeddings", None), getattr(self.tokenizer, "model_max_length", None)]
+        known = [int(n) for n in limits if isinstance(n, int) and 0 < n < 10**7]
+        return min(known) if known else None
+
+    def prompt_tokens(self, question: str, with_image: bool) -> int:
+        """Length in tokens of the templated prompt, image placeholder expanded to the model's image tokens.
+
+        The image's share is measured once on a 336x336 image: exact for fixed-resolution models (LLaVA-1.5),
+        an estimate for models whose token count depends on the image size."""
+        prompt = self.build_prompt(question, with_image)
+        n = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if with_image:
+            if self._image_tokens is None:
+                from PIL import Image
+
+                probe = self.build_prompt("", True)
+                plain = len(self.tokenizer(probe, add_special_tokens=False)["input_ids"])
+                enc = self.processor(text=[probe], images=[Image.new("RGB", (336, 336), (127, 127, 127))],
+                                     add_special_tokens=False, return_tensors="pt")
+                self._image_tokens = int(enc["input_ids"].shape[1]) - plain
+            n += self._image_tokens
+        return n
 
     # ------------------------------------------------------------------ encoding
 
@@ -247,6 +283,22 @@ class VLM:
             for i, reply in zip(idx, run_with_halving(idx, config.batch_size, run), strict=True):
                 replies[i] = reply
         return [r if r is not None else "" for r in replies]
+
+    def generate_each(self, items: list[tuple[Image.Image | None, str]],
+                      config: GenerationConfig | None = None) -> list[str | Exception]:
+        """Like :meth:`generate`, but an item that makes the model fail gives its exception in its place.
+
+        A batch that fails (other than out-of-memory) is retried item by item, so one bad item costs only
+        itself."""
+        try:
+            return list(self.generate(items, config))
+        except Exception as exc:  # noqa: BLE001 - isolate the failing items below
+            if is_out_of_memory(exc):  # still out of memory at batch size 1
+                raise
+            if len(items) == 1:
+                log.warning("generation failed for one item: %s", _first_line(exc))
+                return [exc]
+        return [r for item in items for r in self.generate_each([item], config)]
 
     def _generate_batch(self, prompts: list[str], images: list[Image.Image] | None,
                         config: GenerationConfig) -> list[str]:
