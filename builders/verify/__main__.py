@@ -111,8 +111,8 @@ def _run(args: argparse.Namespace) -> int:
     if aliases and len(aliases) != len(args.model):
         raise UserError(f"{len(aliases)} --alias for {len(args.model)} --model; give one per model or none")
     aliases = aliases or [model_alias(m) for m in args.model]
-    for model in args.model:
-        model_source(model)  # a wrong path is one line before any work starts
+    # a wrong path is one line before any work starts; local folders are named by their absolute path
+    models = [str(Path(src).resolve()) if Path(src).is_dir() else src for src in map(model_source, args.model)]
     if len(set(aliases)) != len(aliases):
         raise UserError(f"two models share the alias {aliases!r}; name them with --alias")
     for name, value in (("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens),
@@ -153,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
         items = loaded[source].items[:args.limit] if args.limit else loaded[source].items
         if not items:
             raise UserError(f"no items to ask in {source!r}")
-        for model, alias in zip(args.model, aliases, strict=True):
+        for model, alias in zip(models, aliases, strict=True):
             job = PassJob(pass_name, model, alias, vocab.to_json() if vocab is not None else None, settings,
                           args.device, args.dtype)
             started = time.perf_counter()

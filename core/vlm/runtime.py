@@ -85,7 +85,8 @@ def run_with_halving(items: Sequence[T], batch_size: int, fn: Callable[[list[T]]
     return out
 
 
-def _resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[str, torch.dtype]:
+def resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[str, torch.dtype]:
+    """``(device, torch dtype)``: CUDA when available else CPU; bf16 on CUDA, fp32 on CPU unless ``dtype``."""
     import torch
 
     if device is None:
@@ -186,7 +187,7 @@ class VLM:
         """
         from transformers import AutoProcessor
 
-        device, torch_dtype = _resolve_device_dtype(device, dtype)
+        device, torch_dtype = resolve_device_dtype(device, dtype)
         src = str(model_id_or_path)
         source = model_source(src)
         path = Path(source)

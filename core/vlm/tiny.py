@@ -64,50 +64,68 @@ def build_tokenizer(vocab_size: int = 512):
     )
 
 
+def build_processor(image_size: int = 32, patch_size: int = 8, tokenizer=None):
+    """The ``LlavaProcessor`` of :func:`make_tiny_llava`: CLIP image processor (``image_size`` shortest edge and
+    centre crop), the :func:`build_tokenizer` tokenizer (unless one is given) and the LLaVA-1.5 chat template;
+    ``<image>`` expands to ``(image_size // patch_size) ** 2`` tokens."""
+    from transformers import CLIPImageProcessorPil, LlavaProcessor
+
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+    )
+    return LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
+        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE,
+    )
+
+
+def llava_config(tokenizer, text_hidden: int = 64, text_layers: int = 2, image_size: int = 32, patch_size: int = 8,
+                 *, text_intermediate: int | None = None, text_heads: int = 4, vocab_size: int | None = None,
+                 vision_hidden: int = 32, vision_intermediate: int | None = None, vision_layers: int = 2,
+                 vision_heads: int = 4, vision_feature_layer: int = -1, projection_dim: int = 32,
+                 initializer_range: float = 0.1, max_positions: int = 2048):
+    """A ``LlavaConfig`` (CLIP vision tower + Llama text model) for ``tokenizer``; the defaults are
+    :func:`make_tiny_llava`'s. Intermediate sizes default to twice the hidden size; ``vocab_size`` defaults to
+    the tokenizer's size (a larger one is fine: the extra ids are never produced by the tokenizer)."""
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
+    vision = CLIPVisionConfig(
+        hidden_size=vision_hidden, intermediate_size=vision_intermediate or 2 * vision_hidden,
+        num_hidden_layers=vision_layers, num_attention_heads=vision_heads, image_size=image_size,
+        patch_size=patch_size, projection_dim=projection_dim,
+    )
+    text = LlamaConfig(
+        vocab_size=vocab_size or len(tokenizer), hidden_size=text_hidden,
+        intermediate_size=text_intermediate or 2 * text_hidden, num_hidden_layers=text_layers,
+        num_attention_heads=text_heads, num_key_value_heads=text_heads, max_position_embeddings=max_positions,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, initializer_range=initializer_range,
+    )
+    return LlavaConfig(
+        vision_config=vision, text_config=text, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_seq_length=(image_size // patch_size) ** 2, vision_feature_select_strategy="default",
+        vision_feature_layer=vision_feature_layer,
+    )
+
+
 def make_tiny_llava(path: str, seed: int = 0, text_hidden: int = 64, text_layers: int = 2,
-                    image_size: int = 32, patch_size: int = 8) -> str:
+                    image_size: int = 32, patch_size: int = 8, **sizes) -> str:
     """Build and save a tiny random ``LlavaForConditionalGeneration`` (+ processor, tokenizer, chat template).
 
     CLIP vision tower: hidden 32, 2 layers, ``image_size``/``patch_size`` (default 32/8: 16 image tokens; 336/14
     gives LLaVA-1.5's 576); Llama text model: hidden ``text_hidden``, ``text_layers`` layers, 4 heads.
-    Deterministic given ``seed``. Returns ``path``.
+    Further keyword arguments (``vision_hidden``, ``vision_layers``, ``vocab_size``, ``vision_feature_layer``,
+    ...) go to :func:`llava_config`. Deterministic given ``seed``. Returns ``path``.
     """
     import torch
-    from transformers import (
-        CLIPImageProcessorPil,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+    from transformers import LlavaForConditionalGeneration
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer()
-    patch = patch_size
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
-    )
-    processor = LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
-        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE,
-    )
-    vision = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        image_size=image_size, patch_size=patch, projection_dim=32,
-    )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=text_hidden, intermediate_size=2 * text_hidden,
-        num_hidden_layers=text_layers, num_attention_heads=4, num_key_value_heads=4,
-        max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, initializer_range=0.1,
-    )
-    config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        image_seq_length=(image_size // patch) ** 2, vision_feature_select_strategy="default",
-        vision_feature_layer=-1,
-    )
+    processor = build_processor(image_size, patch_size, tokenizer)
+    config = llava_config(tokenizer, text_hidden, text_layers, image_size, patch_size, **sizes)
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
