@@ -46,6 +46,10 @@ class GenerationConfig:
     batch_size: int = 8
 
 
+PACKED_SCORING = frozenset({"llava", "llava_next", "llama", "mistral", "qwen2", "gemma", "phi3"})
+"""Model types whose candidates are scored packed in one row (plain positions, custom 4D masks accepted)."""
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for ``torch.cuda.OutOfMemoryError`` and a ``RuntimeError`` whose message says out of memory."""
     import torch
@@ -177,6 +181,9 @@ class VLM:
         # transformers >= 5.2x names the KV cache ``cache``; earlier releases ``past_key_values``
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._image_tokens: int | None = None  # measured on first use by prompt_tokens
+        # candidates packed into one row with a 4D mask (see _score_shared) where the text model takes plain
+        # 1D positions and custom masks; elsewhere (e.g. Qwen2-VL's 3D rope) one row per candidate
+        self._packed = getattr(model.config, "model_type", "") in PACKED_SCORING
 
     @classmethod
     def load(cls, model_id_or_path: str, device: str | None = None, dtype: str | None = None) -> VLM:
@@ -391,7 +398,38 @@ class VLM:
         n_prompt = enc["input_ids"].shape[1]
         pad = self.tokenizer.pad_token_id or 0
 
+        def run_packed(chunk: list[int]) -> list[tuple[float, float]]:
+            # all candidates of the chunk in ONE row after the batch-1 prefix cache: each attends to the prefix
+            # and to its own earlier tokens (a 4D mask), positions restart after the prefix for each one; the
+            # prefix is never copied per candidate
+            ids, pos, owner, offset = [], [], [], []
+            for k, i in enumerate(chunk):
+                for j, token in enumerate(cand[i][:-1]):
+                    ids.append(token)
+                    pos.append(n_prompt + j)
+                    owner.append(k)
+                    offset.append(j)
+            sums = [float(first[cand[i][0]]) for i in chunk]
+            if ids:
+                dev = self.device
+                own, off = torch.tensor(owner, device=dev), torch.tensor(offset, device=dev)
+                own_tokens = (own[:, None] == own[None, :]) & (off[None, :] <= off[:, None])
+                mask = torch.cat([own_tokens.new_ones((len(ids), n_prompt)), own_tokens], 1)[None, None]
+                logits = self.model(input_ids=torch.tensor([ids], device=dev),
+                                    position_ids=torch.tensor([pos], device=dev), attention_mask=mask,
+                                    use_cache=True, **{self._cache_arg: expand_cache(prefix_cache, 1)}).logits[0]
+                nxt = torch.tensor([t for i in chunk for t in cand[i][1:]], device=dev)
+                lp = torch.log_softmax(logits.float(), -1).gather(-1, nxt[:, None])[:, 0].tolist()
+                at = 0
+                for k, i in enumerate(chunk):
+                    n = len(cand[i]) - 1
+                    sums[k] += sum(lp[at:at + n])
+                    at += n
+            return [(s, s / len(cand[i])) for s, i in zip(sums, chunk, strict=True)]
+
         def run(chunk: list[int]) -> list[tuple[float, float]]:
+            if self._packed:
+                return run_packed(chunk)
             b, width = len(chunk), max(len(cand[i]) for i in chunk)
             ids = torch.full((b, width), pad, dtype=torch.long, device=self.device)
             mask = torch.zeros((b, width), dtype=torch.long, device=self.device)
