@@ -199,3 +199,12 @@ def test_user_errors(vlm, tmp_path):
     with pytest.raises(UserError, match="mode"):
         vlm.score(None, "q", ["a"], mode="fast")
     assert vlm.score(None, "q", []) == []
+
+
+def test_unpacked_scoring_equals_packed(vlm, monkeypatch):
+    """Models outside PACKED_SCORING score one row per candidate on copies of the prompt cache: same numbers."""
+    packed = vlm.score(_image(5), QUESTIONS[3], CANDIDATES, batch_size=8)
+    monkeypatch.setattr(vlm, "_packed", False)
+    rows = vlm.score(_image(5), QUESTIONS[3], CANDIDATES, batch_size=8)
+    assert _flat(rows) == pytest.approx(_flat(packed), abs=1e-4)
+    assert vlm.model.config.model_type == "llava"
