@@ -121,6 +121,10 @@ def _run(args: argparse.Namespace) -> int:
         if value < 1:
             raise UserError(f"{name} must be at least 1")
     splits = [s.strip() for s in args.splits.split(",")] if args.splits else None
+    if args.quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
     if args.classes:
         vocab = ClassVocabulary.load(args.classes)

@@ -132,3 +132,32 @@ def make_tiny_llava(path: str, seed: int = 0, text_hidden: int = 64, text_layers
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return str(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m core.vlm.tiny OUT [--reply TEXT] [--seed N]``: save a tiny random (or scripted) LLaVA."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m core.vlm.tiny",
+                                description="Save a tiny randomly initialised LLaVA checkpoint (offline), to try "
+                                            "the verification passes without downloading a model.")
+    p.add_argument("out", help="folder to save the checkpoint in")
+    p.add_argument("--reply", help="script the weights so that the model always answers this text")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.reply:
+        from core.vlm.scripted import make_scripted_llava
+
+        make_scripted_llava(args.out, args.reply, seed=args.seed)
+    else:
+        make_tiny_llava(args.out, seed=args.seed)
+    print(f"saved {'scripted' if args.reply else 'random'} tiny LLaVA → {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from core.errors import run_cli
+
+    sys.exit(run_cli(main))
