@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_corpora.py"
+from scripts_loader import load_script
 
 
 def test_bench_corpora_smoke(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_corpora", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("bench_corpora")
     assert mod.main(["--lines", "1500", "--naive-sample", "300", "--work", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for name in ("naive: paper's per-class token loop", "ceiling: polars read + contains_any",

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_builders.py"
+from scripts_loader import load_script
 
 
 def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_builders", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
+    return load_script('bench_builders')
 
 
 def test_bench_smoke(tmp_path, capsys):

@@ -3,23 +3,19 @@ shared-vs-naive and batched-vs-batch-1 checks pass; the in-memory build and the 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+from scripts_loader import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_vlm.py"
 
 
 def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_vlm", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
+    return load_script('bench_vlm')
 
 
 def test_bench_vlm_tiny_runs_and_checks_agree(tmp_path):
