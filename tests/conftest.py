@@ -36,3 +36,14 @@ def dirty_tree(tmp_path_factory):
     truth = make_imagenet_tree(root, DEFAULT_WNIDS, train_per_class=3, val_per_class=2)
     bad = add_bad_inputs(root)
     return root, truth, bad
+
+
+@pytest.fixture(scope="session")
+def released_imagewikiqa():
+    """The released ImageWikiQA file from ``shared/`` beside the checkout (CI lays a copy there)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagewikiqa_released.jsonl"
+    if not path.is_file():
+        pytest.skip(f"released ImageWikiQA file not found at {path} (shared/ is not beside the checkout)")
+    return path

@@ -29,7 +29,6 @@ from core.vlm.tiny import make_tiny_llava
 
 REPO = Path(__file__).resolve().parents[1]
 TENCH = "n01440764"
-RELEASED = REPO.parent / "shared" / "data" / "imagewikiqa_released.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +108,9 @@ def test_mcq_and_blind_judge_a_model_that_always_says_a(built, models, tmp_path)
     assert frame["status"].to_list() == ["ok"] and frame["correct"].to_list() == [True]
 
 
-def test_released_imagewikiqa_rows_are_scored(models, tmp_path):
+def test_released_imagewikiqa_rows_are_scored(models, tmp_path, released_imagewikiqa):
     """The released ImageWikiQA format (image, text, label, wiki, classname) goes through the same parser."""
-    rows = [json.loads(x) for x in RELEASED.read_text().splitlines()[:24]]
+    rows = [json.loads(x) for x in released_imagewikiqa.read_text().splitlines()[:24]]
     path = tmp_path / "iwqa.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     vocab = build_vocabulary_for_release()
