@@ -11,7 +11,7 @@ demo: setup
 	$(PY) -m builders.imagenet_qa --out out/demo --overwrite
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest
 
 lint: setup
 	.venv/bin/ruff check .
