@@ -1,0 +1,394 @@
+"""Score a model's replies to an ImageWikiQA-style multiple-choice benchmark.
+
+Benchmark rows are read with :func:`builders.verify.items.load_items` (the released ImageWikiQA rows
+``image, text, label, wiki, classname`` and our LLaVA-eval rows with ``question_id, options,
+answer_index, ...`` alike); every reply is read with :func:`core.answers.parse_choice`, the project's one
+multiple-choice parser. An item is correct when the parsed option index equals its ``answer_index``.
+
+Predictions (:func:`load_predictions`) are a JSONL file, one row per answered item, or a
+``builders.verify`` sidecar parquet (``sample_id``, ``reply``, ``status``). A JSONL row's id is found with
+:func:`builders.verify.items.row_id` (``question_id``, ``id`` or ``index``; else its position,
+``row000000``, ...), its reply in the first of :data:`REPLY_FIELDS` present (LLaVA ``model_vqa`` answers
+keep the reply in ``text``). A row may also be a bare JSON string (the reply, matched by position).
+
+Definitions used in the report (:func:`evaluate`):
+
+* ``accuracy`` (strict): correct / scored items; an item without a prediction (``missing``) or without a
+  parsed answer (refusal, ambiguous, unknown, error) scores 0.
+* ``accuracy_predicted``: correct / items with a prediction (missing items excluded).
+* ``accuracy_answered``: correct / items whose reply parsed to an option.
+* ``no_answer``: predicted items whose reply gave no option, by ``how`` (``refusal``, ``ambiguous``,
+  ``unknown``, ``error`` = sidecar error row or a row without a reply), rate over predicted items.
+* distinct question: the row's ``question_key`` when it has one, else the question stem (the text before
+  the lettered options, :func:`builders.formats.mcq.parse_options`) plus the class name. The released file's
+  2000 rows hold 771 distinct questions (some asked of two images). ``macro_accuracy`` is the mean over
+  distinct questions of their rows' strict accuracy.
+* circular evaluation, when any row has a ``permutation`` or ``circular_group`` field: a circular group is the
+  row's ``circular_group`` when given, else its distinct-question key plus its image, i.e. the same question
+  about the same image with its options in different orders. A group counts correct only when every row
+  of it is answered correctly (a missing row makes it wrong).
+* ``accuracy_ci95``: percentile bootstrap over items of the strict accuracy (:data:`BOOTSTRAP_RESAMPLES`
+  resamples, numpy generator seeded with :data:`BOOTSTRAP_SEED`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import string
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from builders.formats.mcq import parse_options
+from builders.verify.items import Item, load_items, row_id
+from core.answers import parse_choice
+from core.errors import UserError
+
+__all__ = [
+    "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "NO_ANSWER_HOWS", "REPLY_FIELDS", "BenchmarkItem",
+    "ItemResult", "Predictions", "bootstrap_ci", "evaluate", "evaluate_files", "load_benchmark",
+    "load_predictions", "score_items", "summary_text", "write_per_class_csv", "write_report",
+]
+
+REPLY_FIELDS = ("prediction", "answer", "response", "output", "text")
+"""Fields of a prediction row holding the model's reply, first present wins."""
+NO_ANSWER_HOWS = ("refusal", "ambiguous", "unknown", "error")
+"""Ways a predicted item ends without a parsed option (``error``: sidecar error row or no reply)."""
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+NO_CLASS = "(none)"
+
+
+# ----- inputs ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchmarkItem:
+    """A benchmark item plus the grouping fields :class:`Item` does not keep."""
+
+    item: Item
+    question_group: str  # the distinct question (question_key, else class name + stem)
+    circular_group: str | None  # set only when the benchmark has permutations
+    class_name: str
+    permutation: int | None = None
+
+
+@dataclass
+class Predictions:
+    """Replies by sample id (None: a prediction without a usable reply), plus what was odd in the file."""
+
+    replies: dict[str, str | None]
+    n_rows: int = 0
+    duplicates: int = 0
+    errors: int = 0  # sidecar rows whose status is not ok, and rows without a reply
+
+
+def _jsonl_rows(path: Path, what: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` of every non-blank line; malformed JSON is one UserError line."""
+    if not path.is_file():
+        raise UserError(f"{what} {str(path)!r} not found")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line)
+            except ValueError:
+                raise UserError(f"{what} {path}:{n}: not valid JSON") from None
+
+
+def load_predictions(path: str | Path) -> Predictions:
+    """Read predictions from JSONL (ids by :func:`row_id`, reply from :data:`REPLY_FIELDS`) or from a
+    ``builders.verify`` sidecar ``.parquet`` (``sample_id``, ``reply``, ``status``; non-ok rows give no
+    answer). A repeated id keeps its first row and is counted in ``duplicates``."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"predictions {str(path)!r} not found")
+    out = Predictions(replies={})
+    pairs = _sidecar_pairs(p) if p.suffix.lower() == ".parquet" else list(_jsonl_pairs(p))
+    for sid, reply in pairs:
+        out.n_rows += 1
+        if sid in out.replies:
+            out.duplicates += 1
+            continue
+        if reply is None:
+            out.errors += 1
+        out.replies[sid] = reply
+    return out
+
+
+def _jsonl_pairs(path: Path) -> Iterator[tuple[str, str | None]]:
+    for position, (n, row) in enumerate(_jsonl_rows(path, "predictions")):
+        if isinstance(row, str):
+            yield f"row{position:06d}", row
+            continue
+        if not isinstance(row, dict):
+            raise UserError(f"predictions {path}:{n}: expected a JSON object per line")
+        reply = next((row[k] for k in REPLY_FIELDS if k in row), None)
+        yield row_id(row, position), reply if isinstance(reply, str) else None
+
+
+def _sidecar_pairs(path: Path) -> list[tuple[str, str | None]]:
+    import polars as pl
+
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as exc:  # any unreadable file is the user's
+        raise UserError(f"predictions {path}: not a readable Parquet file ({type(exc).__name__})") from None
+    for col in ("sample_id", "reply"):
+        if col not in frame.columns:
+            raise UserError(f"predictions {path} has no {col!r} column (expected a builders.verify sidecar)")
+    status = (frame["status"].cast(pl.String).to_list() if "status" in frame.columns
+              else ["ok"] * frame.height)
+    out = []
+    for sid, reply, st in zip(frame["sample_id"].cast(pl.String).to_list(),
+                              frame["reply"].cast(pl.String).to_list(), status, strict=True):
+        if sid is None:
+            raise UserError(f"predictions {path} has rows without a sample_id")
+        out.append((sid, reply if st == "ok" and isinstance(reply, str) else None))
+    return out
+
+
+def question_stem(question: str) -> str:
+    """The question without its lettered option block (and trailing instruction), whitespace-trimmed."""
+    return parse_options(question)[0].strip()
+
+
+def load_benchmark(path: str | Path) -> tuple[list[BenchmarkItem], Counter]:
+    """The benchmark's items with their grouping fields, and ``reason → count`` of rows load_items skipped.
+
+    Malformed JSON is a :class:`UserError` (row positions, hence position ids, would shift)."""
+    p = Path(path)
+    raw: dict[str, dict] = {}
+    for position, (n, row) in enumerate(_jsonl_rows(p, "questions")):
+        if not isinstance(row, dict):
+            raise UserError(f"questions {p}:{n}: expected a JSON object per line")
+        raw.setdefault(row_id(row, position), row)
+    loaded = load_items(p)
+    circular = any("permutation" in r or "circular_group" in r for r in raw.values())
+    out = []
+    for item in loaded.items:
+        row = raw[item.sample_id]
+        cls = str(item.class_name or item.class_id or NO_CLASS)
+        key = row.get("question_key")
+        group = str(key) if key is not None and str(key) != "" else f"{cls} :: {question_stem(item.question)}"
+        circ = None
+        if circular:
+            given = row.get("circular_group")
+            circ = str(given) if given is not None else f"{group} @ {row.get('image')}"
+        perm = row.get("permutation")
+        out.append(BenchmarkItem(item, group, circ, cls, int(perm) if isinstance(perm, int) else None))
+    return out, loaded.skipped
+
+
+# ----- scoring ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ItemResult:
+    """One benchmark item's outcome. ``how``: parse_choice's ``how``, ``error`` or ``missing``."""
+
+    bench: BenchmarkItem
+    predicted: bool
+    index: int | None
+    letter: str | None
+    how: str
+    correct: bool
+
+
+def score_items(items: list[BenchmarkItem], preds: Predictions) -> list[ItemResult]:
+    """Parse every item's reply (items without options or answer are left out)."""
+    out = []
+    for b in items:
+        it = b.item
+        if not it.options or it.answer_index is None:
+            continue
+        if it.sample_id not in preds.replies:
+            out.append(ItemResult(b, False, None, None, "missing", False))
+            continue
+        reply = preds.replies[it.sample_id]
+        if reply is None:
+            out.append(ItemResult(b, True, None, None, "error", False))
+            continue
+        parsed = parse_choice(reply, list(it.options))
+        out.append(ItemResult(b, True, parsed.index, parsed.letter, parsed.how,
+                              parsed.index is not None and parsed.index == it.answer_index))
+    return out
+
+
+def bootstrap_ci(correct: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = BOOTSTRAP_SEED) -> list[float]:
+    """Percentile 95% interval of the mean of a 0/1 vector over item resamples (seeded, deterministic)."""
+    if correct.size == 0:
+        return [0.0, 0.0]
+    rng = np.random.default_rng(seed)
+    means = correct[rng.integers(0, correct.size, size=(resamples, correct.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return [round(float(lo), 6), round(float(hi), 6)]
+
+
+def _ratio(num: int, den: int) -> float:
+    return round(num / den, 6) if den else 0.0
+
+
+def _letter(i: int) -> str:
+    return string.ascii_uppercase[i] if i < 26 else str(i)
+
+
+def _stats(rs: list[ItemResult]) -> dict[str, Any]:
+    n = len(rs)
+    correct = sum(r.correct for r in rs)
+    answered = sum(r.index is not None for r in rs)
+    return {"n": n, "correct": correct, "answered": answered, "accuracy": _ratio(correct, n),
+            "accuracy_answered": _ratio(correct, answered)}
+
+
+def _circular(results: list[ItemResult]) -> dict[str, Any] | None:
+    groups: dict[str, list[ItemResult]] = defaultdict(list)
+    for r in results:
+        if r.bench.circular_group is not None:
+            groups[r.bench.circular_group].append(r)
+    if not groups:
+        return None
+    n_correct = sum(all(r.correct for r in g) for g in groups.values())
+    # consistent: every row answered and the same option text chosen whatever the order
+    consistent = sum(all(r.index is not None for r in g)
+                     and len({r.bench.item.options[r.index] for r in g}) == 1 for g in groups.values())
+    sizes = Counter(len(g) for g in groups.values())
+    first = [r for r in results if r.bench.permutation == 0]
+    return {
+        "n_groups": len(groups), "correct": n_correct, "accuracy": _ratio(n_correct, len(groups)),
+        "consistent": consistent, "consistency": _ratio(consistent, len(groups)),
+        "group_sizes": {str(k): sizes[k] for k in sorted(sizes)},
+        "accuracy_permutation0": _ratio(sum(r.correct for r in first), len(first)) if first else None,
+        "definition": "group = circular_group field, else distinct question + image; correct only if "
+                      "every row (option order) of the group is answered correctly",
+    }
+
+
+def evaluate(items: list[BenchmarkItem], preds: Predictions, skipped: Counter | None = None) -> dict[str, Any]:
+    """The report (see the module docstring for every definition). Raises :class:`UserError` when no
+    prediction id is a benchmark id."""
+    ids = {b.item.sample_id for b in items}
+    matched = sum(sid in ids for sid in preds.replies)
+    if not items:
+        raise UserError("the questions file has no items")
+    if matched == 0:
+        bench_ex = items[0].item.sample_id
+        pred_ex = next(iter(preds.replies), None)
+        raise UserError(f"no prediction id matches a benchmark id (benchmark ids like {bench_ex!r}, "
+                        f"prediction ids like {pred_ex!r})")
+    results = score_items(items, preds)
+    if not results:
+        raise UserError("the questions file has no multiple-choice items (options and answer)")
+    n = len(results)
+    predicted = [r for r in results if r.predicted]
+    n_correct = sum(r.correct for r in results)
+    n_answered = sum(r.index is not None for r in results)
+    hows = Counter(r.how for r in results)
+    no_ans = {h: sum(1 for r in predicted if r.how == h) for h in NO_ANSWER_HOWS}
+
+    by_class: dict[str, list[ItemResult]] = defaultdict(list)
+    by_question: dict[str, list[ItemResult]] = defaultdict(list)
+    for r in results:
+        by_class[r.bench.class_name].append(r)
+        by_question[r.bench.question_group].append(r)
+    per_question = [{"key": k, "classname": by_question[k][0].bench.class_name, **_stats(by_question[k])}
+                    for k in sorted(by_question)]
+    q_acc = [q["accuracy"] for q in per_question]
+
+    gold = Counter(_letter(r.bench.item.answer_index) for r in results)
+    pred = Counter(r.letter for r in results if r.letter is not None)
+    letters = sorted(set(gold) | set(pred))
+    vec = np.array([r.correct for r in results], dtype=np.float64)
+    return {
+        "n_items": n,
+        "n_predictions": preds.n_rows,
+        "matched_predictions": matched,
+        "unmatched_predictions": len(preds.replies) - matched,
+        "duplicate_predictions": preds.duplicates,
+        "unscorable_items": len(items) - n,
+        "benchmark_skipped": dict(sorted((skipped or Counter()).items())),
+        "predicted": len(predicted),
+        "missing": n - len(predicted),
+        "missing_rate": _ratio(n - len(predicted), n),
+        "answered": n_answered,
+        "correct": n_correct,
+        "accuracy": _ratio(n_correct, n),
+        "accuracy_ci95": bootstrap_ci(vec),
+        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "unit": "item"},
+        "accuracy_predicted": _ratio(n_correct, len(predicted)),
+        "accuracy_answered": _ratio(n_correct, n_answered),
+        "no_answer": {"count": sum(no_ans.values()), "rate": _ratio(sum(no_ans.values()), len(predicted)),
+                      "by_how": no_ans},
+        "parse_how": dict(sorted(hows.items())),
+        "per_class": {c: _stats(by_class[c]) for c in sorted(by_class)},
+        "distinct_questions": {
+            "count": len(by_question),
+            "macro_accuracy": round(float(np.mean(q_acc)), 6) if q_acc else 0.0,
+            "all_rows_correct": sum(q["correct"] == q["n"] for q in per_question),
+            "rows_per_question": dict(sorted(Counter(str(q["n"]) for q in per_question).items())),
+            "definition": "question_key if present, else classname + question stem (text before the options)",
+        },
+        "per_question": per_question,
+        "letters": {"gold": {x: gold.get(x, 0) for x in letters}, "predicted": {x: pred.get(x, 0) for x in letters},
+                    "gold_rate": {x: _ratio(gold.get(x, 0), n) for x in letters},
+                    "predicted_rate": {x: _ratio(pred.get(x, 0), n_answered) for x in letters}},
+        "circular": _circular(results),
+    }
+
+
+def evaluate_files(predictions: str | Path, questions: str | Path) -> dict[str, Any]:
+    """:func:`evaluate` on files: a benchmark JSONL and predictions (JSONL or sidecar parquet)."""
+    items, skipped = load_benchmark(questions)
+    report = evaluate(items, load_predictions(predictions), skipped)
+    report["files"] = {"questions": str(questions), "predictions": str(predictions)}
+    return report
+
+
+# ----- outputs ---------------------------------------------------------------------------------------------
+def write_report(report: dict[str, Any], path: str | Path) -> None:
+    """The report as JSON (sorted keys, indented, trailing newline)."""
+    Path(path).write_text(json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False) + "\n",
+                          encoding="utf-8")
+
+
+def write_per_class_csv(report: dict[str, Any], path: str | Path) -> None:
+    """``classname,n,correct,answered,accuracy,accuracy_answered``, one row per class, sorted by name."""
+    cols = ["n", "correct", "answered", "accuracy", "accuracy_answered"]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["classname", *cols])
+        for name, s in report["per_class"].items():
+            w.writerow([name, *(s[c] for c in cols)])
+
+
+def worst_classes(report: dict[str, Any], k: int = 5) -> list[tuple[str, dict]]:
+    """The ``k`` classes with the lowest strict accuracy (more items first on ties, then by name)."""
+    return sorted(report["per_class"].items(), key=lambda kv: (kv[1]["accuracy"], -kv[1]["n"], kv[0]))[:k]
+
+
+def summary_text(report: dict[str, Any]) -> str:
+    """A short human summary of a report."""
+    r = report
+    na = r["no_answer"]
+    lines = [
+        f"items {r['n_items']}: accuracy {r['accuracy']:.2%} (95% CI {r['accuracy_ci95'][0]:.2%}-"
+        f"{r['accuracy_ci95'][1]:.2%}), {r['correct']} correct",
+        f"answered {r['answered']}: accuracy over answered {r['accuracy_answered']:.2%}; "
+        f"missing {r['missing']}, unmatched predictions {r['unmatched_predictions']}",
+        f"no answer {na['count']} ({na['rate']:.2%} of predicted): "
+        + ", ".join(f"{h} {c}" for h, c in na["by_how"].items()),
+        f"distinct questions {r['distinct_questions']['count']}: macro accuracy "
+        f"{r['distinct_questions']['macro_accuracy']:.2%}",
+        "letters gold " + " ".join(f"{k}:{v}" for k, v in r["letters"]["gold"].items())
+        + " | predicted " + " ".join(f"{k}:{v}" for k, v in r["letters"]["predicted"].items()),
+    ]
+    c = r.get("circular")
+    if c:
+        lines.append(f"circular: {c['correct']}/{c['n_groups']} groups all correct ({c['accuracy']:.2%}), "
+                     f"consistency {c['consistency']:.2%}")
+    lines.append("worst classes: " + "; ".join(f"{name} {s['accuracy']:.0%} ({s['correct']}/{s['n']})"
+                                               for name, s in worst_classes(r)))
+    return "\n".join(lines)
