@@ -1,0 +1,477 @@
+"""An OpenAI-compatible chat-completions client (OpenAI, vLLM, TGI, llama.cpp servers).
+
+Features: retries with capped exponential backoff (seeded jitter, ``Retry-After`` honoured) on timeouts,
+connection errors, 429 and 5xx; an on-disk cache of successful replies (one JSON file per request key, so a
+stopped run resumes with zero HTTP calls for the finished requests); bounded concurrency for batches; and
+JSON replies validated against a small JSON-schema subset with one repair round.
+
+Only the standard library and ``httpx`` are used (no ``openai`` package, no ``jsonschema``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import email.utils
+import hashlib
+import json
+import os
+import random
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from core.errors import UserError
+from core.progress import make_bar
+
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+_JSON_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
+
+
+@dataclass
+class ChatRequest:
+    """One chat-completions request; ``response_format`` is e.g. ``{"type": "json_object"}``."""
+
+    messages: list[dict]
+    model: str
+    temperature: float = 0.0
+    max_tokens: int = 512
+    response_format: dict | None = None
+    seed: int | None = None
+
+    def payload(self) -> dict:
+        """The JSON body sent to ``/chat/completions`` (optional fields only when set)."""
+        body: dict[str, Any] = {"model": self.model, "messages": self.messages,
+                                "temperature": float(self.temperature), "max_tokens": int(self.max_tokens)}
+        if self.response_format is not None:
+            body["response_format"] = self.response_format
+        if self.seed is not None:
+            body["seed"] = int(self.seed)
+        return body
+
+    def key(self, base_url: str = "") -> str:
+        """Cache key: sha256 hex of the canonical JSON of all fields plus the (normalised) ``base_url``."""
+        canon = {"base_url": base_url.rstrip("/"), "messages": self.messages, "model": self.model,
+                 "temperature": float(self.temperature), "max_tokens": int(self.max_tokens),
+                 "response_format": self.response_format,
+                 "seed": None if self.seed is None else int(self.seed)}
+        text = json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class ChatResult:
+    """Outcome of one request: ``text`` on success, else ``error`` (e.g. ``"http_400: ..."``).
+
+    ``attempts`` counts HTTP attempts (0 for a cache hit); ``usage`` is the server's token usage dict.
+    """
+
+    text: str | None
+    error: str | None
+    cached: bool = False
+    attempts: int = 0
+    usage: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+
+@dataclass
+class JsonResult:
+    """Outcome of :meth:`ChatClient.complete_json`.
+
+    ``value`` is the validated JSON value or None; ``error`` the rejection reason; ``raw`` the last reply text;
+    ``repaired`` is True when a repair request was sent (the value, if any, then comes from the repair reply).
+    """
+
+    value: Any
+    error: str | None
+    raw: str | None
+    repaired: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# JSON parsing and a small JSON-schema subset
+
+
+_FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\r?\n?(.*?)```", re.S)
+
+
+def parse_json_reply(text: str) -> tuple[Any, str | None]:
+    """Parse a model reply as JSON: strips ```json fences and, failing that, tries the outermost ``{...}`` or
+    ``[...]`` span. Returns ``(value, None)`` or ``(None, reason)``."""
+    if text is None:
+        return None, "empty reply"
+    s = text.strip()
+    m = _FENCE.search(s)
+    if m:
+        s = m.group(1).strip()
+    if not s:
+        return None, "empty reply"
+    try:
+        return json.loads(s), None
+    except ValueError as exc:
+        first_err = f"not valid JSON ({exc})"
+    for open_c, close_c in (("{", "}"), ("[", "]")):
+        i, j = s.find(open_c), s.rfind(close_c)
+        if 0 <= i < j:
+            try:
+                return json.loads(s[i:j + 1]), None
+            except ValueError:
+                pass
+    return None, first_err
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _is_type(value: Any, t: str) -> bool:
+    actual = _type_name(value)
+    if t == "number":
+        return actual in ("integer", "number")
+    if t == "integer":
+        return actual == "integer" or (actual == "number" and float(value).is_integer())
+    return actual == t
+
+
+def validate_json(value: Any, schema: dict, path: str = "$") -> str | None:
+    """Validate ``value`` against a JSON-schema subset; return the first error (``"$.a[0]: ..."``) or None.
+
+    Supported keywords: ``type`` (object/array/string/integer/number/boolean/null, or a list of them),
+    ``required``, ``properties``, ``items``, ``enum``, ``minItems``/``maxItems``, ``minLength``/``maxLength``,
+    ``minimum``/``maximum``, ``additionalProperties: false``. Other keywords are ignored.
+    """
+    if not isinstance(schema, dict):
+        raise UserError(f"JSON schema at {path} must be an object, got {_type_name(schema)}")
+    t = schema.get("type")
+    if t is not None:
+        types = [t] if isinstance(t, str) else list(t)
+        bad = [x for x in types if x not in _JSON_TYPES]
+        if bad:
+            raise UserError(f"JSON schema at {path}: unsupported type {bad[0]!r}")
+        if not any(_is_type(value, x) for x in types):
+            return f"{path}: expected {' or '.join(types)}, got {_type_name(value)}"
+    if "enum" in schema and value not in schema["enum"]:
+        return f"{path}: {json.dumps(value, ensure_ascii=False)[:80]} is not one of {schema['enum']}"
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            return f"{path}: string shorter than {schema['minLength']}"
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            return f"{path}: string longer than {schema['maxLength']}"
+    if _type_name(value) in ("integer", "number"):
+        if "minimum" in schema and value < schema["minimum"]:
+            return f"{path}: {value} is less than minimum {schema['minimum']}"
+        if "maximum" in schema and value > schema["maximum"]:
+            return f"{path}: {value} is greater than maximum {schema['maximum']}"
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            return f"{path}: expected at least {schema['minItems']} items, got {len(value)}"
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            return f"{path}: expected at most {schema['maxItems']} items, got {len(value)}"
+        if isinstance(schema.get("items"), dict):
+            for i, item in enumerate(value):
+                err = validate_json(item, schema["items"], f"{path}[{i}]")
+                if err:
+                    return err
+    if isinstance(value, dict):
+        for name in schema.get("required", []):
+            if name not in value:
+                return f"{path}: missing required property {name!r}"
+        props = schema.get("properties", {})
+        for name, sub in props.items():
+            if name in value:
+                err = validate_json(value[name], sub, f"{path}.{name}")
+                if err:
+                    return err
+        if schema.get("additionalProperties") is False:
+            extra = sorted(k for k in value if k not in props)
+            if extra:
+                return f"{path}: unexpected property {extra[0]!r}"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The client
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line[:limit]
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent or unparsable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class ChatClient:
+    """A thread-safe client for ``POST {base_url}/chat/completions``.
+
+    ``base_url`` like ``http://127.0.0.1:8000/v1`` or ``https://api.openai.com/v1``. ``api_key`` defaults to
+    ``$OPENAI_API_KEY``; without one no ``Authorization`` header is sent (local servers). ``max_retries`` is
+    the number of retries after the first attempt. Backoff before retry ``n`` (1-based) is
+    ``min(max_backoff, backoff * 2**(n-1))`` scaled by a jitter in [0.5, 1] from ``random.Random(seed)``;
+    a ``Retry-After`` header (seconds, capped at ``max_retry_after``) replaces it. At most ``concurrency``
+    requests are in flight at once across all threads using this client.
+    """
+
+    def __init__(self, base_url: str, api_key: str | None = None, cache_dir: str | Path | None = None,
+                 concurrency: int = 8, max_retries: int = 5, timeout: float = 60.0, backoff: float = 1.0,
+                 max_backoff: float = 30.0, max_retry_after: float = 60.0, seed: int = 0,
+                 headers: dict[str, str] | None = None) -> None:
+        parts = urlsplit(str(base_url or ""))
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UserError(f"base_url {base_url!r} must be an http(s) URL like http://127.0.0.1:8000/v1")
+        if parts.path.rstrip("/").endswith("/chat/completions"):
+            raise UserError(f"base_url {base_url!r} should stop before /chat/completions (e.g. .../v1)")
+        if int(concurrency) < 1:
+            raise UserError(f"concurrency must be >= 1, got {concurrency}")
+        if int(max_retries) < 0:
+            raise UserError(f"max_retries must be >= 0, got {max_retries}")
+        if not float(timeout) > 0:
+            raise UserError(f"timeout must be > 0 seconds, got {timeout}")
+        if float(backoff) < 0 or float(max_backoff) < 0 or float(max_retry_after) < 0:
+            raise UserError("backoff, max_backoff and max_retry_after must be >= 0")
+        self.base_url = str(base_url).rstrip("/")
+        self.url = f"{self.base_url}/chat/completions"
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
+        if self.cache_dir is not None:
+            if self.cache_dir.exists() and not self.cache_dir.is_dir():
+                raise UserError(f"cache_dir {str(cache_dir)!r} exists and is not a directory")
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.concurrency = int(concurrency)
+        self.max_retries = int(max_retries)
+        self.timeout = float(timeout)
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self.max_retry_after = float(max_retry_after)
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        if self.api_key:
+            hdrs["Authorization"] = f"Bearer {self.api_key}"
+        local = (parts.hostname or "") in _LOCAL_HOSTS
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(self.timeout), headers=hdrs, trust_env=not local,
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency))
+
+    # -- lifecycle
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- cache
+    def _cache_path(self, key: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / key[:2] / f"{key}.json"
+
+    def _cache_get(self, key: str) -> ChatResult | None:
+        path = self._cache_path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None  # a damaged entry is a miss; the next success overwrites it
+        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+            return None
+        usage = rec.get("usage") if isinstance(rec.get("usage"), dict) else {}
+        return ChatResult(text=rec["text"], error=None, cached=True, attempts=0, usage=usage)
+
+    def _cache_put(self, key: str, req: ChatRequest, text: str, usage: dict) -> None:
+        path = self._cache_path(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rec = {"key": key, "base_url": self.base_url, "request": req.payload(), "text": text, "usage": usage,
+               "created": time.time()}
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(rec, fh, ensure_ascii=False)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    # -- retries
+    def _delay(self, retry: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        base = min(self.max_backoff, self.backoff * (2 ** (retry - 1)))
+        with self._rng_lock:
+            jitter = 0.5 + 0.5 * self._rng.random()
+        return base * jitter
+
+    def _attempt(self, payload: dict) -> tuple[str, Any, float | None]:
+        """One HTTP attempt → ``("ok", (text, usage), None)``, ``("retry", error, retry_after)`` or
+        ``("fail", error, None)``."""
+        with self._slots:
+            try:
+                resp = self._http.post(self.url, json=payload)
+            except httpx.TimeoutException as exc:
+                return "retry", f"timeout: {type(exc).__name__}", None
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                return "retry", f"connection_error: {type(exc).__name__}: {_first_line(str(exc))}", None
+            except httpx.HTTPError as exc:
+                return "fail", f"http_error: {type(exc).__name__}: {_first_line(str(exc))}", None
+        status = resp.status_code
+        if status == 429 or status >= 500:
+            return "retry", f"http_{status}: {_first_line(resp.text)}", \
+                _retry_after_seconds(resp.headers.get("retry-after"))
+        if status >= 400:
+            return "fail", f"http_{status}: {_first_line(resp.text)}", None
+        try:
+            body = resp.json()
+            choice = body["choices"][0]
+            content = choice["message"].get("content")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return "fail", f"bad_response: {_first_line(resp.text)}", None
+        if not isinstance(content, str):
+            return "fail", f"no_content: finish_reason={choice.get('finish_reason')}", None
+        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        return "ok", (content, usage), None
+
+    # -- public API
+    def complete(self, req: ChatRequest) -> ChatResult:
+        """Send one request (or answer it from the cache). Errors are kept in the result, never raised."""
+        key = req.key(self.base_url)
+        hit = self._cache_get(key)
+        if hit is not None:
+            return hit
+        payload = req.payload()
+        attempts, error, retry_after = 0, "no_attempt", None
+        while attempts <= self.max_retries:
+            if attempts:
+                time.sleep(self._delay(attempts, retry_after))
+            attempts += 1
+            outcome, data, retry_after = self._attempt(payload)
+            if outcome == "ok":
+                text, usage = data
+                self._cache_put(key, req, text, usage)
+                return ChatResult(text=text, error=None, cached=False, attempts=attempts, usage=usage)
+            error = data
+            if outcome == "fail":
+                break
+        return ChatResult(text=None, error=error, cached=False, attempts=attempts, usage={})
+
+    def complete_many(self, reqs: Sequence[ChatRequest], progress: bool = False) -> list[ChatResult]:
+        """Run requests with at most ``concurrency`` in flight; results in input order."""
+        reqs = list(reqs)
+        return self._run_many(self.complete, reqs, progress, "chat")
+
+    def complete_json(self, req: ChatRequest, schema: dict, repair: bool = True) -> JsonResult:
+        """Ask for a JSON reply, parse it (```json fences stripped) and validate it against ``schema``.
+
+        On invalid output and ``repair``, ask once more with the previous reply and the validation error
+        appended to the conversation; if that also fails, reject with the reason kept.
+        """
+        if not isinstance(schema, dict):
+            raise UserError("complete_json schema must be a JSON-schema object (dict)")
+        first = self.complete(req)
+        if not first.ok:
+            return JsonResult(value=None, error=f"request_failed: {first.error}", raw=first.text)
+        value, err = self._parse_validate(first.text, schema)
+        if err is None:
+            return JsonResult(value=value, error=None, raw=first.text)
+        if not repair:
+            return JsonResult(value=None, error=err, raw=first.text)
+        second = self.complete(self.repair_request(req, first.text, err, schema))
+        if not second.ok:
+            return JsonResult(value=None, error=f"{err}; repair request_failed: {second.error}",
+                              raw=first.text, repaired=True)
+        value2, err2 = self._parse_validate(second.text, schema)
+        if err2 is None:
+            return JsonResult(value=value2, error=None, raw=second.text, repaired=True)
+        return JsonResult(value=None, error=f"invalid_after_repair: {err2}", raw=second.text, repaired=True)
+
+    def complete_json_many(self, reqs: Sequence[ChatRequest], schema: dict, repair: bool = True,
+                           progress: bool = False) -> list[JsonResult]:
+        """:meth:`complete_json` for many requests (input order, bounded concurrency)."""
+        return self._run_many(lambda r: self.complete_json(r, schema, repair), list(reqs), progress, "chat-json")
+
+    @staticmethod
+    def repair_request(req: ChatRequest, bad_reply: str, error: str, schema: dict) -> ChatRequest:
+        """The follow-up request asking the model to fix its reply (includes the validation error)."""
+        msg = (f"Your previous reply was not valid: {error}\n"
+               f"Reply again with only a JSON value (no prose, no code fences) that satisfies this JSON schema:\n"
+               f"{json.dumps(schema, ensure_ascii=False, sort_keys=True)}")
+        messages = [*req.messages, {"role": "assistant", "content": bad_reply},
+                    {"role": "user", "content": msg}]
+        return dataclasses.replace(req, messages=messages)
+
+    @staticmethod
+    def _parse_validate(text: str, schema: dict) -> tuple[Any, str | None]:
+        value, err = parse_json_reply(text)
+        if err is not None:
+            return None, err
+        err = validate_json(value, schema)
+        return (value, None) if err is None else (None, f"schema: {err}")
+
+    def _run_many(self, fn: Any, reqs: list[ChatRequest], progress: bool, desc: str) -> list[Any]:
+        results: list[Any] = [None] * len(reqs)
+        if not reqs:
+            return results
+        bar = make_bar(total=len(reqs), desc=desc, unit="req", disable=not progress)
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(reqs)), thread_name_prefix="chat")
+        try:
+            futures = {pool.submit(fn, r): i for i, r in enumerate(reqs)}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                bar.update(1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+        return results

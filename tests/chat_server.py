@@ -1,0 +1,250 @@
+"""A scriptable local OpenAI-compatible chat-completions server for tests (127.0.0.1 only, port 0).
+
+Usage::
+
+    from chat_server import ChatServer, scripted, reply, rate_limited, server_error, slow
+
+    with ChatServer(scripted(rate_limited(0.2), server_error(), reply("hello"))) as srv:
+        client = ChatClient(srv.url)            # srv.url == "http://127.0.0.1:<port>/v1"
+        ...
+        assert srv.count == 3                   # requests received (any path)
+        srv.requests[-1]["messages"]            # recorded JSON bodies, in arrival order
+        srv.max_in_flight                       # most requests handled at the same time
+
+A *handler* is ``handler(request_json, call_index) -> (status, body, headers)``: ``call_index`` counts POSTs to
+``.../chat/completions`` from 0 in arrival order; ``body`` is a dict (sent as JSON) or a str (sent as
+text/plain); ``headers`` a dict. The default handler, :func:`echo`, replies with the last user message's
+text, which makes order tests easy. Step helpers for :func:`scripted`:
+
+- :func:`reply` — a valid completion with the given content (also use it for malformed JSON content);
+- :func:`rate_limited` — 429 with ``Retry-After``;  :func:`server_error` — 500 (or any status);
+- :func:`bad_request` — 400 with a text body;  :func:`slow` — sleep, then answer with another step.
+
+The server binds 127.0.0.1 only, uses daemon handler threads, stops when the ``with`` block ends and, as a
+safety net, shuts itself down after ``max_lifetime`` seconds. Sleeping handlers wake when it stops.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Response = tuple[int, "dict | str", dict]
+Handler = Callable[[dict, int], Response]
+
+_STOPPING = threading.local()
+
+
+def completion_body(content: str | None, model: str = "test-model", usage: dict | None = None,
+                    finish_reason: str = "stop") -> dict:
+    """A chat-completions response body whose ``choices[0].message.content`` is ``content``."""
+    return {
+        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": finish_reason}],
+        "usage": usage if usage is not None else {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+    }
+
+
+def reply(content: str | None, usage: dict | None = None) -> Response:
+    """A 200 reply with the given content (any text, e.g. malformed JSON)."""
+    return 200, completion_body(content, usage=usage), {}
+
+
+def rate_limited(retry_after: float | None = 0.2) -> Response:
+    """A 429 reply, with ``Retry-After: <seconds>`` unless ``retry_after`` is None."""
+    headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+    return 429, {"error": {"message": "rate limited", "type": "rate_limit"}}, headers
+
+
+def server_error(status: int = 500, message: str = "internal error") -> Response:
+    """A 5xx (or any status) reply with an OpenAI-style error body."""
+    return status, {"error": {"message": message}}, {}
+
+
+def bad_request(message: str = "bad request: unknown field") -> Response:
+    """A 400 reply with a text body (its first line is what the client keeps)."""
+    return 400, message, {}
+
+
+def slow(seconds: float, then: Response | None = None) -> Callable[[dict, int], Response]:
+    """A step that sleeps ``seconds`` (waking early if the server stops), then answers with ``then``."""
+    def step(req: dict, idx: int) -> Response:
+        stop_event = getattr(_STOPPING, "event", None)
+        if stop_event is not None:
+            stop_event.wait(seconds)
+        else:
+            time.sleep(seconds)
+        return then if then is not None else reply("slow reply")
+    return step
+
+
+def echo(req: dict, idx: int) -> Response:
+    """Default handler: reply with the text of the last user message (or ``""``)."""
+    text = ""
+    for msg in reversed(req.get("messages") or []):
+        if msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, list):  # content parts
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            text = content if isinstance(content, str) else ""
+            break
+    return reply(text)
+
+
+def scripted(*steps: Any, then: Handler | None = None) -> Handler:
+    """A handler answering call ``i`` with ``steps[i]``; after the last step, ``then`` (default: repeat the
+    last step). A step is a ``(status, body, headers)`` tuple or a callable ``(request_json, call_index)``."""
+    if not steps:
+        raise ValueError("scripted() needs at least one step")
+
+    def handler(req: dict, idx: int) -> Response:
+        if idx < len(steps):
+            step = steps[idx]
+        elif then is not None:
+            return then(req, idx)
+        else:
+            step = steps[-1]
+        return step(req, idx) if callable(step) else step
+    return handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    owner: ChatServer
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
+        pass
+
+    def _send(self, status: int, body: Any, headers: dict) -> None:
+        if isinstance(body, (dict, list)):
+            data, ctype = json.dumps(body).encode("utf-8"), "application/json"
+        else:
+            data, ctype = str(body).encode("utf-8"), "text/plain; charset=utf-8"
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in headers.items():
+                self.send_header(k, str(v))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass  # the client gave up (e.g. its timeout fired)
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        owner = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        idx = owner._enter(self.path, dict(self.headers))
+        try:
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._send(404, {"error": {"message": f"no route {self.path}"}}, {})
+                return
+            try:
+                req = json.loads(raw.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                self._send(400, "request body is not JSON", {})
+                return
+            owner._record(idx, req)
+            _STOPPING.event = owner._stop
+            try:
+                status, body, headers = owner.handler(req, idx)
+            except Exception as exc:  # a broken test handler shows up as a 500 with its message
+                status, body, headers = 500, f"test handler raised {type(exc).__name__}: {exc}", {}
+            if owner._stop.is_set():
+                return
+            self._send(status, body, headers or {})
+        finally:
+            owner._leave()
+
+
+class ChatServer:
+    """A threaded chat-completions server on 127.0.0.1 with an ephemeral port; use it as a context manager.
+
+    Attributes: ``url`` (``http://127.0.0.1:PORT/v1``), ``count`` (POSTs received), ``requests`` (JSON bodies
+    of chat-completions calls, arrival order), ``headers`` (request headers, same order), ``max_in_flight``.
+    """
+
+    def __init__(self, handler: Handler | None = None, max_lifetime: float = 60.0) -> None:
+        self.handler: Handler = handler or echo
+        self.max_lifetime = float(max_lifetime)
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.count = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+
+    # -- bookkeeping called from handler threads
+    def _enter(self, path: str, headers: dict) -> int:
+        with self._lock:
+            idx = self.count
+            self.count += 1
+            self.headers.append(headers)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return idx
+
+    def _record(self, idx: int, req: dict) -> None:
+        with self._lock:
+            self.requests.append(req)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    # -- lifecycle
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None, "server not started"
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Base URL for the client, ending in ``/v1``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> ChatServer:
+        """Bind 127.0.0.1:0 and serve in a daemon thread; a timer stops it after ``max_lifetime`` seconds."""
+        self._httpd = _Server(("127.0.0.1", 0), _RequestHandler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="chat-server", daemon=True)
+        self._thread.start()
+        self._timer = threading.Timer(self.max_lifetime, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (idempotent, bounded): wakes sleeping handlers and closes the socket."""
+        self._stop.set()
+        if self._timer is not None and self._timer is not threading.current_thread():
+            self._timer.cancel()
+        httpd = self._httpd
+        if httpd is not None and self._thread is not None and self._thread.is_alive():
+            httpd.shutdown()
+            self._thread.join(timeout=5)
+        if httpd is not None:
+            httpd.server_close()
+
+    def __enter__(self) -> ChatServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
