@@ -246,7 +246,124 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-class ChatClient:
+class ReplyCache:
+    """Successful replies on disk, one JSON file per request key (``<dir>/<key[:2]>/<key>.json``), written
+    atomically; a damaged entry is a miss that the next success overwrites. ``directory=None`` caches nothing."""
+
+    def __init__(self, directory: str | Path | None) -> None:
+        self.dir = Path(directory).expanduser() if directory is not None else None
+        if self.dir is not None:
+            if self.dir.exists() and not self.dir.is_dir():
+                raise UserError(f"cache_dir {str(directory)!r} exists and is not a directory")
+            self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path | None:
+        return None if self.dir is None else self.dir / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> ChatResult | None:
+        """The cached reply for ``key`` as a ``cached=True`` result, or None."""
+        path = self._path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+            return None
+        usage = rec.get("usage") if isinstance(rec.get("usage"), dict) else {}
+        return ChatResult(text=rec["text"], error=None, cached=True, attempts=0, usage=usage)
+
+    def put(self, key: str, record: dict) -> None:
+        """Store ``record`` (must hold ``"text"``) under ``key``."""
+        path = self._path(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rec = {"key": key, **record, "created": time.time()}
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(rec, fh, ensure_ascii=False)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+class ChatBackend:
+    """What every text backend offers (the HTTP :class:`ChatClient`, the local transformers model in
+    :mod:`imagewikiqa.local_backend`): :meth:`complete_many` over :class:`ChatRequest`, and JSON replies
+    validated against a schema with one repair round. Subclasses implement :meth:`complete_many`."""
+
+    def complete_many(self, reqs: Sequence[ChatRequest], progress: bool = False) -> list[ChatResult]:
+        """One result per request, in input order; errors kept in the results, never raised."""
+        raise NotImplementedError
+
+    def complete(self, req: ChatRequest) -> ChatResult:
+        """One request."""
+        return self.complete_many([req])[0]
+
+    def complete_json(self, req: ChatRequest, schema: dict, repair: bool = True) -> JsonResult:
+        """Ask for a JSON reply, parse it (```json fences stripped) and validate it against ``schema``.
+
+        On invalid output and ``repair``, ask once more with the previous reply and the validation error
+        appended to the conversation; if that also fails, reject with the reason kept.
+        """
+        return self.complete_json_many([req], schema, repair)[0]
+
+    def complete_json_many(self, reqs: Sequence[ChatRequest], schema: dict, repair: bool = True,
+                           progress: bool = False) -> list[JsonResult]:
+        """:meth:`complete_json` for many requests: all first attempts in one :meth:`complete_many` call,
+        then all repairs in a second one (input order kept)."""
+        if not isinstance(schema, dict):
+            raise UserError("complete_json schema must be a JSON-schema object (dict)")
+        reqs = list(reqs)
+        results: list[JsonResult | None] = [None] * len(reqs)
+        repairs: list[tuple[int, ChatRequest, str, str]] = []
+        for i, (req, first) in enumerate(zip(reqs, self.complete_many(reqs, progress), strict=True)):
+            if not first.ok:
+                results[i] = JsonResult(value=None, error=f"request_failed: {first.error}", raw=first.text)
+                continue
+            value, err = self._parse_validate(first.text, schema)
+            if err is None:
+                results[i] = JsonResult(value=value, error=None, raw=first.text)
+            elif not repair:
+                results[i] = JsonResult(value=None, error=err, raw=first.text)
+            else:
+                repairs.append((i, self.repair_request(req, first.text, err, schema), first.text, err))
+        seconds = self.complete_many([r for _, r, _, _ in repairs], progress) if repairs else []
+        for (i, _, first_text, err), second in zip(repairs, seconds, strict=True):
+            if not second.ok:
+                results[i] = JsonResult(value=None, error=f"{err}; repair request_failed: {second.error}",
+                                        raw=first_text, repaired=True)
+                continue
+            value2, err2 = self._parse_validate(second.text, schema)
+            results[i] = (JsonResult(value=value2, error=None, raw=second.text, repaired=True) if err2 is None
+                          else JsonResult(value=None, error=f"invalid_after_repair: {err2}", raw=second.text,
+                                          repaired=True))
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    def repair_request(req: ChatRequest, bad_reply: str, error: str, schema: dict) -> ChatRequest:
+        """The follow-up request asking the model to fix its reply (includes the validation error)."""
+        msg = (f"Your previous reply was not valid: {error}\n"
+               f"Reply again with only a JSON value (no prose, no code fences) that satisfies this JSON schema:\n"
+               f"{json.dumps(schema, ensure_ascii=False, sort_keys=True)}")
+        messages = [*req.messages, {"role": "assistant", "content": bad_reply},
+                    {"role": "user", "content": msg}]
+        return dataclasses.replace(req, messages=messages)
+
+    @staticmethod
+    def _parse_validate(text: str, schema: dict) -> tuple[Any, str | None]:
+        value, err = parse_json_reply(text)
+        if err is not None:
+            return None, err
+        err = validate_json(value, schema)
+        return (value, None) if err is None else (None, f"schema: {err}")
+
+class ChatClient(ChatBackend):
     """A thread-safe client for ``POST {base_url}/chat/completions``.
 
     ``base_url`` like ``http://127.0.0.1:8000/v1`` or ``https://api.openai.com/v1``. ``api_key`` defaults to
@@ -277,11 +394,8 @@ class ChatClient:
         self.base_url = str(base_url).rstrip("/")
         self.url = f"{self.base_url}/chat/completions"
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
-        if self.cache_dir is not None:
-            if self.cache_dir.exists() and not self.cache_dir.is_dir():
-                raise UserError(f"cache_dir {str(cache_dir)!r} exists and is not a directory")
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache = ReplyCache(cache_dir)
+        self.cache_dir = self.cache.dir
         self.concurrency = int(concurrency)
         self.max_retries = int(max_retries)
         self.timeout = float(timeout)
@@ -309,42 +423,6 @@ class ChatClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- cache
-    def _cache_path(self, key: str) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        return self.cache_dir / key[:2] / f"{key}.json"
-
-    def _cache_get(self, key: str) -> ChatResult | None:
-        path = self._cache_path(key)
-        if path is None or not path.is_file():
-            return None
-        try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError):
-            return None  # a damaged entry is a miss; the next success overwrites it
-        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-            return None
-        usage = rec.get("usage") if isinstance(rec.get("usage"), dict) else {}
-        return ChatResult(text=rec["text"], error=None, cached=True, attempts=0, usage=usage)
-
-    def _cache_put(self, key: str, req: ChatRequest, text: str, usage: dict) -> None:
-        path = self._cache_path(key)
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rec = {"key": key, "base_url": self.base_url, "request": req.payload(), "text": text, "usage": usage,
-               "created": time.time()}
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(rec, fh, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
 
     # -- retries
     def _delay(self, retry: int, retry_after: float | None) -> float:
@@ -388,7 +466,7 @@ class ChatClient:
     def complete(self, req: ChatRequest) -> ChatResult:
         """Send one request (or answer it from the cache). Errors are kept in the result, never raised."""
         key = req.key(self.base_url)
-        hit = self._cache_get(key)
+        hit = self.cache.get(key)
         if hit is not None:
             return hit
         payload = req.payload()
@@ -400,7 +478,8 @@ class ChatClient:
             outcome, data, retry_after = self._attempt(payload)
             if outcome == "ok":
                 text, usage = data
-                self._cache_put(key, req, text, usage)
+                self.cache.put(key, {"base_url": self.base_url, "request": req.payload(), "text": text,
+                                     "usage": usage})
                 return ChatResult(text=text, error=None, cached=False, attempts=attempts, usage=usage)
             error = data
             if outcome == "fail":
@@ -411,54 +490,6 @@ class ChatClient:
         """Run requests with at most ``concurrency`` in flight; results in input order."""
         reqs = list(reqs)
         return self._run_many(self.complete, reqs, progress, "chat")
-
-    def complete_json(self, req: ChatRequest, schema: dict, repair: bool = True) -> JsonResult:
-        """Ask for a JSON reply, parse it (```json fences stripped) and validate it against ``schema``.
-
-        On invalid output and ``repair``, ask once more with the previous reply and the validation error
-        appended to the conversation; if that also fails, reject with the reason kept.
-        """
-        if not isinstance(schema, dict):
-            raise UserError("complete_json schema must be a JSON-schema object (dict)")
-        first = self.complete(req)
-        if not first.ok:
-            return JsonResult(value=None, error=f"request_failed: {first.error}", raw=first.text)
-        value, err = self._parse_validate(first.text, schema)
-        if err is None:
-            return JsonResult(value=value, error=None, raw=first.text)
-        if not repair:
-            return JsonResult(value=None, error=err, raw=first.text)
-        second = self.complete(self.repair_request(req, first.text, err, schema))
-        if not second.ok:
-            return JsonResult(value=None, error=f"{err}; repair request_failed: {second.error}",
-                              raw=first.text, repaired=True)
-        value2, err2 = self._parse_validate(second.text, schema)
-        if err2 is None:
-            return JsonResult(value=value2, error=None, raw=second.text, repaired=True)
-        return JsonResult(value=None, error=f"invalid_after_repair: {err2}", raw=second.text, repaired=True)
-
-    def complete_json_many(self, reqs: Sequence[ChatRequest], schema: dict, repair: bool = True,
-                           progress: bool = False) -> list[JsonResult]:
-        """:meth:`complete_json` for many requests (input order, bounded concurrency)."""
-        return self._run_many(lambda r: self.complete_json(r, schema, repair), list(reqs), progress, "chat-json")
-
-    @staticmethod
-    def repair_request(req: ChatRequest, bad_reply: str, error: str, schema: dict) -> ChatRequest:
-        """The follow-up request asking the model to fix its reply (includes the validation error)."""
-        msg = (f"Your previous reply was not valid: {error}\n"
-               f"Reply again with only a JSON value (no prose, no code fences) that satisfies this JSON schema:\n"
-               f"{json.dumps(schema, ensure_ascii=False, sort_keys=True)}")
-        messages = [*req.messages, {"role": "assistant", "content": bad_reply},
-                    {"role": "user", "content": msg}]
-        return dataclasses.replace(req, messages=messages)
-
-    @staticmethod
-    def _parse_validate(text: str, schema: dict) -> tuple[Any, str | None]:
-        value, err = parse_json_reply(text)
-        if err is not None:
-            return None, err
-        err = validate_json(value, schema)
-        return (value, None) if err is None else (None, f"schema: {err}")
 
     def _run_many(self, fn: Any, reqs: list[ChatRequest], progress: bool, desc: str) -> list[Any]:
         results: list[Any] = [None] * len(reqs)

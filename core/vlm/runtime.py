@@ -214,15 +214,31 @@ class VLM:
         """The text tokenizer (the processor itself for text-only checkpoints)."""
         return getattr(self.processor, "tokenizer", self.processor)
 
-    def build_prompt(self, question: str, with_image: bool) -> str:
-        """The chat-templated user turn plus generation prompt; text-only when ``with_image`` is False."""
-        content: list[dict[str, str]] = [{"type": "image"}] if with_image else []
-        content.append({"type": "text", "text": question})
+    def build_prompt(self, question: str | Sequence[dict], with_image: bool) -> str:
+        """The chat-templated conversation plus generation prompt; text-only when ``with_image`` is False.
+
+        ``question`` is the user's text, or a whole conversation (``{"role", "content"}`` dicts with text
+        content: system, user and assistant turns); the image goes before the first user turn's text.
+        Text-only checkpoints (a tokenizer, no processor) get plain string contents."""
+        turns = [{"role": "user", "content": question}] if isinstance(question, str) else list(question)
+        multimodal = hasattr(self.processor, "tokenizer")
+        if with_image and not multimodal:
+            raise UserError(f"model {self.name!r} is text-only: it cannot take an image")
+        messages, image_pending = [], with_image
+        for turn in turns:
+            text = turn["content"]
+            if not multimodal:
+                messages.append({"role": turn["role"], "content": text})
+                continue
+            content: list[dict[str, str]] = []
+            if image_pending and turn["role"] == "user":
+                content.append({"type": "image"})
+                image_pending = False
+            content.append({"type": "text", "text": text})
+            messages.append({"role": turn["role"], "content": content})
         if not getattr(self.processor, "chat_template", None):
             raise UserError(f"model {self.name!r} has no chat template")
-        return self.processor.apply_chat_template(
-            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False,
-        )
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def context_length(self) -> int | None:
         """The longest sequence the text model takes (position embeddings / tokenizer limit), if known."""
@@ -267,9 +283,9 @@ class VLM:
 
     # ------------------------------------------------------------------ generation
 
-    def generate(self, items: list[tuple[Image.Image | None, str]],
+    def generate(self, items: list[tuple[Image.Image | None, str | Sequence[dict]]],
                  config: GenerationConfig | None = None) -> list[str]:
-        """One reply per ``(image or None, question)`` item, in input order.
+        """One reply per ``(image or None, question or conversation)`` item (see :meth:`build_prompt`), in input order.
 
         Image and text-only items go to separate batches; each group is sorted by prompt length and run in
         left-padded batches of ``config.batch_size`` (halved on out-of-memory).
@@ -292,7 +308,7 @@ class VLM:
                 replies[i] = reply
         return [r if r is not None else "" for r in replies]
 
-    def generate_each(self, items: list[tuple[Image.Image | None, str]],
+    def generate_each(self, items: list[tuple[Image.Image | None, str | Sequence[dict]]],
                       config: GenerationConfig | None = None) -> list[str | Exception]:
         """Like :meth:`generate`, but an item that makes the model fail gives its exception in its place.
 

@@ -134,6 +134,23 @@ def make_tiny_llava(path: str, seed: int = 0, text_hidden: int = 64, text_layers
     return str(out)
 
 
+def make_tiny_causal_lm(path: str, seed: int = 0, hidden: int = 64, layers: int = 2) -> str:
+    """Build and save a tiny random text-only ``LlamaForCausalLM`` with the same tokenizer and chat template
+    (no processor): the local text-generation backend's test model. Deterministic given ``seed``."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(llava_config(tokenizer, text_hidden=hidden, text_layers=layers).text_config).eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m core.vlm.tiny OUT [--reply TEXT] [--seed N]``: save a tiny random (or scripted) LLaVA."""
     import argparse
