@@ -86,7 +86,7 @@ class Predictions:
     errors: int = 0  # sidecar rows whose status is not ok, and rows without a reply
 
 
-def _jsonl_rows(path: Path, what: str) -> Iterator[tuple[int, Any]]:
+def jsonl_rows(path: Path, what: str) -> Iterator[tuple[int, Any]]:
     """``(line number, parsed value)`` of every non-blank line; malformed JSON is one UserError line."""
     if not path.is_file():
         raise UserError(f"{what} {str(path)!r} not found")
@@ -121,7 +121,7 @@ def load_predictions(path: str | Path) -> Predictions:
 
 
 def _jsonl_pairs(path: Path) -> Iterator[tuple[str, str | None]]:
-    for position, (n, row) in enumerate(_jsonl_rows(path, "predictions")):
+    for position, (n, row) in enumerate(jsonl_rows(path, "predictions")):
         if isinstance(row, str):
             yield f"row{position:06d}", row
             continue
@@ -163,7 +163,7 @@ def load_benchmark(path: str | Path) -> tuple[list[BenchmarkItem], Counter]:
     Malformed JSON is a :class:`UserError` (row positions, hence position ids, would shift)."""
     p = Path(path)
     raw: dict[str, dict] = {}
-    for position, (n, row) in enumerate(_jsonl_rows(p, "questions")):
+    for position, (n, row) in enumerate(jsonl_rows(p, "questions")):
         if not isinstance(row, dict):
             raise UserError(f"questions {p}:{n}: expected a JSON object per line")
         raw.setdefault(row_id(row, position), row)
