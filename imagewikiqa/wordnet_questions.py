@@ -89,13 +89,13 @@ _RANKS = ("genus", "family", "subfamily", "order", "suborder", "class", "subclas
 
 
 # ----- WordNet helpers --------------------------------------------------------------------------------
-def _rel(s: Synset, relation: str) -> list[Synset]:
+def related(s: Synset, relation: str) -> list[Synset]:
     """``s.<relation>()`` sorted by name (NLTK keeps pointers in sets: its order changes between runs)."""
     return sorted(getattr(s, relation)(), key=lambda x: x.name())
 
 
 def _parents(s: Synset) -> list[Synset]:
-    return _rel(s, "hypernyms") + _rel(s, "instance_hypernyms")
+    return related(s, "hypernyms") + related(s, "instance_hypernyms")
 
 
 @functools.cache
@@ -126,7 +126,7 @@ def _lcs_depth(a: Synset, b: Synset) -> int:
     return max((_depth_of(n) for n in common), default=-1)
 
 
-def _label(s: Synset) -> str:
+def synset_label(s: Synset) -> str:
     """Display text of a synset: its first lemma (``_`` → space); taxonomic groups as "genus Tinca"."""
     names = s.lemma_names()
     for n in names:
@@ -188,20 +188,20 @@ class _Pools:
         members: dict[str, Synset] = {}
         substances: dict[str, Synset] = {}
         for a in self.closure:
-            for p in _rel(a, "part_meronyms"):
+            for p in related(a, "part_meronyms"):
                 if p.name() not in GENERIC_PARTS:
                     parts.setdefault(p.name(), p)
-            if _rel(a, "part_meronyms"):
+            if related(a, "part_meronyms"):
                 holonyms.setdefault(a.name(), a)
-            for h in _rel(a, "part_holonyms"):
+            for h in related(a, "part_holonyms"):
                 holonyms.setdefault(h.name(), h)
-            for h in _rel(a, "member_holonyms"):
+            for h in related(a, "member_holonyms"):
                 members.setdefault(h.name(), h)
-            for m in _rel(a, "substance_meronyms"):
+            for m in related(a, "substance_meronyms"):
                 substances.setdefault(m.name(), m)
         for m in list(substances.values()):  # siblings of known substances widen the small pool
-            for parent in _rel(m, "hypernyms"):
-                for sib in _rel(parent, "hyponyms"):
+            for parent in related(m, "hypernyms"):
+                for sib in related(parent, "hyponyms"):
                     substances.setdefault(sib.name(), sib)
         self.parts = [parts[k] for k in sorted(parts)]
         self.holonyms = [holonyms[k] for k in sorted(holonyms) if k not in GENERIC]
@@ -218,7 +218,7 @@ class _Candidate:
 
 
 def _pick(correct: Synset, pool: Iterable[Synset], ok: Callable[[Synset], bool], seed: int, parts: tuple[str, ...],
-          taken: set[str], forms: frozenset[str], label: Callable[[Synset], str] = _label) -> list[str] | None:
+          taken: set[str], forms: frozenset[str], label: Callable[[Synset], str] = synset_label) -> list[str] | None:
     """3 distractor texts from ``pool``: allowed by ``ok``, distinct (normalised) from ``taken``, not
     naming the class (``forms``), nearest to ``correct`` first; drawn from the best :data:`POOL`. None
     when fewer than 3 exist."""
@@ -249,9 +249,9 @@ def _hypernym_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: f
     anc = _ancestors(s)
     below = _descendants(s)
     direct = [p for p in _parents(s) if p.name() not in GENERIC and _depth(p) >= MIN_ANSWER_DEPTH
-              and not _contains(_label(p), forms)]
+              and not _contains(synset_label(p), forms)]
     far = [wn.synset(n) for n, d in sorted(anc.items()) if 2 <= d <= 4 and n not in GENERIC
-           and _depth(wn.synset(n)) >= MIN_ANSWER_DEPTH + 1 and not _contains(_label(wn.synset(n)), forms)]
+           and _depth(wn.synset(n)) >= MIN_ANSWER_DEPTH + 1 and not _contains(synset_label(wn.synset(n)), forms)]
     targets: list[Synset] = []
     if direct:
         targets.append(direct[0])
@@ -278,14 +278,14 @@ def _hypernym_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: f
                 return (c.name() not in anc and c.name() not in below and abs(_depth(c) - dt) <= window
                         and not _mentioned(c, gloss_words))
 
-            distractors = _pick(t, pool, ok, seed, (cid, "hypernym", str(n)), {normalize(_label(t))}, forms)
+            distractors = _pick(t, pool, ok, seed, (cid, "hypernym", str(n)), {normalize(synset_label(t))}, forms)
             if distractors is not None:
                 break
         if distractors is None:
             reasons["too_few_distractors"] += 1
             continue
-        ref = f"{_label(s)} is a kind of {_label(t)} ({t.definition()})."
-        yield _Candidate("hypernym", _label(t), distractors, ref)
+        ref = f"{synset_label(s)} is a kind of {synset_label(t)} ({t.definition()})."
+        yield _Candidate("hypernym", synset_label(t), distractors, ref)
 
 
 def _gloss_words(s: Synset) -> str:
@@ -317,11 +317,11 @@ def _cousins(t: Synset) -> list[Synset]:
     """Siblings and first cousins of ``t`` (hyponyms of its parents and grandparents' children), not generic."""
     out: dict[str, Synset] = {}
     for p in _parents(t):
-        for c in _rel(p, "hyponyms"):
+        for c in related(p, "hyponyms"):
             out.setdefault(c.name(), c)
         for g in _parents(p):
-            for u in _rel(g, "hyponyms"):
-                for c in _rel(u, "hyponyms"):
+            for u in related(g, "hyponyms"):
+                for c in related(u, "hyponyms"):
                     out.setdefault(c.name(), c)
     return [out[k] for k in sorted(out) if k not in GENERIC and k != t.name()
             and _depth(out[k]) >= MIN_ANSWER_DEPTH]
@@ -341,7 +341,7 @@ def _class_parts(s: Synset) -> tuple[list[tuple[Synset, Synset]], set[str]]:
     limit = MAX_ANIMAL_PART_DISTANCE if s.lexname() == "noun.animal" else MAX_PART_DISTANCE
     for name, d in sorted(_ancestors(s).items(), key=lambda t: (t[1], t[0])):
         a = wn.synset(name)
-        for p in _rel(a, "part_meronyms"):
+        for p in related(a, "part_meronyms"):
             every.add(p.name())
             if (d <= limit and name not in GENERIC and p.name() not in GENERIC_PARTS
                     and (d == 0 or name not in UNRELIABLE_PART_SOURCES)
@@ -354,8 +354,8 @@ def _part_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: froze
                      reasons: Counter, max_n: int = 3) -> Iterator[_Candidate]:
     usable, every = _class_parts(s)
     wn = wordnet()
-    anc_labels = {normalize(_label(wn.synset(n))) for n in _ancestors(s)}
-    usable = [(p, w) for p, w in usable if not _contains(_label(p), forms) and normalize(_label(p)) not in anc_labels]
+    anc_labels = {normalize(synset_label(wn.synset(n))) for n in _ancestors(s)}
+    usable = [(p, w) for p, w in usable if not _contains(synset_label(p), forms) and normalize(synset_label(p)) not in anc_labels]
     if not usable:
         reasons["no_part_meronyms"] += 1
         return
@@ -382,18 +382,18 @@ def _part_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: froze
         if made >= max_n:
             break
         p, whole = usable[i]
-        distractors = _pick(p, pools.parts, ok, seed, (cid, "part", p.name()), {normalize(_label(p))}, forms)
+        distractors = _pick(p, pools.parts, ok, seed, (cid, "part", p.name()), {normalize(synset_label(p))}, forms)
         if distractors is None:
             reasons["too_few_distractors"] += 1
             continue
-        who = _label(s) if whole == s else f"{_label(whole)} (and so {_label(s)})"
+        who = synset_label(s) if whole == s else f"{synset_label(whole)} (and so {synset_label(s)})"
         made += 1
-        yield _Candidate("part", _label(p), distractors, f"{who} has part {_label(p)} ({p.definition()}).")
+        yield _Candidate("part", synset_label(p), distractors, f"{who} has part {synset_label(p)} ({p.definition()}).")
 
 
 def _part_of_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: frozenset[str],
                         reasons: Counter) -> Iterator[_Candidate]:
-    holos = [h for h in _rel(s, "part_holonyms") if not _contains(_label(h), forms)]
+    holos = [h for h in related(s, "part_holonyms") if not _contains(synset_label(h), forms)]
     if not holos:
         reasons["no_part_holonyms"] += 1
         return
@@ -401,7 +401,7 @@ def _part_of_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: fr
     anc = _ancestors(s)
     wholes: set[str] = set()
     for name in anc:
-        for h in _rel(wn.synset(name), "part_holonyms"):
+        for h in related(wn.synset(name), "part_holonyms"):
             wholes.add(h.name())
             wholes.update(_ancestors(h))
             wholes.update(_descendants(h))
@@ -410,12 +410,12 @@ def _part_of_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: fr
         def ok(c: Synset) -> bool:
             return c.name() not in wholes and c.name() not in anc and c.name() not in _descendants(s)
 
-        distractors = _pick(h, pools.holonyms, ok, seed, (cid, "part_of", h.name()), {normalize(_label(h))}, forms)
+        distractors = _pick(h, pools.holonyms, ok, seed, (cid, "part_of", h.name()), {normalize(synset_label(h))}, forms)
         if distractors is None:
             reasons["too_few_distractors"] += 1
             continue
-        ref = f"{_label(s)} is a part of {_label(h)} ({h.definition()})."
-        yield _Candidate("part_of", _label(h), distractors, ref)
+        ref = f"{synset_label(s)} is a part of {synset_label(h)} ({h.definition()})."
+        yield _Candidate("part_of", synset_label(h), distractors, ref)
 
 
 def _member_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: frozenset[str],
@@ -427,15 +427,15 @@ def _member_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: fro
         if d > MAX_MEMBER_DISTANCE:
             continue
         a = wn.synset(name)
-        for h in _rel(a, "member_holonyms"):
-            if h not in [g for g, _ in groups] and not _contains(_label(h), forms):
+        for h in related(a, "member_holonyms"):
+            if h not in [g for g, _ in groups] and not _contains(synset_label(h), forms):
                 groups.append((h, a))
     if not groups:
         reasons["no_member_holonyms"] += 1
         return
     containing: set[str] = set()  # every group the class is (transitively) a member of
     for name in anc:
-        for h in _rel(wn.synset(name), "member_holonyms"):
+        for h in related(wn.synset(name), "member_holonyms"):
             containing.add(h.name())
             containing.update(x.name() for x in h.closure(lambda x: x.member_holonyms()))
     for h, member in groups[:2]:
@@ -444,13 +444,13 @@ def _member_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: fro
         def ok(c: Synset, rank: str = rank) -> bool:
             return c.name() not in containing and _rank(c) == rank
 
-        distractors = _pick(h, pools.members, ok, seed, (cid, "member_of", h.name()), {normalize(_label(h))}, forms)
+        distractors = _pick(h, pools.members, ok, seed, (cid, "member_of", h.name()), {normalize(synset_label(h))}, forms)
         if distractors is None:
             reasons["too_few_distractors"] += 1
             continue
-        who = _label(s) if member == s else f"{_label(member)} (and so {_label(s)})"
-        yield _Candidate("member_of", _label(h), distractors,
-                              f"{who} is a member of {_label(h)} ({h.definition()}).")
+        who = synset_label(s) if member == s else f"{synset_label(member)} (and so {synset_label(s)})"
+        yield _Candidate("member_of", synset_label(h), distractors,
+                              f"{who} is a member of {synset_label(h)} ({h.definition()}).")
 
 
 def _substance_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: frozenset[str],
@@ -460,24 +460,24 @@ def _substance_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: 
     subs: list[tuple[Synset, Synset]] = []
     every: set[str] = set()
     for name, d in sorted(anc.items(), key=lambda t: (t[1], t[0])):
-        for m in _rel(wn.synset(name), "substance_meronyms"):
+        for m in related(wn.synset(name), "substance_meronyms"):
             every.add(m.name())
             every.update(_ancestors(m))
             every.update(_descendants(m))
-            if d <= MAX_SUBSTANCE_DISTANCE and not _contains(_label(m), forms) and m not in [x for x, _ in subs]:
+            if d <= MAX_SUBSTANCE_DISTANCE and not _contains(synset_label(m), forms) and m not in [x for x, _ in subs]:
                 subs.append((m, wn.synset(name)))
     if not subs:
         reasons["no_substance_meronyms"] += 1
         return
     for m, whole in subs[:1]:
         distractors = _pick(m, pools.substances, lambda c: c.name() not in every, seed,
-                            (cid, "substance", m.name()), {normalize(_label(m))}, forms)
+                            (cid, "substance", m.name()), {normalize(synset_label(m))}, forms)
         if distractors is None:
             reasons["too_few_distractors"] += 1
             continue
-        who = _label(s) if whole == s else f"{_label(whole)} (and so {_label(s)})"
-        yield _Candidate("substance", _label(m), distractors,
-                              f"{who} has substance {_label(m)} ({m.definition()}).")
+        who = synset_label(s) if whole == s else f"{synset_label(whole)} (and so {synset_label(s)})"
+        yield _Candidate("substance", synset_label(m), distractors,
+                              f"{who} has substance {synset_label(m)} ({m.definition()}).")
 
 
 def _gloss_candidates(s: Synset, entry: ClassEntry, synsets: dict[str, Synset | None],
@@ -512,7 +512,7 @@ def _gloss_candidates(s: Synset, entry: ClassEntry, synsets: dict[str, Synset | 
     # the nearest neighbours, then those of a length closest to the correct gloss (no length give-away)
     near = [t for _, t in sorted(enumerate(cands[:POOL]), key=lambda it: (abs(len(it[1]) - len(correct)), it[0]))]
     distractors = sample_rng(seed, entry.class_id, "gloss_cloze").sample(near[:5], N_OPTIONS - 1)
-    ref = f"{_label(s)}: {s.definition()}"
+    ref = f"{synset_label(s)}: {s.definition()}"
     yield _Candidate("gloss_cloze", correct, distractors, ref)
 
 
