@@ -144,8 +144,19 @@ def open_backend(where: str, cache_dir: Path, concurrency: int, batch_size: int,
     return LocalChatModel.load(where, cache_dir=cache_dir, batch_size=batch_size)
 
 
-def _model_name(where: str, given: str | None) -> str:
-    return given or where.rstrip("/").split("/")[-1]
+def _model_name(where: str, given: str | None, flag: str) -> str:
+    """The model name sent in requests: given, else a local checkpoint's folder name (a server needs one)."""
+    if given:
+        return given
+    if where.startswith(("http://", "https://")):
+        raise UserError(f"{flag} is required with a server URL (the model name the server expects)")
+    return where.rstrip("/").split("/")[-1]
+
+
+def _require(rows: Sequence[dict], after: str, rejections: Counter) -> None:
+    if not rows:
+        top = {k: v for k, v in rejections.most_common() if v}
+        raise UserError(f"no question is left after {after}; rejections: {dict(list(top.items())[:6])}")
 
 
 def load_knowledge(config: BuildConfig, vocab: ClassVocabulary) -> tuple[dict[str, list[Article]], Counter]:
@@ -235,7 +246,7 @@ def build(config: BuildConfig, log: Callable[[str], None] = print) -> dict[str, 
             qs, reasons = generate_wordnet_questions(vocab, per_class=config.per_class, seed=config.seed)
             return _rows(qs), {"rejections": dict(reasons)}
     else:
-        llm_model = _model_name(config.llm, config.llm_model)
+        llm_model = _model_name(config.llm, config.llm_model, "--llm-model")
         fp_gen = _fingerprint(fp_articles, "llm", config.llm, llm_model, config.per_class)
 
         def generate() -> tuple[list[dict], dict]:
@@ -249,8 +260,9 @@ def build(config: BuildConfig, log: Callable[[str], None] = print) -> dict[str, 
             return _rows(qs), {"rejections": dict(reasons)}
 
     rows, info = stages.run("generated", fp_gen, generate)
-    rejections.update(info.get("rejections", {}))
+    rejections.update({k: v for k, v in info.get("rejections", {}).items() if v})
     log(f"[generate] {len(rows)} candidate questions ({config.generator})")
+    _require(rows, "generation", rejections)
 
     # 3. rules
     fp_rules = _fingerprint(fp_gen, "rules")
@@ -261,13 +273,14 @@ def build(config: BuildConfig, log: Callable[[str], None] = print) -> dict[str, 
         return _rows(kept), {"rejections": dict(reasons)}
 
     rows, info = stages.run("ruled", fp_rules, rules)
-    rejections.update(info.get("rejections", {}))
+    rejections.update({k: v for k, v in info.get("rejections", {}).items() if v})
     log(f"[rules] {len(rows)} questions pass the rules")
+    _require(rows, "the rules", rejections)
 
     # 4. text-only verification
     verification: dict | None = None
     if config.verifier:
-        verifier_model = _model_name(config.verifier, config.verifier_model)
+        verifier_model = _model_name(config.verifier, config.verifier_model, "--verifier-model")
         fp_verify = _fingerprint(fp_rules, config.verifier, verifier_model, config.verify_permutations)
 
         def verify() -> tuple[list[dict], dict]:
@@ -282,16 +295,14 @@ def build(config: BuildConfig, log: Callable[[str], None] = print) -> dict[str, 
             return _rows(kept), {"rejections": dict(reasons), "summary": verification_summary(verdicts)}
 
         rows, info = stages.run("verified", fp_verify, verify)
-        rejections.update(info.get("rejections", {}))
+        rejections.update({k: v for k, v in info.get("rejections", {}).items() if v})
         verification = info.get("summary")
         log(f"[verify] {len(rows)} questions kept by {verifier_model} "
             f"(with name right, without name wrong, {config.verify_permutations} option order(s))")
     else:
         fp_verify = _fingerprint(fp_rules, "unverified")
         log("[verify] skipped (no --verifier): questions are not checked by a model")
-    if not rows:
-        raise UserError(f"no question is left after {'verification' if config.verifier else 'the rules'}; "
-                        f"rejections: {dict(rejections.most_common(6))}")
+    _require(rows, "verification", rejections)
 
     # 5. debias
     fp_final = _fingerprint(fp_verify, "debias", config.max_longest)
@@ -301,7 +312,7 @@ def build(config: BuildConfig, log: Callable[[str], None] = print) -> dict[str, 
         return _rows(kept), {"rejections": dict(reasons)}
 
     rows, info = stages.run("debiased", fp_final, debiased)
-    rejections.update(info.get("rejections", {}))
+    rejections.update({k: v for k, v in info.get("rejections", {}).items() if v})
     final = _questions(rows)
     _write_jsonl(out / "questions.jsonl", rows)
     write_bytes_atomic(out / "classes.json", json.dumps(vocab.to_json(), indent=1).encode("utf-8"))
@@ -336,11 +347,11 @@ def build(config: BuildConfig, log: Callable[[str], None] = print) -> dict[str, 
                             duplicates=duplicates, targets={"max_longest": config.max_longest},
                             meta={"generator": config.generator, "classes": config.classes, "seed": config.seed,
                                   "verifier": config.verifier and _model_name(config.verifier,
-                                                                              config.verifier_model)})
+                                                                              config.verifier_model, "")})
     write_report(report, out)
     manifest = {
         "config": asdict(config), "classes": len(vocab), "questions": len(final), "pairing": pairing,
-        "exports": exports, "rejections": dict(sorted(rejections.items())), "reused_stages": stages.reused,
+        "exports": exports, "rejections": {k: v for k, v in sorted(rejections.items()) if v}, "reused_stages": stages.reused,
         "targets_pass": report["targets"]["passes"], "seconds": round(time.perf_counter() - t_start, 2),
     }
     write_bytes_atomic(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8"))

