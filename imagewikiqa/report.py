@@ -8,7 +8,7 @@ questions, one per distinct question, so the same report runs on the released fi
 
 Definitions:
 
-* distinct question: class (``class_id``) plus the question stem normalised with
+* distinct question: class (``class_id``), the question stem and the correct option's text, normalised with
   :func:`core.lexicon.normalize`.
 * letters: counts of the correct letter over all questions; ``letters_balanced`` is the largest
   ``max − min`` of those counts over the letters of each option count ``k`` (target ≤ 1).
@@ -52,9 +52,10 @@ def _r(x: float) -> float:
     return round(float(x), 6)
 
 
-def distinct_key(q: Question) -> tuple[str, str]:
-    """The identity of a distinct question: ``(class_id, normalised stem)``."""
-    return q.class_id, normalize(question_stem(q.question))
+def distinct_key(q: Question) -> tuple[str, str, str]:
+    """The identity of a distinct question: ``(class_id, normalised stem, normalised correct answer)``; the
+    answer tells template questions apart ("Which of these is a part of this object?" with two answers)."""
+    return q.class_id, normalize(question_stem(q.question)), normalize(q.answer) if q.options else ""
 
 
 # ----- baselines -------------------------------------------------------------------------------------------

@@ -450,7 +450,7 @@ def _member_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: fro
             continue
         who = synset_label(s) if member == s else f"{synset_label(member)} (and so {synset_label(s)})"
         yield _Candidate("member_of", synset_label(h), distractors,
-                              f"{who} is a member of {synset_label(h)} ({h.definition()}).")
+                         f"{who} is a member of {synset_label(h)} ({h.definition()}).")
 
 
 def _substance_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: frozenset[str],
@@ -477,7 +477,7 @@ def _substance_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: 
             continue
         who = synset_label(s) if whole == s else f"{synset_label(whole)} (and so {synset_label(s)})"
         yield _Candidate("substance", synset_label(m), distractors,
-                              f"{who} has substance {synset_label(m)} ({m.definition()}).")
+                         f"{who} has substance {synset_label(m)} ({m.definition()}).")
 
 
 def _gloss_candidates(s: Synset, entry: ClassEntry, synsets: dict[str, Synset | None],

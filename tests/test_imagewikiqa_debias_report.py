@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -199,7 +200,10 @@ def test_quality_report_contents_and_targets():
     verification = {"text_only_accuracy_without_name": 0.31, "kept": 4, "per_question": [1, 2]}
     rep = quality_report(qs, rejections=Counter({"leak": 3, "duplicate": 5, "bad_reference": 3}),
                          verification=verification, leaks=0, duplicates=0, meta={"seed": 7})
-    assert rep["n_questions"] == 4 and rep["distinct_questions"] == 3 and rep["classes"] == 2
+    # a1 and a2 share a (normalised) stem but not the answer: two distinct questions
+    assert rep["n_questions"] == 4 and rep["distinct_questions"] == 4 and rep["classes"] == 2
+    same = dataclasses.replace(qs[0], qid="a1-again", question="which  part does this object have ?")
+    assert quality_report([*qs, same])["distinct_questions"] == 4
     assert rep["questions_per_class"] == {"min": 1, "median": 2.0, "max": 3}
     assert rep["letters"] == {"A": 1, "B": 1, "C": 1, "D": 1}
     assert rep["blind_baselines"]["longest"] == 0.25

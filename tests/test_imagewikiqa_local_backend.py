@@ -3,6 +3,7 @@ back offline, answering chat requests through the same interface as the HTTP cli
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -57,3 +58,22 @@ def test_scripted_vlm_used_text_only_answers_json(tmp_path):
     schema = {"type": "array", "items": {"type": "integer"}}
     [res] = backend.complete_json_many([_req("How many legs? Reply with a JSON list.", max_tokens=8)], schema)
     assert res.ok and not res.repaired and res.value == [42]
+
+
+def test_llm_generator_runs_on_the_local_backend_with_the_same_prompts(causal_lm, tmp_path):
+    """The generator's requests go through the local model batched; a random model writes no valid JSON, so
+    every class is rejected with the reason kept (after one repair round each)."""
+    from core.vocabulary import ClassVocabulary
+    from imagewikiqa.llm_questions import build_request, generate_llm_questions
+    from imagewikiqa.records import Article
+
+    vocab = ClassVocabulary.bundled("imagenet1k").subset(["n01440764", "n04336792"])
+    articles = {cid: [Article(cid, vocab[cid].name, f"The {vocab[cid].name} is an object. It is useful.", "test")]
+                for cid in vocab.ids}
+    backend = LocalChatModel.load(causal_lm, cache_dir=tmp_path / "cache", batch_size=2)
+    questions, reasons = generate_llm_questions(backend, articles, vocab, "tiny", per_class=2)
+    assert questions == [] and reasons["llm_invalid_json"] == 2
+    cached = [json.loads(p.read_text()) for p in (tmp_path / "cache").rglob("*.json")]
+    assert len(cached) == 4  # 2 first attempts + 2 repairs
+    first = build_request(articles["n01440764"][0], "tench", 2, "tiny", 0, synonyms=("Tinca tinca",))
+    assert any(c["request"]["messages"] == first.messages for c in cached)
