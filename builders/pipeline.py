@@ -20,7 +20,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,10 @@ from core import progress
 from core.errors import UserError
 from core.executors import Executor, LocalExecutor
 from core.images import DEFAULT_MAX_PIXELS, inspect_image, to_rgb_jpeg
+from core.provenance import TOOL_NAME
+from core.provenance import package_versions as provenance_versions
 
 STATE_DIR = ".state"
-TOOL_NAME = "vlm-classdata"
 
 
 def output_registry() -> dict[str, dict]:
@@ -263,14 +264,8 @@ def _spread_limit(refs: list[SampleRef], limit: int, seed: int) -> list[SampleRe
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of the libraries that shape the output bytes."""
-    out = {"python": sys.version.split()[0]}
-    for pkg in (TOOL_NAME, "datasets", "pyarrow", "pillow", "webdataset", "nltk", "numpy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    """Versions of the libraries that shape a build's output bytes."""
+    return provenance_versions(("datasets", "pyarrow", "pillow", "webdataset", "nltk", "numpy"))
 
 
 class Build:

@@ -21,6 +21,7 @@ every number: ``imagewikiqa/evaluate.py``.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,10 +109,10 @@ def _class_ids(value: str | None) -> list[str] | None:
 def _build(args: argparse.Namespace) -> int:
     from imagewikiqa.build import BuildConfig, build
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "class_ids", "formats")}
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "class_ids", "formats", "argv")}
     config = BuildConfig(**options, class_ids=_class_ids(args.class_ids),
                          formats=[f.strip() for f in args.formats.split(",") if f.strip()])
-    manifest = build(config)
+    manifest = build(config, command=shlex.join(["python", "-m", "imagewikiqa", *args.argv]))
     return 0 if manifest["questions"] else 1
 
 
@@ -144,7 +145,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     commands = {"build": _build, "report": _report, "evaluate": _evaluate}
     return commands[args.command](args)
 

@@ -26,11 +26,13 @@ from typing import Any
 
 from builders.writers.base import write_bytes_atomic
 from core.errors import UserError
+from core.provenance import TOOL_NAME, package_versions
 from core.vocabulary import ClassVocabulary
 from imagewikiqa.llm_client import ChatBackend
 from imagewikiqa.records import Article, Question
 
 GENERATORS = ("wordnet", "llm")
+TOOL_PACKAGES = ("datasets", "pyarrow", "nltk", "rapidfuzz", "transformers", "torch", "httpx")
 
 
 @dataclass
@@ -191,8 +193,9 @@ def _rows(questions: Sequence[Question]) -> list[dict]:
     return [q.to_json() for q in questions]
 
 
-def build(config: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every stage of ``config`` and return the manifest (also written to ``OUT/manifest.json``)."""
+def build(config: BuildConfig, log: Callable[[str], None] = print, command: str | None = None) -> dict[str, Any]:
+    """Run every stage of ``config`` and return the manifest (also written to ``OUT/manifest.json``);
+    ``command`` is the command line recorded in the manifest."""
     from core.lexicon import Lexicon
     from imagewikiqa.debias import debias
     from imagewikiqa.report import quality_report, write_report
@@ -353,6 +356,7 @@ def build(config: BuildConfig, log: Callable[[str], None] = print) -> dict[str, 
         "config": asdict(config), "classes": len(vocab), "questions": len(final), "pairing": pairing,
         "exports": exports, "rejections": {k: v for k, v in sorted(rejections.items()) if v}, "reused_stages": stages.reused,
         "targets_pass": report["targets"]["passes"], "seconds": round(time.perf_counter() - t_start, 2),
+        "command": command, "tool": {"name": TOOL_NAME, "versions": package_versions(TOOL_PACKAGES)},
     }
     write_bytes_atomic(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8"))
     log(summary_line(report))
