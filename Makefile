@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh Debian machine (root, apt and PyPI reachable):
-#   make demo   — set up, then run the main job on the embedded ImageNet sample → out/demo
+#   make demo   — set up, then run the main job on the embedded ImageNet sample → out/demo (+ its dataset card)
 #   make test   — set up, then run the whole test suite
 PY := .venv/bin/python
 
@@ -9,6 +9,7 @@ setup:
 
 demo: setup
 	$(PY) -m builders.imagenet_qa --out out/demo --overwrite
+	$(PY) -m cards write out/demo
 
 test: setup
 	$(PY) -m pytest

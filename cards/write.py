@@ -1,0 +1,85 @@
+"""Write a build's dataset card: YAML metadata (:mod:`cards.metadata`) + Markdown body (:mod:`cards.render`).
+
+The card replaces the minimal ``README.md`` the hf writer left in the publishable folder. The same inputs give
+the same bytes (no timestamps; plots without a ``Software`` tag).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builders.writers.base import write_bytes_atomic
+from cards.collect import CardFacts, collect
+from cards.render import default_pretty_name, render_body
+from core.errors import UserError
+
+#: the Hub's task_categories for each build task
+TASK_CATEGORIES = {"instruct": "image-text-to-text", "open": "visual-question-answering",
+                   "mcq": "visual-question-answering", "qa": "visual-question-answering"}
+#: Hub ids of the bundled class lists' datasets, for ``source_datasets``
+HUB_SOURCES = {"imagenet1k": "ILSVRC/imagenet-1k", "food101": "ethz/food101",
+               "flowers102": "nelorth/oxford-flowers", "cub200": "cub200", "stanford_cars": "stanford_cars",
+               "caltech101": "caltech101", "objectnet": "objectnet"}
+
+
+def task_categories(facts: CardFacts) -> list[str]:
+    """The Hub task categories: the published rows' task (every build task when unknown) + image-classification."""
+    tasks = [facts.hf_task] if facts.hf_task else sorted(facts.tasks)
+    out = []
+    for task in tasks:
+        cat = TASK_CATEGORIES.get(task or "")
+        if cat and cat not in out:
+            out.append(cat)
+    if facts.kind != "imagewikiqa" or not out:
+        out.append("image-classification")
+    return out
+
+
+def source_datasets(facts: CardFacts) -> list[str]:
+    """``source_datasets``: the Hub id of the source (a Hub root for hf sources), else its class list name."""
+    from cards.metadata import known_source
+
+    if facts.source.get("kind") == "hf" and facts.source.get("root") and not Path(str(facts.source["root"])).exists():
+        return [str(facts.source["root"])]
+    name = known_source(facts.dataset) or facts.dataset
+    return [HUB_SOURCES.get(str(name), str(name or "original"))]
+
+
+def tags(facts: CardFacts) -> list[str]:
+    out = ["vlm-classdata", "vision-language"]
+    out += ["imagewikiqa", "multiple-choice", "knowledge"] if facts.kind == "imagewikiqa" else (
+        ["multiple-choice"] if facts.hf_task == "mcq" else ["instruction-tuning"])
+    if facts.kind == "filtered":
+        out.append("filtered")
+    return out
+
+
+def write_card(build_dir: str | Path, repo_folder: str | Path | None = None, corpora: str | None = None,
+               pretty_name: str | None = None, license: str | None = None) -> Path:  # noqa: A002 - CLI name
+    """Write ``repo_folder/README.md`` (default ``BUILD/hf``) for the build in ``build_dir`` and the assets it
+    links to; return the README's path.
+
+    ``corpora``: a ``corpora_stats count`` folder for the class-frequency section; ``license``: a Hub licence id
+    replacing the source dataset's (:func:`cards.metadata.license_for`)."""
+    from cards.metadata import HUB_LICENSES, card_metadata, license_for, render_front_matter
+
+    facts = collect(build_dir, corpora)
+    repo = Path(repo_folder) if repo_folder is not None else Path(facts.hf_dir)
+    if not repo.is_dir() or not any((repo / "data").glob("*.parquet")):
+        raise UserError(f"{repo} has no data/*.parquet: give the build's Hugging Face folder (default BUILD/hf)")
+    lic_id, lic_name, note = license_for(facts.dataset)
+    chosen = None
+    if license is not None:
+        if license not in HUB_LICENSES:
+            raise UserError(f"--license {license!r} is not a Hugging Face Hub licence id (e.g. cc-by-4.0, mit, other)")
+        if license != lic_id:
+            lic_id, lic_name = license, (lic_name or "source-dataset-terms" if license == "other" else None)
+            chosen = (lic_id, lic_name, note)
+    name = pretty_name or default_pretty_name(facts)
+    meta = card_metadata(repo, pretty_name=name, license_id=lic_id, license_name=lic_name,
+                         task_categories=task_categories(facts), source_datasets=source_datasets(facts),
+                         tags=tags(facts))
+    body = render_body(facts, repo, pretty_name=name, licence=chosen)
+    path = repo / "README.md"
+    write_bytes_atomic(path, (render_front_matter(meta) + "\n" + body).encode("utf-8"))
+    return path
