@@ -1,8 +1,9 @@
-"""``python -m corpora_stats {count,report,demo}``: class-name frequency in corpora, and its relation to accuracy.
+"""``python -m corpora_stats {count,report,mine,demo}``: class-name frequency in corpora, and its relation to accuracy.
 
     python -m corpora_stats count --corpus pretrain=blip_laion_cc_sbu_558k.json \\
         --corpus instruct=llava_v1_5_mix665k.json --classes imagenet1k --out out/freq
     python -m corpora_stats report --counts out/freq --accuracy predictions.jsonl --out out/freq/report
+    python -m corpora_stats mine --counts out/freq --select least:50 --corpus laion=laion_parquet/ --out out/mined
     python -m corpora_stats demo --out out/freq_demo     # WordNet glosses as an offline corpus
 """
 
@@ -77,6 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--top-k", type=int, default=20, help="classes listed as most/least frequent (default 20)")
     r.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
 
+    m = sub.add_parser("mine", help="img2dataset URL list for under-exposed classes from a LAION-style corpus",
+                       description="Select classes from a counts folder by a rule and mine the rows of LAION-style "
+                                   "parquet files whose captions name exactly one of them (same lexicon and "
+                                   "matching as count); write urls.parquet, classes.json and mine_report.json.")
+    m.add_argument("--counts", required=True, help="folder written by 'count'")
+    m.add_argument("--counts-corpus", help="which corpus of the counts folder (required when it has several)")
+    m.add_argument("--select", required=True, metavar="RULE",
+                   help="least:N (N lowest), below:T (value < T), classes:ID,ID or classes:@FILE")
+    m.add_argument("--column", default="doc_freq", help="counts column the rule reads (default doc_freq)")
+    m.add_argument("--corpus", action="append", required=True, metavar="[NAME=]PATH",
+                   help="LAION-style parquet file, folder or glob with URL and caption columns; repeat")
+    m.add_argument("--out", required=True, help="output folder (the MINED folder)")
+    m.add_argument("--per-class", type=int, default=1000, help="URLs kept per class at most (default 1000)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the per-class choice (default 0)")
+    m.add_argument("--forms", choices=FORMS_POLICIES, default="separate",
+                   help="all: flagged forms (shared/ambiguous/short) count too; otherwise only unflagged forms "
+                        "(default separate, as in count)")
+    m.add_argument("--url-col", default="URL", help="URL column (default URL)")
+    m.add_argument("--text-col", default="TEXT", help="caption column (default TEXT)")
+    m.add_argument("--classes", help="the class list given to count (default: rebuilt from the counts table)")
+    m.add_argument("--batch-size", type=int, default=65_536, help="rows per Arrow batch (default 65536)")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+
     d = sub.add_parser("demo", help="offline demo: count ImageNet classes in WordNet's glosses, then report")
     d.add_argument("--out", default="out/corpora_demo", help="output folder (default out/corpora_demo)")
     counting_options(d)
@@ -101,6 +125,10 @@ def _count(args: argparse.Namespace, corpora: dict[str, str], formats: dict[str,
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     args = build_parser().parse_args(argv)
+    if args.command == "mine":
+        from corpora_stats.mine import run_mine_cli
+
+        return run_mine_cli(args)
     if args.command in ("count", "demo"):
         if args.command == "count":
             corpora, formats = _pairs(args.corpus, "--corpus"), _pairs(args.format, "--format")

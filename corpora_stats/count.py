@@ -118,6 +118,8 @@ def count_corpora(corpora: dict[str, str], vocab: ClassVocabulary, out_dir: str 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     lexicon = Lexicon.build(vocab, method=config.method, plurals=config.plurals, aliases=config.aliases)
+    _write_atomic(out / "classes.json",
+                  lambda tmp: tmp.write_text(json.dumps(vocab.to_json(), indent=1), encoding="utf-8"))
     forms = lexicon.forms
     meta: dict[str, Any] = {"method": config.method, "forms_policy": config.forms,
                             "flags_excluded": [] if config.forms == "all" else ["shared", "ambiguous", "short"],

@@ -124,7 +124,7 @@ class Matcher:
     def new_state(self) -> CountState:
         return CountState(len(self.patterns), len(self.class_ids))
 
-    def _matches(self, texts: list[str]) -> pl.DataFrame:
+    def matches(self, texts: list[str]) -> pl.DataFrame:
         """One row per match: ``doc`` (position in ``texts``) and ``pat`` (pattern id)."""
         df = pl.DataFrame({"text": texts}, schema={"text": pl.String})
         found = df.select(normalize_expr("text").str.extract_many(
@@ -137,7 +137,7 @@ class Matcher:
         state.documents += len(texts)
         if not texts or not self.patterns:
             return
-        m = self._matches(texts)
+        m = self.matches(texts)
         if m.height == 0:
             return
         per_pat = m.group_by("pat").agg(pl.len().alias("n"), pl.col("doc").n_unique().alias("d"))
