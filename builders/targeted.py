@@ -1,0 +1,592 @@
+"""Targeted data for under-exposed classes: download a mined URL list with img2dataset, then build.
+
+    python -m corpora_stats mine ... --out MINED                   # picks classes, writes MINED/urls.parquet
+    python -m builders.targeted --mined MINED --out OUT            # downloads, builds, reports per class
+    python -m builders.targeted --mined MINED --out OUT            # again: resumes, nothing is fetched twice
+
+The MINED folder (written by ``corpora_stats mine``): ``urls.parquet`` (url, caption, class_id, class_name,
+matched_form, corpus, row; URLs unique), ``classes.json`` (the vocabulary the counts were made with) and
+``mine_report.json`` (the rule, the counts it read, per-class doc_freq/matched/mined).
+
+OUT holds:
+
+- ``shards/`` — img2dataset's webdataset output: per shard ``NNNNN.tar`` (successful samples: jpg, txt, json
+  with ``class_id``/``class_name``/``matched_form``), ``NNNNN.parquet`` (every input row with its
+  ``status``/``error_message``) and ``NNNNN_stats.json`` (written last: it marks the shard finished, and a
+  rerun skips finished shards — img2dataset's ``incremental`` mode). Finished tars are rewritten once in
+  key order with zeroed header times, so a shard's bytes do not depend on download completion order.
+- ``download.json`` — per class: mined, downloaded, failed by reason; the settings that shaped the shards.
+- ``classes/<dataset>.json`` — the MINED vocabulary, named by its dataset (the builds' ``dataset`` field).
+- ``build/`` — ``python -m builders.imagenet_qa --source webdataset`` on the shards; its ``manifest.json``
+  gains a ``targeted`` section: ``{"mine": <mine_report.json>, "download": <download.json>, "kept": {...}}``.
+- ``img2dataset.log`` — img2dataset's own output when progress is off.
+
+Per class, ``mined == downloaded + sum(failed)`` is checked against the shards' parquet files (each mined URL
+must appear exactly once); a failed shard stops the run with :class:`DownloadIncomplete` (run it again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import signal
+import sys
+import tarfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from builders.writers.base import write_bytes_atomic
+from core.errors import UserError, read_user_json
+from core.vocabulary import ClassVocabulary
+
+DEFAULT_OUTPUTS = "llava,hf,eval_open,mcq"
+RESIZE_MODES = ("border", "keep_ratio", "keep_ratio_largest", "center_crop", "no")
+MINED_COLUMNS = ("url", "caption", "class_id", "class_name", "matched_form", "corpus", "row")
+SAVED_COLUMNS = ["class_id", "class_name", "matched_form"]
+ENCODE_FORMAT = "jpg"
+STATE_FILE = ".targeted_state.json"
+#: builders CLI options this module sets itself (not allowed in ``extra_args``)
+_OWN_BUILD_OPTIONS = ("--source", "--root", "--classes", "--label-field", "--split-name", "--out", "--outputs",
+                      "--seed", "--overwrite")
+_STATS_RE = re.compile(r"^(\d+)_stats\.json$")
+_KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # WebDataset's split of a member name
+
+
+class TargetedError(RuntimeError):
+    """The download cannot be accounted for or built from (a lost or duplicated row, nothing downloaded)."""
+
+
+class DownloadIncomplete(TargetedError):
+    """Some img2dataset shards did not finish; running the same command again resumes them."""
+
+
+# ----- the MINED folder --------------------------------------------------------------------------------
+@dataclass
+class Mined:
+    """A validated MINED folder."""
+
+    path: Path
+    urls_file: Path
+    vocabulary: ClassVocabulary
+    vocabulary_json: dict
+    report: dict
+    url_class: dict[str, str]  # url -> class_id
+    mined: dict[str, int]  # class_id -> rows, in vocabulary order
+    urls_sha256: str
+
+    @property
+    def rows(self) -> int:
+        return len(self.url_class)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_mined(mined_dir: str | os.PathLike) -> Mined:
+    """Read and check a MINED folder; any problem is one :class:`UserError` line."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = Path(mined_dir).expanduser()
+    if not root.is_dir():
+        raise UserError(f"MINED folder {str(mined_dir)!r} not found")
+    urls_file = root / "urls.parquet"
+    if not urls_file.is_file():
+        raise UserError(f"{root}: no urls.parquet (write it with python -m corpora_stats mine)")
+    try:
+        table = pq.read_table(urls_file)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise UserError(f"{urls_file}: not a readable parquet file ({str(exc).splitlines()[0][:120]})") from None
+    missing = [c for c in MINED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise UserError(f"{urls_file}: missing column(s) {', '.join(missing)}; expected {', '.join(MINED_COLUMNS)}")
+    for col in MINED_COLUMNS:
+        typ = table.schema.field(col).type
+        ok = pa.types.is_integer(typ) if col == "row" else (pa.types.is_string(typ) or pa.types.is_large_string(typ))
+        if not ok:
+            raise UserError(f"{urls_file}: column {col!r} has type {typ}, expected {'int64' if col == 'row' else 'string'}")
+    if table.num_rows == 0:
+        raise UserError(f"{urls_file}: no rows to download")
+    urls = table.column("url").to_pylist()
+    class_ids = table.column("class_id").to_pylist()
+    if any(not u for u in urls):
+        raise UserError(f"{urls_file}: {sum(1 for u in urls if not u)} row(s) without a url")
+    if any(not c for c in class_ids):
+        raise UserError(f"{urls_file}: {sum(1 for c in class_ids if not c)} row(s) without a class_id")
+    dup = [u for u, n in Counter(urls).items() if n > 1]
+    if dup:
+        raise UserError(f"{urls_file}: {len(dup)} duplicate url(s), e.g. {dup[0]}; URLs must be unique")
+
+    classes_file = root / "classes.json"
+    data = read_user_json(classes_file, "MINED class list")
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
+        raise UserError(f"{classes_file}: expected the vocabulary JSON {{\"dataset\", \"classes\": [...]}}")
+    try:
+        vocab = ClassVocabulary.from_json(data)
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{classes_file}: malformed class entry ({exc})") from None
+    unknown = sorted({c for c in class_ids if c not in vocab})
+    if unknown:
+        raise UserError(f"{urls_file}: {len(unknown)} class id(s) not in classes.json, e.g. {unknown[0]!r}")
+    report = read_user_json(root / "mine_report.json", "MINED report")
+    if not isinstance(report, dict):
+        raise UserError(f"{root / 'mine_report.json'}: expected a JSON object")
+    counts = Counter(class_ids)
+    chosen = {c.get("class_id") for c in report.get("classes") or [] if isinstance(c, dict)}
+    mined = {cid: counts[cid] for cid in vocab.ids if cid in counts or cid in chosen}  # chosen, none found: 0
+    return Mined(root, urls_file, vocab, data, report, dict(zip(urls, class_ids, strict=True)), mined,
+                 _sha256_file(urls_file))
+
+
+# ----- failure reasons ---------------------------------------------------------------------------------
+_REASONS: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"HTTP Error (\d{3})"), "http_{0}"),
+    (re.compile(r"timed out|timeout", re.I), "timeout"),
+    (re.compile(r"decod", re.I), "decode_error"),
+    (re.compile(r"connection refused", re.I), "connection_refused"),
+    (re.compile(r"connection reset|remote end closed|remotedisconnected|broken pipe|connection aborted", re.I),
+     "connection_closed"),
+    (re.compile(r"name or service not known|nodename nor servname|name resolution|getaddrinfo|no address "
+                r"associated", re.I), "dns_error"),
+    (re.compile(r"ssl|certificate", re.I), "ssl_error"),
+    (re.compile(r"unknown url type|no host given|invalid url|url can't contain", re.I), "bad_url"),
+    (re.compile(r"x-robots-tag", re.I), "disallowed_by_robots"),
+    (re.compile(r"hash mismatch", re.I), "hash_mismatch"),
+    (re.compile(r"image too small", re.I), "image_too_small"),
+    (re.compile(r"image area too large", re.I), "image_too_large"),
+    (re.compile(r"aspect ratio too large", re.I), "aspect_ratio_too_large"),
+    (re.compile(r"incompleteread|incomplete read", re.I), "incomplete_read"),
+]
+
+
+def failure_reason(status: str | None, error_message: str | None) -> str:
+    """A short snake_case reason for a failed img2dataset row (``HTTP Error 404: Not Found`` → ``http_404``,
+    ``timed out`` → ``timeout``, ``Image decoding error`` → ``decode_error``, ...); an unknown message gives
+    ``download_error`` or ``resize_error`` after img2dataset's status."""
+    msg = str(error_message or "")
+    for pattern, reason in _REASONS:
+        m = pattern.search(msg)
+        if m:
+            return reason.format(*m.groups())
+    if status == "failed_to_download":
+        return "download_error"
+    if status == "failed_to_resize":
+        return "resize_error"
+    return re.sub(r"[^a-z0-9]+", "_", str(status or "").lower()).strip("_")[:40] or "unknown_error"
+
+
+# ----- shards ------------------------------------------------------------------------------------------
+def _finished_shards(shards: Path) -> set[int]:
+    """Shard ids whose ``NNNNN_stats.json`` exists (img2dataset writes it after the tar and parquet)."""
+    if not shards.is_dir():
+        return set()
+    return {int(m.group(1)) for p in shards.iterdir() if (m := _STATS_RE.match(p.name)) and p.is_file()}
+
+
+def _shard_name(shard_id: int) -> str:
+    return f"{shard_id:05d}"  # img2dataset's oom_shard_count=5
+
+
+def normalize_tar(path: Path) -> bool:
+    """Rewrite an img2dataset tar in key order with header times, owners and modes fixed (atomically), so its
+    bytes do not depend on download completion order; False when it already is. Members of one key keep
+    their order."""
+    with tarfile.open(path, "r:") as tf:
+        members = [m for m in tf.getmembers() if m.isreg()]
+        keyed = []
+        for i, m in enumerate(members):
+            km = _KEY_EXT.match(m.name)
+            keyed.append(((km.group(1) if km else m.name), i, m))
+        ordered = sorted(keyed, key=lambda t: (t[0], t[1]))
+        if ordered == keyed and all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and m.mode == 0o444
+                                    and not m.uname and not m.gname for m in members):
+            return False
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as fh, tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as out:
+                for _, _, m in ordered:
+                    info = tarfile.TarInfo(m.name)
+                    info.size, info.mtime, info.mode = m.size, 0, 0o444
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    out.addfile(info, tf.extractfile(m))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    os.replace(tmp, path)
+    return True
+
+
+def _shards_digest(shards: Path) -> str:
+    """Identity of the shard tars as they are now (names, sizes, modification times)."""
+    h = hashlib.sha256()
+    for p in sorted(shards.glob("*.tar")):
+        st = p.stat()
+        h.update(f"{p.name}\x1f{st.st_size}\x1f{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _account(mined: Mined, shards: Path, num_shards: int) -> dict:
+    """Per-class mined / downloaded / failed-by-reason from the shards' parquet files; raise if a row is lost
+    or duplicated (every mined URL must be in exactly one finished shard, once)."""
+    import pyarrow.parquet as pq
+
+    seen: Counter[str] = Counter()
+    downloaded: Counter[str] = Counter()
+    failed: dict[str, Counter[str]] = {cid: Counter() for cid in mined.mined}
+    examples: dict[str, str] = {}
+    for shard_id in range(num_shards):
+        pfile = shards / f"{_shard_name(shard_id)}.parquet"
+        try:
+            rows = pq.read_table(pfile, columns=["url", "class_id", "status", "error_message"]).to_pylist()
+        except Exception as exc:
+            raise TargetedError(f"{pfile}: cannot read the shard's parquet file ({exc})") from exc
+        for row in rows:
+            url = row["url"]
+            seen[url] += 1
+            cid = mined.url_class.get(url)
+            if cid is None:
+                raise TargetedError(f"{pfile}: url {url!r} is not in {mined.urls_file}; OUT holds another download")
+            if row["class_id"] != cid:
+                raise TargetedError(f"{pfile}: url {url!r} carries class {row['class_id']!r}, mined as {cid!r}")
+            if row["status"] == "success":
+                downloaded[cid] += 1
+            else:
+                reason = failure_reason(row["status"], row["error_message"])
+                failed[cid][reason] += 1
+                msg = str(row["error_message"] or row["status"] or "")[:200]
+                examples[reason] = min(examples.get(reason, msg), msg)
+    dups = [u for u, n in seen.items() if n > 1]
+    if dups:
+        raise TargetedError(f"{len(dups)} url(s) appear more than once in {shards}, e.g. {dups[0]} (duplicated samples)")
+    lost = [u for u in mined.url_class if u not in seen]
+    if lost:
+        raise TargetedError(f"{len(lost)} mined url(s) are in no shard of {shards}, e.g. {lost[0]} (lost rows)")
+    classes = {}
+    for cid, n in mined.mined.items():
+        nfailed = sum(failed[cid].values())
+        if n != downloaded[cid] + nfailed:
+            raise TargetedError(f"class {cid}: mined {n} != downloaded {downloaded[cid]} + failed {nfailed}")
+        classes[cid] = {"class_name": mined.vocabulary[cid].name, "mined": n, "downloaded": downloaded[cid],
+                        "failed": dict(sorted(failed[cid].items()))}
+    reasons: Counter[str] = Counter()
+    for c in failed.values():
+        reasons.update(c)
+    totals = {"mined": mined.rows, "downloaded": sum(downloaded.values()), "failed": sum(reasons.values()),
+              "failed_reasons": dict(sorted(reasons.items()))}
+    return {"classes": classes, "totals": totals, "error_examples": dict(sorted(examples.items()))}
+
+
+# ----- img2dataset ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _output_to(log_file: Path | None) -> Iterator[None]:
+    """Send this process's and its children's stdout/stderr to ``log_file`` (None: leave them alone)."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        with open(log_file, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (fd, *saved):
+            os.close(f)
+
+
+def _call_img2dataset(mined: Mined, shards: Path, log_file: Path | None, **opts) -> None:
+    """Run ``img2dataset.download`` (quietly, without network checks) and restore the SIGINT handler it sets."""
+    # albumentations (imported by img2dataset) asks the package registry for a newer version unless told not to;
+    # the spawned workers inherit the environment
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_handler = signal.getsignal(signal.SIGINT) if main_thread else None
+    try:
+        with _output_to(log_file):
+            import img2dataset
+
+            img2dataset.download(
+                url_list=str(mined.urls_file), input_format="parquet", url_col="url", caption_col="caption",
+                save_additional_columns=list(SAVED_COLUMNS), output_format="webdataset",
+                output_folder=str(shards), incremental_mode="incremental", enable_wandb=False,
+                distributor="multiprocessing", compute_hash="sha256", encode_format=ENCODE_FORMAT, **opts)
+    finally:
+        if main_thread and old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+
+
+def _read_state(out: Path) -> dict:
+    try:
+        data = json.loads((out / STATE_FILE).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_json(path: Path, obj: object) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def download(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_size: int = 256,
+             resize_mode: str = "border", processes: int = 1, threads: int = 16, timeout: float = 10,
+             retries: int = 0, shard_size: int = 10000, progress: bool = True) -> dict:
+    """Download ``MINED/urls.parquet`` into ``OUT/shards`` with img2dataset (webdataset, incremental: finished
+    shards are never fetched again) and return the per-class account (also written to ``OUT/download.json``);
+    the returned dict also has ``"run"`` (shards fetched by this call, seconds), which the file does not."""
+    if image_size < 1:
+        raise UserError("--image-size must be at least 1")
+    if resize_mode not in RESIZE_MODES:
+        raise UserError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}, not {resize_mode!r}")
+    if processes < 1 or threads < 1:
+        raise UserError("--processes and --threads must be at least 1")
+    if not timeout > 0:
+        raise UserError("--timeout must be positive")
+    if retries < 0:
+        raise UserError("--retries must be 0 or more")
+    if shard_size < 1:
+        raise UserError("--shard-size must be at least 1")
+    mined = load_mined(mined_dir)
+    out = Path(out_dir).expanduser()
+    shards = out / "shards"
+    settings = {"urls_sha256": mined.urls_sha256, "rows": mined.rows, "shard_size": int(shard_size),
+                "image_size": int(image_size), "resize_mode": resize_mode, "encode_format": ENCODE_FORMAT}
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file")
+    state = _read_state(out)
+    old = state.get("download_settings")
+    if old is not None and old != settings:
+        diff = ", ".join(f"{k} {old.get(k)} → {v}" for k, v in settings.items() if old.get(k) != v)
+        raise UserError(f"{out} holds a download made with other settings ({diff}); use a new --out")
+    if old is None and shards.exists() and any(shards.iterdir()):
+        raise UserError(f"{shards} is not empty and was not made by this command; use a new --out")
+    state["download_settings"] = settings
+    _write_json(out / STATE_FILE, state)  # before downloading: a killed run is resumed only with these settings
+
+    num_shards = math.ceil(mined.rows / shard_size)
+    t0 = time.time()
+    todo = sorted(set(range(num_shards)) - _finished_shards(shards))
+    if todo:
+        _call_img2dataset(mined, shards, None if progress else out / "img2dataset.log",
+                          image_size=int(image_size), resize_mode=resize_mode, processes_count=int(processes),
+                          thread_count=int(threads), timeout=timeout, retries=int(retries),
+                          number_sample_per_shard=int(shard_size))
+    finished = _finished_shards(shards)
+    unfinished = sorted(set(range(num_shards)) - finished)
+    if unfinished:
+        names = ", ".join(_shard_name(s) for s in unfinished[:5]) + (" ..." if len(unfinished) > 5 else "")
+        raise DownloadIncomplete(f"{len(unfinished)} of {num_shards} shards did not finish ({names}); "
+                                 "run the same command again to resume")
+    extra = sorted(s for s in finished if s >= num_shards)
+    if extra:
+        raise TargetedError(f"{shards} holds shard {_shard_name(extra[0])} beyond the {num_shards} this list makes")
+    for shard_id in range(num_shards):
+        tar = shards / f"{_shard_name(shard_id)}.tar"
+        if tar.is_file():
+            normalize_tar(tar)
+    account = _account(mined, shards, num_shards)
+    summary = {**account, "shards": num_shards, "image_size": int(image_size), "resize_mode": resize_mode,
+               "shard_size": int(shard_size), "encode_format": ENCODE_FORMAT, "urls_sha256": mined.urls_sha256}
+    _write_json(out / "download.json", summary)
+    return {**summary, "run": {"shards_fetched": [_shard_name(s) for s in todo],
+                               "seconds": round(time.time() - t0, 3)}}
+
+
+# ----- build ---------------------------------------------------------------------------------------------
+def _vocabulary_file(mined: Mined, out: Path) -> Path:
+    """The MINED vocabulary at ``OUT/classes/<dataset>.json`` (the builders name the dataset after the file)."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(mined.vocabulary_json.get("dataset") or "classes")).strip("_")
+    path = out / "classes" / f"{name or 'classes'}.json"
+    data = (json.dumps(mined.vocabulary_json, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    if not path.is_file() or path.read_bytes() != data:
+        write_bytes_atomic(path, data)
+    return path
+
+
+def _check_extra_args(extra_args: Sequence[str]) -> list[str]:
+    extra = [str(a) for a in extra_args]
+    own = [a for a in extra if a.split("=", 1)[0] in _OWN_BUILD_OPTIONS]
+    if own:
+        raise UserError(f"{own[0].split('=', 1)[0]} is set by builders.targeted; it cannot be passed to the build")
+    if extra:  # check them now, not after a long download
+        from builders.imagenet_qa import build_parser as build_cli
+
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                build_cli().parse_args(["--source", "webdataset", "--root", ".", *extra])
+        except SystemExit:
+            raise UserError(f"build options not understood by python -m builders.imagenet_qa: {' '.join(extra)}") from None
+    return extra
+
+
+def build(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, outputs: str = DEFAULT_OUTPUTS, seed: int = 0,
+          extra_args: Sequence[str] = (), rebuild: bool = False, progress: bool = True) -> dict:
+    """Build instruction/eval data from ``OUT/shards`` into ``OUT/build`` (the builders pipeline, in-process,
+    labels from the shards' ``json:class_id``) and return its manifest. A build made from other shards, or
+    ``rebuild=True``, is redone from scratch; otherwise an unfinished build resumes."""
+    from builders.imagenet_qa import main as build_main
+
+    mined = load_mined(mined_dir)
+    out = Path(out_dir).expanduser()
+    shards = out / "shards"
+    if not (out / "download.json").is_file() or not any(shards.glob("*.tar")):
+        raise UserError(f"{out} holds no finished download; run the download first")
+    extra = _check_extra_args(extra_args)
+    vocab_file = _vocabulary_file(mined, out)
+    build_dir = out / "build"
+    digest = _shards_digest(shards)
+    state = _read_state(out)
+    stale = build_dir.exists() and state.get("built_from") != digest
+    argv = ["--source", "webdataset", "--root", str(shards), "--classes", str(vocab_file),
+            "--label-field", "json:class_id", "--split-name", "train", "--out", str(build_dir),
+            "--outputs", outputs, "--seed", str(int(seed))]
+    if rebuild or stale:
+        argv.append("--overwrite")
+    if not progress:
+        argv.append("--quiet")
+    state["built_from"] = digest
+    _write_json(out / STATE_FILE, state)
+    try:
+        with contextlib.redirect_stdout(sys.stdout if progress else io.StringIO()):
+            build_main(argv + extra)
+    except UserError as exc:  # the builders CLI's advice names its own option
+        raise UserError(str(exc).replace("--overwrite", "--rebuild")) from None
+    return json.loads((build_dir / "manifest.json").read_text())
+
+
+# ----- run -----------------------------------------------------------------------------------------------
+def _table(section: dict) -> str:
+    """The per-class table ``run`` prints."""
+    doc_freq = {c.get("class_id"): c.get("doc_freq") for c in section["mine"].get("classes", []) if isinstance(c, dict)}
+    rows = [("class_id", "class_name", "doc_freq", "mined", "downloaded", "failed", "kept", "failure reasons")]
+    dl = section["download"]
+    for cid, info in dl["classes"].items():
+        reasons = ", ".join(f"{k} {v}" for k, v in info["failed"].items()) or "-"
+        df = doc_freq.get(cid)
+        rows.append((cid, info["class_name"], "-" if df is None else str(df), str(info["mined"]),
+                     str(info["downloaded"]), str(sum(info["failed"].values())), str(section["kept"].get(cid, 0)),
+                     reasons))
+    t = dl["totals"]
+    rows.append(("total", "", "", str(t["mined"]), str(t["downloaded"]), str(t["failed"]),
+                 str(sum(section["kept"].values())),
+                 ", ".join(f"{k} {v}" for k, v in t["failed_reasons"].items()) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    right = {2, 3, 4, 5, 6}
+    lines = []
+    for r in rows:
+        cells = [r[i].rjust(widths[i]) if i in right else r[i].ljust(widths[i]) for i in range(len(widths))]
+        lines.append("  ".join(cells + [r[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def run(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_size: int = 256, resize_mode: str = "border",
+        processes: int = 1, threads: int = 16, timeout: float = 10, retries: int = 0, shard_size: int = 10000,
+        outputs: str = DEFAULT_OUTPUTS, seed: int = 0, extra_args: Sequence[str] = (), rebuild: bool = False,
+        progress: bool = True) -> dict:
+    """Download, build, then add the ``targeted`` section (mine report, download account, kept per class) to
+    ``OUT/build/manifest.json`` (atomically); print a per-class table; return the manifest."""
+    load_mined(mined_dir)  # fail fast, before any process starts
+    _check_extra_args(extra_args)
+    dl = download(mined_dir, out_dir, image_size=image_size, resize_mode=resize_mode, processes=processes,
+                  threads=threads, timeout=timeout, retries=retries, shard_size=shard_size, progress=progress)
+    if dl["totals"]["downloaded"] == 0:
+        reasons = ", ".join(f"{k} {v}" for k, v in dl["totals"]["failed_reasons"].items())
+        raise TargetedError(f"none of the {dl['totals']['mined']} mined URLs could be downloaded ({reasons}); "
+                            "nothing to build")
+    manifest = build(mined_dir, out_dir, outputs=outputs, seed=seed, extra_args=extra_args, rebuild=rebuild,
+                     progress=progress)
+    mined = load_mined(mined_dir)
+    written = {}
+    for info in manifest["splits"].values():
+        for cid, n in info.get("class_counts", {}).items():
+            written[cid] = written.get(cid, 0) + n
+    section = {"mine": mined.report, "download": {k: v for k, v in dl.items() if k != "run"},
+               "kept": {cid: int(written.get(cid, 0)) for cid in mined.mined}}
+    manifest["targeted"] = section
+    path = Path(out_dir).expanduser() / "build" / "manifest.json"
+    _write_json(path, manifest)
+    print(_table(section))
+    print(f"  manifest   {path}")
+    return manifest
+
+
+# ----- CLI -----------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface; options not listed here are passed to ``python -m builders.imagenet_qa``."""
+    p = argparse.ArgumentParser(
+        prog="python -m builders.targeted", allow_abbrev=False,
+        description="Download a mined URL list (python -m corpora_stats mine) with img2dataset and build "
+                    "instruction/eval data from it, with per-class mined/downloaded/kept counts. Running it "
+                    "again with the same --out resumes; finished shards are never fetched twice. Other options "
+                    "(e.g. --mcq-choices 5, --limit 100) are passed to python -m builders.imagenet_qa.")
+    p.add_argument("--mined", required=True, help="MINED folder: urls.parquet, classes.json, mine_report.json")
+    p.add_argument("--out", required=True, help="output folder (shards/, build/, download.json)")
+    d = p.add_argument_group("download (img2dataset)")
+    d.add_argument("--image-size", type=int, default=256, help="resize target in pixels (default 256)")
+    d.add_argument("--resize-mode", choices=RESIZE_MODES, default="border", help="img2dataset resize mode (default border)")
+    d.add_argument("--processes", type=int, default=1, help="download processes (default 1)")
+    d.add_argument("--threads", type=int, default=16, help="download threads per process (default 16)")
+    d.add_argument("--timeout", type=float, default=10, help="per-request timeout in seconds (default 10)")
+    d.add_argument("--retries", type=int, default=0, help="retries per failed URL (default 0)")
+    d.add_argument("--shard-size", type=int, default=10000, help="URLs per shard, the unit of resume (default 10000)")
+    b = p.add_argument_group("build")
+    b.add_argument("--outputs", default=DEFAULT_OUTPUTS, help=f"builders outputs (default {DEFAULT_OUTPUTS})")
+    b.add_argument("--seed", type=int, default=0, help="seed for templates, distractors, letters (default 0)")
+    b.add_argument("--rebuild", action="store_true", help="rebuild OUT/build from the shards instead of resuming it")
+    b.add_argument("--download-only", action="store_true", help="stop after the download and its account")
+    p.add_argument("--quiet", action="store_true", help="no progress output (img2dataset's goes to OUT/img2dataset.log)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m builders.targeted``."""
+    args, extra = build_parser().parse_known_args(argv)
+    try:
+        if args.download_only:
+            if extra:
+                raise UserError(f"unknown option {extra[0]} (build options make no sense with --download-only)")
+            dl = download(args.mined, args.out, image_size=args.image_size, resize_mode=args.resize_mode,
+                          processes=args.processes, threads=args.threads, timeout=args.timeout,
+                          retries=args.retries, shard_size=args.shard_size, progress=not args.quiet)
+            t = dl["totals"]
+            print(f"downloaded {t['downloaded']} of {t['mined']} ({t['failed']} failed) → {Path(args.out) / 'shards'}")
+            return 0
+        run(args.mined, args.out, image_size=args.image_size, resize_mode=args.resize_mode,
+            processes=args.processes, threads=args.threads, timeout=args.timeout, retries=args.retries,
+            shard_size=args.shard_size, outputs=args.outputs, seed=args.seed, extra_args=extra,
+            rebuild=args.rebuild, progress=not args.quiet)
+    except TargetedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    from core.errors import run_cli
+
+    sys.exit(run_cli(main))
