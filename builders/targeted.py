@@ -544,8 +544,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "instruction/eval data from it, with per-class mined/downloaded/kept counts. Running it "
                     "again with the same --out resumes; finished shards are never fetched twice. Other options "
                     "(e.g. --mcq-choices 5, --limit 100) are passed to python -m builders.imagenet_qa.")
-    p.add_argument("--mined", required=True, help="MINED folder: urls.parquet, classes.json, mine_report.json")
-    p.add_argument("--out", required=True, help="output folder (shards/, build/, download.json)")
+    p.add_argument("--mined", help="MINED folder from python -m corpora_stats mine (urls.parquet, classes.json, "
+                                   "mine_report.json); or mine here with --counts/--select/--corpus")
+    p.add_argument("--out", required=True, help="output folder (mined/, shards/, build/, download.json)")
+    m = p.add_argument_group("mining in the same command (instead of --mined; written to OUT/mined)")
+    m.add_argument("--counts", help="a corpora_stats count folder to choose the classes from")
+    m.add_argument("--counts-corpus", help="which corpus of --counts ranks the classes (when it holds several)")
+    m.add_argument("--select", help="rule: least:N, below:T, classes:ID,ID or classes:@FILE")
+    m.add_argument("--corpus", action="append", help="LAION-style parquet (file, folder or glob) to mine; repeatable")
+    m.add_argument("--per-class", type=int, default=1000, help="URLs mined per class at most (default 1000)")
+    m.add_argument("--forms", default="separate", help="forms policy as in corpora_stats count (default: flagged "
+                                                       "forms such as ambiguous ones are not used)")
+    m.add_argument("--url-col", default="URL")
+    m.add_argument("--text-col", default="TEXT")
     d = p.add_argument_group("download (img2dataset)")
     d.add_argument("--image-size", type=int, default=256, help="resize target in pixels (default 256)")
     d.add_argument("--resize-mode", choices=RESIZE_MODES, default="border", help="img2dataset resize mode (default border)")
@@ -566,6 +577,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m builders.targeted``."""
     args, extra = build_parser().parse_known_args(argv)
+    mining = [args.counts, args.select, args.corpus]
+    if args.mined and any(mining):
+        raise UserError("give either --mined or --counts/--select/--corpus, not both")
+    if not args.mined:
+        if not all(mining):
+            raise UserError("give --mined MINED, or --counts, --select and --corpus to mine in the same command")
+        from corpora_stats.mine import format_summary, mine
+
+        args.mined = str(Path(args.out) / "mined")
+        report = mine(args.counts, args.corpus if len(args.corpus) > 1 else args.corpus[0], args.mined, args.select,
+                      per_class=args.per_class, seed=args.seed, forms=args.forms, url_col=args.url_col,
+                      text_col=args.text_col, corpus=args.counts_corpus, show_progress=not args.quiet)
+        print(format_summary(report, args.mined))
     try:
         if args.download_only:
             if extra:

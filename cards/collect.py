@@ -94,11 +94,17 @@ class CardFacts:
     verification: dict[str, Any] | None = None  # imagewikiqa text-only verification summary
     corpora: list[CorpusCounts] = field(default_factory=list)
     corpora_meta: dict[str, Any] | None = None
+    targeted: dict[str, Any] | None = None  # builders.targeted: {"mine", "download", "kept"}
     notes: list[str] = field(default_factory=list)  # things the card should say were not recorded
 
     @property
     def total_rows(self) -> int:
         return sum(self.split_counts.values())
+
+    @property
+    def licence_source(self) -> str | None:
+        """What the images' terms come from: the web for mined data, else the source dataset."""
+        return "web-images" if self.targeted else self.dataset
 
 
 # ----- reading ---------------------------------------------------------------------------------------------
@@ -285,7 +291,7 @@ def _builders_facts(build: Path, manifest: dict, kind: str) -> dict[str, Any]:
         "build_splits": {s: {k: info.get(k) for k in ("scanned", "written", "skipped", "skip_reasons", "converted")}
                          for s, info in manifest.get("splits", {}).items()},
         "verify": _verify_summaries(origin / "verify") if origin.is_dir() else [],
-        "filtered": filtered, "notes": notes,
+        "filtered": filtered, "notes": notes, "targeted": manifest.get("targeted"),
     }
 
 

@@ -125,6 +125,17 @@ LICENSES: dict[str, dict[str, Any]] = {
         "note": ("Derived from Caltech 101, released on CaltechDATA under Creative Commons Attribution 4.0: "
                  "attribute Fei-Fei, Fergus and Perona (2004)."),
     },
+    "web-images": {
+        "pretty": "web images from a mined URL list",
+        "aliases": ("web",),
+        "license": "other",
+        "license_name": "web-images-owners-rights",
+        "license_link": None,
+        "note": ("The images were downloaded from the web addresses listed in an image-text corpus (LAION-style "
+                 "URL and caption metadata). Each image stays under its owner's copyright and licence; neither "
+                 "the corpus nor this repository grants rights to it. Use for research only, respect the "
+                 "corpus's own terms, and remove any image on its owner's request."),
+    },
 }
 
 

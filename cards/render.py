@@ -163,6 +163,8 @@ def default_pretty_name(facts: CardFacts) -> str:
         return f"ImageWikiQA-style knowledge benchmark ({facts.dataset_name})"
     what = "multiple-choice questions" if facts.hf_task == "mcq" else "instruction data"
     name = f"{facts.dataset_name} classification as VLM {what}"
+    if facts.targeted:
+        name = f"Web images of under-exposed {facts.dataset_name} classes as VLM {what}"
     return f"{name} (filtered)" if facts.kind == "filtered" else name
 
 
@@ -339,7 +341,9 @@ def _summary(facts: CardFacts, pretty_name: str) -> list[str]:
                 "an open question about what the image shows, answered with the class name" if task == "open"
                 else "a question about what the image shows and the class name as the assistant's answer")
         lines += [
-            f"Image-classification data from {facts.dataset_name} converted into chat data for vision-language "
+            ("Web images labelled with " + facts.dataset_name + " classes" if facts.targeted else
+             "Image-classification data from " + facts.dataset_name)
+            + " converted into chat data for vision-language "
             f"models (VLMs) by vlm-classdata: each row pairs one image with `messages`, {what}. "
             f"{rows} over {_plural(classes, 'class')}"
             + (f" of the {facts.num_classes}-class vocabulary" if facts.num_classes > classes else "")
@@ -351,6 +355,15 @@ def _summary(facts: CardFacts, pretty_name: str) -> list[str]:
             f"multiple-choice evaluation format follows [Liu et al., 2024]({PAPER_LIU}) (*Revisiting MLLMs: An "
             f"In-Depth Analysis of Image Classification Abilities*).",
         ]
+        if facts.targeted:
+            mine = facts.targeted.get("mine") or {}
+            dl = (facts.targeted.get("download") or {}).get("totals") or {}
+            rule = (mine.get("rule") or {}).get("spec") or (mine.get("rule") or {}).get("kind")
+            lines += ["", f"The images are not {facts.dataset_name}'s: they were mined from the captions of a "
+                          f"web image-text corpus for {_plural(len(mine.get('classes') or []), 'class')} chosen as "
+                          f"under-exposed (rule `{rule}` on class-name frequency counts), downloaded with "
+                          f"img2dataset ({_num(dl.get('downloaded', 0))} of {_num(dl.get('mined', 0))} URLs) and "
+                          f"labelled with the class their caption names (see Targeted collection)."]
         if facts.filtered:
             f = facts.filtered
             lines += ["", f"This is a filtered copy: {_num(f.get('kept', 0))} of {_num(f.get('input', 0))} samples "
@@ -414,6 +427,45 @@ def _creation(facts: CardFacts) -> list[str]:
                        f"--out {facts.build_dir}", "bash")
     for note in facts.notes:
         lines += ["", f"Note: {note}."]
+    return lines
+
+
+def _targeted(facts: CardFacts) -> list[str]:
+    """How the classes were chosen, the mining rule, and rows mined / downloaded / kept per class."""
+    t = facts.targeted
+    if not t:
+        return []
+    mine, dl, kept = t.get("mine") or {}, t.get("download") or {}, t.get("kept") or {}
+    rule, counts = mine.get("rule") or {}, mine.get("counts") or {}
+    lines = ["## Targeted collection", "",
+             "The classes were chosen because they are rarely named in the text a VLM learns from, and their "
+             "images were collected from a web corpus (`python -m corpora_stats mine`, then "
+             "`python -m builders.targeted`).", ""]
+    files = mine.get("corpus_files") or []
+    rows = [("selection rule", f"`{rule.get('spec') or rule.get('kind')}` on `{counts.get('column') or rule.get('column')}`"
+             f" of the counts of `{counts.get('corpus')}`"),
+            ("class-name forms", f"{mine.get('forms')} (the lexicon and whole-word matching of corpora_stats)"),
+            ("mined from", ", ".join(f"`{f.get('name') or f.get('file')}` ({_num(f.get('rows', 0))} rows)"
+                                     if isinstance(f, dict) else f"`{f}`" for f in files) or "not recorded"),
+            ("rows scanned", _num(mine.get("rows_scanned", 0))),
+            ("rows skipped", ", ".join(f"{k} {v}" for k, v in (mine.get("skipped") or {}).items() if v) or "none"),
+            ("captions naming several chosen classes (left out)", _num(mine.get("multi_class_rows", 0))),
+            ("duplicate URLs (kept once)", _num(mine.get("duplicate_urls", 0))),
+            ("URLs per class at most", f"{_num(mine.get('per_class', 0))}, chosen by a hash of the URL with seed "
+                                       f"{mine.get('seed')}"),
+            ("download", f"img2dataset, {dl.get('image_size')} px, resize `{dl.get('resize_mode')}`")]
+    lines += _table(["", "value"], rows)
+    lines += ["", "Per class (mined = downloaded + failed; kept = rows in this data):", ""]
+    doc = {c.get("class_id"): c for c in mine.get("classes") or [] if isinstance(c, dict)}
+    table = []
+    for cid, info in (dl.get("classes") or {}).items():
+        failed = info.get("failed") or {}
+        table.append((_name(facts, cid), _num(doc.get(cid, {}).get("doc_freq", 0)),
+                      _num(doc.get(cid, {}).get("matched_rows", 0)), _num(info.get("mined", 0)),
+                      _num(info.get("downloaded", 0)), _num(sum(failed.values())),
+                      ", ".join(f"{k} {v}" for k, v in sorted(failed.items())) or "none", _num(kept.get(cid, 0))))
+    lines += _table(["class", "doc freq", "matched rows", "mined", "downloaded", "failed", "failure reasons", "kept"],
+                    table)
     return lines
 
 
@@ -602,6 +654,12 @@ def _bias(facts: CardFacts) -> list[str]:
                      f"fixed template(s) and the answer is only the class name, so the data teaches naming, not "
                      f"description or reasoning; mix it with general instruction data (as the paper does) to "
                      f"avoid narrowing a model's answers.")
+    if facts.targeted:
+        items.append("Web images were labelled by their captions alone: a caption that names a class does not "
+                     "mean the image shows it (logos, text, products, other senses of the name), so expect more "
+                     "label noise than in a curated dataset; check them with `python -m builders.verify` "
+                     "(`label_check`, `rank`) before training. URLs also go stale, so the set cannot be re-made "
+                     "exactly from its URL list.")
     if facts.filtered or facts.verify:
         items.append("Model-based verification and filtering keep what the chosen models judge correct, so a "
                      "filtered set leans towards images those models find easy and inherits their blind spots.")
@@ -620,7 +678,7 @@ def _bias(facts: CardFacts) -> list[str]:
 def _licence(facts: CardFacts, licence: tuple[str, str | None, str | None] | None) -> list[str]:
     from cards.metadata import license_for
 
-    source_id, source_name, source_note = license_for(facts.dataset)
+    source_id, source_name, source_note = license_for(facts.licence_source)
     lines = ["## Licence", ""]
     if licence is not None and (licence[0], licence[1]) != (source_id, source_name):
         lines += [f"The publisher set the licence `{licence[0]}`"
@@ -672,7 +730,8 @@ def render_body(facts: CardFacts, repo_folder: str | Path, assets_dir: str = "as
              and (p.name in ASSET_NAMES or p.name.startswith("example."))]
     for p in stale:
         p.unlink()
-    sections = [_summary(facts, name), structure, _creation(facts), _filtering(facts), coverage, quality,
+    sections = [_summary(facts, name), structure, _creation(facts), _targeted(facts), _filtering(facts), coverage,
+                quality,
                 _bias(facts), _licence(facts, licence), _citation(facts)]
     text = "\n".join("\n".join(s).rstrip("\n") for s in sections if s)
     # one blank line between sections, none doubled

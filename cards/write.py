@@ -41,6 +41,10 @@ def source_datasets(facts: CardFacts) -> list[str]:
 
     if facts.source.get("kind") == "hf" and facts.source.get("root") and not Path(str(facts.source["root"])).exists():
         return [str(facts.source["root"])]
+    if facts.targeted:  # images from the mined corpus; the class list only names them
+        files = (facts.targeted.get("mine") or {}).get("corpus_files") or []
+        names = [str(f.get("name") or f.get("file")) if isinstance(f, dict) else str(f) for f in files]
+        return sorted(set(names)) or ["original"]
     name = known_source(facts.dataset) or facts.dataset
     return [HUB_SOURCES.get(str(name), str(name or "original"))]
 
@@ -51,6 +55,8 @@ def tags(facts: CardFacts) -> list[str]:
         ["multiple-choice"] if facts.hf_task == "mcq" else ["instruction-tuning"])
     if facts.kind == "filtered":
         out.append("filtered")
+    if facts.targeted:
+        out.append("web-mined")
     return out
 
 
@@ -67,7 +73,7 @@ def write_card(build_dir: str | Path, repo_folder: str | Path | None = None, cor
     repo = Path(repo_folder) if repo_folder is not None else Path(facts.hf_dir)
     if not repo.is_dir() or not any((repo / "data").glob("*.parquet")):
         raise UserError(f"{repo} has no data/*.parquet: give the build's Hugging Face folder (default BUILD/hf)")
-    lic_id, lic_name, note = license_for(facts.dataset)
+    lic_id, lic_name, note = license_for(facts.licence_source)
     chosen = None
     if license is not None:
         if license not in HUB_LICENSES:

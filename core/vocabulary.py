@@ -220,7 +220,8 @@ class ClassVocabulary:
 
     @classmethod
     def load(cls, spec: str | Path) -> ClassVocabulary:
-        """A bundled name, or a file: ``.json`` (list of names, or {"classes": [...]}) or ``.txt`` (one per line).
+        """A bundled name, or a file: ``.json`` (list of names, or {"dataset", "classes": [...]}) or ``.txt`` (one
+        per line). The dataset name is the JSON's ``dataset`` field, else the file's stem.
 
         Text lines may be ``name``, ``id<TAB>name`` or ``wnid name, synonym, ...`` (LOC_synset_mapping).
         """
@@ -235,8 +236,8 @@ class ClassVocabulary:
             data = read_user_json(path, "class list")
             if isinstance(data, list):
                 return cls.from_names([str(x) for x in data], dataset=dataset)
-            if isinstance(data, dict) and "classes" in data:
-                return cls.from_json(data, dataset)
+            if isinstance(data, dict) and "classes" in data:  # our own format names its dataset
+                return cls.from_json(data, str(data.get("dataset") or dataset))
             if isinstance(data, dict):
                 return cls.from_names([str(v) for v in data.values()], list(data.keys()), dataset)
             raise UserError(f"class list {spec}: expected a list or an object")
