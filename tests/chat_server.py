@@ -30,8 +30,10 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from local_server import LocalServer
 
 Response = tuple[int, "dict | str", dict]
 Handler = Callable[[dict, int], Response]
@@ -113,15 +115,8 @@ def scripted(*steps: Any, then: Handler | None = None) -> Handler:
     return handler
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-    owner: ChatServer
-
-
 class _RequestHandler(BaseHTTPRequestHandler):
-    server: _Server
+    server: Any  # local_server._Server; .owner is the test server object
 
     def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
         pass
@@ -148,47 +143,48 @@ class _RequestHandler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         idx = owner._enter(self.path, dict(self.headers))
         try:
-            if not self.path.rstrip("/").endswith("/chat/completions"):
-                self._send(404, {"error": {"message": f"no route {self.path}"}}, {})
-                return
-            try:
-                req = json.loads(raw.decode("utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                self._send(400, "request body is not JSON", {})
-                return
-            owner._record(idx, req)
-            _STOPPING.event = owner._stop
-            try:
-                status, body, headers = owner.handler(req, idx)
-            except Exception as exc:  # a broken test handler shows up as a 500 with its message
-                status, body, headers = 500, f"test handler raised {type(exc).__name__}: {exc}", {}
-            if owner._stop.is_set():
-                return
-            self._send(status, body, headers or {})
+            status, body, headers = self._answer(owner, idx, raw)
         finally:
+            # leave before replying: a client that sends its next request as soon as it reads this reply must
+            # not find this one still counted in flight
             owner._leave()
+        if status is not None and not owner._stop.is_set():
+            self._send(status, body, headers or {})
+
+    def _answer(self, owner: Any, idx: int, raw: bytes) -> tuple[int | None, Any, dict]:
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            return 404, {"error": {"message": f"no route {self.path}"}}, {}
+        try:
+            req = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return 400, "request body is not JSON", {}
+        owner._record(idx, req)
+        _STOPPING.event = owner._stop
+        try:
+            return owner.handler(req, idx)
+        except Exception as exc:  # a broken test handler shows up as a 500 with its message
+            return 500, f"test handler raised {type(exc).__name__}: {exc}", {}
 
 
-class ChatServer:
+class ChatServer(LocalServer):
     """A threaded chat-completions server on 127.0.0.1 with an ephemeral port; use it as a context manager.
 
     Attributes: ``url`` (``http://127.0.0.1:PORT/v1``), ``count`` (POSTs received), ``requests`` (JSON bodies
     of chat-completions calls, arrival order), ``headers`` (request headers, same order), ``max_in_flight``.
     """
 
+    handler_class = _RequestHandler
+    thread_name = "chat-server"
+
     def __init__(self, handler: Handler | None = None, max_lifetime: float = 60.0) -> None:
         self.handler: Handler = handler or echo
-        self.max_lifetime = float(max_lifetime)
+        super().__init__(max_lifetime)
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.count = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._timer: threading.Timer | None = None
 
     # -- bookkeeping called from handler threads
     def _enter(self, path: str, headers: dict) -> int:
@@ -210,41 +206,6 @@ class ChatServer:
 
     # -- lifecycle
     @property
-    def port(self) -> int:
-        assert self._httpd is not None, "server not started"
-        return self._httpd.server_address[1]
-
-    @property
     def url(self) -> str:
         """Base URL for the client, ending in ``/v1``."""
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> ChatServer:
-        """Bind 127.0.0.1:0 and serve in a daemon thread; a timer stops it after ``max_lifetime`` seconds."""
-        self._httpd = _Server(("127.0.0.1", 0), _RequestHandler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="chat-server", daemon=True)
-        self._thread.start()
-        self._timer = threading.Timer(self.max_lifetime, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (idempotent, bounded): wakes sleeping handlers and closes the socket."""
-        self._stop.set()
-        if self._timer is not None and self._timer is not threading.current_thread():
-            self._timer.cancel()
-        httpd = self._httpd
-        if httpd is not None and self._thread is not None and self._thread.is_alive():
-            httpd.shutdown()
-            self._thread.join(timeout=5)
-        if httpd is not None:
-            httpd.server_close()
-
-    def __enter__(self) -> ChatServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -36,9 +36,11 @@ import hashlib
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from local_server import LocalServer
 
 _REPO = r"(?P<type>models|datasets|spaces)/(?P<owner>[^/]+)/(?P<name>[^/]+)"
 _ROUTES = [
@@ -56,15 +58,8 @@ def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-    owner: HubServer
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: Any  # local_server._Server; .owner is the test server object
     # HTTP/1.0: one request per connection, so no pooled keep-alive connection outlives a test's server.
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
@@ -116,8 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 
 
-class HubServer:
+class HubServer(LocalServer):
     """The in-memory Hub on 127.0.0.1; ``url`` is the endpoint to give huggingface_hub (no trailing slash)."""
+
+    handler_class = _Handler
+    thread_name = "hub-server"
 
     def __init__(self, require_token: str | None = None, owners: set[str] | None = None,
                  max_lifetime: float = 60.0) -> None:
@@ -126,15 +124,12 @@ class HubServer:
         self.fail_status: int | None = None
         self.fail_message = "simulated failure"
         self.fail_routes: set[str] | None = None
-        self.max_lifetime = float(max_lifetime)
+        super().__init__(max_lifetime)
         self.requests: list[dict] = []
         self.repos: dict[str, dict] = {}
         self.files: dict[str, dict[str, bytes]] = {}
         self.commits: list[dict] = []
         self._lock = threading.Lock()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._timer: threading.Timer | None = None
 
     # -- switches
     def fail(self, status: int, message: str = "simulated failure", routes: set[str] | None = None) -> None:
@@ -254,37 +249,5 @@ class HubServer:
 
     # -- lifecycle
     @property
-    def port(self) -> int:
-        assert self._httpd is not None, "server not started"
-        return self._httpd.server_address[1]
-
-    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> HubServer:
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="hub-server", daemon=True)
-        self._thread.start()
-        self._timer = threading.Timer(self.max_lifetime, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def stop(self) -> None:
-        if self._timer is not None and self._timer is not threading.current_thread():
-            self._timer.cancel()
-        httpd = self._httpd
-        if httpd is not None and self._thread is not None and self._thread.is_alive():
-            httpd.shutdown()
-            self._thread.join(timeout=5)
-        if httpd is not None:
-            httpd.server_close()
-
-    def __enter__(self) -> HubServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

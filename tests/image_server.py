@@ -27,8 +27,10 @@ import io
 import threading
 from collections import Counter
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from local_server import LocalServer
 
 BROKEN_BYTES = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"this is not really a jpeg" * 8
 
@@ -52,15 +54,8 @@ def image_bytes(name: str, fmt: str = "jpg") -> bytes:
     return buf.getvalue()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-    owner: ImageServer
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: Any  # local_server._Server; .owner is the test server object
 
     def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
         pass
@@ -102,18 +97,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"no such route", "text/plain")
 
 
-class ImageServer:
+class ImageServer(LocalServer):
     """A threaded image server on 127.0.0.1 (see the module docstring); use it as a context manager."""
+
+    handler_class = _Handler
+    thread_name = "image-server"
 
     def __init__(self, slow_seconds: float = 3.0, max_lifetime: float = 120.0) -> None:
         self.slow_seconds = float(slow_seconds)
-        self.max_lifetime = float(max_lifetime)
+        super().__init__(max_lifetime)
         self.paths: list[str] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._timer: threading.Timer | None = None
 
     def _record(self, path: str) -> None:
         with self._lock:
@@ -130,41 +124,6 @@ class ImageServer:
         with self._lock:
             return Counter(self.paths)
 
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "server not started"
-        return self._httpd.server_address[1]
-
     def url(self, path: str) -> str:
         """The full URL of ``path`` on this server."""
         return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
-
-    def start(self) -> ImageServer:
-        """Bind 127.0.0.1:0 and serve in a daemon thread; a timer stops it after ``max_lifetime`` seconds."""
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="image-server", daemon=True)
-        self._thread.start()
-        self._timer = threading.Timer(self.max_lifetime, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (idempotent, bounded): wakes sleeping handlers and closes the socket."""
-        self._stop.set()
-        if self._timer is not None and self._timer is not threading.current_thread():
-            self._timer.cancel()
-        httpd = self._httpd
-        if httpd is not None and self._thread is not None and self._thread.is_alive():
-            httpd.shutdown()
-            self._thread.join(timeout=5)
-        if httpd is not None:
-            httpd.server_close()
-
-    def __enter__(self) -> ImageServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
