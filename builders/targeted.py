@@ -540,7 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface; options not listed here are passed to ``python -m builders.imagenet_qa``."""
     p = argparse.ArgumentParser(
         prog="python -m builders.targeted", allow_abbrev=False,
-        description="Download a mined URL list (python -m corpora_stats mine) with img2dataset and build "
+        description="Mine a URL list for under-exposed classes (--counts/--select/--corpus, as python -m "
+                    "corpora_stats mine) or take one (--mined), download it with img2dataset and build "
                     "instruction/eval data from it, with per-class mined/downloaded/kept counts. Running it "
                     "again with the same --out resumes; finished shards are never fetched twice. Other options "
                     "(e.g. --mcq-choices 5, --limit 100) are passed to python -m builders.imagenet_qa.")
