@@ -50,7 +50,11 @@ class PairedItem:
     permutation: int         # 0 = the question's stored option order; k = cyclic shift right by k
     options: list[str]       # in this row's order
     answer_index: int        # index of the correct option in ``options``
-    class_id: str
+
+    @property
+    def class_id(self) -> str:
+        """The question's (and so the image's) class."""
+        return self.question.class_id
 
     @property
     def letter(self) -> str:
@@ -116,12 +120,12 @@ class _ImageCache:
         if not todo:
             return
         for ref, data, reason in self.source.read(todo):
-            self.verdicts[(ref.key, ref.locator)] = self._check(data, reason)
+            self.verdicts[(ref.key, ref.locator)] = self._check(ref, data, reason)
         for ref in todo:  # a source that yields fewer results than refs: count the rest as unreadable
             if (ref.key, ref.locator) not in self.verdicts:
-                self.verdicts[(ref.key, ref.locator)] = self._check(None, "unreadable")
+                self.verdicts[(ref.key, ref.locator)] = self._check(ref, None, "unreadable")
 
-    def _check(self, data: bytes | None, reason: str | None) -> _Usable | None:
+    def _check(self, ref: SampleRef, data: bytes | None, reason: str | None) -> _Usable | None:
         if data is None:
             self.counts[reason or "unreadable"] += 1
             return None
@@ -136,12 +140,11 @@ class _ImageCache:
                 self.counts["unconvertible"] += 1
                 return None
             self.counts[f"converted_{check.convert}"] += 1
-            return _Usable("", data, "jpg")
-        return _Usable("", data, check.ext)
+            return _Usable(ref.key, data, "jpg")
+        return _Usable(ref.key, data, check.ext)
 
     def get(self, ref: SampleRef) -> _Usable | None:
-        found = self.verdicts[(ref.key, ref.locator)]
-        return None if found is None else _Usable(ref.key, found.data, found.ext)
+        return self.verdicts[(ref.key, ref.locator)]
 
 
 def _draw(question: Question, refs: list[SampleRef], cache: _ImageCache, per_question: int,
@@ -184,5 +187,5 @@ def pair_images(questions: Sequence[Question], source: Source, split: str = "val
             for image in chosen:
                 for k in range(permutations):
                     options, answer = shift_options(q.options, q.answer_index, k)
-                    items.append(PairedItem(q, image.key, image.data, image.ext, k, options, answer, q.class_id))
+                    items.append(PairedItem(q, image.key, image.data, image.ext, k, options, answer))
     return items, counts

@@ -126,8 +126,7 @@ def select_vocabulary(config: BuildConfig) -> ClassVocabulary:
         unknown = [c for c in config.class_ids if c not in vocab]
         if unknown:
             raise UserError(f"--class-ids: {len(unknown)} id(s) not in {config.classes!r}, e.g. {unknown[0]!r}")
-        wanted = set(config.class_ids)
-        vocab = vocab.subset([c for c in vocab.ids if c in wanted])
+        vocab = vocab.subset(config.class_ids)
     if config.max_classes is not None:
         if config.max_classes < 1:
             raise UserError("--max-classes must be >= 1")
@@ -153,6 +152,11 @@ def _model_name(where: str, given: str | None, flag: str) -> str:
     if where.startswith(("http://", "https://")):
         raise UserError(f"{flag} is required with a server URL (the model name the server expects)")
     return where.rstrip("/").split("/")[-1]
+
+
+def _add_rejections(rejections: Counter, info: dict) -> None:
+    """Add a stage's non-zero rejection counts."""
+    rejections.update({k: v for k, v in info.get("rejections", {}).items() if v})
 
 
 def _require(rows: Sequence[dict], after: str, rejections: Counter) -> None:
@@ -214,6 +218,7 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
         raise UserError(f"--out {str(out)!r} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     vocab = select_vocabulary(config)
+    lexicon = Lexicon.build(vocab)  # generation (WordNet), rules and the report's leak count share it
     stages = Stages(out, log)
     rejections: Counter = Counter()
     t_start = time.perf_counter()
@@ -246,7 +251,8 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
         def generate() -> tuple[list[dict], dict]:
             from imagewikiqa.wordnet_questions import generate_wordnet_questions
 
-            qs, reasons = generate_wordnet_questions(vocab, per_class=config.per_class, seed=config.seed)
+            qs, reasons = generate_wordnet_questions(vocab, per_class=config.per_class, seed=config.seed,
+                                                     lexicon=lexicon)
             return _rows(qs), {"rejections": dict(reasons)}
     else:
         llm_model = _model_name(config.llm, config.llm_model, "--llm-model")
@@ -263,27 +269,26 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
             return _rows(qs), {"rejections": dict(reasons)}
 
     rows, info = stages.run("generated", fp_gen, generate)
-    rejections.update({k: v for k, v in info.get("rejections", {}).items() if v})
+    _add_rejections(rejections, info)
     log(f"[generate] {len(rows)} candidate questions ({config.generator})")
     _require(rows, "generation", rejections)
 
     # 3. rules
     fp_rules = _fingerprint(fp_gen, "rules")
-    lexicon = Lexicon.build(vocab)
 
     def rules() -> tuple[list[dict], dict]:
         kept, reasons = apply_rules(_questions(rows), lexicon, articles)
         return _rows(kept), {"rejections": dict(reasons)}
 
     rows, info = stages.run("ruled", fp_rules, rules)
-    rejections.update({k: v for k, v in info.get("rejections", {}).items() if v})
+    _add_rejections(rejections, info)
     log(f"[rules] {len(rows)} questions pass the rules")
     _require(rows, "the rules", rejections)
 
     # 4. text-only verification
     verification: dict | None = None
+    verifier_model = config.verifier and _model_name(config.verifier, config.verifier_model, "--verifier-model")
     if config.verifier:
-        verifier_model = _model_name(config.verifier, config.verifier_model, "--verifier-model")
         fp_verify = _fingerprint(fp_rules, config.verifier, verifier_model, config.verify_permutations)
 
         def verify() -> tuple[list[dict], dict]:
@@ -298,7 +303,7 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
             return _rows(kept), {"rejections": dict(reasons), "summary": verification_summary(verdicts)}
 
         rows, info = stages.run("verified", fp_verify, verify)
-        rejections.update({k: v for k, v in info.get("rejections", {}).items() if v})
+        _add_rejections(rejections, info)
         verification = info.get("summary")
         log(f"[verify] {len(rows)} questions kept by {verifier_model} "
             f"(with name right, without name wrong, {config.verify_permutations} option order(s))")
@@ -315,7 +320,7 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
         return _rows(kept), {"rejections": dict(reasons)}
 
     rows, info = stages.run("debiased", fp_final, debiased)
-    rejections.update({k: v for k, v in info.get("rejections", {}).items() if v})
+    _add_rejections(rejections, info)
     final = _questions(rows)
     _write_jsonl(out / "questions.jsonl", rows)
     write_bytes_atomic(out / "classes.json", json.dumps(vocab.to_json(), indent=1).encode("utf-8"))
@@ -349,8 +354,7 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
     report = quality_report(final, rejections=rejections, verification=verification, leaks=leak_count,
                             duplicates=duplicates, targets={"max_longest": config.max_longest},
                             meta={"generator": config.generator, "classes": config.classes, "seed": config.seed,
-                                  "verifier": config.verifier and _model_name(config.verifier,
-                                                                              config.verifier_model, "")})
+                                  "verifier": verifier_model})
     write_report(report, out)
     manifest = {
         "config": asdict(config), "classes": len(vocab), "questions": len(final), "pairing": pairing,

@@ -38,7 +38,7 @@ import json
 import string
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ import numpy as np
 
 from builders.formats.mcq import parse_options
 from builders.verify.items import Item, load_items, row_id
+from builders.writers.base import write_bytes_atomic
 from core.answers import parse_choice
 from core.errors import UserError
 
@@ -74,6 +75,7 @@ class BenchmarkItem:
     circular_group: str | None  # set only when the benchmark has permutations
     class_name: str
     permutation: int | None = None
+    row: dict = field(default_factory=dict, compare=False, hash=False)  # the benchmark row as read
 
 
 @dataclass
@@ -180,7 +182,7 @@ def load_benchmark(path: str | Path) -> tuple[list[BenchmarkItem], Counter]:
             given = row.get("circular_group")
             circ = str(given) if given is not None else f"{group} @ {row.get('image')}"
         perm = row.get("permutation")
-        out.append(BenchmarkItem(item, group, circ, cls, int(perm) if isinstance(perm, int) else None))
+        out.append(BenchmarkItem(item, group, circ, cls, int(perm) if isinstance(perm, int) else None, row))
     return out, loaded.skipped
 
 
@@ -349,9 +351,9 @@ def evaluate_files(predictions: str | Path, questions: str | Path) -> dict[str, 
 
 # ----- outputs ---------------------------------------------------------------------------------------------
 def write_report(report: dict[str, Any], path: str | Path) -> None:
-    """The report as JSON (sorted keys, indented, trailing newline)."""
-    Path(path).write_text(json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False) + "\n",
-                          encoding="utf-8")
+    """The report as JSON (sorted keys, indented, trailing newline), written atomically."""
+    write_bytes_atomic(Path(path), (json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+                       .encode("utf-8"))
 
 
 def write_per_class_csv(report: dict[str, Any], path: str | Path) -> None:

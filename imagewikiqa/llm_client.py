@@ -395,7 +395,6 @@ class ChatClient(ChatBackend):
         self.url = f"{self.base_url}/chat/completions"
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.cache = ReplyCache(cache_dir)
-        self.cache_dir = self.cache.dir
         self.concurrency = int(concurrency)
         self.max_retries = int(max_retries)
         self.timeout = float(timeout)
@@ -478,7 +477,7 @@ class ChatClient(ChatBackend):
             outcome, data, retry_after = self._attempt(payload)
             if outcome == "ok":
                 text, usage = data
-                self.cache.put(key, {"base_url": self.base_url, "request": req.payload(), "text": text,
+                self.cache.put(key, {"base_url": self.base_url, "request": payload, "text": text,
                                      "usage": usage})
                 return ChatResult(text=text, error=None, cached=False, attempts=attempts, usage=usage)
             error = data
@@ -489,16 +488,13 @@ class ChatClient(ChatBackend):
     def complete_many(self, reqs: Sequence[ChatRequest], progress: bool = False) -> list[ChatResult]:
         """Run requests with at most ``concurrency`` in flight; results in input order."""
         reqs = list(reqs)
-        return self._run_many(self.complete, reqs, progress, "chat")
-
-    def _run_many(self, fn: Any, reqs: list[ChatRequest], progress: bool, desc: str) -> list[Any]:
         results: list[Any] = [None] * len(reqs)
         if not reqs:
             return results
-        bar = make_bar(total=len(reqs), desc=desc, unit="req", disable=not progress)
+        bar = make_bar(total=len(reqs), desc="chat", unit="req", disable=not progress)
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(reqs)), thread_name_prefix="chat")
         try:
-            futures = {pool.submit(fn, r): i for i, r in enumerate(reqs)}
+            futures = {pool.submit(self.complete, r): i for i, r in enumerate(reqs)}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
                 bar.update(1)

@@ -39,11 +39,10 @@ from builders.records import sample_rng
 from core.errors import UserError
 from core.vocabulary import ClassVocabulary
 from imagewikiqa.llm_client import ChatRequest
-from imagewikiqa.records import Article, Question
+from imagewikiqa.records import N_OPTIONS, Article, Question
 
 GENERATOR = "llm"
 KIND = "article"
-N_OPTIONS = 4
 MAX_CHARS = 6000
 TOKENS_PER_QUESTION = 220   # reply budget: question + 4 options + reference, with JSON overhead
 TOKENS_BASE = 64

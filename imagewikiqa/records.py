@@ -12,6 +12,8 @@ from typing import Any
 from builders.formats.mcq import format_options, letters
 from core.errors import UserError
 
+N_OPTIONS = 4  # options per ImageWikiQA question (the released format and every generator here)
+
 
 def mcq_text(question: str, options: list[str]) -> str:
     """``question``, then ``A. ...`` lines, then "Choose A, B, C, or D." (the one place this layout is made)."""

@@ -30,11 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from builders.formats.mcq import letters
-from builders.verify.items import row_id
 from builders.writers.base import write_bytes_atomic
 from core.lexicon import normalize
 from imagewikiqa.debias import DEFAULT_MAX_LONGEST, blind_longest_accuracy, blind_shortest_accuracy
-from imagewikiqa.evaluate import jsonl_rows, load_benchmark, question_stem
+from imagewikiqa.evaluate import load_benchmark, question_stem
 from imagewikiqa.records import Question
 
 __all__ = [
@@ -243,9 +242,6 @@ def questions_from_benchmark(path: str | Path) -> list[Question]:
     defaults to ``benchmark:<file name>``)."""
     p = Path(path)
     items, _ = load_benchmark(p)
-    raw: dict[str, dict] = {}
-    for position, (_, row) in enumerate(jsonl_rows(p, "questions")):
-        raw.setdefault(row_id(row, position), row)
     seen: set[str] = set()
     out = []
     for b in items:
@@ -253,7 +249,7 @@ def questions_from_benchmark(path: str | Path) -> list[Question]:
         if b.question_group in seen or not it.options or it.answer_index is None:
             continue
         seen.add(b.question_group)
-        row = raw.get(it.sample_id, {})
+        row = b.row
         qid = next((str(row[k]) for k in ("qid", "question_key") if row.get(k) not in (None, "")), it.sample_id)
         out.append(Question(
             qid=qid, class_id=str(it.class_id or b.class_name), class_name=b.class_name,

