@@ -27,14 +27,15 @@ from typing import Any
 from builders.formats.base import Task
 from builders.records import Record, SampleRef
 from builders.sources.base import Source
+from builders.writers.base import write_json_atomic
 from core import progress
 from core.errors import UserError
 from core.executors import Executor, LocalExecutor
 from core.images import DEFAULT_MAX_PIXELS, inspect_image, to_rgb_jpeg
-from core.provenance import TOOL_NAME
-from core.provenance import package_versions as provenance_versions
+from core.provenance import TOOL_NAME, package_versions
 
 STATE_DIR = ".state"
+BUILD_PACKAGES = ("datasets", "pyarrow", "pillow", "webdataset", "nltk", "numpy")  # they shape the output bytes
 
 
 def output_registry() -> dict[str, dict]:
@@ -144,13 +145,6 @@ def _marker_path(out_dir: Path, stage: str, split: str, shard: int) -> Path:
     return out_dir / STATE_DIR / stage / f"{split}-{shard:05d}.json"
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
 def _load_bytes(ctx: BuildContext, ref: SampleRef, data: bytes) -> tuple[bytes, str, Any, str | None]:
     """Inspect; return (bytes, ext, check, skip_reason)."""
     chk = inspect_image(data, ctx.config.verify, ctx.config.max_pixels)
@@ -247,7 +241,7 @@ def run_shard(args: tuple[BuildContext, ShardJob]) -> ShardResult:
     res.written = sum(classes.values())
     res.class_counts = dict(sorted(classes.items()))
     res.converted = dict(sorted(converted.items()))
-    _write_json_atomic(_marker_path(ctx.out_dir, job.stage, job.split, job.shard), asdict(res))
+    write_json_atomic(_marker_path(ctx.out_dir, job.stage, job.split, job.shard), asdict(res))
     return res
 
 
@@ -261,11 +255,6 @@ def _spread_limit(refs: list[SampleRef], limit: int, seed: int) -> list[SampleRe
 
     chosen = {r.key for r in sorted(refs, key=rank)[:limit]}
     return [r for r in refs if r.key in chosen]
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the libraries that shape a build's output bytes."""
-    return provenance_versions(("datasets", "pyarrow", "pillow", "webdataset", "nltk", "numpy"))
 
 
 class Build:
@@ -336,7 +325,7 @@ class Build:
                 raise UserError(f"{self.out_dir} holds another build ({what}); use a new --out or --overwrite")
         elif self.out_dir.exists() and any(p.name != STATE_DIR for p in self.out_dir.iterdir()):
             raise UserError(f"{self.out_dir} is not empty and holds no build state; use a new --out or --overwrite")
-        _write_json_atomic(plan_file, fp)
+        write_json_atomic(plan_file, fp)
         for tmp in self.out_dir.rglob(".*.tmp*"):  # leftovers of a killed run
             if tmp.is_file():
                 tmp.unlink()
@@ -481,7 +470,7 @@ class Build:
             outputs_info["llava"]["mixed"] = mixed
         vocab = self.source.vocabulary
         manifest = {
-            "tool": {"name": TOOL_NAME, "versions": package_versions()},
+            "tool": {"name": TOOL_NAME, "versions": package_versions(BUILD_PACKAGES)},
             "config": asdict(self.config),
             "source": self.source.describe(),
             "vocabulary": {"dataset": vocab.dataset, "num_classes": len(vocab), "renamed": vocab.renamed,
@@ -493,8 +482,8 @@ class Build:
             "skipped": all_skipped,
         }
         # the whole vocabulary beside the data: later steps (verification, cards) read it from the build
-        _write_json_atomic(self.out_dir / "classes.json", vocab.to_json())
-        _write_json_atomic(self.out_dir / "manifest.json", manifest)
+        write_json_atomic(self.out_dir / "classes.json", vocab.to_json())
+        write_json_atomic(self.out_dir / "manifest.json", manifest)
         return manifest
 
     def _log_run(self, manifest: dict, seconds: float) -> None:

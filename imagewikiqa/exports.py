@@ -41,7 +41,8 @@ TSV_CIRCULAR_OFFSET = 1_000_000
 ``i + k * TSV_CIRCULAR_OFFSET``, so ``index % TSV_CIRCULAR_OFFSET`` names the circular group."""
 LLAVA_FILE = "benchmark.jsonl"
 TSV_FILE = "benchmark.tsv"
-_CARD_SUMMARY = "Image classification data as a Hugging Face dataset"
+CARD_SUMMARY = ("An ImageWikiQA-style multiple-choice knowledge benchmark: each row asks about the object shown "
+                "in `image` without naming it; `answer` is the letter of the correct option")
 
 
 def _require(items: Sequence[PairedItem], what: str) -> list[PairedItem]:
@@ -60,10 +61,6 @@ def question_id(item: PairedItem, circular: bool) -> str:
     """``f"{qid}-{image_key}"``, plus ``f"-p{permutation}"`` when the set has permutations."""
     base = f"{item.question.qid}-{item.image_key}"
     return f"{base}-p{item.permutation}" if circular else base
-
-
-def _letter(item: PairedItem) -> str:
-    return letters(len(item.options))[item.answer_index]
 
 
 def _check_unique(ids: list[str], what: str) -> None:
@@ -96,7 +93,7 @@ def llava_rows(items: Sequence[PairedItem], image_dir: str = "images") -> list[d
         q = it.question
         qid = question_id(it, circular)
         row = {"question_id": qid, "image": f"{image_dir}/{_image_name(it)}",
-               "text": q.prompt(options=it.options), "label": _letter(it), "classname": q.class_name,
+               "text": q.prompt(options=it.options), "label": it.letter, "classname": q.class_name,
                "class_id": it.class_id, "wiki": q.reference, "options": list(it.options),
                "answer_index": it.answer_index, "question_key": q.qid}
         if circular:
@@ -145,7 +142,7 @@ def write_llava_jsonl(items: Sequence[PairedItem], out_dir: str | os.PathLike, i
 # ----- Hugging Face parquet --------------------------------------------------------------------------------
 def _hf_row(item: PairedItem, circular: bool) -> dict:
     q = item.question
-    return {"question": q.question, "options": list(item.options), "answer": _letter(item),
+    return {"question": q.question, "options": list(item.options), "answer": item.letter,
             "answer_index": item.answer_index, "class_id": item.class_id, "classname": q.class_name,
             "wiki": q.reference, "question_id": question_id(item, circular), "question_key": q.qid,
             "permutation": item.permutation}
@@ -162,7 +159,7 @@ def write_hf_parquet(items: Sequence[PairedItem], out_dir: str | os.PathLike, ro
     out = Path(out_dir)
     circular = has_permutations(items)
     _check_unique([question_id(it, circular) for it in items], "hf")
-    writer = HFParquetWriter(out)
+    writer = HFParquetWriter(out, {"card_summary": CARD_SUMMARY})
     num_shards = -(-len(items) // rows_per_shard)
     for shard in range(num_shards):
         sw = writer.shard_writer(HF_SPLIT, shard, num_shards)
@@ -174,12 +171,6 @@ def write_hf_parquet(items: Sequence[PairedItem], out_dir: str | os.PathLike, ro
             sw.abort()
             raise
     writer.finalize({HF_SPLIT: num_shards}, {HF_SPLIT: len(items)})
-    readme = out / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    summary = ("An ImageWikiQA-style multiple-choice knowledge benchmark: each row asks about the object shown "
-               "in `image` without naming it; `answer` is the letter of the correct option")
-    if _CARD_SUMMARY in text:
-        write_bytes_atomic(readme, text.replace(_CARD_SUMMARY, summary).encode("utf-8"))
     return out
 
 
@@ -202,7 +193,7 @@ def vlmevalkit_rows(items: Sequence[PairedItem]) -> list[dict]:
         row: dict = {"index": base + it.permutation * TSV_CIRCULAR_OFFSET, "question": q.question, "hint": None}
         for i, letter in enumerate(letters(width)):
             row[letter] = it.options[i] if i < len(it.options) else None
-        row.update({"answer": _letter(it), "category": q.class_name, "l2-category": q.kind or q.generator or None,
+        row.update({"answer": it.letter, "category": q.class_name, "l2-category": q.kind or q.generator or None,
                     "split": HF_SPLIT, "question_id": question_id(it, circular), "question_key": q.qid,
                     "class_id": it.class_id})
         rows.append(row)

@@ -9,6 +9,7 @@ Contract that makes builds resumable and byte-identical whatever the worker coun
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -37,6 +38,12 @@ def write_bytes_atomic(final: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     commit(tmp, final)
+
+
+def write_json_atomic(final: Path, obj: object) -> None:
+    """Write ``obj`` as UTF-8 JSON (indent 1, sorted keys, non-ASCII kept, trailing newline), atomically."""
+    text = json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    write_bytes_atomic(final, text.encode("utf-8"))
 
 
 class ShardWriter(ABC):

@@ -165,17 +165,21 @@ class _ParquetShardWriter(ShardWriter):
         self.tmp.unlink(missing_ok=True)
 
 
+CARD_SUMMARY = "Image classification data as a Hugging Face dataset"
+
+
 class HFParquetWriter(Writer):
     """Parquet shards + README that ``datasets.load_dataset(out_dir)`` loads.
 
     Options: ``class_names`` (list: ``label`` becomes a ``ClassLabel``; rows without ``label`` get
-    ``record.label``), ``config_name`` (default ``"default"``), ``row_group_size`` (default 256).
+    ``record.label``), ``config_name`` (default ``"default"``), ``row_group_size`` (default 256),
+    ``card_summary`` (the README's one-line description, default :data:`CARD_SUMMARY`).
     The ``image`` column holds ``{bytes, path: "<key>.<ext>"}``; a row's own ``image`` field (a path in
     LLaVA rows) is replaced by it. An empty split writes no Parquet file and is left out of the configs.
     """
 
     name = "hf_parquet"
-    option_names = ("class_names", "config_name", "row_group_size")
+    option_names = ("class_names", "config_name", "row_group_size", "card_summary")
     #: imported by shard writers (pyarrow imports pandas on its first array conversion, ~0.2 s)
     worker_modules = ("pyarrow.parquet", "pandas")
 
@@ -193,6 +197,7 @@ class HFParquetWriter(Writer):
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise UserError(f"hf_parquet: option 'row_group_size' must be a positive integer, got {size!r}")
         self.row_group_size = size
+        self.card_summary = str(self.options.get("card_summary", CARD_SUMMARY))
         self._schemas: list[tuple[pa.Schema, pa.Schema]] = []  # (inferred columns, full schema), see prepare
 
     @property
@@ -288,7 +293,7 @@ class HFParquetWriter(Writer):
         readme = self.out_dir / "README.md"
         tmp = atomic_path(readme)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(dataset_card(features, splits, self.config_name), encoding="utf-8")
+        tmp.write_text(dataset_card(features, splits, self.config_name, self.card_summary), encoding="utf-8")
         commit(tmp, readme)
         return [readme]
 
@@ -297,8 +302,11 @@ class HFParquetWriter(Writer):
         verify(self.out_dir, counts, config_name=self.config_name)
 
 
-def dataset_card(features, splits: dict[str, tuple[int, int]], config_name: str = "default") -> str:
-    """README text: YAML front matter (``configs`` with ``data/<split>-*`` files, ``dataset_info``) + one line.
+def card_data(features, splits: dict[str, tuple[int, int]], config_name: str = "default",
+              download_size: int | None = None, dataset_size: int | None = None):
+    """A ``huggingface_hub.DatasetCardData`` with ``configs`` (``data/<split>-*`` files per split) and
+    ``dataset_info`` (features, split sizes and the optional totals) of one config; empty without features
+    or splits.
 
     ``splits`` maps each non-empty split to ``(num_examples, num_bytes)``; ``num_bytes`` is the uncompressed
     Parquet data size (``datasets`` only checks ``num_examples`` but requires both).
@@ -315,12 +323,20 @@ def dataset_card(features, splits: dict[str, tuple[int, int]], config_name: str 
         split_dict = SplitDict()
         for s, (n, size) in splits.items():
             split_dict.add(SplitInfo(name=s, num_examples=n, num_bytes=size))
-        info = DatasetInfo(features=features, splits=split_dict)
+        info = DatasetInfo(features=features, splits=split_dict, download_size=download_size,
+                           dataset_size=dataset_size)
         DatasetInfosDict({config_name: info}).to_dataset_card_data(card)
-    yaml = card.to_yaml().strip()
+    return card
+
+
+def dataset_card(features, splits: dict[str, tuple[int, int]], config_name: str = "default",
+                 summary: str = CARD_SUMMARY) -> str:
+    """README text: YAML front matter (:func:`card_data`: ``configs`` with ``data/<split>-*`` files,
+    ``dataset_info``) + one line (``summary`` and the split sizes); ``splits`` as for :func:`card_data`."""
+    yaml = card_data(features, splits, config_name).to_yaml().strip()
     head = f"---\n{yaml}\n---\n" if yaml and yaml != "{}" else ""
-    summary = ", ".join(f"{s}: {n}" for s, (n, _) in splits.items()) or "no rows"
-    return f"{head}\nImage classification data as a Hugging Face dataset ({summary}).\n"
+    sizes = ", ".join(f"{s}: {n}" for s, (n, _) in splits.items()) or "no rows"
+    return f"{head}\n{summary} ({sizes}).\n"
 
 
 def verify(out_dir: str | Path, counts: dict[str, int], config_name: str | None = None,
