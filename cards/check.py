@@ -104,16 +104,23 @@ def _inside(root: Path, target: str) -> tuple[Path | None, str | None]:
     return path, None
 
 
-def _check_front_matter(root: Path, readme: Path, problems: list[str]) -> tuple[dict | None, Any, str]:
-    """Parse README.md: (metadata dict or None, DatasetCardData or None, Markdown body)."""
+def _read_readme(readme: Path, problems: list[str]) -> tuple[str, str] | None:
+    """README.md read once: (its text as ``DatasetCard.load`` sees it, newlines kept; the same text with
+    universal newlines, as ``Path.read_text`` gives it), or None (a problem) when it is not UTF-8 text."""
+    try:
+        raw = readme.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"README.md cannot be read as UTF-8 text ({_first_line(exc)})")
+        return None
+    return raw, raw.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _check_front_matter(raw: str, text: str, problems: list[str]) -> tuple[dict | None, Any, str]:
+    """Parse README.md (``raw``/``text`` from :func:`_read_readme`): (metadata dict or None, DatasetCardData
+    or None, Markdown body)."""
     from huggingface_hub import DatasetCard
     from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
-    try:
-        text = readme.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"README.md cannot be read as UTF-8 text ({_first_line(exc)})")
-        return None, None, ""
     match = REGEX_YAML_BLOCK.search(text)
     if not match:
         problems.append("README.md has no YAML front matter (a '---' block at the top)")
@@ -128,7 +135,7 @@ def _check_front_matter(root: Path, readme: Path, problems: list[str]) -> tuple[
         problems.append("README.md front matter is not a YAML mapping")
         return None, None, body
     try:
-        card_data = DatasetCard.load(readme).data
+        card_data = DatasetCard(raw).data
     except Exception as exc:  # any parse failure of the library is a problem to report, not a crash
         problems.append(f"README.md does not parse with huggingface_hub DatasetCard ({_first_line(exc)})")
         card_data = None
@@ -356,11 +363,10 @@ def _check(folder: str | Path, require_sections: Sequence[str]) -> tuple[list[st
     if not readme.is_file():
         problems.append("README.md is missing")
     else:
-        meta, card_data, body = _check_front_matter(root, readme, problems)
-        try:
-            text = readme.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError):
-            text = body
+        read = _read_readme(readme, problems)
+        if read is not None:
+            meta, card_data, body = _check_front_matter(*read, problems)
+            text = read[1]
     if meta is not None:
         _check_keys(root, meta, problems)
     configs: dict = {}

@@ -10,7 +10,7 @@ Build kinds (:func:`detect_kind`):
 * ``imagewikiqa`` — ``python -m imagewikiqa build``: ``manifest.json`` with ``questions``/``exports``,
   ``quality_report.json``, the text-only verification summary (``stages/verified.done.json``).
 
-Class-name frequencies come from a ``corpora_stats count`` folder (``counts_<corpus>.csv`` +
+Class-name frequencies come from a ``corpora_stats count`` folder (``counts_<corpus>.parquet|csv`` +
 ``count_meta.json``) when one is given. Everything is read, nothing is written.
 """
 
@@ -19,11 +19,14 @@ from __future__ import annotations
 import json
 import shlex
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import UserError
+from cards.metadata import data_info, shard_files
+from core.errors import UserError, read_user_json
+from core.vocabulary import ClassVocabulary
 
 KINDS = ("builders", "filtered", "imagewikiqa")
 
@@ -66,7 +69,7 @@ class CardFacts:
 
     kind: str                              # builders | filtered | imagewikiqa
     build_dir: str
-    hf_dir: str                            # the publishable Hugging Face folder of the build
+    hf_dir: str                            # the Hugging Face folder the card describes (default BUILD/hf)
     dataset: str | None                    # class list / source dataset name (e.g. imagenet1k)
     dataset_name: str                      # its display name (e.g. ImageNet-1k)
     source: dict[str, Any]                 # kind, root, dataset, ... (builders); images, split (imagewikiqa)
@@ -96,6 +99,8 @@ class CardFacts:
     corpora_meta: dict[str, Any] | None = None
     targeted: dict[str, Any] | None = None  # builders.targeted: {"mine", "download", "kept"}
     notes: list[str] = field(default_factory=list)  # things the card should say were not recorded
+    #: :func:`cards.metadata.data_info` of ``hf_dir`` (features, splits with their shards, sizes)
+    data_info: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def total_rows(self) -> int:
@@ -108,13 +113,6 @@ class CardFacts:
 
 
 # ----- reading ---------------------------------------------------------------------------------------------
-def _json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{what} {path}: cannot be read ({exc})") from None
-
-
 def _optional_json(path: Path) -> Any:
     if not path.is_file():
         return None
@@ -154,51 +152,46 @@ def render_command(argv: list[str] | None, kind: str) -> str | None:
     if not argv:
         return None
     script = Path(argv[0])
-    module = MODULES[kind]
-    known = {"imagenet_qa.py": "builders.imagenet_qa", "__main__.py": module}
-    if script.name in known:
-        module = known[script.name]
-        if script.name == "__main__.py" and script.parent.name:
-            module = script.parent.name if script.parent.name not in ("", ".") else module
-        return shlex.join(["python", "-m", module, *argv[1:]])
-    return None
+    if script.name == "imagenet_qa.py":
+        module = "builders.imagenet_qa"
+    elif script.name == "__main__.py":
+        module = script.parent.name or MODULES[kind]
+    else:
+        return None
+    return shlex.join(["python", "-m", module, *argv[1:]])
 
 
 def _vocabulary(build: Path) -> dict[str, str]:
+    """Class id -> display name from the build's ``classes.json``; empty when it is missing or malformed."""
     data = _optional_json(build / "classes.json")
     if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
         return {}
-    return {str(c["id"]): str(c.get("name", c["id"])) for c in data["classes"] if isinstance(c, dict) and "id" in c}
+    try:
+        vocab = ClassVocabulary.from_json(data)
+    except (KeyError, TypeError, AttributeError, UserError):
+        return {}
+    return {e.class_id: e.name for e in vocab}
 
 
-def _parquet_files(folder: Path) -> dict[str, list[Path]]:
-    """``{split: [data/<split>-*.parquet ...]}`` in file order; splits in name order."""
-    out: dict[str, list[Path]] = {}
-    for path in sorted((folder / "data").glob("*.parquet")):
-        out.setdefault(path.name.split("-", 1)[0], []).append(path)
-    return out
+def split_files(folder: str | Path, info: dict, split_order: Sequence[str] = ()) -> dict[str, list[Path]]:
+    """The shards :func:`cards.metadata.data_info` listed for ``folder``, by split: splits in ``split_order``
+    first, then by name; files in name order."""
+    splits = info["splits"]
+    order = [s for s in split_order if s in splits] + sorted(s for s in splits if s not in split_order)
+    return {s: [Path(folder) / f for f in splits[s]["files"]] for s in order}
 
 
-def data_files(folder: str | Path, split_order: list[str] | None = None) -> dict[str, list[Path]]:
-    """The parquet files of a Hugging Face folder by split, splits in ``split_order`` first (then by name)."""
-    files = _parquet_files(Path(folder))
-    order = [s for s in (split_order or []) if s in files] + [s for s in files if s not in (split_order or [])]
-    return {s: files[s] for s in order}
-
-
-def _data_counts(folder: Path, split_order: list[str]) -> tuple[dict[str, int], dict[str, int]]:
-    """Rows per split and rows per ``class_id`` over the folder's parquet files (pyarrow only)."""
+def _class_counts(files: dict[str, list[Path]], info: dict) -> dict[str, int]:
+    """Rows per ``class_id`` over the shards (pyarrow only); empty without a ``class_id`` column."""
     import pyarrow.parquet as pq
 
-    splits: dict[str, int] = {}
     classes: Counter[str] = Counter()
-    for split, paths in data_files(folder, split_order).items():
-        for path in paths:
-            pf = pq.ParquetFile(path)
-            splits[split] = splits.get(split, 0) + pf.metadata.num_rows
-            if "class_id" in pf.schema_arrow.names:
-                classes.update(v for v in pf.read(columns=["class_id"]).column(0).to_pylist() if v)
-    return splits, dict(sorted(classes.items()))
+    if "class_id" in info["features"]:
+        for paths in files.values():
+            for path in paths:
+                classes.update(v for v in pq.ParquetFile(path).read(columns=["class_id"]).column(0).to_pylist()
+                               if v)
+    return dict(sorted(classes.items()))
 
 
 def _prompts(tasks: dict, prompts_file: str | None) -> tuple[list[PromptSet], list[str], list[str]]:
@@ -231,26 +224,17 @@ def _verify_summaries(folder: Path) -> list[dict]:
 
 
 def _read_corpora(folder: str | Path) -> tuple[list[CorpusCounts], dict]:
-    """The ``counts_<corpus>.csv`` tables and ``count_meta.json`` of a corpora_stats folder."""
-    import csv
+    """The counts tables and ``count_meta.json`` of a corpora_stats folder
+    (:func:`corpora_stats.report.load_counts`), corpora in name order."""
+    from corpora_stats.report import load_counts
 
-    root = Path(folder)
-    if not root.is_dir():
-        raise UserError(f"corpora counts folder {str(folder)!r} not found")
-    meta = _optional_json(root / "count_meta.json")
-    if not isinstance(meta, dict):
-        raise UserError(f"{root} has no count_meta.json: give a folder written by python -m corpora_stats count")
-    tables = sorted(root.glob("counts_*.csv"))
-    if not tables:
-        raise UserError(f"{root} has no counts_<corpus>.csv: give a folder written by python -m corpora_stats count")
+    tables, meta = load_counts(folder)
     out = []
-    for path in tables:
-        name = path.stem[len("counts_"):]
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = [{"class_id": r["class_id"], "class_name": r.get("class_name") or r["class_id"],
-                     "doc_freq": int(r["doc_freq"]), "mentions": int(r["mentions"])} for r in csv.DictReader(f)]
-        docs = (meta.get("corpora", {}).get(name) or {}).get("documents")
-        out.append(CorpusCounts(name, docs, rows))
+    for name in sorted(tables):
+        rows = [{"class_id": r["class_id"], "class_name": r["class_name"] or r["class_id"],
+                 "doc_freq": r["doc_freq"], "mentions": r["mentions"]}
+                for r in tables[name].select("class_id", "class_name", "doc_freq", "mentions").iter_rows(named=True)]
+        out.append(CorpusCounts(name, (meta["corpora"].get(name) or {}).get("documents"), rows))
     return out, meta
 
 
@@ -322,27 +306,35 @@ def _imagewikiqa_facts(build: Path, manifest: dict) -> dict[str, Any]:
     }
 
 
-def collect(build_dir: str | Path, corpora: str | None = None) -> CardFacts:
+def collect(build_dir: str | Path, corpora: str | None = None, hf_dir: str | Path | None = None) -> CardFacts:
     """Read a build folder (and optionally a corpora_stats counts folder) into :class:`CardFacts`.
 
-    UserError (one line) for a folder without ``manifest.json``, an unknown manifest, or a build without a
-    publishable Hugging Face folder (``hf/data/*.parquet``)."""
+    ``hf_dir``: the Hugging Face folder the card is for (default ``BUILD/hf``); its Parquet shards give the
+    split and class counts. UserError (one line) for a folder without ``manifest.json``, an unknown manifest,
+    or a Hugging Face folder without ``data/*.parquet``."""
     build = Path(build_dir)
     if not (build / "manifest.json").is_file():
         raise UserError(f"{build} has no manifest.json: give a folder written by builders.imagenet_qa, "
                         f"builders.verify filter or imagewikiqa build")
-    manifest = _json(build / "manifest.json", "build manifest")
+    try:
+        manifest = read_user_json(build / "manifest.json", "build manifest")
+    except OSError as exc:  # e.g. no permission to read it
+        raise UserError(f"build manifest {build / 'manifest.json'}: cannot be read ({exc})") from None
     if not isinstance(manifest, dict):
         raise UserError(f"{build / 'manifest.json'} is not a JSON object")
     kind = detect_kind(manifest)
-    hf = build / "hf"
-    if not _parquet_files(hf):
+    hf = build / "hf" if hf_dir is None else Path(hf_dir)
+    if not shard_files(hf):
+        if hf_dir is not None:
+            raise UserError(f"{hf} has no data/*.parquet: give the build's Hugging Face folder (default BUILD/hf)")
         fix = ("rebuild with --images ... --formats hf" if kind == "imagewikiqa"
                else "rebuild with --outputs hf (e.g. --outputs llava,hf,mcq)")
         raise UserError(f"{build} has no publishable Hugging Face folder (hf/data/*.parquet): {fix}")
+    info = data_info(hf)
     parts = _imagewikiqa_facts(build, manifest) if kind == "imagewikiqa" else _builders_facts(build, manifest, kind)
-    order = list((parts["outputs"].get("hf") or {}).get("counts") or {})
-    split_counts, class_counts = _data_counts(hf, order)
+    files = split_files(hf, info, list((parts["outputs"].get("hf") or {}).get("counts") or {}))
+    split_counts = {s: info["splits"][s]["num_examples"] for s in files}
+    class_counts = _class_counts(files, info)
     names = _vocabulary(build)
     dataset = parts["dataset"]
     command = parts.pop("command", None) or render_command(parts["argv"], kind)
@@ -353,7 +345,7 @@ def collect(build_dir: str | Path, corpora: str | None = None) -> CardFacts:
         kind=kind, build_dir=str(build), hf_dir=str(hf), dataset=dataset,
         dataset_name=DATASET_NAMES.get(str(dataset), str(dataset or "a classification dataset")),
         class_names=names, split_counts=split_counts, class_counts=class_counts,
-        command=command,
+        command=command, data_info=info,
         **{k: v for k, v in parts.items() if k != "dataset"})
     if not facts.num_classes:
         facts.num_classes = len(names)

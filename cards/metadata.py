@@ -58,7 +58,6 @@ _IMAGENET_NOTE = (
 #: ``license``/``license_name``/``license_link`` go into the card's YAML, ``note`` into its licence section.
 LICENSES: dict[str, dict[str, Any]] = {
     "imagenet1k": {
-        "pretty": "ImageNet-1k (ILSVRC 2012)",
         "aliases": ("imagenet", "imagenet1000", "ilsvrc", "ilsvrc2012", "ilsvrcimagenet1k", "imagenet2012",
                     "imagenet21k", "imagenet22k", "imagenetval"),
         "license": "other",
@@ -67,7 +66,6 @@ LICENSES: dict[str, dict[str, Any]] = {
         "note": _IMAGENET_NOTE,
     },
     "objectnet": {
-        "pretty": "ObjectNet",
         "aliases": ("objectnet10",),
         "license": "other",
         "license_name": "objectnet-license",
@@ -78,7 +76,6 @@ LICENSES: dict[str, dict[str, Any]] = {
                  "must keep their 1-pixel red border. Attribute ObjectNet (Barbu et al., 2019)."),
     },
     "cub200": {
-        "pretty": "CUB-200-2011",
         "aliases": ("cub", "cub2002011", "caltechucsdbirds2002011", "caltechucsdbirds200"),
         "license": "other",
         "license_name": "cub-200-2011-terms",
@@ -88,7 +85,6 @@ LICENSES: dict[str, dict[str, Any]] = {
                  "(2011). Use for research only unless the image owners agree otherwise."),
     },
     "food101": {
-        "pretty": "Food-101",
         "aliases": ("ethzfood101",),
         "license": "other",
         "license_name": "food-101-terms",
@@ -98,7 +94,6 @@ LICENSES: dict[str, dict[str, Any]] = {
                  "picture owners according to the Foodspotting terms of use."),
     },
     "flowers102": {
-        "pretty": "Oxford Flowers-102",
         "aliases": ("oxfordflowers102", "oxford102flowers", "oxfordflowers", "102flowers"),
         "license": "other",
         "license_name": "oxford-flowers-102-terms",
@@ -108,7 +103,6 @@ LICENSES: dict[str, dict[str, Any]] = {
                  "their owners."),
     },
     "stanford_cars": {
-        "pretty": "Stanford Cars",
         "aliases": ("stanfordcars", "cars196", "stanfordcars196"),
         "license": "other",
         "license_name": "stanford-cars-terms",
@@ -117,7 +111,6 @@ LICENSES: dict[str, dict[str, Any]] = {
                  "stated; the images were collected from the web and belong to their owners."),
     },
     "caltech101": {
-        "pretty": "Caltech 101",
         "aliases": ("caltech101dataset",),
         "license": "cc-by-4.0",
         "license_name": None,
@@ -126,7 +119,6 @@ LICENSES: dict[str, dict[str, Any]] = {
                  "attribute Fei-Fei, Fergus and Perona (2004)."),
     },
     "web-images": {
-        "pretty": "web images from a mined URL list",
         "aliases": ("web",),
         "license": "other",
         "license_name": "web-images-owners-rights",
@@ -210,6 +202,13 @@ def _split_sort_key(split: str) -> tuple[int, str]:
     return (_SPLIT_ORDER.index(split) if split in _SPLIT_ORDER else len(_SPLIT_ORDER), split)
 
 
+def shard_files(folder: str | Path) -> list[Path]:
+    """The Parquet shards ``folder/data/*.parquet`` in name order; hidden files (writers' temporaries) are
+    left out."""
+    data_dir = Path(folder) / "data"
+    return sorted(p for p in data_dir.glob("*.parquet") if p.is_file() and not p.name.startswith("."))
+
+
 def data_info(folder: str | Path) -> dict:
     """Splits, sizes and features of the Parquet shards under ``folder/data/`` (metadata only, no full read).
 
@@ -226,8 +225,7 @@ def data_info(folder: str | Path) -> dict:
     from datasets import Features
     from datasets.naming import _split_re
 
-    data_dir = Path(folder) / "data"
-    files = sorted(p for p in data_dir.glob("*.parquet") if p.is_file() and not p.name.startswith("."))
+    files = shard_files(folder)
     if not files:
         raise UserError(f"{folder}: no Parquet shards under data/ (expected data/<split>-*.parquet)")
     features = None
@@ -274,8 +272,9 @@ def _str_list(value: str | Sequence[str], what: str) -> list[str]:
 def card_metadata(folder: str | Path, *, pretty_name: str, license_id: str, license_name: str | None = None,
                   task_categories: str | Sequence[str], source_datasets: str | Sequence[str],
                   language: str | Sequence[str] = ("en",), tags: Sequence[str] = (), task_ids: Sequence[str] = (),
-                  license_link: str | None = None) -> dict:
-    """The card's YAML metadata for the Hugging Face folder ``folder`` (see :func:`data_info`).
+                  license_link: str | None = None, info: dict | None = None) -> dict:
+    """The card's YAML metadata for the Hugging Face folder ``folder`` (see :func:`data_info`; ``info``: its
+    result when already read).
 
     Keys, in order: pretty_name, license (+ license_name and license_link when ``other``; the link defaults to
     the known one for ``license_name``), language, task_categories, task_ids, size_categories (from the total
@@ -283,26 +282,18 @@ def card_metadata(folder: str | Path, *, pretty_name: str, license_id: str, lice
     produced by ``datasets``; splits with num_bytes/num_examples; download_size; dataset_size). Empty
     ``task_ids``/``tags`` are left out. Raises ValueError on an unknown licence id or ``other`` without a name.
     """
-    from datasets.info import DatasetInfo, DatasetInfosDict
-    from datasets.splits import SplitDict, SplitInfo
-    from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCardData
+
+    from builders.writers.hf_parquet import card_data
 
     if license_id not in HUB_LICENSES:
         raise ValueError(f"card_metadata: {license_id!r} is not a Hugging Face Hub licence id")
     if not pretty_name or not isinstance(pretty_name, str):
         raise ValueError("card_metadata: pretty_name must be a non-empty string")
-    info = data_info(folder)
-
-    card = DatasetCardData()
-    MetadataConfigs({c["config_name"]: {"data_files": c["data_files"]} for c in info["configs"]}
-                    ).to_dataset_card_data(card)
-    split_dict = SplitDict()
-    for split, s in info["splits"].items():
-        split_dict.add(SplitInfo(name=split, num_bytes=s["num_bytes"], num_examples=s["num_examples"]))
-    ds_info = DatasetInfo(features=info["features"], splits=split_dict, download_size=info["download_size"],
-                          dataset_size=info["dataset_size"])
-    DatasetInfosDict({DEFAULT_CONFIG: ds_info}).to_dataset_card_data(card)
+    if info is None:
+        info = data_info(folder)
+    card = card_data(info["features"], {s: (v["num_examples"], v["num_bytes"]) for s, v in info["splits"].items()},
+                     DEFAULT_CONFIG, download_size=info["download_size"], dataset_size=info["dataset_size"])
 
     meta: dict[str, Any] = {"pretty_name": pretty_name, "license": license_id}
     if license_id == "other":

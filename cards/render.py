@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from builders.writers.base import write_bytes_atomic
-from cards.collect import CardFacts, data_files
+from cards.collect import CardFacts, CorpusCounts, split_files
+from cards.metadata import data_info
 from core.errors import UserError
+from core.images import EXT_BY_FORMAT
 
 PAPER_ZHANG = "https://arxiv.org/abs/2405.18415"
 PAPER_LIU = "https://arxiv.org/abs/2412.16418"
@@ -261,30 +263,26 @@ def _image_ext(data: bytes) -> str:
 
     try:
         with Image.open(io.BytesIO(data)) as im:
-            fmt = (im.format or "").lower()
+            fmt = im.format or ""
     except (UnidentifiedImageError, OSError, ValueError):
         return "bin"
-    return {"jpeg": "jpg", "mpo": "jpg", "tiff": "tif"}.get(fmt, fmt or "bin")
+    return EXT_BY_FORMAT.get(fmt) or fmt.lower() or "bin"
 
 
-def _structure(facts: CardFacts, repo: Path, assets_dir: str) -> tuple[list[str], list[str]]:
-    """The structure section and the asset file names it wrote."""
+def _structure(facts: CardFacts, repo: Path, assets_dir: str, info: dict) -> tuple[list[str], list[str]]:
+    """The structure section and the asset file names it wrote (``info``: :func:`cards.metadata.data_info`
+    of ``repo``)."""
     import pyarrow.parquet as pq
-    from datasets import Features
 
-    order = list(facts.split_counts)
-    files = data_files(repo, order)
-    if not files:
-        raise UserError(f"{repo} has no data/<split>-*.parquet files to describe")
+    files = split_files(repo, info, list(facts.split_counts))
     first = files[next(iter(files))][0]
     pf = pq.ParquetFile(first)
-    features = Features.from_arrow_schema(pf.schema_arrow)
     lines = ["## Dataset structure", "",
              "Load it with `datasets.load_dataset(\"<this folder or repo id>\")`. Features:", ""]
-    lines += _table(["feature", "type"], [(f"`{k}`", _feature_type(v)) for k, v in features.items()])
-    counts = {s: sum(pq.ParquetFile(p).metadata.num_rows for p in paths) for s, paths in files.items()}
+    lines += _table(["feature", "type"], [(f"`{k}`", _feature_type(v)) for k, v in info["features"].items()])
     lines += ["", "Splits:", ""]
-    lines += _table(["split", "rows", "files"], [(s, _num(counts[s]), len(files[s])) for s in files])
+    lines += _table(["split", "rows", "files"],
+                    [(s, _num(info["splits"][s]["num_examples"]), len(files[s])) for s in files])
     batch = next(pf.iter_batches(batch_size=1), None)
     written = []
     if batch is None or batch.num_rows == 0:
@@ -532,6 +530,13 @@ def _median(values: list[int]) -> str:
     return _num(statistics.median(values)) if values else "n/a"
 
 
+def _corpus_rows(facts: CardFacts, corpus: CorpusCounts) -> tuple[list[dict], list[dict]]:
+    """A corpus's count rows of this dataset's classes (all its rows when none of them has a row here) and,
+    of those, the never-mentioned ones in class id order."""
+    rows = [r for r in corpus.rows if r["class_id"] in facts.class_counts] or corpus.rows
+    return rows, sorted((r for r in rows if r["mentions"] == 0), key=lambda r: r["class_id"])
+
+
 def _coverage(facts: CardFacts, repo: Path, assets_dir: str) -> tuple[list[str], list[str]]:
     lines = ["## Class coverage", ""]
     written: list[str] = []
@@ -551,10 +556,9 @@ def _coverage(facts: CardFacts, repo: Path, assets_dir: str) -> tuple[list[str],
     else:
         lines += ["The data has no `class_id` column, so rows per class are not counted.", ""]
     for i, corpus in enumerate(facts.corpora):
-        rows = [r for r in corpus.rows if r["class_id"] in counts] or corpus.rows
+        rows, never = _corpus_rows(facts, corpus)
         scope = "this dataset's classes" if rows is not corpus.rows else "all classes of the vocabulary"
         mentions = sorted(r["mentions"] for r in rows)
-        never = sorted((r for r in rows if r["mentions"] == 0), key=lambda r: r["class_id"])
         ranked = sorted(rows, key=lambda r: (-r["mentions"], r["class_id"]))
         def listed(part: list[dict]) -> str:
             return ", ".join(f"{_name(facts, r['class_id'])} ({_num(r['mentions'])})" for r in part)
@@ -667,20 +671,19 @@ def _bias(facts: CardFacts) -> list[str]:
         items.append(f"Only {facts.total_rows} rows: this is a small sample, fit for trying the tools and formats, "
                      f"not for training or for reporting benchmark results.")
     if facts.corpora:
-        rows = [r for r in facts.corpora[0].rows if r["class_id"] in facts.class_counts] or facts.corpora[0].rows
-        never = sum(1 for r in rows if r["mentions"] == 0)
+        never = len(_corpus_rows(facts, facts.corpora[0])[1])
         if never:
             items.append(f"{never} of these classes are never mentioned in `{facts.corpora[0].name}`: models "
                          f"trained mostly on such corpora are likely to know these classes least.")
     return ["## Bias, risks and limitations", "", *(f"- {x}" for x in items)]
 
 
-def _licence(facts: CardFacts, licence: tuple[str, str | None, str | None] | None) -> list[str]:
+def _licence(facts: CardFacts, licence: tuple[str, str | None] | None) -> list[str]:
     from cards.metadata import license_for
 
     source_id, source_name, source_note = license_for(facts.licence_source)
     lines = ["## Licence", ""]
-    if licence is not None and (licence[0], licence[1]) != (source_id, source_name):
+    if licence is not None:
         lines += [f"The publisher set the licence `{licence[0]}`"
                   + (f" ({licence[1]})" if licence[1] else "") + " for this repository. "
                   "The source data's own terms still apply to the images:", ""]
@@ -713,16 +716,17 @@ def _citation(facts: CardFacts) -> list[str]:
 # ----- the body --------------------------------------------------------------------------------------------
 def render_body(facts: CardFacts, repo_folder: str | Path, assets_dir: str = "assets", *,
                 pretty_name: str | None = None,
-                licence: tuple[str, str | None, str | None] | None = None) -> str:
+                licence: tuple[str, str | None] | None = None, info: dict | None = None) -> str:
     """The card's Markdown body (everything after the YAML front matter) for the Hugging Face folder
     ``repo_folder``; writes the example image and plots it links to under ``repo_folder/assets_dir`` and
-    removes stale ones. ``licence``: ``(id, name, note)`` chosen by the publisher when it differs from the
-    source dataset's (:func:`cards.metadata.license_for`)."""
+    removes stale ones. ``licence``: ``(id, name)`` the publisher chose instead of the source dataset's
+    (:func:`cards.metadata.license_for`), None to state the source's; ``info``: :func:`cards.metadata.data_info`
+    of ``repo_folder`` when already read."""
     repo = Path(repo_folder)
     if "/" in assets_dir.strip("/") or assets_dir in ("", ".", ".."):
         raise UserError(f"assets folder {assets_dir!r} must be one plain folder name")
     name = pretty_name or default_pretty_name(facts)
-    structure, written = _structure(facts, repo, assets_dir)
+    structure, written = _structure(facts, repo, assets_dir, data_info(repo) if info is None else info)
     coverage, plots = _coverage(facts, repo, assets_dir)
     quality, letters = _quality(facts, repo, assets_dir)
     written += plots + letters

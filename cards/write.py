@@ -60,32 +60,40 @@ def tags(facts: CardFacts) -> list[str]:
     return out
 
 
+def _licence_override(wanted: str | None, source: str | None) -> tuple[str, str | None] | None:
+    """The publisher's ``(license id, license_name)`` when ``wanted`` differs from the licence of ``source``
+    (:func:`cards.metadata.license_for`), else None; ``other`` keeps the source's licence name.
+    UserError for an id the Hub does not know."""
+    from cards.metadata import HUB_LICENSES, license_for
+
+    if wanted is None:
+        return None
+    if wanted not in HUB_LICENSES:
+        raise UserError(f"--license {wanted!r} is not a Hugging Face Hub licence id (e.g. cc-by-4.0, mit, other)")
+    source_id, source_name, _ = license_for(source)
+    if wanted == source_id:
+        return None
+    return wanted, ((source_name or "source-dataset-terms") if wanted == "other" else None)
+
+
 def write_card(build_dir: str | Path, repo_folder: str | Path | None = None, corpora: str | None = None,
                pretty_name: str | None = None, license: str | None = None) -> Path:  # noqa: A002 - CLI name
     """Write ``repo_folder/README.md`` (default ``BUILD/hf``) for the build in ``build_dir`` and the assets it
-    links to; return the README's path.
+    links to; return the README's path. The card's counts describe ``repo_folder``'s Parquet shards.
 
     ``corpora``: a ``corpora_stats count`` folder for the class-frequency section; ``license``: a Hub licence id
     replacing the source dataset's (:func:`cards.metadata.license_for`)."""
-    from cards.metadata import HUB_LICENSES, card_metadata, license_for, render_front_matter
+    from cards.metadata import card_metadata, license_for, render_front_matter
 
-    facts = collect(build_dir, corpora)
-    repo = Path(repo_folder) if repo_folder is not None else Path(facts.hf_dir)
-    if not repo.is_dir() or not any((repo / "data").glob("*.parquet")):
-        raise UserError(f"{repo} has no data/*.parquet: give the build's Hugging Face folder (default BUILD/hf)")
-    lic_id, lic_name, note = license_for(facts.licence_source)
-    chosen = None
-    if license is not None:
-        if license not in HUB_LICENSES:
-            raise UserError(f"--license {license!r} is not a Hugging Face Hub licence id (e.g. cc-by-4.0, mit, other)")
-        if license != lic_id:
-            lic_id, lic_name = license, (lic_name or "source-dataset-terms" if license == "other" else None)
-            chosen = (lic_id, lic_name, note)
+    facts = collect(build_dir, corpora, hf_dir=repo_folder)
+    repo = Path(facts.hf_dir)
+    override = _licence_override(license, facts.licence_source)
+    lic_id, lic_name = override or license_for(facts.licence_source)[:2]
     name = pretty_name or default_pretty_name(facts)
     meta = card_metadata(repo, pretty_name=name, license_id=lic_id, license_name=lic_name,
                          task_categories=task_categories(facts), source_datasets=source_datasets(facts),
-                         tags=tags(facts))
-    body = render_body(facts, repo, pretty_name=name, licence=chosen)
+                         tags=tags(facts), info=facts.data_info)
+    body = render_body(facts, repo, pretty_name=name, licence=override, info=facts.data_info)
     path = repo / "README.md"
     write_bytes_atomic(path, (render_front_matter(meta) + "\n" + body).encode("utf-8"))
     return path
