@@ -16,7 +16,6 @@ OUT holds:
   rerun skips finished shards — img2dataset's ``incremental`` mode). Finished tars are rewritten once in
   key order with zeroed header times, so a shard's bytes do not depend on download completion order.
 - ``download.json`` — per class: mined, downloaded, failed by reason; the settings that shaped the shards.
-- ``classes/<dataset>.json`` — the MINED vocabulary, named by its dataset (the builds' ``dataset`` field).
 - ``build/`` — ``python -m builders.imagenet_qa --source webdataset`` on the shards; its ``manifest.json``
   gains a ``targeted`` section: ``{"mine": <mine_report.json>, "download": <download.json>, "kept": {...}}``.
 - ``img2dataset.log`` — img2dataset's own output when progress is off.
@@ -45,13 +44,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from builders.writers.base import write_bytes_atomic
+from builders.sources.wds import _KEY_EXT  # WebDataset's split of a member name into key and extension
+from builders.writers.base import atomic_path, commit, write_json_atomic
 from core.errors import UserError, read_user_json
 from core.vocabulary import ClassVocabulary
 
 DEFAULT_OUTPUTS = "llava,hf,eval_open,mcq"
 RESIZE_MODES = ("border", "keep_ratio", "keep_ratio_largest", "center_crop", "no")
-MINED_COLUMNS = ("url", "caption", "class_id", "class_name", "matched_form", "corpus", "row")
 SAVED_COLUMNS = ["class_id", "class_name", "matched_form"]
 ENCODE_FORMAT = "jpg"
 STATE_FILE = ".targeted_state.json"
@@ -59,7 +58,6 @@ STATE_FILE = ".targeted_state.json"
 _OWN_BUILD_OPTIONS = ("--source", "--root", "--classes", "--label-field", "--split-name", "--out", "--outputs",
                       "--seed", "--overwrite")
 _STATS_RE = re.compile(r"^(\d+)_stats\.json$")
-_KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # WebDataset's split of a member name
 
 
 class TargetedError(RuntimeError):
@@ -101,6 +99,8 @@ def load_mined(mined_dir: str | os.PathLike) -> Mined:
     """Read and check a MINED folder; any problem is one :class:`UserError` line."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from corpora_stats.mine import URL_COLUMNS as MINED_COLUMNS  # the MINED contract, written there
 
     root = Path(mined_dir).expanduser()
     if not root.is_dir():
@@ -216,19 +216,17 @@ def normalize_tar(path: Path) -> bool:
         if ordered == keyed and all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and m.mode == 0o444
                                     and not m.uname and not m.gname for m in members):
             return False
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        from builders.writers.webdataset import _tarinfo  # the builders' fixed header fields
+
+        tmp = atomic_path(path)
         try:
             with open(tmp, "wb") as fh, tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as out:
                 for _, _, m in ordered:
-                    info = tarfile.TarInfo(m.name)
-                    info.size, info.mtime, info.mode = m.size, 0, 0o444
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    out.addfile(info, tf.extractfile(m))
+                    out.addfile(_tarinfo(m.name, m.size), tf.extractfile(m))
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    os.replace(tmp, path)
+    commit(tmp, path)
     return True
 
 
@@ -349,16 +347,8 @@ def _read_state(out: Path) -> dict:
         return {}
 
 
-def _write_json(path: Path, obj: object) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
-def download(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_size: int = 256,
-             resize_mode: str = "border", processes: int = 1, threads: int = 16, timeout: float = 10,
-             retries: int = 0, shard_size: int = 10000, progress: bool = True) -> dict:
-    """Download ``MINED/urls.parquet`` into ``OUT/shards`` with img2dataset (webdataset, incremental: finished
-    shards are never fetched again) and return the per-class account (also written to ``OUT/download.json``);
-    the returned dict also has ``"run"`` (shards fetched by this call, seconds), which the file does not."""
+def _check_download_options(image_size: int, resize_mode: str, processes: int, threads: int, timeout: float,
+                            retries: int, shard_size: int) -> None:
     if image_size < 1:
         raise UserError("--image-size must be at least 1")
     if resize_mode not in RESIZE_MODES:
@@ -371,8 +361,22 @@ def download(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_siz
         raise UserError("--retries must be 0 or more")
     if shard_size < 1:
         raise UserError("--shard-size must be at least 1")
-    mined = load_mined(mined_dir)
-    out = Path(out_dir).expanduser()
+
+
+def download(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_size: int = 256,
+             resize_mode: str = "border", processes: int = 1, threads: int = 16, timeout: float = 10,
+             retries: int = 0, shard_size: int = 10000, progress: bool = True) -> dict:
+    """Download ``MINED/urls.parquet`` into ``OUT/shards`` with img2dataset (webdataset, incremental: finished
+    shards are never fetched again) and return the per-class account (also written to ``OUT/download.json``);
+    the returned dict also has ``"run"`` (shards fetched by this call, seconds), which the file does not."""
+    _check_download_options(image_size, resize_mode, processes, threads, timeout, retries, shard_size)
+    return _download(load_mined(mined_dir), Path(out_dir).expanduser(), image_size, resize_mode, processes,
+                     threads, timeout, retries, shard_size, progress)
+
+
+def _download(mined: Mined, out: Path, image_size: int, resize_mode: str, processes: int, threads: int,
+              timeout: float, retries: int, shard_size: int, progress: bool) -> dict:
+    """:func:`download` with the MINED folder loaded and the options checked."""
     shards = out / "shards"
     settings = {"urls_sha256": mined.urls_sha256, "rows": mined.rows, "shard_size": int(shard_size),
                 "image_size": int(image_size), "resize_mode": resize_mode, "encode_format": ENCODE_FORMAT}
@@ -386,7 +390,7 @@ def download(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_siz
     if old is None and shards.exists() and any(shards.iterdir()):
         raise UserError(f"{shards} is not empty and was not made by this command; use a new --out")
     state["download_settings"] = settings
-    _write_json(out / STATE_FILE, state)  # before downloading: a killed run is resumed only with these settings
+    write_json_atomic(out / STATE_FILE, state)  # before downloading: a killed run is resumed only with these settings
 
     num_shards = math.ceil(mined.rows / shard_size)
     t0 = time.time()
@@ -412,22 +416,12 @@ def download(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_siz
     account = _account(mined, shards, num_shards)
     summary = {**account, "shards": num_shards, "image_size": int(image_size), "resize_mode": resize_mode,
                "shard_size": int(shard_size), "encode_format": ENCODE_FORMAT, "urls_sha256": mined.urls_sha256}
-    _write_json(out / "download.json", summary)
+    write_json_atomic(out / "download.json", summary)
     return {**summary, "run": {"shards_fetched": [_shard_name(s) for s in todo],
                                "seconds": round(time.time() - t0, 3)}}
 
 
 # ----- build ---------------------------------------------------------------------------------------------
-def _vocabulary_file(mined: Mined, out: Path) -> Path:
-    """The MINED vocabulary at ``OUT/classes/<dataset>.json`` (the builders name the dataset after the file)."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(mined.vocabulary_json.get("dataset") or "classes")).strip("_")
-    path = out / "classes" / f"{name or 'classes'}.json"
-    data = (json.dumps(mined.vocabulary_json, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-    if not path.is_file() or path.read_bytes() != data:
-        write_bytes_atomic(path, data)
-    return path
-
-
 def _check_extra_args(extra_args: Sequence[str]) -> list[str]:
     extra = [str(a) for a in extra_args]
     own = [a for a in extra if a.split("=", 1)[0] in _OWN_BUILD_OPTIONS]
@@ -449,20 +443,29 @@ def build(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, outputs: str
     """Build instruction/eval data from ``OUT/shards`` into ``OUT/build`` (the builders pipeline, in-process,
     labels from the shards' ``json:class_id``) and return its manifest. A build made from other shards, or
     ``rebuild=True``, is redone from scratch; otherwise an unfinished build resumes."""
-    from builders.imagenet_qa import main as build_main
-
     mined = load_mined(mined_dir)
     out = Path(out_dir).expanduser()
-    shards = out / "shards"
-    if not (out / "download.json").is_file() or not any(shards.glob("*.tar")):
+    _require_download(out)
+    return _build(mined, out, outputs, seed, _check_extra_args(extra_args), rebuild, progress)
+
+
+def _require_download(out: Path) -> None:
+    if not (out / "download.json").is_file() or not any((out / "shards").glob("*.tar")):
         raise UserError(f"{out} holds no finished download; run the download first")
-    extra = _check_extra_args(extra_args)
-    vocab_file = _vocabulary_file(mined, out)
+
+
+def _build(mined: Mined, out: Path, outputs: str, seed: int, extra: list[str], rebuild: bool,
+           progress: bool) -> dict:
+    """:func:`build` with the MINED folder loaded, the download checked and ``extra`` checked."""
+    from builders.imagenet_qa import main as build_main
+
+    shards = out / "shards"
     build_dir = out / "build"
     digest = _shards_digest(shards)
     state = _read_state(out)
     stale = build_dir.exists() and state.get("built_from") != digest
-    argv = ["--source", "webdataset", "--root", str(shards), "--classes", str(vocab_file),
+    # ClassVocabulary.load names the dataset after the JSON's "dataset" field (the file's stem when it has none)
+    argv = ["--source", "webdataset", "--root", str(shards), "--classes", str(mined.path / "classes.json"),
             "--label-field", "json:class_id", "--split-name", "train", "--out", str(build_dir),
             "--outputs", outputs, "--seed", str(int(seed))]
     if rebuild or stale:
@@ -470,7 +473,7 @@ def build(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, outputs: str
     if not progress:
         argv.append("--quiet")
     state["built_from"] = digest
-    _write_json(out / STATE_FILE, state)
+    write_json_atomic(out / STATE_FILE, state)
     try:
         with contextlib.redirect_stdout(sys.stdout if progress else io.StringIO()):
             build_main(argv + extra)
@@ -510,17 +513,17 @@ def run(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_size: in
         progress: bool = True) -> dict:
     """Download, build, then add the ``targeted`` section (mine report, download account, kept per class) to
     ``OUT/build/manifest.json`` (atomically); print a per-class table; return the manifest."""
-    load_mined(mined_dir)  # fail fast, before any process starts
-    _check_extra_args(extra_args)
-    dl = download(mined_dir, out_dir, image_size=image_size, resize_mode=resize_mode, processes=processes,
-                  threads=threads, timeout=timeout, retries=retries, shard_size=shard_size, progress=progress)
+    mined = load_mined(mined_dir)  # fail fast, before any process starts
+    extra = _check_extra_args(extra_args)
+    _check_download_options(image_size, resize_mode, processes, threads, timeout, retries, shard_size)
+    out = Path(out_dir).expanduser()
+    dl = _download(mined, out, image_size, resize_mode, processes, threads, timeout, retries, shard_size, progress)
     if dl["totals"]["downloaded"] == 0:
         reasons = ", ".join(f"{k} {v}" for k, v in dl["totals"]["failed_reasons"].items())
         raise TargetedError(f"none of the {dl['totals']['mined']} mined URLs could be downloaded ({reasons}); "
                             "nothing to build")
-    manifest = build(mined_dir, out_dir, outputs=outputs, seed=seed, extra_args=extra_args, rebuild=rebuild,
-                     progress=progress)
-    mined = load_mined(mined_dir)
+    _require_download(out)
+    manifest = _build(mined, out, outputs, seed, extra, rebuild, progress)
     written = {}
     for info in manifest["splits"].values():
         for cid, n in info.get("class_counts", {}).items():
@@ -528,8 +531,8 @@ def run(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_size: in
     section = {"mine": mined.report, "download": {k: v for k, v in dl.items() if k != "run"},
                "kept": {cid: int(written.get(cid, 0)) for cid in mined.mined}}
     manifest["targeted"] = section
-    path = Path(out_dir).expanduser() / "build" / "manifest.json"
-    _write_json(path, manifest)
+    path = out / "build" / "manifest.json"
+    write_json_atomic(path, manifest)
     print(_table(section))
     print(f"  manifest   {path}")
     return manifest
@@ -538,6 +541,8 @@ def run(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_size: in
 # ----- CLI -----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface; options not listed here are passed to ``python -m builders.imagenet_qa``."""
+    from corpora_stats.mine import add_mine_options
+
     p = argparse.ArgumentParser(
         prog="python -m builders.targeted", allow_abbrev=False,
         description="Mine a URL list for under-exposed classes (--counts/--select/--corpus, as python -m "
@@ -549,15 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "mine_report.json); or mine here with --counts/--select/--corpus")
     p.add_argument("--out", required=True, help="output folder (mined/, shards/, build/, download.json)")
     m = p.add_argument_group("mining in the same command (instead of --mined; written to OUT/mined)")
-    m.add_argument("--counts", help="a corpora_stats count folder to choose the classes from")
-    m.add_argument("--counts-corpus", help="which corpus of --counts ranks the classes (when it holds several)")
-    m.add_argument("--select", help="rule: least:N, below:T, classes:ID,ID or classes:@FILE")
-    m.add_argument("--corpus", action="append", help="LAION-style parquet (file, folder or glob) to mine; repeatable")
-    m.add_argument("--per-class", type=int, default=1000, help="URLs mined per class at most (default 1000)")
-    m.add_argument("--forms", default="separate", help="forms policy as in corpora_stats count (default: flagged "
-                                                       "forms such as ambiguous ones are not used)")
-    m.add_argument("--url-col", default="URL")
-    m.add_argument("--text-col", default="TEXT")
+    add_mine_options(m, standalone=False)
     d = p.add_argument_group("download (img2dataset)")
     d.add_argument("--image-size", type=int, default=256, help="resize target in pixels (default 256)")
     d.add_argument("--resize-mode", choices=RESIZE_MODES, default="border", help="img2dataset resize mode (default border)")
@@ -584,10 +581,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.mined:
         if not all(mining):
             raise UserError("give --mined MINED, or --counts, --select and --corpus to mine in the same command")
-        from corpora_stats.mine import format_summary, mine
+        from corpora_stats.mine import corpus_paths_from_args, format_summary, mine
 
         args.mined = str(Path(args.out) / "mined")
-        report = mine(args.counts, args.corpus if len(args.corpus) > 1 else args.corpus[0], args.mined, args.select,
+        report = mine(args.counts, corpus_paths_from_args(args.corpus), args.mined, args.select,
                       per_class=args.per_class, seed=args.seed, forms=args.forms, url_col=args.url_col,
                       text_col=args.text_col, corpus=args.counts_corpus, show_progress=not args.quiet)
         print(format_summary(report, args.mined))

@@ -32,6 +32,7 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     """Sub-commands and every option, explained in --help."""
     from corpora_stats.count import FORMS_POLICIES
+    from corpora_stats.mine import add_mine_options
 
     p = argparse.ArgumentParser(prog="python -m corpora_stats", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,24 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Select classes from a counts folder by a rule and mine the rows of LAION-style "
                                    "parquet files whose captions name exactly one of them (same lexicon and "
                                    "matching as count); write urls.parquet, classes.json and mine_report.json.")
-    m.add_argument("--counts", required=True, help="folder written by 'count'")
-    m.add_argument("--counts-corpus", help="which corpus of the counts folder (required when it has several)")
-    m.add_argument("--select", required=True, metavar="RULE",
-                   help="least:N (N lowest), below:T (value < T), classes:ID,ID or classes:@FILE")
-    m.add_argument("--column", default="doc_freq", help="counts column the rule reads (default doc_freq)")
-    m.add_argument("--corpus", action="append", required=True, metavar="[NAME=]PATH",
-                   help="LAION-style parquet file, folder or glob with URL and caption columns; repeat")
-    m.add_argument("--out", required=True, help="output folder (the MINED folder)")
-    m.add_argument("--per-class", type=int, default=1000, help="URLs kept per class at most (default 1000)")
-    m.add_argument("--seed", type=int, default=0, help="seed of the per-class choice (default 0)")
-    m.add_argument("--forms", choices=FORMS_POLICIES, default="separate",
-                   help="all: flagged forms (shared/ambiguous/short) count too; otherwise only unflagged forms "
-                        "(default separate, as in count)")
-    m.add_argument("--url-col", default="URL", help="URL column (default URL)")
-    m.add_argument("--text-col", default="TEXT", help="caption column (default TEXT)")
-    m.add_argument("--classes", help="the class list given to count (default: rebuilt from the counts table)")
-    m.add_argument("--batch-size", type=int, default=65_536, help="rows per Arrow batch (default 65536)")
-    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_mine_options(m)
 
     d = sub.add_parser("demo", help="offline demo: count ImageNet classes in WordNet's glosses, then report")
     d.add_argument("--out", default="out/corpora_demo", help="output folder (default out/corpora_demo)")

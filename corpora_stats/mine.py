@@ -35,6 +35,7 @@ Output (the MINED folder, every file written atomically, the report last):
 
 from __future__ import annotations
 
+import argparse
 import glob
 import hashlib
 import heapq
@@ -60,6 +61,7 @@ from corpora_stats.matcher import Matcher
 RULE_KINDS = ("least", "below", "classes")
 SKIP_REASONS = ("missing_url", "bad_url", "empty_caption")
 DEFAULT_BATCH_SIZE = 65_536
+#: the columns of ``MINED/urls.parquet`` (the contract ``builders.targeted`` reads), in order
 URL_COLUMNS = ("url", "caption", "class_id", "class_name", "matched_form", "corpus", "row")
 _URL_OK = r"(?i)^https?://[^\s/?#]+(?:[/?#]\S*)?$"
 _GLOB_MAGIC = re.compile(r"[*?\[]")
@@ -178,7 +180,10 @@ def _vocabulary(table: pl.DataFrame, classes: str | None, where: Path) -> ClassV
     return ClassVocabulary.from_names(names, ids, "custom")
 
 
-def _lexicon(root: Path, corpus: str, vocab: ClassVocabulary, method: str) -> Lexicon:
+def counts_lexicon(root: Path, corpus: str, vocab: ClassVocabulary, method: str, strict: bool = True) -> Lexicon:
+    """The forms a counts folder counted for ``corpus`` (``forms_<corpus>.parquet``, else ``forms.csv``) as a
+    :class:`Lexicon`; a missing or unreadable table is a :class:`UserError`, and so is a form of a class
+    outside ``vocab`` unless ``strict`` is False (such forms are then left out)."""
     per_corpus, shared = root / f"forms_{corpus}.parquet", root / "forms.csv"
     try:
         if per_corpus.is_file():
@@ -193,6 +198,8 @@ def _lexicon(root: Path, corpus: str, vocab: ClassVocabulary, method: str) -> Le
     forms = []
     for cid, text, kind, flags in df.select(pl.all().cast(pl.Utf8).fill_null("")).iter_rows():
         if cid not in vocab:
+            if not strict:
+                continue
             raise UserError(f"{root}: the forms table names class {cid!r}, which the counts table lacks")
         forms.append(Form(text, cid, kind, tuple(sorted(f for f in flags.split(",") if f))))
     return Lexicon(vocab, forms, method)
@@ -215,7 +222,7 @@ def load_counts_folder(counts_dir: str | os.PathLike, corpus: str | None = None,
     table = tables[corpus]
     vocab = _vocabulary(table, classes, root)
     method = str(meta.get("method", "wordnet"))
-    return CountsFolder(root, corpus, table, meta, vocab, _lexicon(root, corpus, vocab, method))
+    return CountsFolder(root, corpus, table, meta, vocab, counts_lexicon(root, corpus, vocab, method))
 
 
 def _usable(lexicon: Lexicon, forms: str) -> set[str]:
@@ -322,9 +329,12 @@ class CorpusFile:
 def resolve_corpus_files(corpus_paths: Any, url_col: str = "URL", text_col: str = "TEXT") -> list[CorpusFile]:
     """The parquet files of the corpus specs (files, folders, globs), checked for the two columns, labelled by
     file name (by path below their common folder when names collide), in label order."""
+    return _resolve_specs(_corpus_specs(corpus_paths), url_col, text_col)
+
+
+def _resolve_specs(specs: list[tuple[str | None, str]], url_col: str, text_col: str) -> list[CorpusFile]:
     import pyarrow.parquet as pq
 
-    specs = _corpus_specs(corpus_paths)
     if not specs:
         raise UserError("no corpus given (use --corpus PATH)")
     files: dict[Path, str | None] = {}
@@ -456,13 +466,8 @@ def _mine_file(cf: CorpusFile, matcher: Matcher, pairs: pl.DataFrame, picks: dic
 
     skipped = stats["skipped"]
     try:
-        batches = pq.ParquetFile(cf.path).iter_batches(batch_size=batch_size, columns=[url_col, text_col])
         first = 0
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                break
+        for batch in pq.ParquetFile(cf.path).iter_batches(batch_size=batch_size, columns=[url_col, text_col]):
             _mine_batch(batch, first, cf, matcher, pairs, picks, url_col, text_col, seed, stats)
             first += batch.num_rows
             cf.rows += batch.num_rows
@@ -533,7 +538,7 @@ def mine(counts_dir: str | os.PathLike, corpus_paths: Any, out_dir: str | os.Pat
         raise UserError(f"rule {rule!r} selects no class to mine"
                         + (f" ({len(chosen)} excluded: no usable form; try --forms all)" if chosen else ""))
     specs = _corpus_specs(corpus_paths)
-    files = resolve_corpus_files(corpus_paths, url_col, text_col)
+    files = _resolve_specs(specs, url_col, text_col)
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {str(out_dir)!r} exists and is not a folder")
@@ -627,20 +632,55 @@ def format_summary(report: dict, out_dir: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
+def add_mine_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, standalone: bool = True) -> None:
+    """The options of ``python -m corpora_stats mine`` on ``parser`` (a parser or an argument group).
+
+    ``standalone=False`` (mining inside another command, e.g. ``builders.targeted``): the class-choosing and
+    corpus options only, none required; the caller owns ``--out``, ``--seed`` and ``--quiet``.
+    """
+    required = standalone
+    parser.add_argument("--counts", required=required, help="folder written by 'count'")
+    parser.add_argument("--counts-corpus", help="which corpus of the counts folder (required when it has several)")
+    parser.add_argument("--select", required=required, metavar="RULE",
+                        help="least:N (N lowest), below:T (value < T), classes:ID,ID or classes:@FILE")
+    if standalone:
+        parser.add_argument("--column", default="doc_freq", help="counts column the rule reads (default doc_freq)")
+    parser.add_argument("--corpus", action="append", required=required, metavar="[NAME=]PATH",
+                        help="LAION-style parquet file, folder or glob with URL and caption columns; repeat")
+    if standalone:
+        parser.add_argument("--out", required=True, help="output folder (the MINED folder)")
+    parser.add_argument("--per-class", type=int, default=1000, help="URLs kept per class at most (default 1000)")
+    if standalone:
+        parser.add_argument("--seed", type=int, default=0, help="seed of the per-class choice (default 0)")
+    parser.add_argument("--forms", choices=FORMS_POLICIES, default="separate",
+                        help="all: flagged forms (shared/ambiguous/short) count too; otherwise only unflagged forms "
+                             "(default separate, as in count)")
+    parser.add_argument("--url-col", default="URL", help="URL column (default URL)")
+    parser.add_argument("--text-col", default="TEXT", help="caption column (default TEXT)")
+    if standalone:
+        parser.add_argument("--classes", help="the class list given to count (default: rebuilt from the counts table)")
+        parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                            help=f"rows per Arrow batch (default {DEFAULT_BATCH_SIZE})")
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def corpus_paths_from_args(values: Sequence[str]) -> list[str] | dict[str, str]:
+    """The ``--corpus`` values (see :func:`parse_corpus_arg`) as ``mine``'s ``corpus_paths``: a list of paths,
+    or ``{NAME: PATH}`` when they are named (all or none, distinct names)."""
+    specs = [parse_corpus_arg(v) for v in values]
+    if not any(name for name, _ in specs):
+        return [path for _, path in specs]
+    if not all(name for name, _ in specs):
+        raise UserError("give every --corpus as NAME=PATH, or none")
+    names = [name for name, _ in specs]
+    if len(set(names)) != len(names):
+        raise UserError("--corpus names must be distinct")
+    return dict(specs)
+
+
 def run_mine_cli(args: Any) -> int:
     """``python -m corpora_stats mine`` with parsed arguments: mine, then print the summary."""
-    specs = [parse_corpus_arg(v) for v in args.corpus]
-    corpus_paths: Any
-    if any(name for name, _ in specs):
-        if not all(name for name, _ in specs):
-            raise UserError("give every --corpus as NAME=PATH, or none")
-        names = [name for name, _ in specs]
-        if len(set(names)) != len(names):
-            raise UserError("--corpus names must be distinct")
-        corpus_paths = dict(specs)
-    else:
-        corpus_paths = [path for _, path in specs]
-    report = mine(args.counts, corpus_paths, args.out, args.select, per_class=args.per_class, seed=args.seed,
+    report = mine(args.counts, corpus_paths_from_args(args.corpus), args.out, args.select, per_class=args.per_class, seed=args.seed,
                   forms=args.forms, url_col=args.url_col, text_col=args.text_col, corpus=args.counts_corpus,
                   batch_size=args.batch_size, column=args.column, classes=args.classes,
                   show_progress=not args.quiet)

@@ -568,21 +568,14 @@ def _vocab_for(table: pl.DataFrame) -> ClassVocabulary:
 
 def _lexicon_for(root: Path, vocab: ClassVocabulary, corpus: str, method: str) -> Any:
     """A Lexicon rebuilt from the forms that were counted (forms_<corpus>.parquet), or None."""
-    try:
-        from core.lexicon import Form, Lexicon
-    except ImportError:
-        return None
-    path = root / f"forms_{corpus}.parquet"
-    if not path.is_file():
+    from corpora_stats.mine import counts_lexicon
+
+    if not (root / f"forms_{corpus}.parquet").is_file():  # not forms.csv: a shared table is not per corpus
         return None
     try:
-        df = pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, OSError):
+        return counts_lexicon(root, corpus, vocab, method, strict=False)
+    except UserError:
         return None
-    forms = [Form(str(text), str(cid), str(kind), tuple(f for f in (flags or "").split(",") if f))
-             for cid, text, kind, flags in df.select("class_id", "form", "kind", "flags").iter_rows()
-             if cid in vocab]
-    return Lexicon(vocab, forms, method=method)
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
