@@ -30,10 +30,9 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from local_server import LocalServer
+from local_server import LocalServer, QuietHandler
 
 Response = tuple[int, "dict | str", dict]
 Handler = Callable[[dict, int], Response]
@@ -115,33 +114,19 @@ def scripted(*steps: Any, then: Handler | None = None) -> Handler:
     return handler
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    server: Any  # local_server._Server; .owner is the test server object
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
-        pass
-
-    def _send(self, status: int, body: Any, headers: dict) -> None:
+class _RequestHandler(QuietHandler):
+    def _reply(self, status: int, body: Any, headers: dict) -> None:
+        """``body`` as JSON (dict or list) or as text."""
         if isinstance(body, (dict, list)):
-            data, ctype = json.dumps(body).encode("utf-8"), "application/json"
+            self._send(status, json.dumps(body).encode("utf-8"), "application/json", headers)
         else:
-            data, ctype = str(body).encode("utf-8"), "text/plain; charset=utf-8"
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in headers.items():
-                self.send_header(k, str(v))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            pass  # the client gave up (e.g. its timeout fired)
+            self._send(status, str(body).encode("utf-8"), "text/plain; charset=utf-8", headers)
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)
         owner = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        idx = owner._enter(self.path, dict(self.headers))
+        idx = owner._enter(dict(self.headers))
         try:
             status, body, headers = self._answer(owner, idx, raw)
         finally:
@@ -149,7 +134,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             # not find this one still counted in flight
             owner._leave()
         if status is not None and not owner._stop.is_set():
-            self._send(status, body, headers or {})
+            self._reply(status, body, headers or {})
 
     def _answer(self, owner: Any, idx: int, raw: bytes) -> tuple[int | None, Any, dict]:
         if not self.path.rstrip("/").endswith("/chat/completions"):
@@ -187,7 +172,7 @@ class ChatServer(LocalServer):
         self._lock = threading.Lock()
 
     # -- bookkeeping called from handler threads
-    def _enter(self, path: str, headers: dict) -> int:
+    def _enter(self, headers: dict) -> int:
         with self._lock:
             idx = self.count
             self.count += 1

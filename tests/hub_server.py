@@ -36,11 +36,10 @@ import hashlib
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from local_server import LocalServer
+from local_server import LocalServer, QuietHandler
 
 _REPO = r"(?P<type>models|datasets|spaces)/(?P<owner>[^/]+)/(?P<name>[^/]+)"
 _ROUTES = [
@@ -58,12 +57,8 @@ def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: Any  # local_server._Server; .owner is the test server object
+class _Handler(QuietHandler):
     # HTTP/1.0: one request per connection, so no pooled keep-alive connection outlives a test's server.
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
 
     def _body(self) -> bytes:
         if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
@@ -79,19 +74,6 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, body: Any, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode("utf-8")
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, str(value))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            pass
-
     def _handle(self) -> None:
         hub = self.server.owner
         body = self._body()
@@ -106,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
         hub._record({"method": self.command, "path": path, "query": parse_qs(split.query),
                      "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body, "route": route})
         status, payload, headers = hub._answer(route, match, body, self.headers)
-        self._send(status, payload, headers)
+        self._send(status, json.dumps(payload).encode("utf-8"), "application/json", headers)
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 

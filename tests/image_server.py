@@ -27,10 +27,8 @@ import io
 import threading
 from collections import Counter
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
-from local_server import LocalServer
+from local_server import LocalServer, QuietHandler
 
 BROKEN_BYTES = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"this is not really a jpeg" * 8
 
@@ -54,22 +52,7 @@ def image_bytes(name: str, fmt: str = "jpg") -> bytes:
     return buf.getvalue()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: Any  # local_server._Server; .owner is the test server object
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
-        pass
-
-    def _send(self, status: int, body: bytes, ctype: str) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            pass  # the client gave up (its timeout fired)
-
+class _Handler(QuietHandler):
     def _image(self, name: str) -> None:
         fmt = "png" if name.lower().endswith(".png") else "jpg"
         self._send(200, image_bytes(name, fmt), "image/png" if fmt == "png" else "image/jpeg")

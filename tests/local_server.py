@@ -1,7 +1,7 @@
 """The lifecycle every local test server shares: bind 127.0.0.1 on an ephemeral port, serve in a daemon thread,
 stop when the ``with`` block ends or, as a safety net, after ``max_lifetime`` seconds.
 
-A server subclasses :class:`LocalServer`, sets ``handler_class`` (a ``BaseHTTPRequestHandler``; it reaches the
+A server subclasses :class:`LocalServer`, sets ``handler_class`` (a :class:`QuietHandler`; it reaches the
 server object as ``self.server.owner``) and ``thread_name``, and calls ``super().__init__(max_lifetime)``.
 Handlers that sleep should wait on ``owner._stop`` so that stopping wakes them.
 """
@@ -11,6 +11,29 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing and answers with :meth:`_send`."""
+
+    server: Any  # _Server; .owner is the test server object
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
+        pass
+
+    def _send(self, status: int, data: bytes, ctype: str, headers: dict | None = None) -> None:
+        """Reply ``status`` with body ``data`` of type ``ctype`` and extra ``headers``; a client that gave up
+        (its timeout fired, it closed the connection) is ignored."""
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, str(value))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
 
 
 class _Server(ThreadingHTTPServer):
