@@ -27,8 +27,8 @@ from typing import Any
 from builders.formats.base import Task
 from builders.records import Record, SampleRef
 from builders.sources.base import Source
-from builders.writers.base import write_json_atomic
 from core import progress
+from core.atomic import write_json_atomic
 from core.errors import UserError
 from core.executors import Executor, LocalExecutor
 from core.images import DEFAULT_MAX_PIXELS, inspect_image, to_rgb_jpeg

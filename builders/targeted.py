@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builders.sources.wds import _KEY_EXT  # WebDataset's split of a member name into key and extension
-from builders.writers.base import atomic_path, commit, write_json_atomic
+from core.atomic import atomic_path, commit, write_json_atomic
 from core.errors import UserError, read_user_json
 from core.vocabulary import ClassVocabulary
 

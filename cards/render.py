@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from builders.writers.base import write_bytes_atomic
 from cards.collect import CardFacts, CorpusCounts, split_files
 from cards.metadata import data_info
+from core.atomic import write_bytes_atomic
 from core.errors import UserError
 from core.images import EXT_BY_FORMAT
 

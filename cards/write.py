@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builders.writers.base import write_bytes_atomic
 from cards.collect import CardFacts, collect
 from cards.render import default_pretty_name, render_body
+from core.atomic import write_bytes_atomic
 from core.errors import UserError
 
 #: the Hub's task_categories for each build task

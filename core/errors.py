@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from core.secrets import redact
 
 
 class UserError(Exception):
@@ -24,13 +29,43 @@ def read_user_json(path: str | Path, what: str) -> Any:
         raise UserError(f"{what} {path}: not valid JSON ({exc})") from None
 
 
+TRACEBACK_ENV = "VLMCD_TRACEBACK"  # set to 1 to see the traceback behind an unexpected error
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a failed file operation: the path(s), the cause, and what to do for the usual ones."""
+    paths = " → ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    hint = {errno.ENOSPC: " (the disk is full: free space, then run the same command to resume)",
+            errno.EDQUOT: " (disk quota exceeded: free space, then run the same command to resume)",
+            errno.EACCES: " (no permission: choose a folder you can write, or fix its permissions)",
+            errno.EROFS: " (read-only file system: choose another output folder)"}.get(exc.errno or -1, "")
+    return f"{paths}: {cause}{hint}" if paths else f"{cause}{hint}"
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run ``main(argv)``; turn :class:`UserError` and Ctrl-C into one line and a non-zero exit."""
+    """Run ``main(argv)``; every failure ends in one line on stderr and a non-zero exit, never a traceback.
+
+    :class:`UserError` (a mistake in input or options): exit 2. A failed file operation (disk full, permission
+    denied, a path that is a file): the path and the cause, exit 1. Ctrl-C: 130. Anything else is reported as
+    an unexpected error in one line (exit 1); ``VLMCD_TRACEBACK=1`` shows the traceback too."""
     try:
         return int(main(argv) or 0)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if os.environ.get(TRACEBACK_ENV):
+            traceback.print_exc()
+        print(f"error: {redact(describe_os_error(exc))}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        if os.environ.get(TRACEBACK_ENV):
+            traceback.print_exc()
+        text = redact(" ".join(str(exc).split()))[:300] or "no message"
+        print(f"error: unexpected {type(exc).__name__}: {text} (set {TRACEBACK_ENV}=1 for the traceback)",
+              file=sys.stderr)
+        return 1

@@ -523,7 +523,7 @@ def mine(counts_dir: str | os.PathLike, corpus_paths: Any, out_dir: str | os.Pat
     corpus of the counts folder (required when it has several). ``classes``: the class list given to
     ``count`` (optional; by default rebuilt from the counts table).
     """
-    from builders.writers.base import write_bytes_atomic
+    from core.atomic import write_bytes_atomic
 
     _check_forms(forms)
     if per_class < 1:

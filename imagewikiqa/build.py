@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builders.writers.base import write_bytes_atomic
+from core.atomic import write_bytes_atomic
 from core.errors import UserError
 from core.provenance import TOOL_NAME, package_versions
 from core.vocabulary import ClassVocabulary

@@ -46,8 +46,8 @@ import numpy as np
 
 from builders.formats.mcq import parse_options
 from builders.verify.items import Item, load_items, row_id
-from builders.writers.base import write_bytes_atomic
 from core.answers import parse_choice
+from core.atomic import write_bytes_atomic
 from core.errors import UserError
 
 __all__ = [

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from builders.formats.mcq import letters
 from builders.records import Record
-from builders.writers.base import atomic_path, commit, write_bytes_atomic
 from builders.writers.hf_parquet import HFParquetWriter
 from builders.writers.jsonfiles import TsvWriter, dumps_compact
+from core.atomic import atomic_path, commit, write_bytes_atomic
 from core.errors import UserError
 from imagewikiqa.assemble import PairedItem
 

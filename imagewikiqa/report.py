@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from builders.formats.mcq import letters
-from builders.writers.base import write_bytes_atomic
+from core.atomic import write_bytes_atomic
 from core.lexicon import normalize
 from imagewikiqa.debias import DEFAULT_MAX_LONGEST, blind_longest_accuracy, blind_shortest_accuracy
 from imagewikiqa.evaluate import load_benchmark, question_stem

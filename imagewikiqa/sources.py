@@ -54,7 +54,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builders.writers.base import write_bytes_atomic
+from core.atomic import write_bytes_atomic
 from core.errors import UserError, read_user_json, run_cli
 from core.vocabulary import WNID_RE, ClassVocabulary
 from imagewikiqa.records import Article

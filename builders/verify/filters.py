@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from builders.verify.items import ID_FIELDS, row_id
-from builders.writers.base import atomic_path, commit, write_bytes_atomic
 from builders.writers.jsonfiles import dumps_compact
+from core.atomic import atomic_path, commit, write_bytes_atomic
 from core.errors import UserError
 
 ACTIONS = ("keep", "drop")

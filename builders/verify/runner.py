@@ -29,8 +29,8 @@ import polars as pl
 
 from builders.verify.items import Item
 from builders.verify.passes import Pass, PassSettings, make_pass
-from builders.writers.base import atomic_path, commit, write_bytes_atomic
 from core import progress
+from core.atomic import atomic_path, commit, write_bytes_atomic
 from core.errors import UserError
 from core.provenance import package_versions
 from core.vocabulary import ClassVocabulary

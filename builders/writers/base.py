@@ -9,41 +9,10 @@ Contract that makes builds resumable and byte-identical whatever the worker coun
 
 from __future__ import annotations
 
-import json
-import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 from builders.records import Record
-
-
-def atomic_path(path: Path) -> Path:
-    """A temporary sibling of ``path`` to write to before ``os.replace``."""
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
-def commit(tmp: Path, final: Path) -> None:
-    """Atomically move a finished temporary file into place."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, final)
-
-
-def write_bytes_atomic(final: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary sibling, then rename it into place."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(final)
-    try:
-        tmp.write_bytes(data)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    commit(tmp, final)
-
-
-def write_json_atomic(final: Path, obj: object) -> None:
-    """Write ``obj`` as UTF-8 JSON (indent 1, sorted keys, non-ASCII kept, trailing newline), atomically."""
-    text = json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    write_bytes_atomic(final, text.encode("utf-8"))
 
 
 class ShardWriter(ABC):

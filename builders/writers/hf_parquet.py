@@ -29,7 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from builders.records import Record
-from builders.writers.base import ShardWriter, Writer, atomic_path, commit
+from builders.writers.base import ShardWriter, Writer
+from core.atomic import atomic_path, commit
 from core.errors import UserError
 
 IMAGE_COLUMN = "image"

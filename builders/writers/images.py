@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from builders.records import Record
-from builders.writers.base import ShardWriter, Writer, atomic_path, commit
+from builders.writers.base import ShardWriter, Writer
+from core.atomic import atomic_path, commit
 
 
 class _ImageShardWriter(ShardWriter):

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from builders.records import Record
-from builders.writers.base import ShardWriter, Writer, atomic_path, commit
+from builders.writers.base import ShardWriter, Writer
+from core.atomic import atomic_path, commit
 from core.errors import UserError
 
 BLOCK = tarfile.BLOCKSIZE  # 512
