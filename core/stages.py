@@ -144,11 +144,13 @@ def open_out(out: str | Path, *, inputs: Iterable[str | Path | None] = (), overw
     ``legacy`` names older versions wrote) and never one that overlaps an input. Without ``overwrite`` an
     existing folder is reused as it is (each command decides whether its contents may be resumed)."""
     out = check_out(Path(out), inputs, flag)
-    if overwrite and out.exists() and any(out.iterdir()):
-        if not _is_ours(out, legacy):
-            raise UserError(f"--overwrite refused: {out} was not made by this tool (no {OWNER_FILE} in it); "
-                            "delete it yourself or choose another folder")
-        with lock_out(out):
+    existed = out.is_dir() and any(out.iterdir())
+    if overwrite and existed and not _is_ours(out, legacy):
+        raise UserError(f"--overwrite refused: {out} was not made by this tool (no {OWNER_FILE} in it); "
+                        "delete it yourself or choose another folder")
+    held = lock_out(out)
+    try:
+        if overwrite and existed:
             for child in out.iterdir():
                 if child.name in (LOCK_FILE, LOCK_OWNER_FILE):
                     continue
@@ -156,11 +158,12 @@ def open_out(out: str | Path, *, inputs: Iterable[str | Path | None] = (), overw
                     shutil.rmtree(child)
                 else:
                     child.unlink()
-    fresh = not out.exists() or not any(out.iterdir())
-    held = lock_out(out)
-    if fresh or not (out / OWNER_FILE).exists():
-        write_json_atomic(out / OWNER_FILE, {"tool": "vlm-classdata", "command": command})
-    remove_leftovers(out)
+        if not (out / OWNER_FILE).exists():
+            write_json_atomic(out / OWNER_FILE, {"tool": "vlm-classdata", "command": command})
+        remove_leftovers(out)
+    except BaseException:
+        held.release()
+        raise
     return held
 
 
