@@ -124,3 +124,21 @@ def test_webdataset_key_too_long_for_a_file_name_is_unsafe_name(tmp_path):
     assert [(r.key, r.class_id, r.skip) for r in refs] == [
         ("s_short", "n01440764", None), ("s_" + "x" * 230, None, "unsafe_name")]
     assert "longer than 200 bytes" in refs[1].detail
+
+
+def test_hf_split_or_key_too_long_for_a_file_name(tmp_path):
+    from builders.sources.hf import HFSource
+    from core.errors import UserError
+
+    img = {"bytes": jpeg_bytes(random.Random(4)), "path": None}
+    features = Features({"image": Image(), "label": Value("string"), "key": Value("string")})
+    long_split = "s" * 210  # a valid Hugging Face split name, but no file name
+    Dataset.from_dict({"image": [img], "label": ["tench"], "key": ["k"]}, split=long_split,
+                      features=features).save_to_disk(str(tmp_path / "long_split"))
+    with pytest.raises(UserError, match="cannot be used in a file name: longer than 200 bytes"):
+        HFSource(str(tmp_path / "long_split"), vocabulary=ClassVocabulary.bundled("imagenet1k"))
+    Dataset.from_dict({"image": [img] * 2, "label": ["tench"] * 2, "key": ["ok", "k" * 230]},
+                      features=features).save_to_disk(str(tmp_path / "long_key"))
+    src = HFSource(str(tmp_path / "long_key"), vocabulary=ClassVocabulary.bundled("imagenet1k"), key_column="key")
+    assert [(r.key, r.class_id, r.skip) for r in src.scan("train")] == [
+        ("ok", "n01440764", None), ("train_00000001", None, "unsafe_name")]
