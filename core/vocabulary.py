@@ -3,6 +3,11 @@
 Every class has exactly one unique display name; renames made to reach uniqueness are kept explicit in
 :attr:`ClassVocabulary.renamed`. Bundled vocabularies: imagenet1k, flowers102, stanford_cars, caltech101,
 cub200, food101, objectnet (provenance in each file's ``source`` field).
+
+Labels of every kind (ClassLabel names, folder names, strings, integers, JSON fields, class-map values) go
+through one resolution, :meth:`ClassVocabulary.resolve_label`: class id or WordNet id, then display name,
+then a synonym only one class has; a name several classes share is ``ambiguous_class`` (candidates named),
+an integer indexes the vocabulary.
 """
 
 from __future__ import annotations
