@@ -3,6 +3,11 @@
 Every class has exactly one unique display name; renames made to reach uniqueness are kept explicit in
 :attr:`ClassVocabulary.renamed`. Bundled vocabularies: imagenet1k, flowers102, stanford_cars, caltech101,
 cub200, food101, objectnet (provenance in each file's ``source`` field).
+
+Labels of every kind (ClassLabel names, folder names, strings, integers, JSON fields, class-map values) go
+through one resolution, :meth:`ClassVocabulary.resolve_label`: class id or WordNet id, then display name,
+then a synonym only one class has; a name several classes share is ``ambiguous_class`` (candidates named),
+an integer indexes the vocabulary.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ WNID_RE = re.compile(r"^[nvar]\d{8}$")
 def normalize_name(text: str) -> str:
     """Lower-case, ``_``/``-`` → space, collapse spaces (used to match folder names to class names)."""
     return " ".join(re.sub(r"[_\-]+", " ", text).lower().split())
+
+
+def ambiguity(name: str, found: Sequence[ClassEntry]) -> str:
+    """Detail of an ``ambiguous_class`` skip: the name and every candidate's id and display name."""
+    listed = ", ".join(f"{e.class_id} ({e.name})" for e in found[:8])
+    more = f", and {len(found) - 8} more" if len(found) > 8 else ""
+    return f"label {name!r} names {len(found)} classes: {listed}{more}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,12 @@ class ClassVocabulary:
             raise UserError(f"class vocabulary {self.dataset!r} has duplicate class ids")
         if len(self._by_name) != len(self.entries):
             raise UserError(f"class vocabulary {self.dataset!r} has duplicate display names")
+        self._wnid_owners: dict[str, list[ClassEntry]] = {}
+        for e in self.entries:
+            if e.wnid and e.wnid != e.class_id and e.wnid not in self._by_id:
+                self._wnid_owners.setdefault(e.wnid, []).append(e)
+        self._norm_names: dict[str, list[ClassEntry]] | None = None  # built on first use
+        self._norm_synonyms: dict[str, list[ClassEntry]] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -93,26 +111,43 @@ class ClassVocabulary:
         """Entry whose display name equals ``name`` (case-insensitive), else None."""
         return self._by_name.get(name.lower())
 
-    def resolve_folder(self, folder: str) -> ClassEntry | None:
-        """Map a folder name to a class: by id, then by normalised display name or synonym."""
-        if folder in self._by_id:
-            return self._by_id[folder]
-        if not hasattr(self, "_by_norm"):
-            owners: dict[str, set[str]] = {}
+    def candidates(self, name: str) -> list[ClassEntry]:
+        """The classes ``name`` denotes, by the one name rule every label kind goes through.
+
+        The first step that finds anything decides: exact class id, WordNet id, display name
+        (case-insensitive), display name after :func:`normalize_name`, then synonyms after it. One entry
+        is a match; several mean the name is ambiguous (WordNet's two "crane"s); none, unknown.
+        """
+        text = name.strip()
+        if text in self._by_id:
+            return [self._by_id[text]]
+        if text in self._wnid_owners:
+            return list(self._wnid_owners[text])
+        if (entry := self._by_name.get(text.lower())) is not None:
+            return [entry]
+        if self._norm_names is None:
+            names: dict[str, list[ClassEntry]] = {}
+            synonyms: dict[str, list[ClassEntry]] = {}
             for e in self.entries:
-                for n in e.all_names:
-                    owners.setdefault(normalize_name(n), set()).add(e.class_id)
-            # a name shared by two classes (WordNet's two "crane"s) resolves to neither
-            self._by_norm: dict[str, ClassEntry] = {
-                n: self._by_id[next(iter(ids))] for n, ids in owners.items() if len(ids) == 1}
-        return self._by_norm.get(normalize_name(folder))
+                names.setdefault(normalize_name(e.name), []).append(e)
+                for n in {normalize_name(s) for s in e.synonyms} - {normalize_name(e.name)}:
+                    synonyms.setdefault(n, []).append(e)
+            self._norm_names, self._norm_synonyms = names, synonyms
+        norm = normalize_name(text)
+        return list(self._norm_names.get(norm) or self._norm_synonyms.get(norm) or ())
+
+    def resolve_folder(self, folder: str) -> ClassEntry | None:
+        """The class a folder (or any) name denotes when exactly one does (see :meth:`candidates`)."""
+        found = self.candidates(folder)
+        return found[0] if len(found) == 1 else None
 
     def resolve_label(self, value: object) -> tuple[str | None, str | None, str]:
-        """``(class_id, skip_reason, detail)`` for a raw label from any source.
+        """``(class_id, skip_reason, detail)`` for a raw label of any kind, from any source.
 
-        Tried in order: exact class id, display name or unique synonym (case/``_``/``-`` insensitive), then
-        an integer index. None, NaN and blank strings are ``no_label``; anything else that does not resolve
-        is ``unknown_class`` with the label in ``detail``.
+        None, NaN and blank strings are ``no_label``. An integer (or integral float) is an index into the
+        vocabulary. A string goes through :meth:`candidates`; a name several classes share is
+        ``ambiguous_class`` with the candidates' ids and names in ``detail``; a string of digits that names
+        no class is then tried as an index. Anything else is ``unknown_class`` with the label in ``detail``.
         """
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None, "no_label", ""
@@ -122,17 +157,24 @@ class ClassVocabulary:
             if not value.is_integer():
                 return None, "unknown_class", f"label {value!r}"
             value = int(value)
-        text = str(value).strip()
+        if isinstance(value, int):
+            return self._by_index(value)
+        text = value.strip()
         if not text:
             return None, "no_label", ""
-        if text in self._by_id:
-            return text, None, ""
-        entry = self.by_name(text) or self.resolve_folder(text)
-        if entry is not None:
-            return entry.class_id, None, ""
-        if re.fullmatch(r"[+-]?\d+", text) and 0 <= int(text) < len(self.entries):
-            return self.entries[int(text)].class_id, None, ""
+        found = self.candidates(text)
+        if len(found) == 1:
+            return found[0].class_id, None, ""
+        if found:
+            return None, "ambiguous_class", ambiguity(text, found)
+        if re.fullmatch(r"[+-]?\d+", text):
+            return self._by_index(int(text))
         return None, "unknown_class", f"label {text!r}"[:200]
+
+    def _by_index(self, index: int) -> tuple[str | None, str | None, str]:
+        if 0 <= index < len(self.entries):
+            return self.entries[index].class_id, None, ""
+        return None, "unknown_class", f"label {index} (index out of range 0..{len(self.entries) - 1})"
 
     def subset(self, class_ids: Iterable[str]) -> ClassVocabulary:
         """A vocabulary of the given ids, in this vocabulary's order, re-indexed from 0."""

@@ -130,6 +130,9 @@ def test_resolve_label_is_the_one_label_resolver():
     assert v.resolve_label(0)[0] == "n01440764" and v.resolve_label("999")[0] == "n15075141"
     assert v.resolve_label(3.0)[0] == v.ids[3]
     assert v.resolve_label(None)[1] == v.resolve_label("  ")[1] == v.resolve_label(float("nan"))[1] == "no_label"
-    for bad in (1000, -2, 2.5, True, "crane", "no such thing", ["x"]):
+    for bad in (1000, -2, 2.5, True, "no such thing", ["x"]):
         cid, skip, detail = v.resolve_label(bad)
         assert cid is None and skip == "unknown_class" and detail.startswith("label ")
+    # a name two classes share is ambiguous, not unknown: both candidates are named
+    assert v.resolve_label("crane") == (None, "ambiguous_class", "label 'crane' names 2 classes: "
+                                        "n02012849 (crane bird), n03126707 (construction crane)")

@@ -6,15 +6,22 @@ from typing import Any
 
 from builders.sources.base import Source
 from core.errors import UserError
+from core.names import check_name
 from core.vocabulary import ClassVocabulary
 
 SOURCE_KINDS = ("imagenet", "imagefolder", "hf", "manifest", "webdataset")
 
 
 def open_source(kind: str, path: str, classes: str | None = None, **options: Any) -> Source:
-    """Construct a source by kind. ``classes`` is a bundled class-list name or a file (see ClassVocabulary.load)."""
-    vocab = ClassVocabulary.load(classes) if classes else None
+    """Construct a source by kind. ``classes`` is a bundled class-list name or a file (see ClassVocabulary.load).
+
+    A ``split`` option (``--split-name``) that cannot be one file name is a :class:`UserError` here, before any
+    source is read.
+    """
     opts = {k: v for k, v in options.items() if v is not None}
+    if "split" in opts:  # becomes part of output file names, whichever source
+        check_name(opts["split"], "split name")
+    vocab = ClassVocabulary.load(classes) if classes else None
     if kind == "imagenet":
         from builders.sources.imagenet import ImageNetSource
 

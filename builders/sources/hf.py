@@ -8,11 +8,16 @@ returns the stored bytes (or the bytes of the stored path when only a path is ke
 recorded split, else ``train``.
 
 Labels: a ``ClassLabel`` column gives the vocabulary when none is passed (ids ``"0"``, ``"1"``, ..., or the
-names themselves when they are all WordNet ids, named as :meth:`ClassVocabulary.from_wnids` does); with a
-vocabulary, ClassLabel names are mapped through :meth:`ClassVocabulary.resolve_folder` (class id, then
-name or synonym). Plain integer labels index the vocabulary; string labels resolve by class id, then name
-(without a vocabulary, the sorted distinct strings become the classes). ``-1``/null labels are skipped as
-``no_label``; anything else that does not resolve as ``unknown_class``.
+names themselves when they are all WordNet ids, named as :meth:`ClassVocabulary.from_wnids` does). With a
+vocabulary, ClassLabel names, string labels and integer labels all go through the one resolver,
+:meth:`ClassVocabulary.resolve_label` (id, display name, unambiguous synonym; integers index the
+vocabulary); without one, the sorted distinct strings of a string column become the classes. ``-1``/null
+labels are skipped as ``no_label``, names several classes share as ``ambiguous_class`` (candidates in the
+detail), anything else that does not resolve as ``unknown_class``. When a vocabulary is given and none of
+the first labels of a split resolve, opening the dataset fails with one line naming the column and examples.
+
+Split names become file names in the outputs: a split whose name cannot be one (``../x``, ``/abs``) is one
+:class:`UserError` when the dataset is opened. Keys too long for a file name are skipped as ``unsafe_name``.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from typing import Any
 from builders.records import SampleRef, safe_key
 from builders.sources.base import Source
 from core.errors import UserError
+from core.names import name_problem
 from core.vocabulary import WNID_RE, ClassVocabulary
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _SCAN_BATCH = 65_536
 _READ_RUN = 256  # rows fetched per contiguous slice in read()
+_PROBE_ROWS = 1000  # first rows of each split whose labels must not all fail to resolve
 
 
 def _one_line(exc: BaseException) -> str:
@@ -71,6 +78,9 @@ class HFSource(Source):
             self._splits = available
         if not self._splits:
             raise UserError(f"{self.path}: the dataset has no splits")
+        for name in self._splits:
+            if problem := name_problem(name):
+                raise UserError(f"{self.path}: split {name!r} cannot be used in a file name: {problem}")
         first = datasets[self._splits[0]]
         for name in self._splits:
             cols = datasets[name].column_names
@@ -80,16 +90,18 @@ class HFSource(Source):
         self._image_kind = self._image_kind_of(first.features[image_column])
         self._label_kind, vocabulary = self._label_setup(first, vocabulary)
         super().__init__(vocabulary)
-        self._classlabel_map: list[str | None] = []
+        self._classlabel_map: list[tuple[str | None, str | None, str]] = []
         if self._label_kind == "classlabel":
             names = first.features[label_column].names
             if self._own_vocab:
-                self._classlabel_map = [e.class_id for e in vocabulary.entries]
+                self._classlabel_map = [(e.class_id, None, "") for e in vocabulary.entries]
             else:
-                self._classlabel_map = [
-                    (e.class_id if (e := vocabulary.resolve_folder(n)) is not None else None) for n in names]
+                self._classlabel_map = [vocabulary.resolve_label(n) for n in names]
             self._classlabel_names = list(names)
         self._num_rows = {s: int(datasets[s].num_rows) for s in self._splits}
+        if not self._own_vocab:
+            for name in self._splits:
+                self._probe_labels(name)
 
     # ----- loading ------------------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
@@ -241,11 +253,23 @@ class HFSource(Source):
             return self.vocabulary.resolve_label(value)
         index = int(value)
         if 0 <= index < len(self._classlabel_map):
-            cid = self._classlabel_map[index]
-            if cid is not None:
-                return cid, None, ""
-            return None, "unknown_class", f"label {self._classlabel_names[index]!r}"
+            return self._classlabel_map[index]
         return None, "unknown_class", f"label {index}"
+
+    def _probe_labels(self, split: str) -> None:
+        """UserError when labels are present in the first rows of ``split`` but none names a class."""
+        ds = self._datasets()[split]
+        view = ds.select_columns([self.label_column]).with_format("arrow")
+        values = view[:_PROBE_ROWS].column(self.label_column).to_pylist()
+        present = [v for v in values if self._label(v)[1] != "no_label"]
+        if not present or any(self._label(v)[0] is not None for v in present):
+            return
+        shown = list(dict.fromkeys(
+            self._classlabel_names[v] if self._label_kind == "classlabel" and 0 <= v < len(self._classlabel_names)
+            else v for v in present))[:3]
+        raise UserError(f"{self.path} [{split}]: none of the first {len(present)} labels in column "
+                        f"{self.label_column!r} names a class of {self.vocabulary.dataset} "
+                        f"(e.g. {', '.join(repr(v)[:60] for v in shown)}); check --label-column and --classes")
 
     def _has_image(self, column: Any) -> list[bool]:
         """Per row: whether the image cell holds anything (validity bitmaps only, no payload reads)."""
@@ -297,6 +321,10 @@ class HFSource(Source):
                     yield SampleRef(default + "__dup", split, None, f"{split}#{r}", "duplicate_key", detail)
                     continue
                 seen.add(key)
+                if problem := name_problem(key):
+                    yield SampleRef(default, split, None, f"{split}#{r}", "unsafe_name",
+                                    f"key {key[:80]!r}...: {problem}")
+                    continue
                 class_id, skip, why = self._label(value)
                 if skip is None and not images[i]:
                     skip, why = "no_image", ""

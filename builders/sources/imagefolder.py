@@ -3,7 +3,10 @@ shared by the file-backed sources (ImageNet, ImageFolder, manifest).
 
 Scan order is the sorted order of path components (each folder's entries sorted by name, walked depth first);
 hidden files and folders (``.name``) are ignored entirely. Keys are ``safe_key(file stem)``, made unique
-within a split by appending ``_2``, ``_3``, ... in scan order.
+within a split by appending ``_2``, ``_3``, ... in scan order; a key too long for a file name is skipped as
+``unsafe_name``. Class folders are named through :meth:`ClassVocabulary.resolve_label` (id, display name,
+unambiguous synonym): a folder name several classes share is ``ambiguous_class``, an unknown one
+``unknown_class`` (detail: the folder name). A ``split`` option must be usable as a file name.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from pathlib import Path, PurePosixPath
 from builders.records import SampleRef, safe_key
 from builders.sources.base import IMAGE_EXTENSIONS, Source
 from core.errors import UserError, read_user_json
+from core.names import check_name, name_problem
 from core.vocabulary import ClassVocabulary
+
+#: ``(class_id, skip reason, detail)`` as :meth:`ClassVocabulary.resolve_label` returns it
+Resolved = tuple[str | None, str | None, str]
 
 #: folder names recognised as splits, mapped to the split name used in outputs
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -165,9 +172,10 @@ class FileTreeSource(Source):
         return ref.locator
 
     def _scan_class_folders(self, split: str, split_dir: Path, prefix: str,
-                            resolve: Callable[[str], str | None]) -> Iterator[SampleRef]:
+                            resolve: Callable[[str], Resolved]) -> Iterator[SampleRef]:
         """Refs of ``split_dir/<class folder>/**`` (locators start with ``prefix``); ``resolve(folder)``
-        gives a class id or None. Files directly in ``split_dir`` are ``no_label`` (or ``not_an_image_file``)."""
+        gives ``(class_id, skip, detail)``. Files directly in ``split_dir`` are ``no_label`` (or
+        ``not_an_image_file``)."""
         keys = KeyAllocator()
         try:
             dirs, files = list_dir(split_dir)
@@ -179,20 +187,20 @@ class FileTreeSource(Source):
             if name not in dirset:
                 yield self._file_ref(keys, split, rel, None, "no_label", "image outside a class folder")
                 continue
-            class_id = resolve(name)
+            class_id, skip, detail = resolve(name)
             for loc in walk_files(split_dir / name, rel):
-                if class_id is None:
-                    yield self._file_ref(keys, split, loc, None, "unknown_class", name)
-                else:
-                    yield self._file_ref(keys, split, loc, class_id)
+                yield self._file_ref(keys, split, loc, class_id, skip, detail)
 
     @staticmethod
     def _file_ref(keys: KeyAllocator, split: str, locator: str, class_id: str | None,
                   skip: str | None = None, detail: str = "") -> SampleRef:
-        """A ref for one file; a non-image extension overrides any other skip reason."""
+        """A ref for one file; a non-image extension, then an unusable key, override any other skip reason."""
         if not is_image_name(locator):
             skip, detail = "not_an_image_file", PurePosixPath(locator).name
-        return SampleRef(keys(stem_of(locator)), split, class_id, locator, skip, detail)
+        key = keys(stem_of(locator))
+        if problem := name_problem(key):
+            skip, detail = "unsafe_name", f"key {key[:80]!r}...: {problem}"
+        return SampleRef(key, split, class_id if skip is None else None, locator, skip, detail)
 
 
 # ----- ImageFolder ----------------------------------------------------------------------------------
@@ -200,7 +208,7 @@ class ImageFolderSource(FileTreeSource):
     """``root/<class folder>/*`` (one split) or ``root/<split>/<class folder>/*``.
 
     Folder → class: ``class_map`` (dict or JSON file: folder → class id or display name) first, then
-    ``vocabulary.resolve_folder``. Without a vocabulary, one is built from the sorted folder names of all
+    ``vocabulary.resolve_label``. Without a vocabulary, one is built from the sorted folder names of all
     splits (id = folder, display name = folder with ``_`` → space, or the ``class_map`` target).
     """
 
@@ -209,6 +217,8 @@ class ImageFolderSource(FileTreeSource):
     def __init__(self, root: str | os.PathLike, vocabulary: ClassVocabulary | None = None,
                  class_map: dict[str, str] | str | None = None, split: str | None = None) -> None:
         root_p = require_dir(root, "ImageFolder root")
+        if split is not None:
+            check_name(split, "split name")
         self.class_map_source = class_map if isinstance(class_map, str) else ("dict" if class_map else None)
         cmap = _load_class_map(class_map)
         dirs, _ = list_dir(root_p)
@@ -247,17 +257,17 @@ class ImageFolderSource(FileTreeSource):
         super().__init__(root_p, vocabulary)
         self.class_map: dict[str, str] = {}
         for folder, target in cmap.items():
-            entry = vocabulary[target] if target in vocabulary else (
-                vocabulary.by_name(target) or vocabulary.resolve_folder(target))
-            if entry is None:
-                raise UserError(f"class_map: {folder!r} -> {target!r} is not a class of {vocabulary.dataset}")
-            self.class_map[folder] = entry.class_id
+            class_id, skip, detail = vocabulary.resolve_label(target)
+            if class_id is None:
+                why = detail.partition(": ")[2] if skip == "ambiguous_class" else ""
+                raise UserError(f"class_map: {folder!r} -> {target!r} is not a class of {vocabulary.dataset}"
+                                + (f"; it names several: {why}" if why else ""))
+            self.class_map[folder] = class_id
 
-    def _resolve(self, folder: str) -> str | None:
+    def _resolve(self, folder: str) -> Resolved:
         if folder in self.class_map:
-            return self.class_map[folder]
-        entry = self.vocabulary.resolve_folder(folder)
-        return entry.class_id if entry else None
+            return self.class_map[folder], None, ""
+        return resolve_folder_label(self.vocabulary, folder)
 
     def splits(self) -> list[str]:
         return order_splits(self.split_dirs)
@@ -275,6 +285,14 @@ class ImageFolderSource(FileTreeSource):
                 "split_folders": dict(self.split_dirs), "split": self.split_option,
                 "class_map": self.class_map_source, "label_source": "class_folders",
                 "vocabulary_source": self.vocabulary_source}
+
+
+def resolve_folder_label(vocabulary: ClassVocabulary, folder: str) -> Resolved:
+    """``(class_id, skip, detail)`` of a class folder name; an unknown folder's detail is its name."""
+    class_id, skip, detail = vocabulary.resolve_label(folder)
+    if skip in ("unknown_class", "no_label"):
+        return None, "unknown_class", folder
+    return class_id, skip, detail
 
 
 def _load_class_map(class_map: dict[str, str] | str | None) -> dict[str, str]:

@@ -27,9 +27,11 @@ from builders.records import SampleRef
 from builders.sources.imagefolder import (
     FileTreeSource,
     KeyAllocator,
+    Resolved,
     list_dir,
     order_splits,
     require_dir,
+    resolve_folder_label,
     stem_of,
     walk_files,
 )
@@ -68,7 +70,7 @@ class ImageNetSource(FileTreeSource):
     def _resolve_val_labels(self, option: str) -> None:
         """Decide (without loading) where flat val labels come from; UserError if nowhere."""
         # class folders: any subfolder named like a wnid or a vocabulary class (a stray "backup/" is not)
-        has_folders = any(WNID_RE.match(d) or self.vocabulary.resolve_folder(d)
+        has_folders = any(WNID_RE.match(d) or self.vocabulary.resolve_label(d)[1] is None
                           for d in list_dir(self.root / "val")[0])
         self.val_layout = "folders" if has_folders else "flat"
         if option == "auto":
@@ -155,9 +157,8 @@ class ImageNetSource(FileTreeSource):
             return self._scan_class_folders(split, split_dir, split, self._resolve)
         return self._scan_by_file_name(split, split_dir)
 
-    def _resolve(self, folder: str) -> str | None:
-        entry = self.vocabulary.resolve_folder(folder)
-        return entry.class_id if entry else None
+    def _resolve(self, folder: str) -> Resolved:
+        return resolve_folder_label(self.vocabulary, folder)
 
     def _scan_by_file_name(self, split: str, split_dir: Path) -> Iterator[SampleRef]:
         """Every file under val/ (flat or not), labelled by its file name through the label file."""
@@ -169,11 +170,7 @@ class ImageNetSource(FileTreeSource):
             if wnid is None:
                 yield self._file_ref(keys, split, loc, None, "no_label", f"{stem} not in {self.val_label_source}")
                 continue
-            entry = self.vocabulary.resolve_folder(wnid)
-            if entry is None:
-                yield self._file_ref(keys, split, loc, None, "unknown_class", wnid)
-            else:
-                yield self._file_ref(keys, split, loc, entry.class_id)
+            yield self._file_ref(keys, split, loc, *resolve_folder_label(self.vocabulary, wnid))
 
     def describe(self) -> dict:
         return {**super().describe(), "root": str(self.root), "splits": self.splits(),

@@ -3,10 +3,13 @@
     {"image": "relative/or/absolute/path.jpg", "label": "n01440764" | "tench" | 0 | "0",
      "split": "train", "id": "optional-key"}
 
-Relative image paths are under ``image_root`` (default: the manifest's folder). A label is resolved as an
-exact class id, then a display name / synonym (case-insensitive), then an integer index into the vocabulary.
+Relative image paths are under ``image_root`` (default: the manifest's folder). A label goes through
+:meth:`ClassVocabulary.resolve_label` (class id, display name, unambiguous synonym; an integer indexes the
+vocabulary): a name several classes share is ``ambiguous_class``, anything else unresolved ``unknown_class``.
 Lines that cannot be used (bad JSON, not UTF-8, missing fields) become ``bad_manifest_line`` refs keyed
-``line_<n>`` in the default split; blank lines are ignored. The file is streamed, never loaded whole.
+``line_<n>`` in the default split; so does a line whose ``split`` cannot be a file name (``../x``, ``/abs``),
+skipped as ``unsafe_name``, and a key too long for a file name is ``unsafe_name`` too. Blank lines are
+ignored. The file is streamed, never loaded whole.
 """
 
 from __future__ import annotations
@@ -27,11 +30,16 @@ from builders.sources.imagefolder import (
     stem_of,
 )
 from core.errors import UserError
-from core.vocabulary import ClassEntry, ClassVocabulary
+from core.names import check_name, name_problem
+from core.vocabulary import ClassVocabulary
 
 
 class _BadLine(Exception):
-    """A manifest line that cannot be used; the message says why."""
+    """A manifest line that cannot be used; the message says why, ``reason`` is the skip reason."""
+
+    def __init__(self, message: str, reason: str = "bad_manifest_line") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ManifestSource(FileTreeSource):
@@ -49,6 +57,7 @@ class ManifestSource(FileTreeSource):
             raise UserError("a manifest source needs a class vocabulary (--classes)")
         if not isinstance(default_split, str) or not default_split.strip():
             raise UserError("default_split must be a non-empty split name")
+        check_name(default_split.strip(), "split name")
         root = require_dir(image_root, "image root") if image_root is not None else manifest.parent.absolute()
         super().__init__(root, vocabulary)
         self.manifest = manifest.absolute()
@@ -75,7 +84,7 @@ class ManifestSource(FileTreeSource):
                 yield self._parse(raw)
             except _BadLine as exc:
                 yield self.default_split, f"line_{n}", SampleRef(
-                    "", self.default_split, None, "", "bad_manifest_line", f"line {n}: {exc}")
+                    "", self.default_split, None, "", exc.reason, f"line {n}: {exc}")
 
     def _parse(self, raw: bytes) -> tuple[str, str, SampleRef]:
         try:
@@ -102,6 +111,8 @@ class ManifestSource(FileTreeSource):
         elif not isinstance(split, str) or not split.strip():
             raise _BadLine("'split' must be a non-empty string")
         split = split.strip()
+        if problem := name_problem(split):
+            raise _BadLine(f"split {split[:80]!r} cannot be used in a file name: {problem}", "unsafe_name")
         sample_id = obj.get("id")
         if sample_id is not None and (isinstance(sample_id, bool) or not isinstance(sample_id, (str, int))):
             raise _BadLine("'id' must be a string or an integer")
@@ -110,10 +121,11 @@ class ManifestSource(FileTreeSource):
         if not is_image_name(locator):
             return split, key_base, SampleRef("", split, None, locator, "not_an_image_file",
                                               posixpath.basename(locator))
-        entry = self.resolve_label(label)
-        if entry is None:
-            return split, key_base, SampleRef("", split, None, locator, "unknown_class", str(label))
-        return split, key_base, SampleRef("", split, entry.class_id, locator)
+        class_id, skip, detail = self.vocabulary.resolve_label(label)
+        if class_id is None:
+            why = detail if skip == "ambiguous_class" else str(label)
+            return split, key_base, SampleRef("", split, None, locator, skip or "unknown_class", why)
+        return split, key_base, SampleRef("", split, class_id, locator)
 
     def _locator(self, image: str) -> str:
         """Posix path relative to the image root; absolute (normalised) when outside it."""
@@ -124,11 +136,6 @@ class ManifestSource(FileTreeSource):
                 return Path(os.path.relpath(full, root)).as_posix()
             return Path(full).as_posix()
         return posixpath.normpath(image)
-
-    def resolve_label(self, label: str | int) -> ClassEntry | None:
-        """The class of a manifest label (see ``ClassVocabulary.resolve_label``), or None."""
-        class_id, _, _ = self.vocabulary.resolve_label(label)
-        return self.vocabulary[class_id] if class_id is not None else None
 
     # ----- Source API -------------------------------------------------------------------------------
     def splits(self) -> list[str]:
@@ -146,7 +153,12 @@ class ManifestSource(FileTreeSource):
         keys = KeyAllocator()
         for line_split, key_base, ref in self._entries():
             if line_split == split:
-                yield SampleRef(keys(key_base), ref.split, ref.class_id, ref.locator, ref.skip, ref.detail)
+                key = keys(key_base)
+                if ref.skip is None and (problem := name_problem(key)):
+                    yield SampleRef(key, ref.split, None, ref.locator, "unsafe_name",
+                                    f"key {key[:80]!r}...: {problem}")
+                    continue
+                yield SampleRef(key, ref.split, ref.class_id, ref.locator, ref.skip, ref.detail)
 
     def describe(self) -> dict:
         return {**super().describe(), "root": str(self.root), "manifest": str(self.manifest),

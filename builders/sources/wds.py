@@ -5,13 +5,18 @@ Members are grouped as WebDataset does: the sample key is the member name up to 
 base name, the extension (lower-cased) is the rest; consecutive members with one key form a sample. The
 image is the first member whose extension is in ``image_exts`` (in that order of preference). The label
 comes from ``<key>.cls`` (``label_field="cls"``), ``<key>.txt`` (``"txt"``) or a field of ``<key>.json``
-(``"json:<field>"``, e.g. img2dataset's ``save_additional_columns``); it resolves by class id, then display
-name or synonym, then as an integer index into the vocabulary. A ``.json`` whose ``"status"`` is not
-``"success"`` (img2dataset's failed downloads) skips the sample with that status as the reason.
+(``"json:<field>"``, e.g. img2dataset's ``save_additional_columns``); it goes through
+:meth:`ClassVocabulary.resolve_label` (class id, display name, unambiguous synonym; a JSON integer indexes
+the vocabulary; a name several classes share is ``ambiguous_class``). A ``.json`` whose ``"status"`` is not
+``"success"`` (img2dataset's failed downloads) skips the sample with that status as the reason. Opening the
+source reads the first samples (up to 64 with an image) and fails with one line when none of them carries
+the label member or JSON field (naming what they do carry), or when labels are there but none names a class.
+The split name (``split``) must be usable as a file name.
 
 Keys are ``safe_key("<shard path without .tar>_<key>")``, with ``__dup2``, ``__dup3``, ... appended when two
 different names give one safe key (a key repeated within a tar is skipped as ``duplicate_key``); locators are
-``"<shard path relative to the root>#<key>"``. ``scan`` walks tar headers (seeking over payloads) and
+``"<shard path relative to the root>#<key>"``; a key too long for a file name is skipped as
+``unsafe_name``. ``scan`` walks tar headers (seeking over payloads) and
 reads only the small label/json members. A truncated or unreadable shard yields what could be read, the
 sample that was cut off as ``unreadable``, and one ``<shard>__truncated`` ref skipped as
 ``unreadable_shard``.
@@ -32,6 +37,7 @@ from pathlib import Path
 from builders.records import SampleRef, safe_key
 from builders.sources.base import Source
 from core.errors import UserError
+from core.names import check_name, name_problem
 from core.vocabulary import ClassVocabulary
 
 #: WebDataset's own split of a member name into (key, extension)
@@ -39,6 +45,7 @@ _KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
 _MAX_LABEL_BYTES = 1 << 20
 _INDEX_CACHE = 4  # shard indexes kept per process by read()
 _STATUS_RE = re.compile(r"[^a-z0-9]+")
+_PROBE_SAMPLES = 64  # samples with an image looked at when the source is opened
 
 
 @dataclass
@@ -152,7 +159,7 @@ class WebDatasetSource(Source):
             raise UserError("a WebDataset source needs a class list (vocabulary)")
         super().__init__(vocabulary)
         self.path = str(path)
-        self.split = str(split)
+        self.split = check_name(str(split), "split name")
         self.label_field = str(label_field)
         if self.label_field in ("cls", "txt"):
             self._label_ext, self._json_field = self.label_field, None
@@ -172,6 +179,7 @@ class WebDatasetSource(Source):
             (i := bisect.bisect_left(stems, s + "_")) < len(stems) and stems[i].startswith(s + "_")
             for s in stems)
         self._index: OrderedDict[str, _ShardIndex] = OrderedDict()
+        self._probe_labels()
 
     # ----- shards -------------------------------------------------------------------------------
     @staticmethod
@@ -222,6 +230,12 @@ class WebDatasetSource(Source):
         return self.vocabulary.resolve_label(value)
 
     def _classify(self, sample: _Sample) -> tuple[str | None, str | None, str]:
+        """``(class_id, skip, detail)`` of one sample."""
+        _, value, skip, detail = self._label_value(sample)
+        return (None, skip, detail) if skip is not None else self._resolve(value)
+
+    def _label_value(self, sample: _Sample) -> tuple[dict | None, object, str | None, str]:
+        """``(json object or None, raw label, skip, detail)``; ``skip`` set when there is no usable label."""
         meta = None
         if "json" in sample.members:
             raw = sample.payload.get("json")
@@ -230,27 +244,72 @@ class WebDatasetSource(Source):
             except (UnicodeDecodeError, ValueError):
                 meta = None
                 if self._json_field is not None:
-                    return None, "bad_label", "json member is not valid JSON"
+                    return None, None, "bad_label", "json member is not valid JSON"
             if isinstance(meta, dict) and meta.get("status") not in (None, "success"):
                 status = _STATUS_RE.sub("_", str(meta["status"]).lower()).strip("_")[:40] or "no_image"
-                return None, status, str(meta.get("error_message") or "")[:200]
+                return meta, None, status, str(meta.get("error_message") or "")[:200]
+        meta = meta if isinstance(meta, dict) else None
         if not any(ext in sample.members for ext in self.image_exts):
-            return None, "no_image", ""
+            return meta, None, "no_image", ""
         if self._label_ext not in sample.members:
-            return None, "no_label", f"no .{self._label_ext} member"
+            return meta, None, "no_label", f"no .{self._label_ext} member"
         if self._json_field is not None:
-            if not isinstance(meta, dict):
-                return None, "bad_label", "json member is not an object"
+            if meta is None:
+                return None, None, "bad_label", "json member is not an object"
             if self._json_field not in meta:
-                return None, "no_label", f"no {self._json_field!r} in json"
-            return self._resolve(meta[self._json_field])
+                return meta, None, "no_label", f"no {self._json_field!r} in json"
+            return meta, meta[self._json_field], None, ""
         raw = sample.payload.get(self._label_ext)
         if raw is None:
-            return None, "bad_label", "label member too large"
+            return meta, None, "bad_label", "label member too large"
         try:
-            return self._resolve(raw.decode("utf-8"))
+            return meta, raw.decode("utf-8"), None, ""
         except UnicodeDecodeError:
-            return None, "bad_label", "label member is not UTF-8 text"
+            return meta, None, "bad_label", "label member is not UTF-8 text"
+
+    def _probe_labels(self) -> None:
+        """UserError when the first samples with an image show the label is absent or names no class.
+
+        Stops at the first label that resolves, so a usable source costs a few header reads.
+        """
+        read_exts = frozenset({self._label_ext, "json"})
+        looked, values = 0, []
+        fields: dict[str, None] = {}
+        members: dict[str, None] = {}
+        for rel in self._shards:
+            walker = _walk(self._root / rel, read_exts)
+            try:
+                for item in walker:
+                    if isinstance(item, _Broken):
+                        break
+                    meta, value, skip, _ = self._label_value(item)
+                    if skip not in (None, "no_label", "bad_label"):
+                        continue  # a failed download or a sample without an image says nothing
+                    looked += 1
+                    members.update(dict.fromkeys(item.members))
+                    fields.update(dict.fromkeys(meta or ()))
+                    if skip is None:
+                        if self._resolve(value)[0] is not None:
+                            return
+                        values.append(value)
+                    if looked >= _PROBE_SAMPLES:
+                        break
+            finally:
+                walker.close()
+            if looked >= _PROBE_SAMPLES:
+                break
+        if looked == 0:
+            return  # nothing usable at the start: the scan counts every sample with its reason
+        first = f"{self.path}: none of the first {looked} samples with an image"
+        if values:
+            shown = ", ".join(repr(v)[:60] for v in list(dict.fromkeys(map(str, values)))[:3])
+            raise UserError(f"{first} has a {self.label_field} label that names a class of "
+                            f"{self.vocabulary.dataset} (e.g. {shown}); check --label-field and --classes")
+        if self._json_field is not None:
+            raise UserError(f"{first} has the field {self._json_field!r} in its .json; fields present: "
+                            f"{', '.join(sorted(fields)) or 'none'}")
+        raise UserError(f"{first} has a .{self._label_ext} member; members present: "
+                        f"{', '.join(sorted(members))}; choose --label-field cls, txt or json:<field>")
 
     # ----- Source API ---------------------------------------------------------------------------
     def splits(self) -> list[str]:
@@ -275,6 +334,9 @@ class WebDatasetSource(Source):
                 locator = f"{rel}#{item.key}"
                 key = self._unique(safe_key(f"{stem}_{item.key}"), seen)
                 seen.add(key)
+                if problem := name_problem(key):
+                    yield SampleRef(key, split, None, locator, "unsafe_name", f"key {key[:80]!r}...: {problem}")
+                    continue
                 if item.key in raw_seen:
                     yield SampleRef(key, split, None, locator, "duplicate_key", f"key {item.key!r} repeated in {rel}")
                     continue
