@@ -59,18 +59,19 @@ _MARKER = regex.compile(
     r"(?:\s*+(?:is|would\s++be|should\s++be|will\s++be|must\s++be|seems\s++to\s++be|appears\s++to\s++be)\b)?")
 # final decisions: "I'll go with", "I choose", "I'd say", "my final choice is", "going with", "opt for", ...
 # found by their verb (or "choice is"), then the words before it are read: a subject, "my", "let's", or none
+# (those patterns end in "$" and search backwards, ``(?r)``: one attempt at the verb, not one per character)
 _DECISION = regex.compile(
     r"(?i)(?<![\p{L}\p{N}'’])(?:(?P<noun>choice|pick|selection|decision)[^\S\n]++(?:is|would[^\S\n]++be|"
     r"will[^\S\n]++be)|(?P<bare>going[^\S\n]++with|settle[^\S\n]++on|settling[^\S\n]++on|opt[^\S\n]++for|"
     r"opting[^\S\n]++for)|(?P<go>go[^\S\n]++with)|choose|pick|select|say)(?![\p{L}\p{N}])")
 _SUBJECT = regex.compile(
-    r"(?i)(?<![\p{L}\p{N}'’])(?:i|we)(?:[^\S\n]*+['’][^\S\n]*+(?:ll|d|m|re)|[^\S\n]++(?:will|would|shall|am|are))?"
+    r"(?ri)(?<![\p{L}\p{N}'’])(?:i|we)(?:[^\S\n]*+['’][^\S\n]*+(?:ll|d|m|re)|[^\S\n]++(?:will|would|shall|am|are))?"
     r"[^\S\n]++(?:(?:now|finally|ultimately|therefore|then|still|just|definitely)[^\S\n]++)?$")
-_OWNER = regex.compile(r"(?i)(?<![\p{L}\p{N}'’])my[^\S\n]++(?:final[^\S\n]++)?$")
-_LETS = regex.compile(r"(?i)(?<![\p{L}\p{N}'’])let(?:['’]s|[^\S\n]++us)[^\S\n]++$")
+_OWNER = regex.compile(r"(?ri)(?<![\p{L}\p{N}'’])my[^\S\n]++(?:final[^\S\n]++)?$")
+_LETS = regex.compile(r"(?ri)(?<![\p{L}\p{N}'’])let(?:['’]s|[^\S\n]++us)[^\S\n]++$")
 # words just before a decision that make it no decision: "if I choose A", "instead of going with A"
 _UNDECIDED = regex.compile(
-    r"(?i)\b(?:if|when|whether|unless|before|than|of|not|never|to|could|might|avoid|against|without|"
+    r"(?ri)\b(?:if|when|whether|unless|before|than|of|not|never|to|could|might|avoid|against|without|"
     r"don['’]t|won['’]t|wouldn['’]t|can['’]t|cannot|shouldn['’]t)[^\S\n]*+,?[^\S\n]*+$")
 _AFTER_MARKER = regex.compile(
     r"[\s:=*#\-–—]*+(?:(?i:option|choice|letter)\b\s*+[:#]?\s*+)?(?P<open>[\(\[]\s*+)?(?P<l>[A-Za-z])")
@@ -382,9 +383,10 @@ def _read_cues(reply: str, choices: _Choices) -> ParsedAnswer | None:
     if not cues:
         return None
     newlines = [m.start() for m in _NEWLINE.finditer(reply)]
-    tokens: list[str] = []
+    tokens: list[str] | None = None
     starts: list[int] = []
-    summaries: dict[int, list[tuple[bool, int | None, bool]]] = {}  # line's first token → scan()
+    lines: dict[int, tuple[int, int]] = {}  # line number → its tokens' range [a, b)
+    summaries: dict[int, list[tuple[bool, int | None, bool]]] = {}  # line number → scan()
     for _, end, decision in reversed(cues):
         after = _AFTER_MARKER.match(reply, end)
         if after is not None:
@@ -401,16 +403,20 @@ def _read_cues(reply: str, choices: _Choices) -> ParsedAnswer | None:
             if ok and _DECIDED.match(reply, stop):
                 return choices.pick(letter, "letter")
         # the rest of the line: an option's text
-        line = bisect.bisect_left(newlines, end)
-        line_end = newlines[line] if line < len(newlines) else len(reply)
-        if not starts and reply.strip():
+        if tokens is None:
             tokens, starts = _offset_tokens(reply)
-        j, b = bisect.bisect_left(starts, end), bisect.bisect_left(starts, line_end)
+        line = bisect.bisect_left(newlines, end)
+        if line not in lines:
+            line_start = newlines[line - 1] + 1 if line else 0
+            line_end = newlines[line] if line < len(newlines) else len(reply)
+            lines[line] = (bisect.bisect_left(starts, line_start), bisect.bisect_left(starts, line_end))
+        a, b = lines[line]
+        j = bisect.bisect_left(starts, end, a, b)
+        k = j
+        while k < b - 1 and tokens[k] in ARTICLES:
+            k += 1
         if decision:  # the option's text right after the decision: "I'll go with the dog"
-            k = j
-            while k < b - 1 and tokens[k] in ARTICLES:
-                k += 1
-            p = choices.phrases.at(tokens, k, b) if k < b else None
+            p = choices.phrases.at(tokens, k, b)
             if p is not None:
                 if k + len(p) < b and tokens[k + len(p)] in _HEDGE_WORDS:
                     return _AMBIGUOUS
@@ -418,20 +424,15 @@ def _read_cues(reply: str, choices: _Choices) -> ParsedAnswer | None:
                 if got.index is not None:
                     return got
             continue
-        k = j
-        while k < b - 1 and tokens[k] in ARTICLES:  # the rest of the line is one option's text
-            k += 1
-        if 0 < b - k <= choices.longest:
+        if 0 < b - k <= choices.longest:  # the rest of the line is one option's text
             got = choices.whole(tokens[k:b])
             if got is not None:
                 if got.index is not None:
                     return got
                 continue
-        line_start = newlines[line - 1] + 1 if line else 0
-        a = bisect.bisect_left(starts, line_start)
-        if a not in summaries:
-            summaries[a] = choices.scan(tokens, a, b)
-        got = choices.verdict(summaries[a][j - a])
+        if line not in summaries:
+            summaries[line] = choices.scan(tokens, a, b)
+        got = choices.verdict(summaries[line][j - a])
         if got is not None and got.index is not None:
             return got
     return None
