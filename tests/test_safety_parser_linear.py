@@ -16,7 +16,7 @@ from core.answers import ParsedAnswer, parse_choice
 
 ANIMALS = ["cat", "dog", "horse", "bird"]
 N = 100_000
-BOUND_S = 0.25
+BOUND_S = 0.3
 LOOP = ("Let me reconsider. The animal has pointed ears, so the answer is a cat or a dog. But the tail is "
         "long, so the answer could be the dog or the horse. Looking again at the mane, a horse is possible too.\n")
 
