@@ -9,7 +9,9 @@
    (higher first), ties by class index. A class without a synset ranks all others this way.
 
 A class's synset comes from its ``wnid``, else the first noun synset of its display name or a synonym
-(``wordnet().synsets(name.replace(" ", "_"), pos="n")[0]``).
+(``wordnet().synsets(name.replace(" ", "_"), pos="n")[0]``). :func:`class_closures` (synsets and hypernym
+closures) and :func:`neighbor_order` (the ranking as indices) serve :mod:`core.distractors`, which filters
+this ranking down to valid distractors.
 """
 
 from __future__ import annotations

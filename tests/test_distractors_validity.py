@@ -265,3 +265,8 @@ def test_build_rows_record_distractors(tmp_path, inet, policy):
     tsv = pd.read_csv(tmp_path / "out" / "vlmevalkit" / "val.tsv", sep="\t")
     assert list(tsv.columns) == ["index", "image", "question", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "answer", "category"]
     assert m["tasks"]["mcq"]["distractor_policy"]["excluded_pairs"]["curated"] == 10
+    # two worker processes (the task and its policy pickled to them) write the same bytes
+    Build(ImageNetSource(str(tmp_path / "inet"), vocabulary=inet), tmp_path / "out2", config,
+          LocalExecutor(2), show_progress=False).run()
+    for rel in ("mcq/val.jsonl", "vlmevalkit/val.tsv"):
+        assert (tmp_path / "out2" / rel).read_bytes() == (tmp_path / "out" / rel).read_bytes()
