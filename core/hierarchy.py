@@ -9,7 +9,9 @@
    (higher first), ties by class index. A class without a synset ranks all others this way.
 
 A class's synset comes from its ``wnid``, else the first noun synset of its display name or a synonym
-(``wordnet().synsets(name.replace(" ", "_"), pos="n")[0]``).
+(``wordnet().synsets(name.replace(" ", "_"), pos="n")[0]``). :func:`class_closures` (synsets and hypernym
+closures) and :func:`neighbor_order` (the ranking as indices) serve :mod:`core.distractors`, which filters
+this ranking down to valid distractors.
 """
 
 from __future__ import annotations
@@ -91,18 +93,37 @@ def _fuzzy_matrix(names: list[str]) -> np.ndarray:
                          dtype=np.float32, workers=1)
 
 
+def _entries(key: _Key) -> list[ClassEntry]:
+    return [ClassEntry(i, cid, name, syn, wnid) for i, (cid, name, syn, wnid) in enumerate(key)]
+
+
 @functools.lru_cache(maxsize=8)
-def _neighbors_cached(key: _Key) -> tuple[tuple[int, ...], ...]:
-    entries = [ClassEntry(i, cid, name, syn, wnid) for i, (cid, name, syn, wnid) in enumerate(key)]
-    n = len(entries)
+def _closures_cached(key: _Key) -> tuple[tuple[Synset | None, ...], tuple[dict[str, int], ...]]:
+    entries = _entries(key)
     try:
         synsets = [entry_synset(e) for e in entries]
     except WordNetMissingError:
         if any(e.wnid for e in entries):
             raise
-        synsets = [None] * n  # no WordNet and no wnids: string similarity only
+        synsets = [None] * len(entries)  # no WordNet and no wnids: string similarity only
+    return tuple(synsets), tuple(ancestor_distances(s) if s is not None else {} for s in synsets)
 
-    ancestors = [ancestor_distances(s) if s is not None else {} for s in synsets]
+
+def class_closures(vocab: ClassVocabulary) -> tuple[list[str | None], list[dict[str, int]]]:
+    """Per class (vocabulary order): its synset name (None without one) and its hypernym closure
+    ``{synset name: fewest steps}`` (itself at 0, instance hypernyms included; empty without a synset).
+
+    Cached per vocabulary content, shared with :func:`class_neighbors`; callers must not mutate the dicts.
+    """
+    synsets, ancestors = _closures_cached(_entries_key(vocab))
+    return [s.name() if s is not None else None for s in synsets], list(ancestors)
+
+
+@functools.lru_cache(maxsize=8)
+def _neighbors_cached(key: _Key) -> tuple[tuple[int, ...], ...]:
+    entries = _entries(key)
+    n = len(entries)
+    synsets, ancestors = _closures_cached(key)
     depth = _max_depths([s for s in synsets if s is not None])
     # inverted index: ancestor -> (classes under it, their distance to it)
     under_lists: dict[str, tuple[list[int], list[int]]] = {}
@@ -146,6 +167,11 @@ def class_neighbors(vocab: ClassVocabulary) -> dict[str, list[str]]:
     order = _neighbors_cached(_entries_key(vocab))
     ids = vocab.ids
     return {ids[a]: [ids[b] for b in row] for a, row in enumerate(order)}
+
+
+def neighbor_order(vocab: ClassVocabulary) -> tuple[tuple[int, ...], ...]:
+    """:func:`class_neighbors` as vocabulary indices: row ``a`` ranks every other class index nearest first."""
+    return _neighbors_cached(_entries_key(vocab))
 
 
 def nearest_classes(vocab: ClassVocabulary, class_id: str, k: int) -> list[str]:

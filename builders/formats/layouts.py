@@ -5,6 +5,10 @@
 - ``llava_eval_question``: LLaVA eval question JSONL (``model_vqa_loader`` style).
 - ``vlmevalkit``: VLMEvalKit MCQ TSV row (``index, question, A.., answer, category``); the writer adds the
   base64 ``image`` column.
+
+Multiple-choice rows of ``llava_eval_question`` and ``chat_messages`` end with the fields that record how the
+distractors were chosen (:meth:`builders.formats.mcq.MCQExample.distractor_fields`): ``option_class_ids``,
+``distractor_mode``, ``distractor_pool_size``, ``distractor_relations``. VLMEvalKit rows keep its columns.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from builders.formats.base import Example
-from builders.formats.mcq import MAX_LETTERS, format_options, letters
+from builders.formats.mcq import MAX_LETTERS, MCQExample, format_options, letters
 from builders.records import Record
 from core.errors import UserError
 
@@ -31,8 +35,13 @@ def llava_conversation(example: Example, record: Record) -> dict:
     }
 
 
+def _distractor_fields(example: Example) -> dict:
+    return example.distractor_fields() if isinstance(example, MCQExample) else {}
+
+
 def chat_messages(example: Example, record: Record) -> dict:
-    """TRL-style ``messages`` (image placeholder then text in the user turn) with label columns."""
+    """TRL-style ``messages`` (image placeholder then text in the user turn) with label columns; an MCQ row
+    also records its distractors."""
     return {
         "id": record.key,
         "messages": [
@@ -43,11 +52,12 @@ def chat_messages(example: Example, record: Record) -> dict:
         "label": record.label,
         "class_id": record.class_id,
         "class_name": record.class_name,
+        **_distractor_fields(example),
     }
 
 
 def llava_eval_question(example: Example, record: Record) -> dict:
-    """LLaVA eval question row; MCQ rows also carry ``options`` and ``answer_index``."""
+    """LLaVA eval question row; MCQ rows also carry ``options``, ``answer_index`` and the distractor record."""
     row = {
         "question_id": record.key,
         "image": record.image_path,
@@ -60,6 +70,7 @@ def llava_eval_question(example: Example, record: Record) -> dict:
     if example.task == "mcq":
         row["options"] = list(example.options)
         row["answer_index"] = example.answer_index
+        row.update(_distractor_fields(example))
     return row
 
 

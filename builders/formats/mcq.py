@@ -1,14 +1,32 @@
-"""Multiple-choice helpers: balanced answer positions, option letters and option blocks."""
+"""Multiple-choice helpers: the MCQ Example, balanced answer positions, option letters and option blocks."""
 
 from __future__ import annotations
 
 import re
 import string
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+from builders.formats.base import Example
 from builders.records import sample_rng
 
 MAX_LETTERS = 26
+
+
+@dataclass
+class MCQExample(Example):
+    """A multiple-choice Example that records how its distractors were chosen (see core.distractors)."""
+
+    option_class_ids: list[str] = field(default_factory=list)  # class id of every option, in display order
+    distractor_mode: str = ""  # "random" or "hard"
+    distractor_pool_size: int = 0  # how many classes the distractors were drawn from for this item
+    distractor_relations: list[str] = field(default_factory=list)  # per option; "answer" at the answer
+
+    def distractor_fields(self) -> dict:
+        """The row fields that record the distractors: the four fields above, in this order."""
+        return {"option_class_ids": list(self.option_class_ids), "distractor_mode": self.distractor_mode,
+                "distractor_pool_size": self.distractor_pool_size,
+                "distractor_relations": list(self.distractor_relations)}
 
 
 def letters(k: int) -> list[str]:

@@ -4,6 +4,15 @@ Every per-sample choice (template, distractors, their order) comes from
 ``sample_rng(seed, task, record.split, record.key)``, so an Example depends only on the seed and the
 sample, never on record order or worker count. MCQ answer positions are assigned by the pipeline with
 :func:`builders.formats.mcq.balanced_positions` and passed to :meth:`MCQTask.make`.
+
+MCQ distractors are only ever valid ones (:mod:`core.distractors`: never a class that shares a name,
+lemma or plural with the answer, a WordNet ancestor, descendant or same synset, or a curated equivalent):
+
+* ``random`` draws ``k - 1`` of all valid classes per item (``rng.sample`` over the valid pool in vocabulary
+  order, so a class with no invalid partner gets exactly the draws of earlier versions);
+* ``hard`` draws ``k - 1`` per item from the class's hard pool: its ``HARD_POOL_FACTOR × (k - 1)`` (3×)
+  WordNet-nearest valid classes (:meth:`core.distractors.DistractorPolicy.hard_pool`), so items of one class
+  get different sets of near classes.
 """
 
 from __future__ import annotations
@@ -12,13 +21,14 @@ import inspect
 import random
 
 from builders.formats.base import Example, Task
-from builders.formats.mcq import MAX_LETTERS, format_options, letters
+from builders.formats.mcq import MAX_LETTERS, MCQExample, format_options, letters
 from builders.prompts import PromptRegistry
 from builders.records import Record, sample_rng
 from core.errors import UserError
 from core.vocabulary import ClassVocabulary
 
 DISTRACTOR_MODES = ("random", "hard")
+HARD_POOL_FACTOR = 3  # hard mode draws k - 1 distractors from the nearest HARD_POOL_FACTOR * (k - 1) valid classes
 
 
 def _entry(vocab: ClassVocabulary, record: Record):
@@ -111,23 +121,33 @@ class MCQTask(Task):
             self.instruction_set = "list_cot_instruction" if cot else "list_instruction"
         self.prompts.templates(self.stem_set)
         self.prompts.templates(self.instruction_set)
-        self._ids = vocab.ids
-        self._hard: dict[str, list[str]] = {}
+        from core.distractors import distractor_policy
+
+        self.policy = distractor_policy(vocab)
+        need = num_choices - 1
+        short = [cid for cid in vocab.ids if self.policy.valid_count(cid) < need]
+        if short:
+            first = vocab[short[0]]
+            raise UserError(f"--mcq-choices {num_choices}: {len(short)} class(es) have fewer than {need} valid "
+                            f"distractors, e.g. {first.name!r} ({first.class_id}) has "
+                            f"{self.policy.valid_count(first.class_id)} (the others are its synonyms, ancestors, "
+                            f"descendants or share a name with it); use fewer choices")
+        self._hard: dict[str, tuple[str, ...]] = {}
         if distractors == "hard":
-            from core.hierarchy import class_neighbors
+            self._hard = {cid: tuple(self.policy.hard_pool(cid, HARD_POOL_FACTOR * need)) for cid in vocab.ids}
 
-            self._hard = {cid: near[: num_choices - 1] for cid, near in class_neighbors(vocab).items()}
-
-    def _pick_distractors(self, class_id: str, rng: random.Random) -> list[str]:
+    def _pick_distractors(self, class_id: str, rng: random.Random) -> tuple[list[str], int]:
+        """``k - 1`` valid distractors for one item and the size of the pool they were drawn from."""
+        need = self.num_choices - 1
         if self.distractors == "hard":
-            picked = list(self._hard[class_id])
+            pool = self._hard[class_id]
+            picked, size = rng.sample(pool, need), len(pool)
         else:
-            others = [cid for cid in self._ids if cid != class_id]
-            picked = rng.sample(others, self.num_choices - 1)
+            picked, size = self.policy.sample_valid(class_id, need, rng), self.policy.valid_count(class_id)
         rng.shuffle(picked)
-        return picked
+        return picked, size
 
-    def make(self, record: Record, position: int | None = None) -> Example:
+    def make(self, record: Record, position: int | None = None) -> MCQExample:
         if position is None:
             raise ValueError("MCQTask.make needs the pre-assigned answer position (see balanced_positions)")
         if not 0 <= position < self.num_choices:
@@ -136,19 +156,26 @@ class MCQTask(Task):
         rng = sample_rng(self.seed, self.name, record.split, record.key)
         stem_id, stem = _template(self.prompts, self.stem_set, rng, self.paraphrase)
         instr_id, instruction = _template(self.prompts, self.instruction_set, rng, self.paraphrase)
-        option_ids = self._pick_distractors(entry.class_id, rng)
+        option_ids, pool_size = self._pick_distractors(entry.class_id, rng)
         option_ids.insert(position, entry.class_id)
         options = [self.vocab[cid].name for cid in option_ids]
         question = f"{stem}\n{format_options(options, self.lettered)}\n{instruction}"
         letter = letters(self.num_choices)[position] if self.lettered else None
-        return Example(task=self.name, question=question, answer=letter if letter else entry.name,
-                       template_id=f"{stem_id}+{instr_id}", options=options, answer_index=position,
-                       answer_letter=letter)
+        return MCQExample(task=self.name, question=question, answer=letter if letter else entry.name,
+                          template_id=f"{stem_id}+{instr_id}", options=options, answer_index=position,
+                          answer_letter=letter, option_class_ids=option_ids, distractor_mode=self.distractors,
+                          distractor_pool_size=pool_size,
+                          distractor_relations=[self.policy.relation(entry.class_id, c) for c in option_ids])
 
     def describe(self) -> dict:
         return {"task": self.name, "seed": self.seed, "cot": self.cot, "paraphrase": self.paraphrase,
                 "num_choices": self.num_choices,
                 "distractors": self.distractors, "lettered": self.lettered,
+                "distractor_policy": {**self.policy.describe(),
+                                      "draw": ("k-1 per item from the nearest "
+                                               f"{HARD_POOL_FACTOR}*(k-1) valid classes (WordNet)"
+                                               if self.distractors == "hard" else
+                                               "k-1 per item from all valid classes")},
                 "answer": "letter" if self.lettered else "class name",
                 "templates": {self.stem_set: self.prompts.ids(self.stem_set),
                               self.instruction_set: self.prompts.ids(self.instruction_set)}}
