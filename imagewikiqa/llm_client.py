@@ -513,7 +513,8 @@ class ChatClient(ChatBackend):
     (``http://user:key@host/v1``) are sent as basic auth and kept out of every recorded text. ``api_key``
     defaults to ``$OPENAI_API_KEY``; without one no ``Authorization: Bearer`` header is sent (local servers).
     ``timeout`` is the total time one attempt may take (connect, send, every read), however the server
-    paces its bytes. ``max_retries`` is the number of retries after the first attempt. Backoff before retry
+    paces its bytes (for a remote host reached through an environment proxy, httpx's own transport is used and
+    ``timeout`` bounds each socket operation instead). ``max_retries`` is the number of retries after the first attempt. Backoff before retry
     ``n`` (1-based) is ``min(max_backoff, backoff * 2**(n-1))`` scaled by a jitter in [0.5, 1] from
     ``random.Random(seed)``; a ``Retry-After`` header (seconds, capped at ``max_retry_after``) replaces it.
     After ``breaker_after`` consecutive attempts that failed by connection error, timeout or 5xx (429 counts
@@ -558,7 +559,7 @@ class ChatClient(ChatBackend):
         self.max_retry_after = float(max_retry_after)
         self.breaker_after = int(breaker_after)
         self._rng = random.Random(seed)
-        self._rng_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self._streak = 0                    # consecutive attempts failed by connection/timeout/5xx
         self._open = threading.Event()      # set when the circuit breaker opened
@@ -587,13 +588,13 @@ class ChatClient(ChatBackend):
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         base = min(self.max_backoff, self.backoff * (2 ** (retry - 1)))
-        with self._rng_lock:
+        with self._lock:
             jitter = 0.5 + 0.5 * self._rng.random()
         return base * jitter
 
     def _note(self, outcome: str, error: str | None, status: int | None) -> None:
         """Feed one attempt's outcome to the circuit breaker."""
-        with self._rng_lock:
+        with self._lock:
             if outcome == "ok" or (status is not None and status < 500 and status != 429):
                 self._streak = 0  # the server answered (even a 4xx or a malformed body is an answer)
             elif status != 429:
