@@ -82,6 +82,11 @@ def _add_build(sub: Any) -> None:
     g.add_argument("--verify-permutations", type=int, default=1,
                    help="option orders each question must be answered consistently under")
     g.add_argument("--concurrency", type=int, default=8, help="requests in flight to a chat server")
+    g.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds one request attempt to a chat server (--llm or --verifier) may take in all: "
+                        "connect, send and the whole reply")
+    g.add_argument("--max-retries", type=int, default=5,
+                   help="retries of a request after a timeout, connection error, 429 or 5xx (both servers)")
     g.add_argument("--batch-size", type=int, default=8, help="batch size of a local model")
     g.add_argument("--max-longest", type=float, default=0.30, help="target for blind pick-the-longest")
     g = b.add_argument_group("images and exports")

@@ -2,11 +2,14 @@
 
     knowledge → generate → rules → verify → debias → pair images → export → quality report
 
-Each stage writes its output under ``OUT/stages/`` with a completion marker holding the fingerprint of every
-setting that shaped it (and of the stages before it). A rerun with the same settings loads finished stages
-instead of recomputing them; model requests are also cached on disk (``OUT/cache/``), so a run stopped in the
-middle of generation or verification resumes with only the missing requests. Changing a setting reruns that
-stage and the ones after it.
+Each stage writes its output under ``OUT/stages/`` with a completion marker (:class:`core.stages.Stages`)
+holding the fingerprint of every setting that shaped it (and of the stages before it). A rerun with the same
+settings loads finished stages instead of recomputing them; model requests are also cached on disk
+(``OUT/cache/``), so a run stopped in the middle of generation or verification resumes with only the missing
+requests. A stage that sends model requests is marked done only when every request succeeded: otherwise the
+answers it got stay cached, the build ends with one line naming how many requests failed and the first error,
+``manifest.json`` records the failure, and the same command retries only the failed requests. Changing a
+setting reruns that stage and the ones after it. Credentials in a server URL never reach a file under OUT.
 
 Outputs: ``questions.jsonl`` (the final questions), ``verification.jsonl`` (one verdict per checked
 question), ``llava/benchmark.jsonl`` + images, ``hf/`` (Hugging Face parquet with images),
@@ -15,7 +18,7 @@ question), ``llava/benchmark.jsonl`` + images, ``hf/`` (Hugging Face parquet wit
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import time
 from collections import Counter
@@ -24,11 +27,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.atomic import write_bytes_atomic
+from core.atomic import write_json_atomic, write_jsonl_atomic
 from core.errors import UserError
 from core.provenance import TOOL_NAME, package_versions
+from core.secrets import redact, redact_obj
+from core.stages import Stages, fingerprint, open_out
 from core.vocabulary import ClassVocabulary
-from imagewikiqa.llm_client import ChatBackend
+from imagewikiqa.llm_client import ChatBackend, TalliedBackend
 from imagewikiqa.records import Article, Question
 
 GENERATORS = ("wordnet", "llm")
@@ -58,6 +63,8 @@ class BuildConfig:
     verify_permutations: int = 1
     concurrency: int = 8
     batch_size: int = 8
+    timeout: float = 60.0                  # total seconds one request attempt to a chat server may take
+    max_retries: int = 5                   # retries after a failed attempt (connection, timeout, 429, 5xx)
     max_longest: float = 0.30
     images: str | None = None              # an image source for pairing (None: questions only)
     source: str = "imagenet"
@@ -72,47 +79,54 @@ class BuildConfig:
 # stage bookkeeping
 
 
-def _fingerprint(*parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+class RequestsFailed(UserError):
+    """Some model requests of a stage failed: the stage is not marked done; a rerun retries them."""
 
 
-def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
-    data = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
-    write_bytes_atomic(path, data.encode("utf-8"))
+def _read_rows(path: Path) -> list[dict] | None:
+    """The rows of a stage file, or None when it is missing or damaged (the stage then runs again)."""
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return rows if all(isinstance(r, dict) for r in rows) else None
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-class Stages:
-    """Finished stages under ``OUT/stages``: ``NAME.jsonl`` plus ``NAME.done.json`` (fingerprint, counts)."""
+class StageRunner:
+    """The build's stages under ``OUT/stages``: ``NAME.jsonl`` plus the :class:`core.stages.Stages` marker."""
 
     def __init__(self, out: Path, log: Callable[[str], None]) -> None:
         self.dir = out / "stages"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.markers = Stages(self.dir)
         self.log = log
         self.reused: list[str] = []
+        self.requests: dict[str, dict] = {}  # stage → RequestTally.to_json() of its model requests
 
-    def run(self, name: str, fingerprint: str, compute: Callable[[], tuple[list[dict], dict]]
-            ) -> tuple[list[dict], dict]:
-        """Rows and info of stage ``name``: loaded when its marker matches ``fingerprint``, else computed."""
-        rows_path, marker = self.dir / f"{name}.jsonl", self.dir / f"{name}.done.json"
-        if marker.is_file() and rows_path.is_file():
-            done = json.loads(marker.read_text(encoding="utf-8"))
-            if done.get("fingerprint") == fingerprint:
+    def run(self, name: str, fp: str, compute: Callable[[], tuple[list[dict], dict]]) -> tuple[list[dict], dict]:
+        """Rows and info of stage ``name``: loaded when its marker matches ``fp``, else computed, published and
+        marked (``compute`` raises when any of its work failed, so a failed stage is never marked)."""
+        rows_path = self.dir / f"{name}.jsonl"
+        done = self.markers.done(name, fp)
+        if done is not None:
+            rows = _read_rows(rows_path)
+            if rows is not None and len(rows) == done.get("rows"):
                 self.reused.append(name)
-                self.log(f"[{name}] finished earlier with the same settings: reused {done['rows']} rows")
-                return _read_jsonl(rows_path), done["info"]
-        marker.unlink(missing_ok=True)
+                self.log(f"[{name}] finished earlier with the same settings: reused {len(rows)} rows")
+                return rows, done
+        self.markers.clear(name)
         t0 = time.perf_counter()
         rows, info = compute()
-        _write_jsonl(rows_path, rows)
-        info = {**info, "seconds": round(time.perf_counter() - t0, 2)}
-        write_bytes_atomic(marker, json.dumps({"fingerprint": fingerprint, "rows": len(rows), "info": info},
-                                              sort_keys=True, indent=1).encode("utf-8"))
+        write_jsonl_atomic(rows_path, rows)
+        info = {**info, "rows": len(rows), "seconds": round(time.perf_counter() - t0, 2)}
+        self.markers.mark(name, fp, info)
         return rows, info
+
+    def settle(self, stage: str, backend: TalliedBackend) -> None:
+        """Record the requests ``stage`` sent through ``backend``; raise :class:`RequestsFailed` if any failed."""
+        self.requests[stage] = backend.tally.to_json()
+        problem = backend.tally.problem(stage)
+        if problem:
+            raise RequestsFailed(problem)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -134,15 +148,60 @@ def select_vocabulary(config: BuildConfig) -> ClassVocabulary:
     return vocab
 
 
-def open_backend(where: str, cache_dir: Path, concurrency: int, batch_size: int, seed: int) -> ChatBackend:
+def _is_url(where: str) -> bool:
+    return where.startswith(("http://", "https://"))
+
+
+def open_backend(where: str, cache_dir: Path | None, config: BuildConfig) -> ChatBackend:
     """A chat server (``http(s)://host/v1``) or a local checkpoint folder / cached hub id, as a backend."""
-    if where.startswith(("http://", "https://")):
+    if _is_url(where):
         from imagewikiqa.llm_client import ChatClient
 
-        return ChatClient(where, cache_dir=cache_dir, concurrency=concurrency, seed=seed)
+        return ChatClient(where, cache_dir=cache_dir, concurrency=config.concurrency, seed=config.seed,
+                          timeout=config.timeout, max_retries=config.max_retries)
     from imagewikiqa.local_backend import LocalChatModel
 
-    return LocalChatModel.load(where, cache_dir=cache_dir, batch_size=batch_size)
+    return LocalChatModel.load(where, cache_dir=cache_dir, batch_size=config.batch_size)
+
+
+def _ask(runner: StageRunner, stage: str, where: str, out: Path, config: BuildConfig,
+         send: Callable[[ChatBackend], Any]) -> Any:
+    """``send(backend)`` through a counting backend for ``stage``; fails the stage when a request failed."""
+    backend = TalliedBackend(open_backend(where, out / "cache" / stage, config))
+    try:
+        result = send(backend)
+    finally:
+        backend.close()
+    runner.settle(stage, backend)
+    return result
+
+
+def validate(config: BuildConfig) -> None:
+    """Check every setting before any work (one :class:`UserError` line for the first problem)."""
+    if config.generator not in GENERATORS:
+        raise UserError(f"--generator must be one of {', '.join(GENERATORS)}, got {config.generator!r}")
+    if config.generator == "llm" and not config.llm:
+        raise UserError("--generator llm needs --llm (a chat server URL or a local model folder)")
+    if config.per_class < 1 or config.verify_permutations < 1 or config.images_per_question < 1:
+        raise UserError("--per-class, --verify-permutations and --images-per-question must be >= 1")
+    if not 0 < config.max_longest <= 1:
+        raise UserError("--max-longest must be in (0, 1]")
+    if config.concurrency < 1 or config.batch_size < 1:
+        raise UserError("--concurrency and --batch-size must be >= 1")
+    if not config.timeout > 0:
+        raise UserError(f"--timeout must be > 0 seconds, got {config.timeout:g}")
+    if config.max_retries < 0:
+        raise UserError(f"--max-retries must be >= 0, got {config.max_retries}")
+    for where, flag in ((config.llm, "--llm"), (config.verifier, "--verifier")):
+        if where and _is_url(where):
+            try:
+                open_backend(where, None, config).close()  # a malformed URL is one line now, not mid-build
+            except UserError as exc:
+                raise UserError(f"{flag}: {exc}") from None
+    if config.generator == "llm":
+        _model_name(config.llm or "", config.llm_model, "--llm-model")
+    if config.verifier:
+        _model_name(config.verifier, config.verifier_model, "--verifier-model")
 
 
 def _model_name(where: str, given: str | None, flag: str) -> str:
@@ -199,36 +258,49 @@ def _rows(questions: Sequence[Question]) -> list[dict]:
 
 def build(config: BuildConfig, log: Callable[[str], None] = print, command: str | None = None) -> dict[str, Any]:
     """Run every stage of ``config`` and return the manifest (also written to ``OUT/manifest.json``);
-    ``command`` is the command line recorded in the manifest."""
+    ``command`` is the command line recorded (redacted) in the manifest.
+
+    Holds the run lock of OUT (:func:`core.stages.open_out`) for the whole build. When a stage fails, the
+    manifest says so (``status: failed``, the error line, the requests each stage sent) and the error is
+    raised; stages finished before it stay marked and are reused by the next run."""
+    validate(config)
+    vocab = select_vocabulary(config)
+    out = Path(config.out)
+    shown_command = redact(command) if command else command
+    inputs = [config.articles, config.titles, config.images, config.classes, config.llm, config.verifier]
+    lock = open_out(out, inputs=inputs, command=shown_command or "python -m imagewikiqa build")
+    runner = StageRunner(out, log)
+    try:
+        return _build(config, vocab, out, runner, log, shown_command)
+    except Exception as exc:
+        record = {"status": "failed", "error": redact(" ".join(str(exc).split())) or type(exc).__name__,
+                  "config": redact_obj(asdict(config)), "command": shown_command, "requests": runner.requests,
+                  "reused_stages": runner.reused, "tool": {"name": TOOL_NAME}}
+        with contextlib.suppress(OSError):  # the error being raised says more than a failure to record it
+            write_json_atomic(out / "manifest.json", record)
+        raise
+    finally:
+        lock.release()
+
+
+def _build(config: BuildConfig, vocab: ClassVocabulary, out: Path, stages: StageRunner,
+           log: Callable[[str], None], command: str | None) -> dict[str, Any]:
+    """The stages of :func:`build`, in order."""
     from core.lexicon import Lexicon
     from imagewikiqa.debias import debias
     from imagewikiqa.report import quality_report, write_report
     from imagewikiqa.rules import apply_rules, leaks, merge_near_duplicates
 
-    if config.generator not in GENERATORS:
-        raise UserError(f"--generator must be one of {', '.join(GENERATORS)}, got {config.generator!r}")
-    if config.generator == "llm" and not config.llm:
-        raise UserError("--generator llm needs --llm (a chat server URL or a local model folder)")
-    if config.per_class < 1 or config.verify_permutations < 1 or config.images_per_question < 1:
-        raise UserError("--per-class, --verify-permutations and --images-per-question must be >= 1")
-    if not 0 < config.max_longest <= 1:
-        raise UserError("--max-longest must be in (0, 1]")
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {str(out)!r} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    vocab = select_vocabulary(config)
     lexicon = Lexicon.build(vocab)  # generation (WordNet), rules and the report's leak count share it
-    stages = Stages(out, log)
     rejections: Counter = Counter()
     t_start = time.perf_counter()
     log(f"building an ImageWikiQA-style benchmark for {len(vocab)} classes of {config.classes!r} → {out}")
 
     # 1. knowledge (articles are what LLM questions are written from and checked against)
-    base_fp = _fingerprint(config.classes, vocab.ids, config.seed)
+    base_fp = fingerprint(config.classes, vocab.ids, config.seed)
     articles: dict[str, list[Article]] | None = None
     if config.generator == "llm":
-        fp_articles = _fingerprint(base_fp, config.articles, config.articles_kind, config.titles,
+        fp_articles = fingerprint(base_fp, config.articles, config.articles_kind, config.titles,
                                    config.fallback_articles)
 
         def knowledge() -> tuple[list[dict], dict]:
@@ -246,7 +318,7 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
 
     # 2. generate
     if config.generator == "wordnet":
-        fp_gen = _fingerprint(fp_articles, "wordnet", config.per_class)
+        fp_gen = fingerprint(fp_articles, "wordnet", config.per_class)
 
         def generate() -> tuple[list[dict], dict]:
             from imagewikiqa.wordnet_questions import generate_wordnet_questions
@@ -256,16 +328,15 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
             return _rows(qs), {"rejections": dict(reasons)}
     else:
         llm_model = _model_name(config.llm, config.llm_model, "--llm-model")
-        fp_gen = _fingerprint(fp_articles, "llm", config.llm, llm_model, config.per_class)
+        fp_gen = fingerprint(fp_articles, "llm", redact(config.llm), llm_model, config.per_class)
 
         def generate() -> tuple[list[dict], dict]:
             from imagewikiqa.llm_questions import generate_llm_questions
 
-            backend = open_backend(config.llm, out / "cache" / "generate", config.concurrency,
-                                   config.batch_size, config.seed)
-            qs, reasons = generate_llm_questions(backend, articles or {}, vocab, llm_model,
-                                                 per_class=config.per_class, seed=config.seed,
-                                                 progress=config.progress)
+            qs, reasons = _ask(stages, "generate", config.llm or "", out, config,
+                               lambda backend: generate_llm_questions(
+                                   backend, articles or {}, vocab, llm_model, per_class=config.per_class,
+                                   seed=config.seed, progress=config.progress))
             return _rows(qs), {"rejections": dict(reasons)}
 
     rows, info = stages.run("generated", fp_gen, generate)
@@ -274,7 +345,7 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
     _require(rows, "generation", rejections)
 
     # 3. rules
-    fp_rules = _fingerprint(fp_gen, "rules")
+    fp_rules = fingerprint(fp_gen, "rules")
 
     def rules() -> tuple[list[dict], dict]:
         kept, reasons = apply_rules(_questions(rows), lexicon, articles)
@@ -289,17 +360,17 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
     verification: dict | None = None
     verifier_model = config.verifier and _model_name(config.verifier, config.verifier_model, "--verifier-model")
     if config.verifier:
-        fp_verify = _fingerprint(fp_rules, config.verifier, verifier_model, config.verify_permutations)
+        fp_verify = fingerprint(fp_rules, redact(config.verifier), verifier_model, config.verify_permutations)
 
         def verify() -> tuple[list[dict], dict]:
             from imagewikiqa.verify_text import verification_summary, verify_questions
 
-            backend = open_backend(config.verifier, out / "cache" / "verify", config.concurrency,
-                                   config.batch_size, config.seed)
-            kept, verdicts, reasons = verify_questions(_questions(rows), backend, verifier_model,
-                                                       permutations=config.verify_permutations,
-                                                       seed=config.seed, progress=config.progress)
-            _write_jsonl(out / "verification.jsonl", verdicts)
+            kept, verdicts, reasons = _ask(stages, "verify", config.verifier or "", out, config,
+                                           lambda backend: verify_questions(
+                                               _questions(rows), backend, verifier_model,
+                                               permutations=config.verify_permutations, seed=config.seed,
+                                               progress=config.progress))
+            write_jsonl_atomic(out / "verification.jsonl", verdicts)
             return _rows(kept), {"rejections": dict(reasons), "summary": verification_summary(verdicts)}
 
         rows, info = stages.run("verified", fp_verify, verify)
@@ -308,12 +379,12 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
         log(f"[verify] {len(rows)} questions kept by {verifier_model} "
             f"(with name right, without name wrong, {config.verify_permutations} option order(s))")
     else:
-        fp_verify = _fingerprint(fp_rules, "unverified")
+        fp_verify = fingerprint(fp_rules, "unverified")
         log("[verify] skipped (no --verifier): questions are not checked by a model")
     _require(rows, "verification", rejections)
 
     # 5. debias
-    fp_final = _fingerprint(fp_verify, "debias", config.max_longest)
+    fp_final = fingerprint(fp_verify, "debias", config.max_longest)
 
     def debiased() -> tuple[list[dict], dict]:
         kept, reasons = debias(_questions(rows), max_longest=config.max_longest, seed=config.seed)
@@ -322,8 +393,8 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
     rows, info = stages.run("debiased", fp_final, debiased)
     _add_rejections(rejections, info)
     final = _questions(rows)
-    _write_jsonl(out / "questions.jsonl", rows)
-    write_bytes_atomic(out / "classes.json", json.dumps(vocab.to_json(), indent=1).encode("utf-8"))
+    write_jsonl_atomic(out / "questions.jsonl", rows)
+    write_json_atomic(out / "classes.json", vocab.to_json())
     log(f"[debias] {len(final)} questions in the benchmark")
 
     # 6. images and exports
@@ -357,12 +428,13 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
                                   "verifier": verifier_model})
     write_report(report, out)
     manifest = {
-        "config": asdict(config), "classes": len(vocab), "questions": len(final), "pairing": pairing,
-        "exports": exports, "rejections": {k: v for k, v in sorted(rejections.items()) if v}, "reused_stages": stages.reused,
-        "targets_pass": report["targets"]["passes"], "seconds": round(time.perf_counter() - t_start, 2),
-        "command": command, "tool": {"name": TOOL_NAME, "versions": package_versions(TOOL_PACKAGES)},
+        "status": "complete", "config": redact_obj(asdict(config)), "classes": len(vocab), "questions": len(final),
+        "pairing": pairing, "exports": exports, "rejections": {k: v for k, v in sorted(rejections.items()) if v},
+        "reused_stages": stages.reused, "requests": stages.requests, "targets_pass": report["targets"]["passes"],
+        "seconds": round(time.perf_counter() - t_start, 2), "command": command,
+        "tool": {"name": TOOL_NAME, "versions": package_versions(TOOL_PACKAGES)},
     }
-    write_bytes_atomic(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8"))
+    write_json_atomic(out / "manifest.json", manifest)
     log(summary_line(report))
     log(f"report → {out / 'quality_report.md'}; manifest → {out / 'manifest.json'}")
     return manifest

@@ -1,16 +1,22 @@
 """An OpenAI-compatible chat-completions client (OpenAI, vLLM, TGI, llama.cpp servers).
 
 Features: retries with capped exponential backoff (seeded jitter, ``Retry-After`` honoured) on timeouts,
-connection errors, 429 and 5xx; an on-disk cache of successful replies (one JSON file per request key, so a
-stopped run resumes with zero HTTP calls for the finished requests); bounded concurrency for batches; and
-JSON replies validated against a small JSON-schema subset with one repair round.
+connection errors, 429 and 5xx; a total deadline per attempt (connect + every read and write: a server that
+trickles bytes still times out); a circuit breaker that stops sending after a run of consecutive connection
+failures / timeouts / 5xx, so a dead server fails a batch in seconds; an on-disk cache of successful replies
+(one JSON file per request key, so a stopped run resumes with zero HTTP calls for the finished requests);
+bounded concurrency for batches; JSON replies validated against a small JSON-schema subset with one repair
+round; and a :class:`RequestTally` of what a batch sent, reused and lost, with the first error's text.
 
-Only the standard library and ``httpx`` are used (no ``openai`` package, no ``jsonschema``).
+Credentials in the URL (``http://user:key@host/v1``) are sent as HTTP basic auth and never recorded: cache
+keys, cache records and error texts use the redacted URL (:func:`core.secrets.redact`).
+
+Only the standard library, ``httpx`` and ``httpcore`` (httpx's transport) are used (no ``openai`` package, no
+``jsonschema``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import email.utils
 import hashlib
@@ -18,7 +24,6 @@ import json
 import os
 import random
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -26,12 +31,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
+from core.atomic import write_json_atomic
 from core.errors import UserError
 from core.progress import make_bar
+from core.secrets import redact
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _JSON_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
@@ -228,6 +236,20 @@ def _first_line(text: str, limit: int = 200) -> str:
     return line[:limit]
 
 
+def _error_text(resp: httpx.Response) -> str:
+    """The server's error message: ``error.message`` of an OpenAI-style JSON body, else the body text."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text
+    if isinstance(body, dict):
+        err = body.get("error")
+        message = err.get("message") if isinstance(err, dict) else err if isinstance(err, str) else None
+        if isinstance(message, str) and message.strip():
+            return message
+    return resp.text
+
+
 def _retry_after_seconds(value: str | None) -> float | None:
     """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent or unparsable."""
     if not value:
@@ -279,17 +301,7 @@ class ReplyCache:
         path = self._path(key)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rec = {"key": key, **record, "created": time.time()}
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(rec, fh, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_json_atomic(path, {"key": key, **record, "created": time.time()})
 
 
 class ChatBackend:
@@ -363,26 +375,163 @@ class ChatBackend:
         err = validate_json(value, schema)
         return (value, None) if err is None else (None, f"schema: {err}")
 
+@dataclass
+class RequestTally:
+    """What the requests of one piece of work came to: ``requests`` answered or failed, ``ok`` (cached now),
+    ``from_cache`` (answered from the cache, no HTTP), ``failed`` and the ``first_error`` (redacted; an error
+    naming the real cause is preferred over the circuit breaker's "circuit_open")."""
+
+    requests: int = 0
+    ok: int = 0
+    from_cache: int = 0
+    failed: int = 0
+    first_error: str | None = None
+
+    def add(self, results: Sequence[ChatResult]) -> None:
+        """Count a batch of results."""
+        for res in results:
+            self.requests += 1
+            if res.ok:
+                self.ok += 1
+                self.from_cache += int(res.cached)
+                continue
+            self.failed += 1
+            error = redact(res.error or "no reply")
+            if self.first_error is None or (self.first_error.startswith(CIRCUIT_OPEN)
+                                            and not error.startswith(CIRCUIT_OPEN)):
+                self.first_error = error
+
+    def problem(self, what: str) -> str | None:
+        """One line saying how many requests of ``what`` failed and how to resume; None when none failed."""
+        if not self.failed:
+            return None
+        return (f"{what}: {self.failed} of {self.requests} requests failed (first: {self.first_error}); rerun "
+                f"the same command to retry them — {self.ok} answers are cached")
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class TalliedBackend(ChatBackend):
+    """A backend that counts every request it passes on (repair requests included) in :attr:`tally`."""
+
+    def __init__(self, inner: ChatBackend) -> None:
+        self.inner = inner
+        self.tally = RequestTally()
+
+    def complete_many(self, reqs: Sequence[ChatRequest], progress: bool = False) -> list[ChatResult]:
+        results = self.inner.complete_many(reqs, progress)
+        self.tally.add(results)
+        return results
+
+    def close(self) -> None:
+        """Close the wrapped backend when it holds connections."""
+        close = getattr(self.inner, "close", None)
+        if callable(close):
+            close()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a total deadline per attempt: every socket operation gets only the time left until the attempt's deadline
+
+
+_deadline = threading.local()  # .at: time.monotonic() deadline of the attempt running in this thread
+
+
+def _time_left(timeout: float | None, exc: type[Exception]) -> float | None:
+    """The socket timeout for the next operation: ``timeout`` capped by what is left of the deadline."""
+    at = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise exc("the total deadline of the request passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
+                                                     _time_left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own socket backend, with every connect/read/write bounded by the attempt's deadline."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_tcp(host, port, _time_left(timeout, httpcore.ConnectTimeout),
+                                                       local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_unix_socket(
+            path, _time_left(timeout, httpcore.ConnectTimeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool whose sockets honour the per-attempt deadline."""
+
+    def __init__(self, limits: httpx.Limits, trust_env: bool) -> None:
+        super().__init__(limits=limits, trust_env=trust_env)
+        # httpx takes no network backend, so the pool it built is replaced by the same pool over ours
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=trust_env),
+            max_connections=limits.max_connections, max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=_DeadlineBackend())
+
+
+CIRCUIT_OPEN = "circuit_open"
+
+
 class ChatClient(ChatBackend):
     """A thread-safe client for ``POST {base_url}/chat/completions``.
 
-    ``base_url`` like ``http://127.0.0.1:8000/v1`` or ``https://api.openai.com/v1``. ``api_key`` defaults to
-    ``$OPENAI_API_KEY``; without one no ``Authorization`` header is sent (local servers). ``max_retries`` is
-    the number of retries after the first attempt. Backoff before retry ``n`` (1-based) is
-    ``min(max_backoff, backoff * 2**(n-1))`` scaled by a jitter in [0.5, 1] from ``random.Random(seed)``;
-    a ``Retry-After`` header (seconds, capped at ``max_retry_after``) replaces it. At most ``concurrency``
-    requests are in flight at once across all threads using this client.
+    ``base_url`` like ``http://127.0.0.1:8000/v1`` or ``https://api.openai.com/v1``; user and password in it
+    (``http://user:key@host/v1``) are sent as basic auth and kept out of every recorded text. ``api_key``
+    defaults to ``$OPENAI_API_KEY``; without one no ``Authorization: Bearer`` header is sent (local servers).
+    ``timeout`` is the total time one attempt may take (connect, send, every read), however the server
+    paces its bytes (for a remote host reached through an environment proxy, httpx's own transport is used and
+    ``timeout`` bounds each socket operation instead). ``max_retries`` is the number of retries after the first attempt. Backoff before retry
+    ``n`` (1-based) is ``min(max_backoff, backoff * 2**(n-1))`` scaled by a jitter in [0.5, 1] from
+    ``random.Random(seed)``; a ``Retry-After`` header (seconds, capped at ``max_retry_after``) replaces it.
+    After ``breaker_after`` consecutive attempts that failed by connection error, timeout or 5xx (429 counts
+    neither way), the circuit opens: no more requests are sent and every pending one fails at once with
+    ``circuit_open: ...`` naming the last error. At most ``concurrency`` requests are in flight at once.
     """
 
     def __init__(self, base_url: str, api_key: str | None = None, cache_dir: str | Path | None = None,
                  concurrency: int = 8, max_retries: int = 5, timeout: float = 60.0, backoff: float = 1.0,
                  max_backoff: float = 30.0, max_retry_after: float = 60.0, seed: int = 0,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, breaker_after: int = 5) -> None:
+        shown = redact(str(base_url or ""))
         parts = urlsplit(str(base_url or ""))
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise UserError(f"base_url {base_url!r} must be an http(s) URL like http://127.0.0.1:8000/v1")
+            raise UserError(f"base_url {shown!r} must be an http(s) URL like http://127.0.0.1:8000/v1")
         if parts.path.rstrip("/").endswith("/chat/completions"):
-            raise UserError(f"base_url {base_url!r} should stop before /chat/completions (e.g. .../v1)")
+            raise UserError(f"base_url {shown!r} should stop before /chat/completions (e.g. .../v1)")
         if int(concurrency) < 1:
             raise UserError(f"concurrency must be >= 1, got {concurrency}")
         if int(max_retries) < 0:
@@ -391,7 +540,14 @@ class ChatClient(ChatBackend):
             raise UserError(f"timeout must be > 0 seconds, got {timeout}")
         if float(backoff) < 0 or float(max_backoff) < 0 or float(max_retry_after) < 0:
             raise UserError("backoff, max_backoff and max_retry_after must be >= 0")
-        self.base_url = str(base_url).rstrip("/")
+        if int(breaker_after) < 1:
+            raise UserError(f"breaker_after must be >= 1, got {breaker_after}")
+        host = parts.hostname or ""
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+        auth = (unquote(parts.username or ""), unquote(parts.password or "")) \
+            if parts.username or parts.password else None
+        self.base_url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")).rstrip("/")
+        self.shown_url = redact(self.base_url)  # what cache keys and records name (no secret query part)
         self.url = f"{self.base_url}/chat/completions"
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.cache = ReplyCache(cache_dir)
@@ -401,16 +557,20 @@ class ChatClient(ChatBackend):
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
         self.max_retry_after = float(max_retry_after)
+        self.breaker_after = int(breaker_after)
         self._rng = random.Random(seed)
-        self._rng_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._streak = 0                    # consecutive attempts failed by connection/timeout/5xx
+        self._open = threading.Event()      # set when the circuit breaker opened
+        self._open_reason = ""
         hdrs = {"Content-Type": "application/json", **(headers or {})}
         if self.api_key:
             hdrs["Authorization"] = f"Bearer {self.api_key}"
-        local = (parts.hostname or "") in _LOCAL_HOSTS
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(self.timeout), headers=hdrs, trust_env=not local,
-            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency))
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        trust_env = host not in _LOCAL_HOSTS
+        self._http = httpx.Client(timeout=httpx.Timeout(self.timeout), headers=hdrs, trust_env=trust_env,
+                                  auth=auth, transport=_DeadlineTransport(limits, trust_env))
 
     # -- lifecycle
     def close(self) -> None:
@@ -423,67 +583,89 @@ class ChatClient(ChatBackend):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- retries
+    # -- retries and the circuit breaker
     def _delay(self, retry: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         base = min(self.max_backoff, self.backoff * (2 ** (retry - 1)))
-        with self._rng_lock:
+        with self._lock:
             jitter = 0.5 + 0.5 * self._rng.random()
         return base * jitter
 
-    def _attempt(self, payload: dict) -> tuple[str, Any, float | None]:
-        """One HTTP attempt → ``("ok", (text, usage), None)``, ``("retry", error, retry_after)`` or
-        ``("fail", error, None)``."""
+    def _note(self, outcome: str, error: str | None, status: int | None) -> None:
+        """Feed one attempt's outcome to the circuit breaker."""
+        with self._lock:
+            if outcome == "ok" or (status is not None and status < 500 and status != 429):
+                self._streak = 0  # the server answered (even a 4xx or a malformed body is an answer)
+            elif status != 429:
+                self._streak += 1
+                if self._streak >= self.breaker_after and not self._open.is_set():
+                    self._open_reason = (f"{CIRCUIT_OPEN}: not sent after {self._streak} consecutive failed "
+                                         f"attempts (last: {error})")
+                    self._open.set()
+
+    def _attempt(self, payload: dict) -> tuple[str, Any, float | None, int | None]:
+        """One HTTP attempt → ``(outcome, data, retry_after, status)``: ``("ok", (text, usage), None, 200)``,
+        ``("retry", error, retry_after, status)`` or ``("fail", error, None, status)``."""
         with self._slots:
+            if self._open.is_set():
+                return "fail", self._open_reason, None, None
+            _deadline.at = time.monotonic() + self.timeout
             try:
                 resp = self._http.post(self.url, json=payload)
             except httpx.TimeoutException as exc:
-                return "retry", f"timeout: {type(exc).__name__}", None
+                return "retry", f"timeout: no complete reply within {self.timeout:g}s ({type(exc).__name__})", \
+                    None, None
             except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                return "retry", f"connection_error: {type(exc).__name__}: {_first_line(str(exc))}", None
+                return "retry", f"connection_error: {type(exc).__name__}: {_first_line(str(exc))}", None, None
             except httpx.HTTPError as exc:
-                return "fail", f"http_error: {type(exc).__name__}: {_first_line(str(exc))}", None
+                return "fail", f"http_error: {type(exc).__name__}: {_first_line(str(exc))}", None, None
+            finally:
+                _deadline.at = None
         status = resp.status_code
         if status == 429 or status >= 500:
-            return "retry", f"http_{status}: {_first_line(resp.text)}", \
-                _retry_after_seconds(resp.headers.get("retry-after"))
+            return "retry", f"http_{status}: {_first_line(_error_text(resp))}", \
+                _retry_after_seconds(resp.headers.get("retry-after")), status
         if status >= 400:
-            return "fail", f"http_{status}: {_first_line(resp.text)}", None
+            return "fail", f"http_{status}: {_first_line(_error_text(resp))}", None, status
         try:
             body = resp.json()
             choice = body["choices"][0]
             content = choice["message"].get("content")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            return "fail", f"bad_response: {_first_line(resp.text)}", None
+            return "fail", f"bad_response: {_first_line(resp.text)}", None, status
         if not isinstance(content, str):
-            return "fail", f"no_content: finish_reason={choice.get('finish_reason')}", None
+            return "fail", f"no_content: finish_reason={choice.get('finish_reason')}", None, status
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-        return "ok", (content, usage), None
+        return "ok", (content, usage), None, status
 
     # -- public API
     def complete(self, req: ChatRequest) -> ChatResult:
         """Send one request (or answer it from the cache). Errors are kept in the result, never raised."""
-        key = req.key(self.base_url)
+        key = req.key(self.shown_url)
         hit = self.cache.get(key)
         if hit is not None:
             return hit
         payload = req.payload()
         attempts, error, retry_after = 0, "no_attempt", None
         while attempts <= self.max_retries:
-            if attempts:
-                time.sleep(self._delay(attempts, retry_after))
+            if attempts and self._open.wait(self._delay(attempts, retry_after)):
+                return ChatResult(text=None, error=redact(error), cached=False, attempts=attempts, usage={})
+            if self._open.is_set():
+                return ChatResult(text=None, error=redact(self._open_reason), cached=False, attempts=attempts)
             attempts += 1
-            outcome, data, retry_after = self._attempt(payload)
+            outcome, data, retry_after, status = self._attempt(payload)
+            if outcome != "fail" or status is not None:
+                self._note(outcome, None if outcome == "ok" else data, status)
             if outcome == "ok":
                 text, usage = data
-                self.cache.put(key, {"base_url": self.base_url, "request": payload, "text": text,
+                self.cache.put(key, {"base_url": self.shown_url, "request": payload, "text": text,
                                      "usage": usage})
                 return ChatResult(text=text, error=None, cached=False, attempts=attempts, usage=usage)
             error = data
             if outcome == "fail":
                 break
-        return ChatResult(text=None, error=error, cached=False, attempts=attempts, usage={})
+        return ChatResult(text=None, error=redact(error), cached=False, attempts=attempts, usage={})
 
     def complete_many(self, reqs: Sequence[ChatRequest], progress: bool = False) -> list[ChatResult]:
         """Run requests with at most ``concurrency`` in flight; results in input order."""

@@ -18,7 +18,12 @@ text, which makes order tests easy. Step helpers for :func:`scripted`:
 
 - :func:`reply` — a valid completion with the given content (also use it for malformed JSON content);
 - :func:`rate_limited` — 429 with ``Retry-After``;  :func:`server_error` — 500 (or any status);
-- :func:`bad_request` — 400 with a text body;  :func:`slow` — sleep, then answer with another step.
+- :func:`bad_request` — 400 with a text body;  :func:`slow` — sleep, then answer with another step;
+- :func:`trickle` — a valid completion sent one byte every ``interval`` seconds (optionally the status line
+  and headers too), the server that never trips a per-read timeout.
+
+Fault modes wrapping a handler: :func:`outage` fails the calls a predicate picks (e.g. every other one) with
+a 5xx and a message; :func:`closed_port_url` is a URL where nothing listens (connection refused).
 
 The server binds 127.0.0.1 only, uses daemon handler threads, stops when the ``with`` block ends and, as a
 safety net, shuts itself down after ``max_lifetime`` seconds. Sleeping handlers wake when it stops.
@@ -27,6 +32,7 @@ safety net, shuts itself down after ``max_lifetime`` seconds. Sleeping handlers 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -84,6 +90,39 @@ def slow(seconds: float, then: Response | None = None) -> Callable[[dict, int], 
     return step
 
 
+class Trickle:
+    """A response body the server sends one byte per ``interval`` seconds (``headers_too``: the status line
+    and headers as well)."""
+
+    def __init__(self, data: bytes, interval: float, headers_too: bool = False) -> None:
+        self.data, self.interval, self.headers_too = data, float(interval), headers_too
+
+
+def trickle(interval: float = 1.0, content: str = "a reply that arrives very slowly",
+            headers_too: bool = False) -> Response:
+    """A 200 completion trickled one byte every ``interval`` seconds."""
+    return 200, Trickle(json.dumps(completion_body(content)).encode("utf-8"), interval, headers_too), {}
+
+
+def outage(handler: Handler | None = None, fails: Callable[[dict, int], bool] = lambda req, idx: idx % 2 == 1,
+           status: int = 500, message: str = "upstream overloaded") -> Handler:
+    """``handler`` (default :func:`echo`) except for the calls ``fails(request_json, call_index)`` picks
+    (default: every other call), which get ``status`` with an OpenAI-style error ``message``."""
+    inner = handler or echo
+
+    def handle(req: dict, idx: int) -> Response:
+        return server_error(status, message) if fails(req, idx) else inner(req, idx)
+    return handle
+
+
+def closed_port_url() -> str:
+    """A chat URL on 127.0.0.1 where nothing listens: connecting is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
 def echo(req: dict, idx: int) -> Response:
     """Default handler: reply with the text of the last user message (or ``""``)."""
     text = ""
@@ -116,11 +155,31 @@ def scripted(*steps: Any, then: Handler | None = None) -> Handler:
 
 class _RequestHandler(QuietHandler):
     def _reply(self, status: int, body: Any, headers: dict) -> None:
-        """``body`` as JSON (dict or list) or as text."""
-        if isinstance(body, (dict, list)):
+        """``body`` as JSON (dict or list), as text, or trickled (:class:`Trickle`)."""
+        if isinstance(body, Trickle):
+            self._trickle(status, body, headers)
+        elif isinstance(body, (dict, list)):
             self._send(status, json.dumps(body).encode("utf-8"), "application/json", headers)
         else:
             self._send(status, str(body).encode("utf-8"), "text/plain; charset=utf-8", headers)
+
+    def _trickle(self, status: int, body: Trickle, headers: dict) -> None:
+        head = (f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body.data)}\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode("ascii")
+        stop = self.server.owner._stop
+        try:
+            if not body.headers_too:
+                self.wfile.write(head)
+                self.wfile.flush()
+            data = head + body.data if body.headers_too else body.data
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                if stop.wait(body.interval):
+                    return
+        except OSError:  # the client gave up
+            pass
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)
         owner = self.server.owner
