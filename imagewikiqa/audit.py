@@ -83,11 +83,14 @@ def _transitive(name: str, relation: str) -> frozenset[str]:
     return frozenset(x.name() for x in s.closure(lambda x: getattr(x, relation)()))
 
 
+cached_stopwords = functools.cache(stopwords)  # the shipped stoplist, read once
+
+
 @functools.cache
 def content_words(text: str) -> frozenset[str]:
     """Normalised words of ``text`` that carry meaning: not stopwords, not fillers, at least 3 letters;
     a plural "-s" is dropped so "heads" matches "head"."""
-    stop = stopwords()
+    stop = cached_stopwords()
     out = set()
     for w in normalize(text).split():
         if len(w) < 3 or w in stop or w in FILLER:

@@ -22,7 +22,7 @@ Rules every question satisfies:
 * no option and no question contains a word of any form of the class (all words of every name, lemma,
   synonym and plural, stopwords and words under 3 letters aside; "tow truck" never gets "truck"), nor a
   word extending a 5+ letter such word ("Scorpionida");
-* distractors come from the answers the SAME kind gives for other classes (WordNet siblings and cousins of
+* distractors come from the answers the SAME kind gives for other classes (WordNet siblings and uncles of
   the classes join the pool for vocabularies under :data:`SMALL_VOCAB` classes), so every option is a
   plausible answer string of that kind;
 * no distractor is true of the class per :func:`imagewikiqa.audit.why_true` (an ancestor, descendant,
@@ -58,10 +58,10 @@ from typing import TYPE_CHECKING
 from builders.records import sample_rng
 from core.errors import UserError
 from core.hierarchy import class_neighbors, entry_synset
-from core.lexicon import Lexicon, normalize, pluralize, stopwords
+from core.lexicon import Lexicon, normalize, pluralize
 from core.vocabulary import ClassVocabulary
 from core.wordnet import wnid_of, wordnet
-from imagewikiqa.audit import ClassFacts, ancestors_of, content_words, senses, why_true
+from imagewikiqa.audit import ClassFacts, ancestors_of, cached_stopwords, content_words, senses, why_true
 from imagewikiqa.records import N_OPTIONS, Question
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def _clean_gloss(s: Synset) -> str:
 def _name_words(forms: frozenset[str], s: Synset) -> frozenset[str]:
     """Every word of every form of the class and of its synset's lemmas (with plurals), stopwords and
     words under 3 letters aside."""
-    stop = stopwords()
+    stop = cached_stopwords()
     words: set[str] = set()
     texts = set(forms) | {normalize(n.replace("_", " ")) for n in s.lemma_names()}
     for t in texts:
@@ -355,8 +355,8 @@ class _Option:
 
 
 def _pool_synsets(synsets: list[Synset]) -> list[Synset]:
-    """The classes, plus WordNet siblings and cousins of each (hyponyms of ancestors up to 2 steps) when the
-    vocabulary is small, sorted by name."""
+    """The classes, plus WordNet siblings and uncles of each (hyponyms of ancestors up to 2 steps) when the
+    vocabulary is small (hyponyms of ancestors 1-2 steps up), sorted by name."""
     out = {s.name(): s for s in synsets}
     if len(synsets) < SMALL_VOCAB:
         wn = wordnet()
@@ -365,8 +365,6 @@ def _pool_synsets(synsets: list[Synset]) -> list[Synset]:
                 if 1 <= d <= 2 and n not in GENERIC:
                     for h in related(wn.synset(n), "hyponyms"):
                         out.setdefault(h.name(), h)
-                        for c in related(h, "hyponyms"):
-                            out.setdefault(c.name(), c)
     return [out[k] for k in sorted(out)]
 
 
@@ -425,22 +423,26 @@ def _distractors(answer: _Answer, s: Synset, facts: ClassFacts, name_words: froz
         for p in _places(" ".join(a.text for a in answers_of(s)["origin"])):
             places.update(_place_closure(p))
     frozen = frozenset(places)
-    ranked = []
-    for opt in pool:
+    ranked = sorted(pool, key=lambda o: (-_closeness(answer, o, s), sample_rng(seed, salt, normalize(o.text)).random()))
+    valid: list[_Option] = []
+    for opt in ranked:  # validated lazily, best first: the best POOL valid ones, then the rest on demand
         if _valid_for(opt, answer, s, facts, name_words, frozen):
-            tie = sample_rng(seed, salt, normalize(opt.text)).random()
-            ranked.append((-_closeness(answer, opt, s), tie, opt))
-    ranked.sort(key=lambda t: (t[0], t[1]))
+            valid.append(opt)
+            if len(valid) == POOL:
+                break
     rng = sample_rng(seed, salt, "draw")
-    best = [t[2] for t in ranked[:POOL]]
-    order = rng.sample(best, len(best)) + [t[2] for t in ranked[POOL:]]
     chosen: list[_Option] = []
-    for opt in order:
+    for opt in rng.sample(valid, len(valid)):
         if all(_pairwise_ok(opt, c) for c in chosen):
             chosen.append(opt)
-            if len(chosen) == N_OPTIONS - 1:
-                return [c.text for c in chosen]
-    return None
+    if len(chosen) < N_OPTIONS - 1:  # the best did not fit together: go on down the ranking
+        for opt in ranked[ranked.index(valid[-1]) + 1 if valid else 0:]:
+            if (all(_pairwise_ok(opt, c) for c in chosen)
+                    and _valid_for(opt, answer, s, facts, name_words, frozen)):
+                chosen.append(opt)
+                if len(chosen) == N_OPTIONS - 1:
+                    break
+    return [c.text for c in chosen[:N_OPTIONS - 1]] if len(chosen) >= N_OPTIONS - 1 else None
 
 
 def _gloss_pool(entry_id: str, s: Synset, synsets: dict[str, Synset | None],
@@ -583,13 +585,13 @@ def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kin
 
 
 def _far_hypernyms(s: Synset) -> list[_Answer]:
-    """Ancestors beyond :data:`MAX_HYPERNYM_DISTANCE` (not generic, depth ≥ 3), nearest first: the answers
+    """Ancestors 2+ steps up (not generic, depth ≥ 2), nearest first: the last-resort answers
     of a class whose near ancestors and gloss all name it ("laptop computer" → "machine")."""
     wn = wordnet()
     out = []
     for n, d in sorted(ancestors_of(s).items(), key=lambda t: (t[1], t[0])):
         a = wn.synset(n)
-        if d > MAX_HYPERNYM_DISTANCE and n not in GENERIC and _depth(a) >= MIN_ANSWER_DEPTH - 1:
+        if d > MAX_HYPERNYM_DISTANCE - 2 and n not in GENERIC and _depth(a) >= 2:
             out.append(_Answer("hypernym", synset_label(a), a, s,
                                f"{synset_label(s)} is a kind of {synset_label(a)} ({a.definition()})."))
     return out
