@@ -30,7 +30,7 @@ Rules every question satisfies:
   domain of it, or mostly words of its glosses); part, use and feature distractors never come from a close
   relative (a class sharing an ancestor at most :data:`CLOSE` steps above the class: no "accelerator" of
   a car for a forklift); origins never contain or lie within the class's places;
-* the options are pairwise not ancestor/descendant of each other, share no content word (no synonyms), and
+* the options are pairwise not ancestor/descendant of each other (any noun sense), share no content word (no synonyms), and
   are distinct after :func:`core.lexicon.normalize`;
 * candidates are ranked by closeness to the answer with ties broken by a seeded hash and 3 drawn from the
   best :data:`POOL` (never "first by name"); options are shuffled by seed;
@@ -382,12 +382,15 @@ def _build_pools(synsets: list[Synset]) -> dict[str, list[_Option]]:
 
 # ----- distractors -------------------------------------------------------------------------------------
 def _pairwise_ok(a: _Option | _Answer, b: _Option | _Answer) -> bool:
-    """Two options may stand together: different text, no shared content word, neither synset an
-    ancestor or descendant of the other."""
+    """Two options may stand together: different text, no shared content word, no noun sense of one an
+    ancestor or descendant of a noun sense of the other ("cart"/"truck": a hand truck is a handcart)."""
     if normalize(a.text) == normalize(b.text) or content_words(a.text) & content_words(b.text):
         return False
-    return (a.synset is None or b.synset is None
-            or not (a.synset.name() in ancestors_of(b.synset) or b.synset.name() in ancestors_of(a.synset)))
+    sa = [a.synset] if a.synset is not None else list(senses(a.text))
+    sb = [b.synset] if b.synset is not None else list(senses(b.text))
+    sa += [x for x in senses(a.text) if x not in sa]
+    sb += [x for x in senses(b.text) if x not in sb]
+    return not any(x.name() in ancestors_of(y) or y.name() in ancestors_of(x) for x in sa for y in sb)
 
 
 def _valid_for(opt: _Option, answer: _Answer, s: Synset, facts: ClassFacts, name_words: frozenset[str],
@@ -569,6 +572,12 @@ def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kin
                     break
         if not progressed and not any(queues.values()):
             break
+    while True:  # taxonomy + definition at most max(1, other questions kept): drop the last-added extra
+        tax = [q for q in kept if q.kind in TAXONOMY]
+        if len(tax) <= max(1, len(kept) - len(tax)):
+            break
+        kept.remove(tax[-1])
+        reasons["taxonomy_cap"] += 1
     if not kept and "hypernym" in kinds:  # every class keeps a question: a farther ancestor that does not leak
         for a in _far_hypernyms(s):
             if leaks_name(a.text, name_words):
