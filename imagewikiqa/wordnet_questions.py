@@ -1,66 +1,102 @@
 """LLM-free ImageWikiQA questions from WordNet 3.0: offline, reproducible for a seed.
 
 Each class is mapped to its synset (:func:`core.hierarchy.entry_synset`: wnid, else the first noun sense of
-a name). Question kinds (:data:`KINDS`), each with 4 options of which one is correct:
+a name). Every question has 4 options, one correct; its text is one of several phrasings per kind
+(:data:`TEMPLATES`), chosen per question by seed. Kinds (:data:`KINDS`) and where their answers come from:
 
-* ``hypernym``    "This object is a kind of what?": the direct hypernym (n=0), then up to two ancestors 2-4
-  steps up at different distances, never a generic one (:data:`GENERIC`, or depth < 4). Distractors:
-  proper ancestors of other classes of the vocabulary at a similar depth (within 1, then 2), neither
-  ancestors nor descendants of the class and not mentioned in its gloss; WordNet siblings/cousins of the
-  answer fill in for small vocabularies.
-* ``part``        "Which of these is a part of this object?": part meronyms of the synset, then of its
-  ancestors up to 4 steps (7 for animals, whose body parts inherit reliably); never the generic parts
-  (:data:`GENERIC_PARTS`: every whole has a "part", every organism a "cell"), nor inherited parts of
-  :data:`UNRELIABLE_PART_SOURCES` (a garment's "sleeve" is no part of swim trunks). Distractors: parts in
-  the vocabulary's hierarchy that are no part of the class or any ancestor, not a kind or a hypernym of
-  such a part, and not mentioned in the glosses of the class and its ancestors up to 2 steps.
-* ``part_of``     "This object is a part of what?": part holonyms of the synset.
-* ``member_of``   "This object is a member of which group?": member holonyms of the synset or of an ancestor
-  up to 2 steps (taxonomic groups shown as "genus Tinca"/"family Cyprinidae"; packs, fleets, ...).
-  Distractors are groups of the same rank (genus vs genus; non-taxonomic vs non-taxonomic) that do not
-  contain the class.
-* ``substance``   "What is this object made of?": substance meronyms of the synset or an ancestor (2 steps).
-* ``gloss_cloze`` "Which description fits this object?": the synset's definition; distractors are the
-  definitions of the nearest classes (:func:`core.hierarchy.class_neighbors`), the 5 closest in length
-  of the 8 nearest (so the correct option is not systematically the longest).
+* ``hypernym``      an ancestor 1-3 steps up, never a generic one (:data:`GENERIC`, or depth < 4);
+* ``member_of``     a member holonym of the synset (taxonomic groups also of an ancestor up to 2 steps:
+  membership of a genus is inherited by every kind of its member);
+* ``gloss_cloze``   the synset's definition; distractors are definitions of the nearest other classes;
+* ``part``          a part meronym WordNet states for the synset itself;
+* ``inherited_part`` for animals only, a body part stated for an ancestor 1-4 steps up: held to the same
+  distractor rules and FLAGGED by its kind and its reference ("inherited from ...");
+* ``part_of``, ``substance``, ``domain``: part holonyms, substance meronyms, topic/region/usage domains of
+  the synset itself; ``substance`` also from the gloss ("made of felt");
+* ``use``, ``origin``, ``feature``: parsed from the gloss with strict patterns ("used to/for/as ...",
+  "for <-ing> ...", "native to/found in/developed in/of <place>", "having/with ..."), rejected when unsure
+  (pronouns, too long or short, a place WordNet does not know as a location).
 
-Distractors are ranked by the depth of their deepest common hypernym with the correct answer (harder
-first), and 3 are drawn from the best :data:`POOL` with :func:`builders.records.sample_rng`; the options
-are shuffled the same way. A question is dropped ("leak") when its text or an option contains,
-whole-word after :func:`core.lexicon.normalize`, a form of the class (display name, lemmas, synonyms,
-plurals from :class:`core.lexicon.Lexicon`), or a word containing a one-word form of 5+ letters
-("Scorpionida" for "scorpion"). Per class at most ``per_class`` questions are kept, taking kinds in turn
-(first of each kind, then second, ...) and never repeating a correct answer. NLTK relation lists are
-sorted by name first (NLTK keeps them in sets), so the output is identical across processes.
+Rules every question satisfies:
+
+* no option and no question contains a word of any form of the class (all words of every name, lemma,
+  synonym and plural, stopwords and words under 3 letters aside; "tow truck" never gets "truck"), nor a
+  word extending a 5+ letter such word ("Scorpionida");
+* distractors come from the answers the SAME kind gives for other classes (WordNet siblings and uncles of
+  the classes join the pool for vocabularies under :data:`SMALL_VOCAB` classes), so every option is a
+  plausible answer string of that kind;
+* no distractor is true of the class per :func:`imagewikiqa.audit.why_true` (an ancestor, descendant,
+  anything in the part closure of the class, its ancestors and descendants, a whole, group, substance or
+  domain of it, or mostly words of its glosses); part, use and feature distractors never come from a close
+  relative (a class sharing an ancestor at most :data:`CLOSE` steps above the class: no "accelerator" of
+  a car for a forklift); origins never contain or lie within the class's places;
+* the options are pairwise not ancestor/descendant of each other (any noun sense), share no content word (no synonyms), and
+  are distinct after :func:`core.lexicon.normalize`;
+* candidates are ranked by closeness to the answer with ties broken by a seeded hash and 3 drawn from the
+  best :data:`POOL` (never "first by name"); options are shuffled by seed;
+* one answer string is the key of at most :data:`ANSWER_SHARE` of the expected questions (at least
+  :data:`MIN_ANSWER_CAP`); classes claim answers in a seeded order;
+* no two questions share kind and option set: a repeat is redrawn with another salt, else dropped;
+* per class at most ``per_class`` questions, kinds in turn (other kinds before taxonomy and definition),
+  and taxonomy + definition questions (:data:`TAXONOMY`) at most ``max(1, other questions of the class)``,
+  so they are about half of the set while every class with a synset keeps at least one question.
+
+NLTK relation lists are sorted by name first (NLTK keeps them in sets), and all randomness is
+:func:`builders.records.sample_rng` (SHA-256 of seed and parts), so the output is identical across
+processes and ``PYTHONHASHSEED``.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from builders.records import sample_rng
 from core.errors import UserError
-from core.hierarchy import ancestor_distances, class_neighbors, entry_synset
+from core.hierarchy import class_neighbors, entry_synset
 from core.lexicon import Lexicon, normalize, pluralize
-from core.vocabulary import ClassEntry, ClassVocabulary
+from core.vocabulary import ClassVocabulary
 from core.wordnet import wnid_of, wordnet
+from imagewikiqa.audit import ClassFacts, ancestors_of, cached_stopwords, content_words, senses, why_true
 from imagewikiqa.records import N_OPTIONS, Question
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset
 
 GENERATOR = "wordnet"
-KINDS = ("hypernym", "part", "gloss_cloze", "member_of", "part_of", "substance")
-TEMPLATES = {
-    "hypernym": "This object is a kind of what?",
-    "part": "Which of these is a part of this object?",
-    "part_of": "This object is a part of what?",
-    "member_of": "This object is a member of which group?",
-    "substance": "What is this object made of?",
-    "gloss_cloze": "Which description fits this object?",
+KINDS = ("hypernym", "part", "gloss_cloze", "member_of", "part_of", "substance", "inherited_part", "use",
+         "origin", "feature", "domain")
+TAXONOMY = frozenset({"hypernym", "member_of", "gloss_cloze"})
+# the order kinds are taken in for a class: facts about the object before its taxonomy
+PRIORITY = ("part", "use", "origin", "feature", "substance", "part_of", "domain", "inherited_part",
+            "hypernym", "member_of", "gloss_cloze")
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "hypernym": ("This object is a kind of what?", "Which category does this object belong to?",
+                 "What general type of thing is this object?", "This object is best described as a type of what?"),
+    "member_of": ("This object is a member of which group?", "Which group includes this object as a member?",
+                  "To which group does this object belong?"),
+    "gloss_cloze": ("Which description fits this object?", "Which definition describes this object?",
+                    "Which of these best defines this object?"),
+    "part": ("Which of these is a part of this object?", "Which of these does this object have as a part?",
+             "Which component belongs to this object?"),
+    "inherited_part": ("Which of these is a part of this object?", "Which of these body parts does this object "
+                       "have?", "Which of these does this object have as a part?"),
+    "part_of": ("This object is a part of what?", "Of which larger thing is this object a part?",
+                "This object is a component of what?"),
+    "substance": ("What is this object made of?", "Which material is this object made of?",
+                  "What substance makes up this object?"),
+    "use": ("What is this object used for?", "What is the purpose of this object?",
+            "What is this object typically used for?"),
+    "origin": ("Where does this object come from?", "Which part of the world is this object associated with?",
+               "Which region is this object from?"),
+    "feature": ("Which feature does this object have?", "Which of these describes a feature of this object?",
+                "Which of these does this object have?"),
+    "domain": ("Which field is this object associated with?", "In which domain is this object used or discussed?",
+               "This object belongs to which subject area?"),
 }
 # too abstract to be an answer (or a source of parts): "this object is a kind of whole"
 GENERIC = frozenset({
@@ -69,22 +105,34 @@ GENERIC = frozenset({
     "thing.n.12", "unit.n.03", "group.n.01", "part.n.01", "substance.n.01", "commodity.n.01",
     "physical_object.n.01", "relation.n.01", "attribute.n.02", "measure.n.02", "psychological_feature.n.01",
 })
-# parts every whole / organism / animal has: not informative
-# and odd or misleading ones ("flag": a dog's tail; "bird": its flesh; "wardrobe" of clothing)
+# parts every whole / organism / animal has, and odd or misleading ones ("flag": a dog's tail)
 GENERIC_PARTS = frozenset({"part.n.02", "section.n.04", "cell.n.02", "body_part.n.01", "flag.n.07",
                            "pennon.n.02", "bird.n.02", "wardrobe.n.02", "jag.n.02", "jag.n.03", "food.n.02"})
-# ancestors whose WordNet parts are typical, not universal (swim trunks have no sleeve, a motorcycle no
-# windshield): their parts are never answers for a descendant (still never distractors either)
-UNRELIABLE_PART_SOURCES = frozenset({"garment.n.01", "clothing.n.01", "structure.n.01", "motor_vehicle.n.01",
-                                     "vehicle.n.01", "consumer_goods.n.01", "covering.n.02"})
 MIN_ANSWER_DEPTH = 4
-MAX_PART_DISTANCE = 4
-MAX_ANIMAL_PART_DISTANCE = 7  # body parts are inherited reliably (every dog breed has the paws of a canine)
+MAX_HYPERNYM_DISTANCE = 3
 MAX_MEMBER_DISTANCE = 2
-MAX_SUBSTANCE_DISTANCE = 2
-POOL = 8                  # distractors are drawn from the best this many candidates
+MAX_INHERITED_PART_DISTANCE = 4
+CLOSE = 3                 # a class sharing an ancestor this many steps above the class is a close relative
+POOL = 10                 # distractors are drawn from the best this many valid candidates
+ANSWER_SHARE = 0.01       # one answer string keys at most this share of the expected questions ...
+MIN_ANSWER_CAP = 3        # ... and at least this many
+SMALL_VOCAB = 300         # below this many classes, WordNet relatives of the classes widen the pools
+REDRAWS = 3               # salts tried when a question repeats another class's option set
 _RANKS = ("genus", "family", "subfamily", "order", "suborder", "class", "subclass", "superfamily", "tribe",
           "phylum", "subgenus", "division", "superorder", "infraorder")
+_PRONOUNS = frozenset({"it", "its", "them", "they", "their", "this", "these", "that", "which", "who", "one"})
+_PLACE_ADJ = ("northern|southern|eastern|western|central|tropical|subtropical|temperate|northeastern|"
+              "northwestern|southeastern|southwestern|arctic|subarctic|coastal|equatorial|north|south|east|west")
+_NAME = r"(?:[A-Z][\w'-]+)(?: [A-Z][\w'-]+)*"
+_PLACE = rf"(?:(?:{_PLACE_ADJ}) )*{_NAME}"
+_ORIGIN_RE = re.compile(rf"\b(?:native to|found in|found throughout|developed in|originating in|originated in|"
+                        rf"bred in|of|from) (?:the )?({_PLACE}(?:(?:,| and| or| to) (?:the )?{_PLACE})*)")
+_USE_RE = re.compile(r"\b(?:used|designed|intended|equipped|worn|built|adapted|employed) ((?:to|for|as) [^;:()]+)")
+_FOR_RE = re.compile(r"(?<!noted )(?<!known )(?<!prized )(?<!valued )(?<!famous )\b(for [a-z]+ing\b[^;:()]*)")
+_FEATURE_RE = re.compile(r"\b(?:having|with) ([^;:()]+)")
+_FEATURE_CUT = re.compile(r",| that | which | developed | originating | found | used | native | bred | for | "
+                          r"from | especially | usually | often | typically | in the | of [A-Z]")
+_MADE_RE = re.compile(r"\bmade (?:of|from) ([^;:(),]+)")
 
 
 # ----- WordNet helpers --------------------------------------------------------------------------------
@@ -98,20 +146,10 @@ def _parents(s: Synset) -> list[Synset]:
 
 
 @functools.cache
-def _ancestors(s: Synset) -> dict[str, int]:
-    return ancestor_distances(s)
-
-
-@functools.cache
 def _depth(s: Synset) -> int:
     """Longest hypernym path to a root."""
     parents = _parents(s)
     return 1 + max(_depth(p) for p in parents) if parents else 0
-
-
-@functools.cache
-def _descendants(s: Synset) -> frozenset[str]:
-    return frozenset(h.name() for h in s.closure(lambda x: x.hyponyms() + x.instance_hyponyms()))
 
 
 @functools.cache
@@ -121,8 +159,14 @@ def _depth_of(name: str) -> int:
 
 def _lcs_depth(a: Synset, b: Synset) -> int:
     """Depth of the deepest common hypernym of ``a`` and ``b`` (-1 when none)."""
-    common = _ancestors(a).keys() & _ancestors(b).keys()
+    common = ancestors_of(a).keys() & ancestors_of(b).keys()
     return max((_depth_of(n) for n in common), default=-1)
+
+
+def _close(a: Synset, b: Synset) -> bool:
+    """Whether ``b`` shares an ancestor with ``a`` at most :data:`CLOSE` steps above ``a`` (or is its kin)."""
+    anc_a, anc_b = ancestors_of(a), ancestors_of(b)
+    return any(d <= CLOSE and n in anc_b for n, d in anc_a.items()) or a.name() in anc_b
 
 
 def synset_label(s: Synset) -> str:
@@ -143,23 +187,7 @@ def _rank(s: Synset) -> str:
         head = n.split("_", 1)[0].lower()
         if head in _RANKS and "_" in n:
             return head
-    return "taxon" if "biological_group.n.01" in _ancestors(s) else ""
-
-
-def _contains(text: str, forms: Iterable[str]) -> bool:
-    """Whether a form occurs whole-word in ``text``, or a word of ``text`` extends a one-word form of at
-    least 5 letters ("Scorpionida" for "scorpion", "upstage" for "stage")."""
-    norm = normalize(text)
-    padded = f" {norm} "
-    words = norm.split()
-    for f in forms:
-        if not f:
-            continue
-        if f" {f} " in padded:
-            return True
-        if len(f) >= 5 and " " not in f and any(f in w for w in words):
-            return True
-    return False
+    return "taxon" if "biological_group.n.01" in ancestors_of(s) else ""
 
 
 def _clean_gloss(s: Synset) -> str:
@@ -167,389 +195,298 @@ def _clean_gloss(s: Synset) -> str:
     return d[:1].upper() + d[1:] if d else d
 
 
-# ----- shared pools -----------------------------------------------------------------------------------
-class _Pools:
-    """Candidate answers/distractors gathered once over the hierarchy of the whole vocabulary."""
+def _name_words(forms: frozenset[str], s: Synset) -> frozenset[str]:
+    """Every word of every form of the class and of its synset's lemmas (with plurals), stopwords and
+    words under 3 letters aside."""
+    stop = cached_stopwords()
+    words: set[str] = set()
+    texts = set(forms) | {normalize(n.replace("_", " ")) for n in s.lemma_names()}
+    for t in texts:
+        for w in t.split():
+            if len(w) >= 3 and w not in stop:
+                words.add(w)
+                words.update(pluralize(w))
+    return frozenset(words)
 
-    def __init__(self, synsets: list[Synset]) -> None:
-        wn = wordnet()
-        closure: set[str] = set()
-        for s in synsets:
-            closure.update(_ancestors(s))
-        self.closure = [wn.synset(n) for n in sorted(closure)]
-        classes = {s.name() for s in synsets}
-        # proper ancestors only: "this object is a kind of dalmatian" is a silly distractor
-        self.hypernyms = [a for a in self.closure if a.name() not in GENERIC and a.name() not in classes
-                          and _depth(a) >= MIN_ANSWER_DEPTH]
-        self.hypernym_names = frozenset(a.name() for a in self.hypernyms)
-        parts: dict[str, Synset] = {}
-        holonyms: dict[str, Synset] = {}
-        members: dict[str, Synset] = {}
-        substances: dict[str, Synset] = {}
-        for a in self.closure:
+
+def leaks_name(text: str, name_words: frozenset[str]) -> bool:
+    """Whether ``text`` contains a name word whole-word, or a word extending a 5+ letter name word."""
+    for w in normalize(text).split():
+        if w in name_words or any(len(n) >= 5 and n in w for n in name_words):
+            return True
+    return False
+
+
+@functools.cache
+def _is_place(name: str) -> tuple[Synset, ...]:
+    """The location synsets a capitalised name may denote (empty when WordNet knows none)."""
+    return tuple(c for c in senses(name) if "location.n.01" in ancestors_of(c))
+
+
+def _places(text: str) -> list[Synset]:
+    """The location synsets named in an origin phrase."""
+    out = []
+    for name in re.findall(_NAME, text):
+        out.extend(_is_place(name))
+    return out
+
+
+@functools.cache
+def _place_closure(s: Synset) -> frozenset[str]:
+    """A place with every place it lies in and every place within it (part holonyms/meronyms, transitive)."""
+    up = {x.name() for x in s.closure(lambda x: x.part_holonyms())}
+    down = {x.name() for x in s.closure(lambda x: x.part_meronyms())}
+    return frozenset(up | down | {s.name()})
+
+
+def _phrase_ok(text: str, min_words: int = 1, max_words: int = 10) -> bool:
+    words = normalize(text).split()
+    return min_words <= len(words) <= max_words and not _PRONOUNS & set(words) and bool(content_words(text))
+
+
+def _noun_phrase(text: str) -> bool:
+    """Whether a parsed phrase looks like a complete noun phrase: no verb-like joints ("and use", "to"),
+    not starting with a joint, and ending in a word WordNet knows as a noun."""
+    words = normalize(text).split()
+    if not words or words[0] in ("or", "and", "to", "in", "on", "at", "of") or "to" in words or "use" in words:
+        return False
+    last = words[-1]
+    return last not in ("and", "or") and bool(wordnet().synsets(last, pos="n")) and not last.endswith("ly")
+
+
+# ----- answers a synset gives per kind ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Answer:
+    """One correct answer of a kind for a synset: display text, the synset it names (None for gloss
+    phrases), the synset that states it (the class or an ancestor) and the reference sentence."""
+
+    kind: str
+    text: str
+    synset: Synset | None
+    source: Synset
+    reference: str
+
+
+def _gloss_phrases(s: Synset) -> dict[str, list[str]]:
+    """Use / origin / feature / material phrases parsed from the gloss of ``s``."""
+    d = s.definition()
+    out: dict[str, list[str]] = {"use": [], "origin": [], "feature": [], "substance": []}
+    for m in list(_USE_RE.finditer(d)) + list(_FOR_RE.finditer(d)):
+        p = m.group(1).split(",")[0].strip()
+        if _phrase_ok(p, 2, 10) and not p.lower().startswith(("for example", "for instance")):
+            out["use"].append(p)
+    for m in _ORIGIN_RE.finditer(d):
+        p = m.group(1).strip()
+        names = re.findall(_NAME, p)
+        if names and all(_is_place(n) for n in names) and _phrase_ok(p, 1, 8):
+            out["origin"].append(p)
+    if s.lexname() in ("noun.animal", "noun.artifact", "noun.plant"):
+        for m in _FEATURE_RE.finditer(d):
+            p = _FEATURE_CUT.split(f" {m.group(1)} ")[0].strip()
+            if _phrase_ok(p, 2, 7) and _noun_phrase(p):
+                out["feature"].append(p)
+    for m in _MADE_RE.finditer(d):
+        p = m.group(1).strip()
+        if _phrase_ok(p, 1, 4):
+            out["substance"].append(p)
+    return out
+
+
+@functools.cache
+def answers_of(s: Synset) -> dict[str, tuple[_Answer, ...]]:
+    """Every correct answer each kind gives for ``s``, nearest fact first (no name-leak filtering)."""
+    wn = wordnet()
+    label = synset_label(s)
+    anc = ancestors_of(s)
+    out: dict[str, list[_Answer]] = {k: [] for k in KINDS}
+    for n, d in sorted(anc.items(), key=lambda t: (t[1], t[0])):
+        a = wn.synset(n)
+        if 1 <= d <= MAX_HYPERNYM_DISTANCE and n not in GENERIC and _depth(a) >= MIN_ANSWER_DEPTH:
+            out["hypernym"].append(_Answer("hypernym", synset_label(a), a, s,
+                                           f"{label} is a kind of {synset_label(a)} ({a.definition()})."))
+        if d <= MAX_MEMBER_DISTANCE:
+            for h in related(a, "member_holonyms"):
+                if d == 0 or _rank(h):
+                    who = label if d == 0 else f"{synset_label(a)} (and so {label})"
+                    out["member_of"].append(_Answer("member_of", synset_label(h), h, a,
+                                                    f"{who} is a member of {synset_label(h)} ({h.definition()})."))
+        if d == 0:
             for p in related(a, "part_meronyms"):
                 if p.name() not in GENERIC_PARTS:
-                    parts.setdefault(p.name(), p)
-            if related(a, "part_meronyms"):
-                holonyms.setdefault(a.name(), a)
-            for h in related(a, "part_holonyms"):
-                holonyms.setdefault(h.name(), h)
-            for h in related(a, "member_holonyms"):
-                members.setdefault(h.name(), h)
-            for m in related(a, "substance_meronyms"):
-                substances.setdefault(m.name(), m)
-        for m in list(substances.values()):  # siblings of known substances widen the small pool
-            for parent in related(m, "hypernyms"):
-                for sib in related(parent, "hyponyms"):
-                    substances.setdefault(sib.name(), sib)
-        self.parts = [parts[k] for k in sorted(parts)]
-        self.holonyms = [holonyms[k] for k in sorted(holonyms) if k not in GENERIC]
-        self.members = [members[k] for k in sorted(members)]
-        self.substances = [substances[k] for k in sorted(substances)]
+                    out["part"].append(_Answer("part", synset_label(p), p, s,
+                                               f"{label} has part {synset_label(p)} ({p.definition()})."))
+        elif (s.lexname() == "noun.animal" and d <= MAX_INHERITED_PART_DISTANCE and n not in GENERIC):
+            for p in related(a, "part_meronyms"):
+                if p.name() not in GENERIC_PARTS:
+                    out["inherited_part"].append(_Answer(
+                        "inherited_part", synset_label(p), p, a,
+                        f"inherited from {synset_label(a)}: {synset_label(a)} has part {synset_label(p)} "
+                        f"({p.definition()}); WordNet does not state it for {label} itself."))
+    for h in related(s, "part_holonyms"):
+        out["part_of"].append(_Answer("part_of", synset_label(h), h, s,
+                                      f"{label} is a part of {synset_label(h)} ({h.definition()})."))
+    for m in related(s, "substance_meronyms"):
+        out["substance"].append(_Answer("substance", synset_label(m), m, s,
+                                        f"{label} has substance {synset_label(m)} ({m.definition()})."))
+    for rel in ("topic_domains", "usage_domains", "region_domains"):
+        for dom in related(s, rel):
+            out["domain"].append(_Answer("domain", synset_label(dom), dom, s,
+                                         f"{label} belongs to the domain {synset_label(dom)} ({dom.definition()})."))
+    gloss = _clean_gloss(s)
+    if gloss:
+        out["gloss_cloze"].append(_Answer("gloss_cloze", gloss, None, s, f"{label}: {s.definition()}"))
+    for kind, phrases in _gloss_phrases(s).items():
+        for p in phrases:
+            out[kind].append(_Answer(kind, p, None, s, f"{label}: {s.definition()}"))
+    seen: dict[str, set[str]] = {}
+    return {k: tuple(a for a in v if normalize(a.text) not in seen.setdefault(k, set())
+                     and not seen[k].add(normalize(a.text))) for k, v in out.items()}
 
 
-# ----- per-class generation ---------------------------------------------------------------------------
-class _Candidate:
-    __slots__ = ("kind", "correct", "distractors", "reference")
+# ----- pools of distractors ---------------------------------------------------------------------------------
+@dataclass
+class _Option:
+    """A distractor candidate of one kind: its text, synset (None for phrases) and the synsets it is a
+    correct answer for (classes, relatives, or the wholes that state a part)."""
 
-    def __init__(self, kind: str, correct: str, distractors: list[str], reference: str) -> None:
-        self.kind, self.correct, self.distractors, self.reference = kind, correct, distractors, reference
-
-
-def _pick(correct: Synset, pool: Iterable[Synset], ok: Callable[[Synset], bool], seed: int, parts: tuple[str, ...],
-          taken: set[str], forms: frozenset[str], label: Callable[[Synset], str] = synset_label) -> list[str] | None:
-    """3 distractor texts from ``pool``: allowed by ``ok``, distinct (normalised) from ``taken``, not
-    naming the class (``forms``), nearest to ``correct`` first; drawn from the best :data:`POOL`. None
-    when fewer than 3 exist."""
-    scored = []
-    for c in pool:
-        if c == correct or not ok(c):
-            continue
-        scored.append((-_lcs_depth(correct, c), c.name(), c))
-    scored.sort(key=lambda t: (t[0], t[1]))
-    chosen: list[str] = []
-    seen = set(taken)
-    for _, _, c in scored:
-        text = label(c)
-        key = normalize(text)
-        if key and key not in seen and not _contains(text, forms):
-            seen.add(key)
-            chosen.append(text)
-        if len(chosen) >= POOL:
-            break
-    if len(chosen) < N_OPTIONS - 1:
-        return None
-    return sample_rng(seed, *parts).sample(chosen, N_OPTIONS - 1)
+    text: str
+    synset: Synset | None
+    sources: list[Synset]
 
 
-def _hypernym_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: frozenset[str],
-                         reasons: Counter) -> Iterator[_Candidate]:
-    wn = wordnet()
-    anc = _ancestors(s)
-    below = _descendants(s)
-    direct = [p for p in _parents(s) if p.name() not in GENERIC and _depth(p) >= MIN_ANSWER_DEPTH
-              and not _contains(synset_label(p), forms)]
-    far = [wn.synset(n) for n, d in sorted(anc.items()) if 2 <= d <= 4 and n not in GENERIC
-           and _depth(wn.synset(n)) >= MIN_ANSWER_DEPTH + 1 and not _contains(synset_label(wn.synset(n)), forms)]
-    targets: list[Synset] = []
-    if direct:
-        targets.append(direct[0])
-    rng = sample_rng(seed, cid, "hypernym-far")
-    for _ in range(2):  # up to two more, at different distances
-        far = [f for f in far if f not in targets and all(anc[f.name()] != anc[t.name()] for t in targets[1:])]
-        if not far:
-            break
-        targets.append(rng.choice(far))
-    if not targets:
-        reasons["no_hypernym"] += 1
-    gloss_words = _gloss_words(s)
-    for n, t in enumerate(targets):
-        dt = _depth(t)
-        distractors = None
-        # the vocabulary's own hierarchy at a similar depth first; then wider; then WordNet cousins of the
-        # answer (small vocabularies). Nothing the class's gloss mentions ("stronghold" of a castle).
-        for window, cousins in ((1, False), (2, False), (2, True), (4, True)):
-            pool = pools.hypernyms
-            if cousins:
-                pool = pool + [c for c in _cousins(t) if c.name() not in pools.hypernym_names]
+def _pool_synsets(synsets: list[Synset]) -> list[Synset]:
+    """The classes, plus WordNet siblings and uncles of each (hyponyms of ancestors up to 2 steps) when the
+    vocabulary is small (hyponyms of ancestors 1-2 steps up), sorted by name."""
+    out = {s.name(): s for s in synsets}
+    if len(synsets) < SMALL_VOCAB:
+        wn = wordnet()
+        for s in synsets:
+            for n, d in ancestors_of(s).items():
+                if 1 <= d <= 2 and n not in GENERIC:
+                    for h in related(wn.synset(n), "hyponyms"):
+                        out.setdefault(h.name(), h)
+    return [out[k] for k in sorted(out)]
 
-            def ok(c: Synset, dt: int = dt, window: int = window) -> bool:
-                return (c.name() not in anc and c.name() not in below and abs(_depth(c) - dt) <= window
-                        and not _mentioned(c, gloss_words))
 
-            distractors = _pick(t, pool, ok, seed, (cid, "hypernym", str(n)), {normalize(synset_label(t))}, forms)
-            if distractors is not None:
+def _build_pools(synsets: list[Synset]) -> dict[str, list[_Option]]:
+    """``{kind: options}``: every answer the kind gives for a pool synset, one entry per normalised text."""
+    pools: dict[str, dict[str, _Option]] = {k: {} for k in KINDS}
+    for s in _pool_synsets(synsets):
+        for kind, answers in answers_of(s).items():
+            for a in answers:
+                key = normalize(a.text)
+                opt = pools[kind].setdefault(key, _Option(a.text, a.synset, []))
+                opt.sources.append(a.source if kind in ("part", "inherited_part") else s)
+    return {k: [v[t] for t in sorted(v)] for k, v in pools.items()}
+
+
+# ----- distractors -------------------------------------------------------------------------------------
+def _pairwise_ok(a: _Option | _Answer, b: _Option | _Answer) -> bool:
+    """Two options may stand together: different text, no shared content word, no noun sense of one an
+    ancestor or descendant of a noun sense of the other ("cart"/"truck": a hand truck is a handcart)."""
+    if normalize(a.text) == normalize(b.text) or content_words(a.text) & content_words(b.text):
+        return False
+    sa = [a.synset] if a.synset is not None else list(senses(a.text))
+    sb = [b.synset] if b.synset is not None else list(senses(b.text))
+    sa += [x for x in senses(a.text) if x not in sa]
+    sb += [x for x in senses(b.text) if x not in sb]
+    return not any(x.name() in ancestors_of(y) or y.name() in ancestors_of(x) for x in sa for y in sb)
+
+
+def _valid_for(opt: _Option, answer: _Answer, s: Synset, facts: ClassFacts, name_words: frozenset[str],
+               answer_places: frozenset[str]) -> bool:
+    """Whether ``opt`` is a false, fair distractor for the class ``s`` asked about with ``answer``."""
+    kind = answer.kind
+    if leaks_name(opt.text, name_words) or not _pairwise_ok(opt, answer):
+        return False
+    if any(src.name() in facts.ancestors or src.name() in facts.descendants for src in opt.sources):
+        return False
+    if kind == "gloss_cloze":
+        return True
+    if why_true(facts, opt.text) is not None:
+        return False
+    if kind in ("part", "inherited_part", "use", "feature", "substance") and any(_close(s, src) for src in opt.sources):
+        return False
+    return not (kind == "origin" and any(not _place_closure(p).isdisjoint(answer_places)
+                                         for p in _places(opt.text)))
+
+
+def _closeness(answer: _Answer, opt: _Option, s: Synset) -> int:
+    if answer.synset is not None and opt.synset is not None:
+        return _lcs_depth(answer.synset, opt.synset)
+    return max((_lcs_depth(s, src) for src in opt.sources[:8]), default=-1)
+
+
+def _distractors(answer: _Answer, s: Synset, facts: ClassFacts, name_words: frozenset[str],
+                 pool: list[_Option], seed: int, salt: str) -> list[str] | None:
+    """3 distractor texts for ``answer``: valid (:func:`_valid_for`), ranked by closeness with ties broken
+    by a seeded hash, drawn from the best :data:`POOL`, pairwise compatible. None when fewer exist."""
+    places: set[str] = set()
+    if answer.kind == "origin":
+        for p in _places(" ".join(a.text for a in answers_of(s)["origin"])):
+            places.update(_place_closure(p))
+    frozen = frozenset(places)
+    ranked = sorted(pool, key=lambda o: (-_closeness(answer, o, s), sample_rng(seed, salt, normalize(o.text)).random()))
+    valid: list[_Option] = []
+    for opt in ranked:  # validated lazily, best first: the best POOL valid ones, then the rest on demand
+        if _valid_for(opt, answer, s, facts, name_words, frozen):
+            valid.append(opt)
+            if len(valid) == POOL:
                 break
-        if distractors is None:
-            reasons["too_few_distractors"] += 1
-            continue
-        ref = f"{synset_label(s)} is a kind of {synset_label(t)} ({t.definition()})."
-        yield _Candidate("hypernym", synset_label(t), distractors, ref)
+    rng = sample_rng(seed, salt, "draw")
+    chosen: list[_Option] = []
+    for opt in rng.sample(valid, len(valid)):
+        if all(_pairwise_ok(opt, c) for c in chosen):
+            chosen.append(opt)
+    if len(chosen) < N_OPTIONS - 1:  # the best did not fit together: go on down the ranking
+        for opt in ranked[ranked.index(valid[-1]) + 1 if valid else 0:]:
+            if (all(_pairwise_ok(opt, c) for c in chosen)
+                    and _valid_for(opt, answer, s, facts, name_words, frozen)):
+                chosen.append(opt)
+                if len(chosen) == N_OPTIONS - 1:
+                    break
+    return [c.text for c in chosen[:N_OPTIONS - 1]] if len(chosen) >= N_OPTIONS - 1 else None
 
 
-def _gloss_words(s: Synset) -> str:
-    """The normalised definitions of ``s`` and its ancestors up to 2 steps, space-padded."""
-    wn = wordnet()
-    glosses = [s.definition()] + [wn.synset(n).definition() for n, d in sorted(_ancestors(s).items())
-                                  if 1 <= d <= 2]
-    return f" {normalize(' '.join(glosses))} "
-
-
-@functools.cache
-def _lemma_texts(c: Synset) -> tuple[str, ...]:
-    """Space-padded normalised lemmas of ``c`` and their plurals."""
-    out: dict[str, None] = {}
-    for n in c.lemma_names():
-        t = normalize(n.replace("_", " "))
-        if t:
-            for x in (t, *pluralize(t)):
-                out[f" {x} "] = None
-    return tuple(out)
-
-
-def _mentioned(c: Synset, gloss_words: str) -> bool:
-    """Whether a lemma of ``c`` (or its plural) occurs whole-word in ``gloss_words``."""
-    return any(x in gloss_words for x in _lemma_texts(c))
-
-
-def _cousins(t: Synset) -> list[Synset]:
-    """Siblings and first cousins of ``t`` (hyponyms of its parents and grandparents' children), not generic."""
-    out: dict[str, Synset] = {}
-    for p in _parents(t):
-        for c in related(p, "hyponyms"):
-            out.setdefault(c.name(), c)
-        for g in _parents(p):
-            for u in related(g, "hyponyms"):
-                for c in related(u, "hyponyms"):
-                    out.setdefault(c.name(), c)
-    return [out[k] for k in sorted(out) if k not in GENERIC and k != t.name()
-            and _depth(out[k]) >= MIN_ANSWER_DEPTH]
-
-
-@functools.cache
-def _sub_parts(name: str) -> frozenset[str]:
-    """Names of the parts of the parts ... of a synset (transitive part meronyms)."""
-    return frozenset(x.name() for x in wordnet().synset(name).closure(lambda x: x.part_meronyms()))
-
-
-def _class_parts(s: Synset) -> tuple[list[tuple[Synset, Synset]], set[str]]:
-    """``([(part, whole)] usable answers nearest first, names of every part of the class or an ancestor)``."""
-    wn = wordnet()
-    usable: list[tuple[Synset, Synset]] = []
-    every: set[str] = set()
-    limit = MAX_ANIMAL_PART_DISTANCE if s.lexname() == "noun.animal" else MAX_PART_DISTANCE
-    for name, d in sorted(_ancestors(s).items(), key=lambda t: (t[1], t[0])):
-        a = wn.synset(name)
-        for p in related(a, "part_meronyms"):
-            every.add(p.name())
-            if (d <= limit and name not in GENERIC and p.name() not in GENERIC_PARTS
-                    and (d == 0 or name not in UNRELIABLE_PART_SOURCES)
-                    and p.name() not in {u[0].name() for u in usable}):
-                usable.append((p, a))
-    return usable, every
-
-
-def _part_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: frozenset[str],
-                     reasons: Counter, max_n: int = 3) -> Iterator[_Candidate]:
-    usable, every = _class_parts(s)
-    wn = wordnet()
-    anc_labels = {normalize(synset_label(wn.synset(n))) for n in _ancestors(s)}
-    usable = [(p, w) for p, w in usable if not _contains(synset_label(p), forms) and normalize(synset_label(p)) not in anc_labels]
-    if not usable:
-        reasons["no_part_meronyms"] += 1
-        return
-    for n in sorted(every):  # parts of parts are parts too (the claws of a paw)
-        every.update(_sub_parts(n))
-    own_parts = frozenset(n for n in every if n not in GENERIC_PARTS)
-    related = set(every)
-    for n in own_parts:
-        related.update(_ancestors(wn.synset(n)))  # hypernyms of a real part ("appendage" of "fin")
-    gloss_words = _gloss_words(s)
-
-    def ok(c: Synset) -> bool:
-        if c.name() in related:
-            return False
-        if not own_parts.isdisjoint(_ancestors(c)):  # a kind of a real part ("dorsal fin")
-            return False
-        return not _mentioned(c, gloss_words)
-
-    # spread the chosen answers over different wholes where possible, nearest first
-    order = sorted(range(len(usable)), key=lambda i: sample_rng(seed, cid, "part-order", usable[i][0].name()).random())
-    order.sort(key=lambda i: _ancestors(s)[usable[i][1].name()])
-    made = 0
-    for i in order:
-        if made >= max_n:
-            break
-        p, whole = usable[i]
-        distractors = _pick(p, pools.parts, ok, seed, (cid, "part", p.name()), {normalize(synset_label(p))}, forms)
-        if distractors is None:
-            reasons["too_few_distractors"] += 1
-            continue
-        who = synset_label(s) if whole == s else f"{synset_label(whole)} (and so {synset_label(s)})"
-        made += 1
-        yield _Candidate("part", synset_label(p), distractors, f"{who} has part {synset_label(p)} ({p.definition()}).")
-
-
-def _part_of_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: frozenset[str],
-                        reasons: Counter) -> Iterator[_Candidate]:
-    holos = [h for h in related(s, "part_holonyms") if not _contains(synset_label(h), forms)]
-    if not holos:
-        reasons["no_part_holonyms"] += 1
-        return
-    wn = wordnet()
-    anc = _ancestors(s)
-    wholes: set[str] = set()
-    for name in anc:
-        for h in related(wn.synset(name), "part_holonyms"):
-            wholes.add(h.name())
-            wholes.update(_ancestors(h))
-            wholes.update(_descendants(h))
-    for h in holos[:2]:
-
-        def ok(c: Synset) -> bool:
-            return c.name() not in wholes and c.name() not in anc and c.name() not in _descendants(s)
-
-        distractors = _pick(h, pools.holonyms, ok, seed, (cid, "part_of", h.name()), {normalize(synset_label(h))}, forms)
-        if distractors is None:
-            reasons["too_few_distractors"] += 1
-            continue
-        ref = f"{synset_label(s)} is a part of {synset_label(h)} ({h.definition()})."
-        yield _Candidate("part_of", synset_label(h), distractors, ref)
-
-
-def _member_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: frozenset[str],
-                       reasons: Counter) -> Iterator[_Candidate]:
-    wn = wordnet()
-    anc = _ancestors(s)
-    groups: list[tuple[Synset, Synset]] = []
-    for name, d in sorted(anc.items(), key=lambda t: (t[1], t[0])):
-        if d > MAX_MEMBER_DISTANCE:
-            continue
-        a = wn.synset(name)
-        for h in related(a, "member_holonyms"):
-            if h not in [g for g, _ in groups] and not _contains(synset_label(h), forms):
-                groups.append((h, a))
-    if not groups:
-        reasons["no_member_holonyms"] += 1
-        return
-    containing: set[str] = set()  # every group the class is (transitively) a member of
-    for name in anc:
-        for h in related(wn.synset(name), "member_holonyms"):
-            containing.add(h.name())
-            containing.update(x.name() for x in h.closure(lambda x: x.member_holonyms()))
-    for h, member in groups[:2]:
-        rank = _rank(h)
-
-        def ok(c: Synset, rank: str = rank) -> bool:
-            return c.name() not in containing and _rank(c) == rank
-
-        distractors = _pick(h, pools.members, ok, seed, (cid, "member_of", h.name()), {normalize(synset_label(h))}, forms)
-        if distractors is None:
-            reasons["too_few_distractors"] += 1
-            continue
-        who = synset_label(s) if member == s else f"{synset_label(member)} (and so {synset_label(s)})"
-        yield _Candidate("member_of", synset_label(h), distractors,
-                         f"{who} is a member of {synset_label(h)} ({h.definition()}).")
-
-
-def _substance_candidates(s: Synset, pools: _Pools, seed: int, cid: str, forms: frozenset[str],
-                          reasons: Counter) -> Iterator[_Candidate]:
-    wn = wordnet()
-    anc = _ancestors(s)
-    subs: list[tuple[Synset, Synset]] = []
-    every: set[str] = set()
-    for name, d in sorted(anc.items(), key=lambda t: (t[1], t[0])):
-        for m in related(wn.synset(name), "substance_meronyms"):
-            every.add(m.name())
-            every.update(_ancestors(m))
-            every.update(_descendants(m))
-            if d <= MAX_SUBSTANCE_DISTANCE and not _contains(synset_label(m), forms) and m not in [x for x, _ in subs]:
-                subs.append((m, wn.synset(name)))
-    if not subs:
-        reasons["no_substance_meronyms"] += 1
-        return
-    for m, whole in subs[:1]:
-        distractors = _pick(m, pools.substances, lambda c: c.name() not in every, seed,
-                            (cid, "substance", m.name()), {normalize(synset_label(m))}, forms)
-        if distractors is None:
-            reasons["too_few_distractors"] += 1
-            continue
-        who = synset_label(s) if whole == s else f"{synset_label(whole)} (and so {synset_label(s)})"
-        yield _Candidate("substance", synset_label(m), distractors,
-                         f"{who} has substance {synset_label(m)} ({m.definition()}).")
-
-
-def _gloss_candidates(s: Synset, entry: ClassEntry, synsets: dict[str, Synset | None],
-                      neighbors: dict[str, list[str]], seed: int, forms: frozenset[str],
-                      reasons: Counter) -> Iterator[_Candidate]:
-    correct = _clean_gloss(s)
-    if not correct:
-        reasons["no_gloss"] += 1
-        return
-    if _contains(correct, forms):
-        reasons["leak"] += 1
-        return
-    anc = _ancestors(s)
-    below = _descendants(s)
-    cands: list[str] = []
-    seen = {normalize(correct)}
-    for other in neighbors.get(entry.class_id, []):
+def _gloss_pool(entry_id: str, s: Synset, synsets: dict[str, Synset | None],
+                neighbors: dict[str, list[str]]) -> list[_Option]:
+    """Definitions of the nearest other classes (the 16 nearest), as a distractor pool for ``gloss_cloze``."""
+    out: list[_Option] = []
+    seen: set[str] = set()
+    for other in neighbors.get(entry_id, []):
         o = synsets.get(other)
-        if o is None or o == s or o.name() in anc or o.name() in below:
+        if o is None or o == s or normalize(o.definition()) in seen:
             continue
-        text = _clean_gloss(o)
-        key = normalize(text)
-        if not key or key in seen or _contains(text, forms):
-            continue
-        seen.add(key)
-        cands.append(text)
-        if len(cands) >= 2 * POOL:
+        seen.add(normalize(o.definition()))
+        out.append(_Option(_clean_gloss(o), None, [o]))
+        if len(out) >= 16:
             break
-    if len(cands) < N_OPTIONS - 1:
-        reasons["too_few_distractors"] += 1
-        return
-    # the nearest neighbours, then those of a length closest to the correct gloss (no length give-away)
-    near = [t for _, t in sorted(enumerate(cands[:POOL]), key=lambda it: (abs(len(it[1]) - len(correct)), it[0]))]
-    distractors = sample_rng(seed, entry.class_id, "gloss_cloze").sample(near[:5], N_OPTIONS - 1)
-    ref = f"{synset_label(s)}: {s.definition()}"
-    yield _Candidate("gloss_cloze", correct, distractors, ref)
+    return out
 
 
-def _accept(c: _Candidate, seen: set[str], count: Counter, forms: frozenset[str], reasons: Counter,
-            cid: str, class_name: str, s: Synset, seed: int) -> Question | None:
-    """The question of a candidate, or None (reason counted) when its options repeat or leak the class,
-    or its answer repeats one already kept for the class."""
-    question = TEMPLATES[c.kind]
-    options = [c.correct, *c.distractors]
-    normed = [normalize(o) for o in options]
-    if len(set(normed)) != N_OPTIONS or not all(normed):
-        reasons["duplicate_options"] += 1
+def _gloss_distractors(answer: _Answer, s: Synset, name_words: frozenset[str], pool: list[_Option],
+                       seed: int, salt: str) -> list[str] | None:
+    """3 definitions of near classes: not of a kin synset, not naming the class; of the 8 nearest the 5
+    closest in length to the correct one (no length give-away), 3 drawn by seed."""
+    facts = ClassFacts.of(s)
+    near = [o for o in pool if not leaks_name(o.text, name_words)
+            and not any(src.name() in facts.ancestors or src.name() in facts.descendants for src in o.sources)]
+    near = near[:POOL]
+    if len(near) < N_OPTIONS - 1:
         return None
-    if _contains(question, forms) or any(_contains(o, forms) for o in options):
-        reasons["leak"] += 1
-        return None
-    key = normalize(c.correct)
-    if key in seen:
-        reasons["duplicate"] += 1
-        return None
-    seen.add(key)
-    n = count[c.kind]
-    count[c.kind] += 1
-    qid = f"{cid}-{GENERATOR}-{c.kind}-{n}"
-    sample_rng(seed, qid, "shuffle").shuffle(options)
-    return Question(qid=qid, class_id=cid, class_name=class_name, question=question, options=options,
-                    answer_index=options.index(c.correct), reference=c.reference,
-                    source=f"wordnet:{wnid_of(s)}", generator=GENERATOR, kind=c.kind)
+    near.sort(key=lambda o: (abs(len(o.text) - len(answer.text)), sample_rng(seed, salt, o.text).random()))
+    return sample_rng(seed, salt, "draw").sample([o.text for o in near[:5]], N_OPTIONS - 1)
 
 
 # ----- public API -------------------------------------------------------------------------------------
 def generate_wordnet_questions(vocab: ClassVocabulary, per_class: int = 5, seed: int = 0,
                                kinds: tuple[str, ...] | None = None,
                                lexicon: Lexicon | None = None) -> tuple[list[Question], Counter]:
-    """Up to ``per_class`` WordNet questions per class of ``vocab`` (see the module docstring), in
-    vocabulary order, and a Counter of skip/rejection reasons ("no_synset", "no_part_meronyms", "leak",
-    "too_few_distractors", "duplicate", "class_below_per_class", ...). Deterministic for a seed.
-    ``lexicon``: ``Lexicon.build(vocab)`` when the caller already has it (built here otherwise)."""
+    """Up to ``per_class`` WordNet questions per class of ``vocab`` (rules in the module docstring), in
+    vocabulary order, and a Counter of skip/rejection reasons ("no_synset", "no_<kind>", "leak",
+    "too_few_distractors", "answer_cap", "duplicate_across_classes", "taxonomy_cap",
+    "class_below_per_class", ...). Deterministic for a seed. ``lexicon``: ``Lexicon.build(vocab)`` when
+    the caller already has it (built here otherwise)."""
     kinds = KINDS if kinds is None else tuple(kinds)
     bad = [k for k in kinds if k not in KINDS]
     if bad:
@@ -559,54 +496,162 @@ def generate_wordnet_questions(vocab: ClassVocabulary, per_class: int = 5, seed:
     reasons: Counter = Counter()
     lexicon = lexicon if lexicon is not None else Lexicon.build(vocab)
     synsets: dict[str, Synset | None] = {e.class_id: entry_synset(e) for e in vocab}
-    pools = _Pools([s for s in synsets.values() if s is not None])
+    present = [s for s in synsets.values() if s is not None]
+    pools = _build_pools(present)
     neighbors = class_neighbors(vocab) if "gloss_cloze" in kinds else {}
-
-    questions: list[Question] = []
-    for entry in vocab:
+    cap = max(MIN_ANSWER_CAP, math.floor(ANSWER_SHARE * per_class * len(present)))
+    answer_count: Counter = Counter()
+    signatures: set[tuple[str, frozenset[str]]] = set()
+    kept_by_class: dict[str, list[Question]] = {}
+    # classes claim capped answers and option sets in a seeded order (not vocabulary order)
+    order = sorted((e for e in vocab), key=lambda e: sample_rng(seed, "class-order", e.class_id).random())
+    for entry in order:
         s = synsets[entry.class_id]
         if s is None:
             reasons["no_synset"] += 1
             continue
-        cid = entry.class_id
-        forms = frozenset(f.text for f in lexicon.forms_of(cid))
-        # generator objects: nothing is computed before the first next()
-        all_streams: dict[str, Iterator[_Candidate]] = {
-            "hypernym": _hypernym_candidates(s, pools, seed, cid, forms, reasons),
-            "part": _part_candidates(s, pools, seed, cid, forms, reasons),
-            "part_of": _part_of_candidates(s, pools, seed, cid, forms, reasons),
-            "member_of": _member_candidates(s, pools, seed, cid, forms, reasons),
-            "substance": _substance_candidates(s, pools, seed, cid, forms, reasons),
-            "gloss_cloze": _gloss_candidates(s, entry, synsets, neighbors, seed, forms, reasons),
-        }
-        streams = {kind: all_streams[kind] for kind in kinds}
-        kept: list[Question] = []
-        seen: set[str] = set()
-        count: Counter = Counter()
-        # kinds in turn (the first of every kind, then the second, ...), built lazily: every kind is asked
-        # once (so its skip reasons are counted), then only until the class has per_class questions
-        first = True
-        while streams and (first or len(kept) < per_class):
-            for kind in list(streams):
-                if not first and len(kept) >= per_class:
-                    break
-                c = next(streams[kind], None)
-                if c is None:
-                    del streams[kind]
-                    continue
-                q = _accept(c, seen, count, forms, reasons, cid, entry.name, s, seed)
-                if q is not None and len(kept) < per_class:
-                    kept.append(q)
-            first = False
-        if len(kept) < per_class:
-            reasons["class_below_per_class"] += 1
-        questions.extend(kept)
+        kept_by_class[entry.class_id] = _class_questions(entry.class_id, entry.name, s, lexicon, kinds, pools,
+                                                         synsets, neighbors, per_class, seed, cap, answer_count,
+                                                         signatures, reasons)
+    questions = [q for e in vocab for q in kept_by_class.get(e.class_id, [])]
     return questions, reasons
+
+
+def _candidates(kind: str, s: Synset, name_words: frozenset[str], seed: int, cid: str,
+                reasons: Counter) -> list[_Answer]:
+    """The answers of ``kind`` for the class that do not leak its name, nearest first, ties by seeded hash."""
+    found = answers_of(s)[kind]
+    if not found:
+        reasons[f"no_{kind}"] += 1
+        return []
+    ok = [a for a in found if not leaks_name(a.text, name_words)]
+    reasons["leak"] += len(found) - len(ok)
+    if kind == "hypernym":
+        anc = ancestors_of(s)
+        ok.sort(key=lambda a: (anc[a.synset.name()], sample_rng(seed, cid, kind, a.text).random()))
+    else:
+        first = ok[:1] if kind in ("gloss_cloze", "member_of") else []
+        rest = sorted(ok[len(first):], key=lambda a: sample_rng(seed, cid, kind, a.text).random())
+        ok = first + rest
+    return ok
+
+
+def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kinds: tuple[str, ...],
+                     pools: dict[str, list[_Option]], synsets: dict[str, Synset | None],
+                     neighbors: dict[str, list[str]], per_class: int, seed: int, cap: int,
+                     answer_count: Counter, signatures: set[tuple[str, frozenset[str]]],
+                     reasons: Counter) -> list[Question]:
+    """The questions of one class: kinds in :data:`PRIORITY` order, in turns, under the caps."""
+    forms = frozenset(f.text for f in lexicon.forms_of(cid))
+    name_words = _name_words(forms, s)
+    facts = ClassFacts.of(s)
+    queues = {k: _candidates(k, s, name_words, seed, cid, reasons) for k in PRIORITY if k in kinds}
+    kept: list[Question] = []
+    count: Counter = Counter()
+    answered: set[str] = set()
+    while len(kept) < per_class and any(queues.values()):
+        progressed = False
+        for kind in PRIORITY:
+            if len(kept) >= per_class:
+                break
+            queue = queues.get(kind)
+            while queue:
+                a = queue.pop(0)
+                if kind in TAXONOMY:
+                    n_tax = sum(1 for q in kept if q.kind in TAXONOMY)
+                    n_other_possible = len(kept) - n_tax + sum(len(v) for k, v in queues.items() if k not in TAXONOMY)
+                    if n_tax >= max(1, n_other_possible):
+                        reasons["taxonomy_cap"] += 1 + len(queue)
+                        queue.clear()
+                        break
+                q = _question(a, s, cid, class_name, facts, name_words, pools, synsets, neighbors, seed, cap,
+                              answer_count, signatures, answered, count, reasons)
+                if q is not None:
+                    kept.append(q)
+                    progressed = True
+                    break
+        if not progressed and not any(queues.values()):
+            break
+    while True:  # taxonomy + definition at most max(1, other questions kept): drop the last-added extra
+        tax = [q for q in kept if q.kind in TAXONOMY]
+        if len(tax) <= max(1, len(kept) - len(tax)):
+            break
+        kept.remove(tax[-1])
+        reasons["taxonomy_cap"] += 1
+    if not kept and "hypernym" in kinds:  # every class keeps a question: a farther ancestor that does not leak
+        for a in _far_hypernyms(s):
+            if leaks_name(a.text, name_words):
+                continue
+            q = _question(a, s, cid, class_name, facts, name_words, pools, synsets, neighbors, seed, cap,
+                          answer_count, signatures, answered, count, reasons)
+            if q is not None:
+                kept.append(q)
+                reasons["far_hypernym_fallback"] += 1
+                break
+    if len(kept) < per_class:
+        reasons["class_below_per_class"] += 1
+    return kept
+
+
+def _far_hypernyms(s: Synset) -> list[_Answer]:
+    """Ancestors 2+ steps up (not generic, depth ≥ 2), nearest first: the last-resort answers
+    of a class whose near ancestors and gloss all name it ("laptop computer" → "machine")."""
+    wn = wordnet()
+    out = []
+    for n, d in sorted(ancestors_of(s).items(), key=lambda t: (t[1], t[0])):
+        a = wn.synset(n)
+        if d > MAX_HYPERNYM_DISTANCE - 2 and n not in GENERIC and _depth(a) >= 2:
+            out.append(_Answer("hypernym", synset_label(a), a, s,
+                               f"{synset_label(s)} is a kind of {synset_label(a)} ({a.definition()})."))
+    return out
+
+
+def _question(a: _Answer, s: Synset, cid: str, class_name: str, facts: ClassFacts, name_words: frozenset[str],
+              pools: dict[str, list[_Option]], synsets: dict[str, Synset | None], neighbors: dict[str, list[str]],
+              seed: int, cap: int, answer_count: Counter, signatures: set[tuple[str, frozenset[str]]],
+              answered: set[str], count: Counter, reasons: Counter) -> Question | None:
+    """The question of one answer, or None (reason counted)."""
+    key = normalize(a.text)
+    if key in answered:
+        reasons["duplicate"] += 1
+        return None
+    if a.kind != "gloss_cloze" and answer_count[key] >= cap:
+        reasons["answer_cap"] += 1
+        return None
+    for attempt in range(REDRAWS):
+        salt = f"{cid}\x1f{a.kind}\x1f{key}\x1f{attempt}"
+        if a.kind == "gloss_cloze":
+            texts = _gloss_distractors(a, s, name_words, _gloss_pool(cid, s, synsets, neighbors), seed, salt)
+        else:
+            texts = _distractors(a, s, facts, name_words, pools[a.kind], seed, salt)
+        if texts is None:
+            reasons["too_few_distractors"] += 1
+            return None
+        signature = (a.kind, frozenset(normalize(t) for t in [a.text, *texts]))
+        if signature not in signatures:
+            break
+    else:
+        reasons["duplicate_across_classes"] += 1
+        return None
+    signatures.add(signature)
+    answered.add(key)
+    answer_count[key] += 1
+    n = count[a.kind]
+    count[a.kind] += 1
+    qid = f"{cid}-{GENERATOR}-{a.kind}-{n}"
+    rng = sample_rng(seed, qid, "shuffle")
+    options = [a.text, *texts]
+    rng.shuffle(options)
+    question = rng.choice(TEMPLATES[a.kind])
+    return Question(qid=qid, class_id=cid, class_name=class_name, question=question, options=options,
+                    answer_index=options.index(a.text), reference=a.reference, source=f"wordnet:{wnid_of(s)}",
+                    generator=GENERATOR, kind=a.kind)
 
 
 def coverage(questions: list[Question], vocab: ClassVocabulary, per_class: int = 5) -> dict:
     """Summary numbers: questions per kind, classes with at least ``per_class`` questions, classes with
-    none, and the fraction of questions whose correct option is (strictly or jointly) the longest."""
+    none, the taxonomy+definition share, the most repeated answers, and the fraction of questions whose
+    correct option is (strictly or jointly) the longest."""
     per_kind = Counter(q.kind for q in questions)
     per_cls = Counter(q.class_id for q in questions)
     longest = sum(1 for q in questions if len(q.answer) >= max(len(o) for o in q.options))
@@ -619,6 +664,8 @@ def coverage(questions: list[Question], vocab: ClassVocabulary, per_class: int =
         "classes": len(vocab),
         "classes_with_per_class": sum(1 for e in vocab if per_cls[e.class_id] >= per_class),
         "classes_without_questions": sum(1 for e in vocab if per_cls[e.class_id] == 0),
+        "taxonomy_share": round(sum(c for k, c in per_kind.items() if k in TAXONOMY) / n, 4) if n else 0.0,
+        "top_answers": Counter(q.answer for q in questions).most_common(10),
         "correct_longest_fraction": round(longest / n, 4) if n else 0.0,
         "correct_strictly_longest_fraction": round(strict / n, 4) if n else 0.0,
         "correct_strictly_longest_by_kind": {

@@ -1,0 +1,413 @@
+"""The key audit of ImageWikiQA questions: what WordNet says is true of a class, and pages for human review.
+
+:class:`ClassFacts` gathers, for one class synset, everything WordNet 3.0 states about it or lets it
+inherit: its ancestors (hypernyms and instance hypernyms, any distance) and descendants, the *part
+closure* (the part meronyms of the class, of every ancestor and every descendant, then parts of those
+parts, then every hypernym and hyponym of such a part: "appendage" of a fin, "dorsal fin"), the wholes it
+is a part of (part holonyms of the class and its ancestors, with their hypernyms and hyponyms), the
+groups it is a member of (member holonyms, transitively: genus → family → order), its substances, its
+topic/region/usage domains, and the content words of the glosses of the class, its ancestors and
+descendants.
+
+:func:`why_true` says why an option text is (or may be) true of the class — any noun sense of the text
+being one of those synsets, or at least half of its content words occurring in those glosses — with the
+evidence as one line; None when WordNet gives no reason to think so. :func:`key_check` runs it on every
+wrong option of a question set: an item it lists has a second correct option or a disputable key.
+:func:`key_evidence` explains the key (the relation path that makes it true).
+
+:func:`write_audit` exports a seeded sample of N questions as one self-contained Markdown page and one
+self-contained HTML page (``audit.md``, ``audit.html``): question, options with the key marked, the class's
+synset and definition, the key's evidence and for each distractor why it is false; an image per class (a
+path or bytes) is embedded as a data URI.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import io
+import mimetypes
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from builders.records import sample_rng
+from core.atomic import write_text_atomic
+from core.errors import UserError
+from core.hierarchy import ancestor_distances
+from core.lexicon import normalize, stopwords
+from core.wordnet import synset_from_wnid, wordnet
+from imagewikiqa.records import Question
+
+if TYPE_CHECKING:
+    from nltk.corpus.reader.wordnet import Synset
+
+# words that say nothing about the fact: rank words of taxonomic groups and common gloss fillers
+FILLER = frozenset({"genus", "family", "order", "class", "subfamily", "suborder", "subclass", "superfamily",
+                    "tribe", "phylum", "kind", "type", "sort", "used", "usually", "especially", "often",
+                    "typically", "one", "something", "thing", "things", "various", "etc", "having", "made"})
+KINDS_BY_SYNSET = ("hypernym", "part", "inherited_part", "part_of", "member_of", "substance", "domain")
+MAX_DESCENDANTS = 400  # descendants whose glosses/parts count as facts of the class (dog has ~200 breeds)
+
+
+def _rel(s: Synset, relation: str) -> list[Synset]:
+    """``s.<relation>()`` sorted by name (NLTK keeps pointers in sets: order changes between runs)."""
+    return sorted(getattr(s, relation)(), key=lambda x: x.name())
+
+
+@functools.cache
+def ancestors_of(s: Synset) -> dict[str, int]:
+    """``{name: fewest hypernym steps}`` over hypernyms and instance hypernyms, ``s`` itself at 0."""
+    return ancestor_distances(s)
+
+
+@functools.cache
+def descendants_of(s: Synset) -> tuple[str, ...]:
+    """Names of the hyponyms and instance hyponyms of ``s``, any depth, sorted."""
+    return tuple(sorted({h.name() for h in s.closure(lambda x: x.hyponyms() + x.instance_hyponyms())}))
+
+
+@functools.cache
+def _kin(name: str) -> frozenset[str]:
+    """A synset with all its ancestors and descendants."""
+    s = wordnet().synset(name)
+    return frozenset(ancestors_of(s)) | frozenset(descendants_of(s))
+
+
+@functools.cache
+def _transitive(name: str, relation: str) -> frozenset[str]:
+    s = wordnet().synset(name)
+    return frozenset(x.name() for x in s.closure(lambda x: getattr(x, relation)()))
+
+
+cached_stopwords = functools.cache(stopwords)  # the shipped stoplist, read once
+
+
+@functools.cache
+def content_words(text: str) -> frozenset[str]:
+    """Normalised words of ``text`` that carry meaning: not stopwords, not fillers, at least 3 letters;
+    a plural "-s" is dropped so "heads" matches "head"."""
+    stop = cached_stopwords()
+    out = set()
+    for w in normalize(text).split():
+        if len(w) < 3 or w in stop or w in FILLER:
+            continue
+        out.add(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
+    return frozenset(out)
+
+
+@functools.cache
+def senses(text: str) -> tuple[Synset, ...]:
+    """Every noun synset an option text may name (NLTK lemma lookup, morphy included)."""
+    key = text.strip().replace(" ", "_")
+    if not key:
+        return ()
+    try:
+        return tuple(wordnet().synsets(key, pos="n"))
+    except Exception:  # odd characters NLTK cannot look up
+        return ()
+
+
+@dataclass(frozen=True)
+class ClassFacts:
+    """What WordNet states about one class synset (see the module docstring); sets of synset names."""
+
+    synset: Synset
+    ancestors: dict[str, int]
+    descendants: frozenset[str]
+    parts: frozenset[str]
+    wholes: frozenset[str]
+    groups: frozenset[str]
+    substances: frozenset[str]
+    domains: frozenset[str]
+    gloss_words: frozenset[str]
+
+    @classmethod
+    def of(cls, s: Synset) -> ClassFacts:
+        """The facts of ``s`` (cached: building touches a few hundred synsets)."""
+        return _facts(s)
+
+
+@functools.cache
+def _facts(s: Synset) -> ClassFacts:
+    wn = wordnet()
+    anc = ancestors_of(s)
+    below = descendants_of(s)
+    family = [wn.synset(n) for n in sorted(anc)] + [wn.synset(n) for n in below[:MAX_DESCENDANTS]]
+    parts: set[str] = set()
+    substances: set[str] = set()
+    domains: set[str] = set()
+    words: set[str] = set()
+    for x in family:
+        for p in _rel(x, "part_meronyms"):
+            parts.add(p.name())
+            parts.update(_transitive(p.name(), "part_meronyms"))
+        for m in _rel(x, "substance_meronyms"):
+            substances.update(_kin(m.name()))
+        for rel in ("topic_domains", "region_domains", "usage_domains"):
+            domains.update(d.name() for d in _rel(x, rel))
+        words.update(content_words(x.definition()))
+        for lemma in x.lemma_names():
+            words.update(content_words(lemma.replace("_", " ")))
+    part_closure: set[str] = set()
+    for p in parts:
+        part_closure.update(_kin(p))
+    wholes: set[str] = set()
+    groups: set[str] = set()
+    for n in anc:
+        a = wn.synset(n)
+        for h in _rel(a, "part_holonyms"):
+            for w in {h.name()} | _transitive(h.name(), "part_holonyms"):
+                wholes.update(_kin(w))
+        for h in _rel(a, "member_holonyms"):
+            groups.add(h.name())
+            groups.update(_transitive(h.name(), "member_holonyms"))
+    return ClassFacts(s, anc, frozenset(below), frozenset(part_closure), frozenset(wholes), frozenset(groups),
+                      frozenset(substances), frozenset(domains), frozenset(words))
+
+
+def _path(s: Synset, target: str) -> str:
+    """The hypernym path from ``s`` up to ``target`` as "a → b → c"."""
+    best: list[Synset] | None = None
+    for path in s.hypernym_paths():
+        names = [p.name() for p in path]
+        if target in names:
+            seg = list(reversed(path[names.index(target):]))
+            if best is None or len(seg) < len(best):
+                best = seg
+    return " → ".join(p.name() for p in best) if best else f"{s.name()} … {target}"
+
+
+def why_true(facts: ClassFacts, text: str, gloss_match: bool = True) -> str | None:
+    """Why option ``text`` is (or may be) true of the class of ``facts``, as one line of evidence; None when
+    WordNet gives no reason (see the module docstring). ``gloss_match=False`` skips the gloss-word test
+    (definitions as options share words with every gloss)."""
+    s = facts.synset
+    for c in senses(text):
+        n = c.name()
+        if n in facts.ancestors:
+            return f"{n} is an ancestor of {s.name()} ({_path(s, n)})" if n != s.name() else f"{n} is the class"
+        if n in facts.descendants:
+            return f"{n} is a kind of {s.name()} (descendant)"
+        if n in facts.parts:
+            return f"{n} is in the part closure of {s.name()} (a part, part of a part, or a kind/hypernym of " \
+                   f"one, of the class, an ancestor or a descendant)"
+        if n in facts.wholes:
+            return f"{s.name()} (or an ancestor) is a part of {n}"
+        if n in facts.groups:
+            return f"{s.name()} (or an ancestor) is a member of {n}"
+        if n in facts.substances:
+            return f"{n} is a substance of {s.name()} (or of an ancestor or descendant)"
+        if n in facts.domains:
+            return f"{n} is a domain of {s.name()} (or of an ancestor or descendant)"
+    if gloss_match:
+        words = content_words(text)
+        shared = words & facts.gloss_words
+        if words and 2 * len(shared) >= len(words):
+            return f"its words {', '.join(sorted(shared))} occur in the glosses of {s.name()}, its ancestors " \
+                   f"or descendants"
+    return None
+
+
+def key_evidence(facts: ClassFacts, kind: str, answer: str) -> str:
+    """Why the key is true, from WordNet: the relation path for synset kinds, the gloss otherwise."""
+    s = facts.synset
+    for c in senses(answer):
+        n = c.name()
+        if kind == "hypernym" and n in facts.ancestors:
+            return f"hypernym path: {_path(s, n)}"
+        if kind in ("part", "inherited_part") and n in facts.parts:
+            owners = [a for a in sorted(facts.ancestors, key=lambda a: facts.ancestors[a])
+                      if n in {p.name() for p in _rel(wordnet().synset(a), "part_meronyms")}]
+            if owners:
+                return f"part meronym of {owners[0]} ({_path(s, owners[0])})"
+        if kind == "part_of" and n in facts.wholes:
+            return f"part holonym: {s.name()} is a part of {n}"
+        if kind == "member_of" and n in facts.groups:
+            return f"member holonym: {s.name()} (or an ancestor) is a member of {n}"
+        if kind == "substance" and n in facts.substances:
+            return f"substance meronym: {n}"
+        if kind == "domain" and n in facts.domains:
+            return f"domain of the synset: {n}"
+    return f"gloss of {s.name()}: {s.definition()}"
+
+
+def class_synset(q: Question) -> Synset | None:
+    """The synset a question is about: ``source`` "wordnet:<wnid>", else a wnid class id, else None."""
+    for cand in (q.source.split(":", 1)[1] if q.source.startswith("wordnet:") else "", q.class_id):
+        cand = cand.split()[0] if cand else ""
+        if re.fullmatch(r"n\d{8}", cand):
+            try:
+                return synset_from_wnid(cand)
+            except Exception:
+                continue
+    return None
+
+
+@dataclass(frozen=True)
+class KeyProblem:
+    """An item whose wrong option WordNet says is (or may be) true of the class."""
+
+    qid: str
+    class_name: str
+    option: str
+    evidence: str
+
+
+def key_check(questions: Iterable[Question]) -> list[KeyProblem]:
+    """Every wrong option that :func:`why_true` finds true of its question's class, with the evidence.
+    Definitions (kind ``gloss_cloze``) are checked against the definitions of the class's ancestors and
+    descendants instead of by gloss words. Questions whose class has no synset are skipped."""
+    wn = wordnet()
+    problems: list[KeyProblem] = []
+    for q in questions:
+        s = class_synset(q)
+        if s is None:
+            continue
+        facts = ClassFacts.of(s)
+        for i, opt in enumerate(q.options):
+            if i == q.answer_index:
+                continue
+            if q.kind == "gloss_cloze":
+                kin = sorted(facts.ancestors) + sorted(facts.descendants)
+                hit = next((n for n in kin if normalize(wn.synset(n).definition()) == normalize(opt)), None)
+                why = f"the definition of {hit}, an ancestor or descendant" if hit else None
+            else:
+                why = why_true(facts, opt)
+            if why:
+                problems.append(KeyProblem(q.qid, q.class_name, opt, why))
+    return problems
+
+
+# ----- review pages -----------------------------------------------------------------------------------------
+def _data_uri(image: str | Path | bytes) -> str:
+    """A ``data:`` URI of an image file or bytes (type from the file name, else sniffed with Pillow)."""
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read the audit image ({exc.strerror or exc})") from None
+        mime = mimetypes.guess_type(path.name)[0]
+    else:
+        data, mime = bytes(image), None
+    if not mime or not mime.startswith("image/"):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                mime = Image.MIME.get(im.format or "", "application/octet-stream")
+        except (UnidentifiedImageError, OSError):
+            raise UserError(f"audit image {str(image)[:80] if not isinstance(image, bytes) else '<bytes>'}: "
+                            f"not an image") from None
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+@dataclass
+class _Item:
+    q: Question
+    synset: str
+    definition: str
+    key: str
+    distractors: list[tuple[str, str]]
+    image: str | None
+
+
+def _explain(q: Question, image: str | None) -> _Item:
+    s = class_synset(q)
+    if s is None:
+        return _Item(q, "(no WordNet synset)", "", q.reference or "(no reference)",
+                     [(o, "not checked: no WordNet synset") for i, o in enumerate(q.options) if i != q.answer_index],
+                     image)
+    facts = ClassFacts.of(s)
+    rows = []
+    for i, o in enumerate(q.options):
+        if i == q.answer_index:
+            continue
+        why = why_true(facts, o, gloss_match=q.kind != "gloss_cloze")
+        if why:
+            rows.append((o, f"POSSIBLY TRUE: {why}"))
+        else:
+            named = ", ".join(c.name() for c in senses(o)[:3])
+            rows.append((o, f"false per WordNet: {'senses ' + named if named else 'no synset'} not an ancestor, "
+                            f"descendant, part, whole, group, substance or domain of {s.name()}; words not in "
+                            f"its glosses"))
+    return _Item(q, s.name(), s.definition(), key_evidence(facts, q.kind, q.answer), rows, image)
+
+
+def audit_sample(questions: list[Question], n: int, seed: int) -> list[Question]:
+    """``n`` questions drawn with a seeded generator (all when fewer), in their original order."""
+    if n < 1:
+        raise UserError(f"audit size must be at least 1, got {n}")
+    idx = sorted(sample_rng(seed, "audit").sample(range(len(questions)), min(n, len(questions))))
+    return [questions[i] for i in idx]
+
+
+def render_markdown(items: list[_Item]) -> str:
+    """The Markdown review page."""
+    lines = ["# Key audit", "", f"{len(items)} questions. For each: is the key correct, and is every other "
+             "option false? Mark wrong keys and second correct options.", ""]
+    for k, it in enumerate(items, 1):
+        q = it.q
+        lines += [f"## {k}. {q.qid}", "", f"**Class:** {q.class_name} — `{it.synset}`: {it.definition}", ""]
+        if it.image:
+            lines += [f"![{q.class_name}]({it.image})", ""]
+        lines += [f"**Q ({q.kind}):** {q.question}", ""]
+        for i, o in enumerate(q.options):
+            mark = " ✅ **key**" if i == q.answer_index else ""
+            lines.append(f"- {chr(65 + i)}. {o}{mark}")
+        lines += ["", f"**Key evidence:** {it.key}", "", f"**Reference:** {q.reference}", "", "**Distractors:**", ""]
+        lines += [f"- {o}: {why}" for o, why in it.distractors]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_html(items: list[_Item]) -> str:
+    """The HTML review page (one ``<section class="item">`` per question; no external resources)."""
+    e = html.escape
+    out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\"><title>Key audit</title>",
+           "<style>body{font-family:sans-serif;max-width:60em;margin:auto}.key{font-weight:bold;color:#060}"
+           ".warn{color:#a00}section{border-top:1px solid #ccc;padding:.5em 0}img{max-width:20em}</style>",
+           "</head><body>", f"<h1>Key audit</h1><p>{len(items)} questions.</p>"]
+    for k, it in enumerate(items, 1):
+        q = it.q
+        out.append(f"<section class=\"item\" id=\"{e(q.qid)}\"><h2>{k}. {e(q.qid)}</h2>")
+        out.append(f"<p><b>Class:</b> {e(q.class_name)} — <code>{e(it.synset)}</code>: {e(it.definition)}</p>")
+        if it.image:
+            out.append(f"<img alt=\"{e(q.class_name)}\" src=\"{it.image}\">")
+        out.append(f"<p class=\"question\"><b>Q ({e(q.kind)}):</b> {e(q.question)}</p><ol type=\"A\">")
+        for i, o in enumerate(q.options):
+            cls = " class=\"key\"" if i == q.answer_index else ""
+            out.append(f"<li{cls}>{e(o)}{' ✅ key' if i == q.answer_index else ''}</li>")
+        out.append(f"</ol><p><b>Key evidence:</b> {e(it.key)}</p><p><b>Reference:</b> {e(q.reference)}</p><ul>")
+        for o, why in it.distractors:
+            warn = " class=\"warn\"" if why.startswith("POSSIBLY") else ""
+            out.append(f"<li{warn}><b>{e(o)}</b>: {e(why)}</li>")
+        out.append("</ul></section>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_audit(questions: list[Question], out_dir: str | Path, n: int, seed: int,
+                images: Mapping[str, str | Path | bytes] | None = None) -> tuple[Path, Path]:
+    """Write ``audit.md`` and ``audit.html`` into ``out_dir`` (created) for a seeded sample of ``n``
+    questions (:func:`audit_sample`). ``images``: class id or qid → image path or bytes, embedded as a data
+    URI. Returns the two paths. Files are written atomically."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: audit output exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    items = []
+    for q in audit_sample(list(questions), n, seed):
+        img = None
+        if images is not None:
+            src = images.get(q.qid, images.get(q.class_id))
+            img = _data_uri(src) if src is not None else None
+        items.append(_explain(q, img))
+    md, page = out / "audit.md", out / "audit.html"
+    write_text_atomic(md, render_markdown(items))
+    write_text_atomic(page, render_html(items))
+    return md, page
