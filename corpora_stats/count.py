@@ -2,6 +2,11 @@
 
 Each corpus file is one job on an executor (local processes or Ray); partial counts merge in file order,
 so the result is the same whatever the executor or worker count.
+
+A count is published as a whole: the tables are staged in ``OUT/.count.tmp<pid>/`` under the run lock of
+:func:`core.stages.open_out`, then moved into ``OUT`` one by one with ``count_meta.json`` last; the meta lists
+every table with its size and sha256 (:func:`verify_counts_folder`, checked by ``report`` and ``mine``), each
+corpus file read (size, mtime, reader, documents, skips) and each file skipped or damaged, with the reason.
 """
 
 from __future__ import annotations
