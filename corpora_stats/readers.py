@@ -532,6 +532,8 @@ def open_corpus(path: str, fmt: str | None = None, text_field: str | None = None
     path = str(path)
     if fmt is None:
         fmt = detect_format(path)
+        if fmt not in ("hf", "webdataset") and Path(path).expanduser().is_dir():
+            fmt = "mixed"  # every file by its own reader (the folder's format when they all agree)
     if fmt not in FORMATS:
         raise UserError(f"unknown corpus format {fmt!r}; expected one of: {', '.join(FORMATS)}")
     if turns not in TURNS:
@@ -578,6 +580,9 @@ class Corpus:
             if not found:
                 raise UserError(f"{path}: no {'corpus' if fmt == 'mixed' else fmt} files found in this folder")
             self._files, self._formats = [f for f, _ in found], [f for _, f in found]
+            if fmt == "mixed" and len(set(self._formats)) == 1:
+                self.format = fmt = self._formats[0]
+                self.turns = "gpt" if fmt == "llava_pretrain" else turns
         else:
             self._files, self._formats = [str(p)], [detect_format(str(p)) if fmt == "mixed" else fmt]
         if fmt == "parquet":  # the text column, from the first file whose schema reads (damaged ones are skips)

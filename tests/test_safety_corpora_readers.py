@@ -173,3 +173,13 @@ def test_a_tar_folder_stays_webdataset_and_names_the_files_it_does_not_read(tmp_
     texts, info = read_all(folder)
     assert texts == ["tar caption"]  # the metadata parquet repeats the captions: not counted twice
     assert [e["file"] for e in info["skipped_files"]] == [str(folder / "00000.parquet")]
+
+
+def test_a_folder_of_one_format_keeps_its_name_and_reads_json_files_holding_jsonl(tmp_path):
+    folder = tmp_path / "lines"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"text": "from jsonl"}\n')
+    (folder / "b.json").write_text('{"text": "jsonl saved as json"}\n{"text": "second"}\n')
+    corpus = open_corpus(str(folder))
+    assert corpus.format == "jsonl" and corpus.file_formats() == ["jsonl", "jsonl"]
+    assert read_all(folder)[0] == ["from jsonl", "jsonl saved as json", "second"]
