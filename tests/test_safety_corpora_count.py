@@ -255,3 +255,15 @@ def test_valid_corpora_give_the_same_bytes_as_before(tmp_path):
     count_corpora({"txt": str(tmp_path / "c.txt"), "jsonl": str(tmp_path / "c.jsonl.gz"),
                    "pq": str(tmp_path / "c.parquet")}, vocab, out, CountConfig(snippets=3), show_progress=False)
     assert digest(out) == PINNED
+
+
+def test_a_recount_of_fewer_corpora_removes_the_tables_it_no_longer_lists(recount, run, tmp_path):
+    out = recount[0]
+    corpus = tmp_path / "only.txt"
+    corpus.write_text("a tench\n")
+    rc, _, err = run("count", "--classes", str(classes_file(tmp_path)), "--out", str(out), "--quiet",
+                     "--corpus", f"a={corpus}")
+    assert rc == 0, err
+    assert not list(out.glob("*_b.*")) and set(load_counts(out)[0]) == {"a"}
+    assert sorted(json.loads((out / "count_meta.json").read_text())["tables"]) == [
+        "classes.json", "counts_a.csv", "counts_a.parquet", "forms.csv", "forms_a.parquet", "snippets_a.jsonl"]
