@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--corpus", action="append", required=True, metavar="NAME=PATH",
                    help="a corpus: LLaVA JSON, JSONL, parquet, txt (.gz/.zst), HF dataset folder, tar folder; repeat")
     c.add_argument("--format", action="append", metavar="NAME=FORMAT",
-                   help="force a reader: llava_pretrain, llava_instruct, jsonl, parquet, txt, hf, webdataset")
+                   help="force a reader: llava_pretrain, llava_instruct, jsonl, parquet, txt, hf, webdataset, or "
+                        "mixed (every file of a folder by its own reader; the default unless it holds tars)")
     c.add_argument("--text-field", help="JSONL/parquet/HF text column (default: TEXT, caption, text, ...)")
     c.add_argument("--turns", choices=("all", "human", "gpt"), default="all",
                    help="LLaVA instruction JSON: which turns to count (default all)")
@@ -123,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             skipped = sum(info["skipped"].values())
             print(f"{name}: {info['documents']} documents, {info['bytes'] / 1e6:.1f} MB, {skipped} skipped "
                   f"→ {Path(args.out) / f'counts_{name}.csv'}")
+            files = info.get("skipped_files") or []
+            for entry in files[:5]:
+                print(f"  not (fully) read: {entry['file']}: {entry['reason']}")
+            if len(files) > 5:
+                print(f"  ... and {len(files) - 5} more files (all listed in count_meta.json)")
         if args.command == "count":
             return 0
         args.counts, args.accuracy, args.pretrain, args.instruct, args.top_k = args.out, None, None, None, 20

@@ -2,26 +2,39 @@
 
 Each corpus file is one job on an executor (local processes or Ray); partial counts merge in file order,
 so the result is the same whatever the executor or worker count.
+
+A count is published as a whole: the tables are staged in ``OUT/.count.tmp<pid>/`` under the run lock of
+:func:`core.stages.open_out`, then moved into ``OUT`` one by one with ``count_meta.json`` last; the meta lists
+every table with its size and sha256 (:func:`verify_counts_folder`, checked by ``report`` and ``mine``), each
+corpus file read (size, mtime, reader, documents, skips) and each file skipped or damaged, with the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from core import progress
+from core.atomic import atomic_path, commit, discard, write_json_atomic, write_text_atomic, write_with
 from core.errors import UserError
 from core.executors import Executor, LocalExecutor
 from core.lexicon import Lexicon
+from core.names import check_name, name_problem
 from core.provenance import package_versions
+from core.stages import open_out
 from core.vocabulary import ClassVocabulary
 from corpora_stats.matcher import CountState, Matcher
 
+if TYPE_CHECKING:
+    from corpora_stats.readers import Corpus
+
+META = "count_meta.json"
 FORMS_POLICIES = ("separate", "all", "exclude-flagged")
 
 
@@ -53,7 +66,7 @@ class CountConfig:
 
 @dataclass
 class FileJob:
-    """Count one file of one corpus."""
+    """Count one file of one corpus (``reader``: that file alone, as :meth:`Corpus.part` opens it)."""
 
     corpus: str
     shard: int
@@ -62,6 +75,7 @@ class FileJob:
     forms: list
     class_ids: list[str]
     config: CountConfig
+    reader: Any = None
 
 
 @dataclass
@@ -80,8 +94,8 @@ def count_file(job: FileJob) -> FileResult:
     cfg = job.config
     matcher = Matcher(job.forms, job.class_ids, cfg.method, cfg.snippets, cfg.seed)
     state = matcher.new_state()
-    corpus = open_corpus(job.path, job.fmt, text_field=cfg.text_field, turns=cfg.turns,
-                         max_doc_bytes=cfg.max_doc_bytes, batch_size=cfg.batch_size)
+    corpus = job.reader or open_corpus(job.path, job.fmt, text_field=cfg.text_field, turns=cfg.turns,
+                                       max_doc_bytes=cfg.max_doc_bytes, batch_size=cfg.batch_size)
     for first, texts in corpus.batches():
         matcher.count_batch(state, texts, first, job.shard)
         progress.tick(len(texts))
@@ -98,28 +112,108 @@ def _merge_stats(parts: list[dict]) -> dict:
             "skipped": dict(sorted(skipped.items()))}
 
 
-def _write_atomic(path: Path, writer: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    writer(tmp)
-    os.replace(tmp, path)
+def _file_record(path: str, fmt: str, stats: dict) -> dict:
+    """One read file in ``count_meta.json``: its size and mtime (None for a folder or a virtual corpus),
+    reader and what it gave."""
+    p = Path(path)
+    st = p.stat() if p.is_file() else None
+    return {"file": path, "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None,
+            "format": fmt, "documents": stats.get("documents", 0), "bytes": stats.get("bytes", 0),
+            "skipped": stats.get("skipped", {})}
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _table_listing(folder: Path) -> dict[str, dict]:
+    """``{file name: {"size", "sha256"}}`` of the tables of a staged count (what ``count_meta.json`` lists)."""
+    return {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+            for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
+
+
+def verify_counts_folder(root: Path, meta: dict) -> None:
+    """Refuse (one :class:`UserError` line) a counts folder whose tables are not the ones its
+    ``count_meta.json`` lists: a re-count was killed while it replaced them, or a table was edited.
+    Folders written before tables were listed are accepted as they are."""
+    listing = meta.get("tables")
+    if listing is None:
+        return
+    if not isinstance(listing, dict):
+        raise UserError(f"{root / META}: 'tables' is not a listing of files")
+    for name, info in sorted(listing.items()):
+        problem = name_problem(name) or (None if isinstance(info, dict) else "no size and sha256")
+        if problem:
+            raise UserError(f"{root / META}: bad table entry {name!r} ({problem})")
+        path = root / name
+        if not path.is_file():
+            why = "it is missing"
+        elif path.stat().st_size != info.get("size") or _sha256(path) != info.get("sha256"):
+            why = "its size or sha256 differs"
+        else:
+            continue
+        raise UserError(f"{root}: {name} does not match {META} ({why}): a count into this folder was interrupted "
+                        "or the folder was changed; run 'python -m corpora_stats count' again")
+
+
+def _publish(stage: Path, out: Path, meta: dict) -> None:
+    """Move the staged tables into ``out`` one by one, then ``count_meta.json`` (listing them) last; then
+    remove the tables the previous count listed that this one does not write."""
+    try:
+        old = json.loads((out / META).read_text(encoding="utf-8")).get("tables") or {}
+    except (OSError, ValueError, AttributeError):
+        old = {}
+    for name in meta["tables"]:
+        commit(stage / name, out / name)
+    write_json_atomic(out / META, meta)
+    for name in sorted(set(old) - set(meta["tables"]) - {META}):
+        if name_problem(name) is None:
+            (out / name).unlink(missing_ok=True)
 
 
 def count_corpora(corpora: dict[str, str], vocab: ClassVocabulary, out_dir: str | os.PathLike,
                   config: CountConfig | None = None, executor: Executor | None = None,
                   formats: dict[str, str] | None = None, show_progress: bool = True) -> dict:
-    """Count every corpus (name → path); write the counts folder (see docs/CORPORA_STATS_DESIGN.md)."""
+    """Count every corpus (name → path); write the counts folder (see docs/CORPORA_STATS_DESIGN.md).
+
+    Every corpus is opened (and every option checked) before anything is written. The tables are written
+    into a temporary ``OUT/.count.tmp<pid>/`` and published together at the end, ``count_meta.json`` last,
+    listing each table with its size and sha256 (checked by :func:`verify_counts_folder`); a failed or
+    killed run leaves the previous counts in place, and the next run removes what it left.
+    """
     from corpora_stats.readers import open_corpus
 
     config = config or CountConfig()
     config.validate()
     if not corpora:
         raise UserError("no corpus given (use --corpus NAME=PATH)")
+    for name in corpora:
+        check_name(name, "corpus name")
     executor = executor or LocalExecutor(1)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    opened = {name: open_corpus(path, (formats or {}).get(name), text_field=config.text_field, turns=config.turns,
+                                max_doc_bytes=config.max_doc_bytes, batch_size=config.batch_size)
+              for name, path in corpora.items()}
     lexicon = Lexicon.build(vocab, method=config.method, plurals=config.plurals, aliases=config.aliases)
-    _write_atomic(out / "classes.json",
-                  lambda tmp: tmp.write_text(json.dumps(vocab.to_json(), indent=1), encoding="utf-8"))
+    out = Path(out_dir)
+    inputs = [p for p in corpora.values() if not str(p).startswith("wordnet:")]
+    lock = open_out(out, inputs=inputs, command="python -m corpora_stats count", legacy=(META,))
+    stage = atomic_path(out / "count")
+    try:
+        stage.mkdir()
+        meta = _count_into(stage, opened, vocab, lexicon, config, executor, show_progress)
+        meta["tables"] = _table_listing(stage)
+        _publish(stage, out, meta)
+    finally:
+        discard(stage)
+        lock.release()
+    return meta
+
+
+def _count_into(stage: Path, opened: dict[str, Corpus], vocab: ClassVocabulary, lexicon: Lexicon,
+                config: CountConfig, executor: Executor, show_progress: bool) -> dict:
+    """Count each opened corpus and write its tables into ``stage``; → ``count_meta.json`` (without tables)."""
+    write_text_atomic(stage / "classes.json", json.dumps(vocab.to_json(), indent=1))
     forms = lexicon.forms
     meta: dict[str, Any] = {"method": config.method, "forms_policy": config.forms,
                             "flags_excluded": [] if config.forms == "all" else ["shared", "ambiguous", "short"],
@@ -127,11 +221,9 @@ def count_corpora(corpora: dict[str, str], vocab: ClassVocabulary, out_dir: str 
                             "tool": package_versions()}
     if config.method == "paper":
         meta["flags_excluded"] = []
-    for name, path in corpora.items():
-        corpus = open_corpus(path, (formats or {}).get(name), text_field=config.text_field, turns=config.turns,
-                             max_doc_bytes=config.max_doc_bytes, batch_size=config.batch_size)
-        files = corpus.files()
-        jobs = [FileJob(name, i, f, corpus.format, forms, vocab.ids, config) for i, f in enumerate(files)]
+    for name, corpus in opened.items():
+        files, fmts = corpus.files(), corpus.file_formats()
+        jobs = [FileJob(name, i, f, fmts[i], forms, vocab.ids, config, corpus.part(i)) for i, f in enumerate(files)]
         bar = progress.make_bar(None, f"count {name}", unit="doc", disable=not show_progress)
         try:
             results = sorted(executor.map(count_file, jobs, bar=bar), key=lambda r: r.shard)
@@ -145,11 +237,13 @@ def count_corpora(corpora: dict[str, str], vocab: ClassVocabulary, out_dir: str 
             running += r.state.documents
             total.merge(r.state, config.snippets)
         stats = _merge_stats([r.stats for r in results])
-        meta["corpora"][name] = {"path": str(path), "format": corpus.format, "files": len(files), **stats}
-        _write_tables(out, name, vocab, lexicon, matcher, total, config, offsets)
-    _write_atomic(out / "count_meta.json",
-                  lambda p: p.write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n"))
-    _write_atomic(out / "forms.csv", lambda p: lexicon.to_frame().write_csv(p))
+        skipped_files = corpus.unread_files() + [d for r in results for d in r.stats.get("skipped_files", [])]
+        meta["corpora"][name] = {"path": corpus.path, "format": corpus.format, "files": len(files), **stats,
+                                 "file_list": [_file_record(f, fmts[r.shard], r.stats)
+                                               for f, r in zip(files, results, strict=True)],
+                                 "skipped_files": skipped_files}
+        _write_tables(stage, name, vocab, lexicon, matcher, total, config, offsets)
+    write_with(stage / "forms.csv", lambda p: lexicon.to_frame().write_csv(p))
     return meta
 
 
@@ -167,8 +261,8 @@ def _write_tables(out: Path, name: str, vocab: ClassVocabulary, lexicon: Lexicon
         "doc_freq_clean": state.class_docs_clean, "mentions_clean": state.class_mentions_clean,
         "flags": [",".join(sorted(flags_by_class.get(c, ()))) for c in vocab.ids],
     })
-    _write_atomic(out / f"counts_{name}.parquet", lambda p: table.write_parquet(p))
-    _write_atomic(out / f"counts_{name}.csv", lambda p: table.write_csv(p))
+    write_with(out / f"counts_{name}.parquet", lambda p: table.write_parquet(p))
+    write_with(out / f"counts_{name}.csv", lambda p: table.write_csv(p))
     pid = {t: i for i, t in enumerate(matcher.texts)}
     forms = pl.DataFrame({
         "class_id": [f.class_id for f in lexicon.forms], "form": [f.text for f in lexicon.forms],
@@ -176,11 +270,11 @@ def _write_tables(out: Path, name: str, vocab: ClassVocabulary, lexicon: Lexicon
         "doc_freq": [int(state.pattern_docs[pid[f.text]]) for f in lexicon.forms],
         "mentions": [int(state.pattern_mentions[pid[f.text]]) for f in lexicon.forms],
     })
-    _write_atomic(out / f"forms_{name}.parquet", lambda p: forms.write_parquet(p))
+    write_with(out / f"forms_{name}.parquet", lambda p: forms.write_parquet(p))
     lines = []
     for cls in sorted(state.snippets):
         for _prio, (shard, doc), pat, text in sorted(state.snippets[cls], reverse=True):
             lines.append(json.dumps({"class_id": vocab.ids[cls], "form": matcher.texts[pat],
                                      "doc_index": offsets.get(shard, 0) + doc, "snippet": text},
                                     ensure_ascii=False))
-    _write_atomic(out / f"snippets_{name}.jsonl", lambda p: p.write_text("".join(x + "\n" for x in lines)))
+    write_text_atomic(out / f"snippets_{name}.jsonl", "".join(x + "\n" for x in lines))

@@ -461,25 +461,40 @@ def _mine_batch(batch: Any, first_row: int, cf: CorpusFile, matcher: Matcher, pa
 
 def _mine_file(cf: CorpusFile, matcher: Matcher, pairs: pl.DataFrame, picks: dict[int, _ClassPick],
                url_col: str, text_col: str, seed: int, batch_size: int, stats: dict, bar: Any) -> None:
-    """Stream one file in Arrow batches of its two columns; a damaged file counts ``read_error`` and stops."""
+    """Stream one file in Arrow batches of its two columns, row group by row group. A damaged file counts one
+    ``read_error`` and is named in ``stats["damaged_files"]`` with the reason; its readable row groups are mined."""
     import pyarrow.parquet as pq
 
-    skipped = stats["skipped"]
+    def damaged(reason: str) -> None:
+        stats["skipped"]["read_error"] = stats["skipped"].get("read_error", 0) + 1
+        stats["damaged_files"].append({"file": str(cf.path), "reason": reason})
+
     try:
-        first = 0
-        for batch in pq.ParquetFile(cf.path).iter_batches(batch_size=batch_size, columns=[url_col, text_col]):
-            _mine_batch(batch, first, cf, matcher, pairs, picks, url_col, text_col, seed, stats)
-            first += batch.num_rows
-            cf.rows += batch.num_rows
-            stats["rows_scanned"] += batch.num_rows
-            bar.update(batch.num_rows)
-    except OSError:  # pyarrow's ArrowIOError / ArrowInvalid on a damaged file are OSError / ValueError
-        skipped["read_error"] = skipped.get("read_error", 0) + 1
-    except ValueError as exc:
-        if type(exc).__module__.startswith("pyarrow"):
-            skipped["read_error"] = skipped.get("read_error", 0) + 1
-        else:
-            raise
+        pf = pq.ParquetFile(cf.path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowIOError / ArrowInvalid
+        damaged(f"not a readable parquet file ({_one_line(exc)})")
+        return
+    bad, first = [], 0
+    for group in range(pf.num_row_groups):
+        try:
+            row = first
+            for batch in pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=[url_col, text_col]):
+                _mine_batch(batch, row, cf, matcher, pairs, picks, url_col, text_col, seed, stats)
+                row += batch.num_rows
+                cf.rows += batch.num_rows
+                stats["rows_scanned"] += batch.num_rows
+                bar.update(batch.num_rows)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, ValueError) and not type(exc).__module__.startswith("pyarrow"):
+                raise
+            bad.append(f"row group {group} ({_one_line(exc)})")
+        first += pf.metadata.row_group(group).num_rows  # row numbers stay those of the file
+    if bad:
+        damaged(f"damaged parquet: {'; '.join(bad)}")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _command(counts_dir: Any, corpus: str | None, rule: str, specs: list[tuple[str | None, str]], out_dir: Any,
@@ -550,7 +565,8 @@ def mine(counts_dir: str | os.PathLike, corpus_paths: Any, out_dir: str | os.Pat
     if forms != "all":
         pairs = pairs.filter(~pl.col("flagged"))
     picks = {i: _ClassPick(per_class) for i in sel_index}
-    stats: dict[str, Any] = {"rows_scanned": 0, "multi_class_rows": 0, "skipped": dict.fromkeys(SKIP_REASONS, 0)}
+    stats: dict[str, Any] = {"rows_scanned": 0, "multi_class_rows": 0, "skipped": dict.fromkeys(SKIP_REASONS, 0),
+                             "damaged_files": []}
     bar = progress.make_bar(sum(cf.total for cf in files), "mine", unit="row", disable=not show_progress)
     try:
         for cf in files:
@@ -597,6 +613,7 @@ def mine(counts_dir: str | os.PathLike, corpus_paths: Any, out_dir: str | os.Pat
         "corpus_files": [{"file": cf.label, "path": str(cf.path), "name": cf.name, "rows": cf.rows} for cf in files],
         "rows_scanned": stats["rows_scanned"],
         "skipped": dict(sorted(stats["skipped"].items())),
+        "damaged_files": stats["damaged_files"],
         "duplicate_urls": duplicates,
         "multi_class_rows": stats["multi_class_rows"],
         "classes": per_class_info,

@@ -9,20 +9,30 @@ Formats (:data:`FORMATS`):
   and joined with ``"\\n"``. Objects without ``conversations`` fall back to a text field.
 - ``jsonl``: one JSON object per line; the text field is auto-detected per line among :data:`TEXT_FIELDS`
   (or ``text_field``); a ``conversations`` list is read as LLaVA.
-- ``parquet``: the text column only, with ``pyarrow`` ``iter_batches``.
+- ``parquet``: the text column only, with ``pyarrow`` ``iter_batches``, row group by row group.
 - ``txt``: one document per line.
 - ``hf``: a local Hugging Face dataset (``save_to_disk`` folder, a folder of data files, or an ``.arrow``).
 - ``webdataset``: every ``.txt`` member of the tar shards is one document (other members are ignored).
 - ``wordnet_glosses`` (path ``"wordnet:glosses"``): every WordNet 3.0 synset's definition and each of its
   example sentences, nouns, verbs, adjectives then adverbs, each in offset order.
+- ``mixed``: a folder holding several of these (the default for such a folder unless it holds tar shards):
+  every file is read by its own reader (each ``.json`` sniffed), in path order.
 
-JSON, JSONL, txt and tar files may be gzip- or zstd-compressed (recognised by their magic bytes).
+A folder corpus names every file it does not read, with the reason (another file type; another format than a
+forced one; a WebDataset folder reads its tars only) in ``describe()["skipped_files"]``.
+
+JSON, JSONL, txt and tar files may be gzip- or zstd-compressed (recognised by their magic bytes). They are
+decompressed as a stream: everything that decompresses before damage is read (a truncated gzip member or zstd
+frame is noticed at its end, a corrupt block where zlib/zstd report it; the unfinished last line is dropped).
 
 Bad input never raises: it is counted in ``stats.skipped`` by reason and skipped —
 ``non_utf8`` (invalid UTF-8 in the document), ``too_long`` (more than ``max_doc_bytes``), ``empty``,
 ``malformed_json``, ``no_text`` (no text field / null), ``unrecoverable_json`` (after a malformed JSON
-array element no later element could be found: the rest of that file is dropped), ``read_error`` (I/O,
-decompression or archive error: the rest of that file is dropped). Skipped documents take no index.
+array element no later element could be found: the rest of that file is dropped), ``read_error`` (a file that
+cannot be opened, a truncated or damaged compressed stream or tar archive, a parquet file whose footer or
+row groups do not read: what was read before the damage, and a parquet file's other row groups, are kept).
+Skipped documents take no index. ``unrecoverable_json`` and ``read_error`` also name the file and the reason
+in ``stats.damaged`` / ``describe()["skipped_files"]``.
 
 Memory: a reader holds at most about ``chunk_size + max_doc_bytes`` bytes of a text file (twice
 ``max_doc_bytes`` for one JSON array element) plus one batch of texts.
@@ -31,10 +41,12 @@ Memory: a reader holds at most about ``chunk_size + max_doc_bytes`` bytes of a t
 from __future__ import annotations
 
 import codecs
-import gzip
+import copy
 import json
+import os
 import re
 import tarfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -43,7 +55,8 @@ from typing import Any
 
 from core.errors import UserError
 
-FORMATS = ("llava_pretrain", "llava_instruct", "jsonl", "parquet", "txt", "hf", "webdataset", "wordnet_glosses")
+FORMATS = ("llava_pretrain", "llava_instruct", "jsonl", "parquet", "txt", "hf", "webdataset", "wordnet_glosses",
+           "mixed")
 TEXT_FIELDS = ("TEXT", "caption", "text", "Caption", "txt")
 TURNS = ("all", "human", "gpt")
 WORDNET_GLOSSES = "wordnet:glosses"
@@ -57,10 +70,15 @@ _EXTENSIONS = {
     "llava_pretrain": (".json",), "llava_instruct": (".json",), "jsonl": (".jsonl", ".ndjson"),
     "txt": (".txt",), "parquet": (".parquet",), "webdataset": (".tar", ".tgz"),
 }
+_FOLDER_KINDS = ("parquet", "jsonl", "json", "txt", "tar")
+_FORMAT_KINDS = {"llava_pretrain": ("json",), "llava_instruct": ("json",), "jsonl": ("jsonl",), "txt": ("txt",),
+                 "parquet": ("parquet",), "webdataset": ("tar",)}
+_KIND_FORMAT = {"parquet": "parquet", "jsonl": "jsonl", "txt": "txt", "tar": "webdataset", "arrow": "hf"}
 _ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "model": "gpt", "chatgpt": "gpt"}
 _SKIP = re.compile(r"[\s,\[\]\ufeff]*")
 _PEEK_ELEMENTS = 100
 _BLOCK_DOCS = 16_384
+_RAW_CHUNK = 1 << 16
 
 
 @dataclass
@@ -70,46 +88,141 @@ class ReadStats:
     documents: int = 0
     bytes: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    damaged: list[dict] = field(default_factory=list)  # {"file", "reason"} of each damaged file
 
 
 # ----- byte sources ---------------------------------------------------------------------------------
-class _Source:
-    """A binary file, transparently gunzipped or zstd-decompressed (by magic bytes).
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
-    A read or decompression error ends the stream (``read`` returns ``b""``) and sets ``failed``.
+
+def _zstd_damage(path: str) -> str | None:
+    """None when every frame of a zstd file is whole (walked by its frame and block headers), else what is
+    wrong: the stream reader of ``zstandard`` ends a truncated frame silently, so its end is checked here."""
+    import zstandard
+
+    size = os.path.getsize(path)
+    pos = 0
+    with open(path, "rb") as fh:
+        while pos < size:
+            fh.seek(pos)
+            head = fh.read(18)
+            magic = int.from_bytes(head[:4], "little")
+            if 0x184D2A50 <= magic <= 0x184D2A5F and len(head) >= 8:  # a skippable frame
+                pos += 8 + int.from_bytes(head[4:8], "little")
+                continue
+            if magic != 0xFD2FB528:
+                return f"not a zstd frame at byte {pos:,}"
+            try:
+                pos += zstandard.frame_header_size(head)
+                checksum = zstandard.get_frame_parameters(head).has_checksum
+            except zstandard.ZstdError:
+                return f"truncated zstd stream (frame header at byte {pos:,} is cut off)"
+            last = False
+            while not last:
+                fh.seek(pos)
+                block = fh.read(3)
+                if len(block) < 3:
+                    break
+                value = int.from_bytes(block, "little")
+                last = bool(value & 1)
+                pos += 3 + (1 if (value >> 1) & 3 == 1 else value >> 3)  # an RLE block holds one byte
+            pos += 4 if checksum and last else 0
+            if not last or pos > size:
+                return f"truncated zstd stream (the file ends inside a frame, at byte {size:,})"
+    return None
+
+
+class _Source:
+    """A binary file, transparently gunzipped or zstd-decompressed (by magic bytes), read in bounded pieces.
+
+    Every byte that decompresses before damage is returned; then the stream ends (``read`` returns ``b""``),
+    ``failed`` is set and ``error`` says what was wrong (truncated or damaged stream, failed read).
     """
 
     def __init__(self, path: str) -> None:
+        self.path = path
         self.failed = False
+        self.error = ""
         self._raw = open(path, "rb")  # noqa: SIM115 - closed in close()
         magic = self._raw.read(4)
         self._raw.seek(0)
-        self._fh: Any = self._raw
-        try:
-            if magic[:2] == _GZIP_MAGIC:
-                self._fh = gzip.GzipFile(fileobj=self._raw, mode="rb")
-            elif magic == _ZSTD_MAGIC:
-                import zstandard
+        self._kind = "gzip" if magic[:2] == _GZIP_MAGIC else "zstd" if magic == _ZSTD_MAGIC else ""
+        self._zstd: Any = None
+        self._gzip: Any = None
+        self._pending = b""  # gzip input not yet decompressed
+        self._ended = False
+        if self._kind == "zstd":
+            import zstandard
 
-                dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
-                self._fh = dctx.stream_reader(self._raw, read_across_frames=True, closefd=False)
-        except Exception:
-            self._raw.close()
-            raise
+            dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
+            self._zstd = dctx.stream_reader(self._raw, read_across_frames=True, closefd=False)
+        elif self._kind == "gzip":
+            self._gzip = zlib.decompressobj(wbits=31)
+
+    def _fail(self, reason: str) -> bytes:
+        self.failed = True
+        self.error = reason
+        return b""
 
     def read(self, size: int) -> bytes:
-        if self.failed:
+        """Up to ``size`` decompressed bytes (``b""`` at the end of the stream or after damage)."""
+        if self.failed or self._ended:
             return b""
         try:
-            return self._fh.read(size)
-        except Exception:  # OSError, EOFError, zlib.error, zstandard.ZstdError: a damaged file
-            self.failed = True
-            return b""
+            if self._kind == "gzip":
+                return self._read_gzip(size)
+            if self._kind == "zstd":
+                return self._read_zstd(size)
+            data = self._raw.read(size)
+        except OSError as exc:
+            return self._fail(f"read failed ({exc.strerror or _one_line(exc)})")
+        if not data:
+            self._ended = True
+        return data
+
+    def _read_gzip(self, size: int) -> bytes:
+        while True:
+            d = self._gzip
+            if d.eof:  # a member ended: another may follow (trailing zero padding is ignored, as gzip does)
+                rest = d.unused_data + self._pending
+                self._pending = b""
+                if not rest.strip(b"\x00"):
+                    rest += self._raw.read(_RAW_CHUNK)
+                    if not rest.strip(b"\x00"):
+                        self._ended = True
+                        return b""
+                self._gzip = d = zlib.decompressobj(wbits=31)
+                self._pending = rest
+            data = d.unconsumed_tail or self._pending or self._raw.read(_RAW_CHUNK)
+            self._pending = b""
+            if not data:
+                return self._fail("truncated gzip stream (the file ends inside a member)")
+            try:
+                out = d.decompress(data, size)
+            except zlib.error as exc:
+                return self._fail(f"damaged gzip stream ({_one_line(exc)})")
+            if out:
+                return out
+
+    def _read_zstd(self, size: int) -> bytes:
+        import zstandard
+
+        try:
+            out = self._zstd.read(min(size, _RAW_CHUNK))  # small reads: a damaged block loses little
+        except zstandard.ZstdError as exc:
+            return self._fail(f"damaged zstd stream ({_one_line(exc)})")
+        if not out:
+            damage = _zstd_damage(self.path)
+            if damage:
+                return self._fail(damage)
+            self._ended = True
+        return out
 
     def close(self) -> None:
         try:
-            if self._fh is not self._raw:
-                self._fh.close()
+            if self._zstd is not None:
+                self._zstd.close()
         except Exception:
             pass
         self._raw.close()
@@ -274,14 +387,14 @@ def _is_saved_hf(p: Path) -> bool:
     return p.is_dir() and ((p / "dataset_dict.json").is_file() or (p / "state.json").is_file())
 
 
-def _data_files(folder: Path, kinds: tuple[str, ...]) -> list[Path]:
-    """Files under ``folder`` (recursively, hidden ones skipped) of the given kinds, in path order."""
+def _data_files(folder: Path, kinds: tuple[str, ...] | None) -> list[Path]:
+    """Files under ``folder`` (recursively, hidden ones skipped) of the given kinds (None: all), in path order."""
     out = []
     for f in folder.rglob("*"):
         rel = f.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts) or not f.is_file():
             continue
-        if _kind_of_name(f.name) in kinds:
+        if kinds is None or _kind_of_name(f.name) in kinds:
             out.append(f)
     return sorted(out, key=lambda f: f.relative_to(folder).as_posix())
 
@@ -315,6 +428,29 @@ def _sniff_json(path: Path) -> str:
     return "llava_pretrain" if lengths and all(n == 2 for n in lengths) else "llava_instruct"
 
 
+def _file_format(path: Path, kind: str) -> str:
+    """The reader of one data file of a folder, from its kind (``.json`` content is sniffed)."""
+    return _sniff_json(path) if kind == "json" else _KIND_FORMAT[kind]
+
+
+def _folder_listing(folder: Path, fmt: str) -> tuple[list[tuple[str, str]], list[dict]]:
+    """``([(file, format)], [{"file", "reason"}])``: the files of ``folder`` a ``fmt`` corpus reads, each with
+    its reader (``mixed``: every data file by its own reader), and the files it leaves unread, with why."""
+    wanted = _FOLDER_KINDS if fmt == "mixed" else _FORMAT_KINDS[fmt]
+    read: list[tuple[str, str]] = []
+    left: list[dict] = []
+    for f in _data_files(folder, None):
+        kind = _kind_of_name(f.name)
+        if kind in wanted:
+            read.append((str(f), _file_format(f, kind) if fmt == "mixed" else fmt))
+        elif kind is None or kind == "arrow":
+            left.append({"file": str(f), "reason": "not a corpus file type (.json, .jsonl, .parquet, .txt, .tar)"})
+        else:
+            left.append({"file": str(f), "reason": f"a {kind} file in a {fmt} corpus (pass --format NAME=mixed "
+                                                   "to read every file by its own reader)"})
+    return read, left
+
+
 def detect_format(path: str) -> str:
     """The format of a corpus path, from its name and (for ``.json`` or unknown names) its content.
 
@@ -339,11 +475,10 @@ def detect_format(path: str) -> str:
             return "webdataset"
         if (p / "data").is_dir() and _data_files(p / "data", ("parquet",)):
             return "hf"
-        for kind, fmt in (("parquet", "parquet"), ("jsonl", "jsonl"), ("json", None), ("txt", "txt")):
-            files = _data_files(p, (kind,))
-            if files:
-                return fmt or _sniff_json(files[0])
-        raise UserError(f"{path}: no corpus files found (expected .json, .jsonl, .parquet, .txt or .tar files)")
+        formats = {_file_format(f, _kind_of_name(f.name) or "") for f in _data_files(p, _FOLDER_KINDS)}
+        if not formats:
+            raise UserError(f"{path}: no corpus files found (expected .json, .jsonl, .parquet, .txt or .tar files)")
+        return formats.pop() if len(formats) == 1 else "mixed"
     kind = _kind_of_name(p.name)
     if kind is None:
         try:
@@ -359,7 +494,7 @@ def detect_format(path: str) -> str:
         raise UserError(f"cannot tell the format of {path}; pass one of: {', '.join(FORMATS)}")
     if kind == "json":
         return _sniff_json(p)
-    return {"parquet": "parquet", "jsonl": "jsonl", "txt": "txt", "tar": "webdataset", "arrow": "hf"}[kind]
+    return _KIND_FORMAT[kind]
 
 
 class _Block:
@@ -397,6 +532,8 @@ def open_corpus(path: str, fmt: str | None = None, text_field: str | None = None
     path = str(path)
     if fmt is None:
         fmt = detect_format(path)
+        if fmt not in ("hf", "webdataset") and Path(path).expanduser().is_dir():
+            fmt = "mixed"  # every file by its own reader (the folder's format when they all agree)
     if fmt not in FORMATS:
         raise UserError(f"unknown corpus format {fmt!r}; expected one of: {', '.join(FORMATS)}")
     if turns not in TURNS:
@@ -415,16 +552,18 @@ class Corpus:
         self.format = fmt
         self.text_field = text_field
         self.turns = "gpt" if fmt == "llava_pretrain" else turns
+        self._turns = turns  # as asked: a mixed folder's LLaVA pretrain files read their gpt turns only
         self.max_doc_bytes = max_doc_bytes
         self.batch_size = batch_size
         self.chunk_size = chunk_size
         self.stats = ReadStats()
         self._column: str | None = None  # resolved text column (parquet / hf)
+        self._unread: list[dict] = []  # files of the folder this corpus does not read, with the reason
         if fmt == "wordnet_glosses":
             if path != WORDNET_GLOSSES:
                 raise UserError(f"the wordnet_glosses corpus is {WORDNET_GLOSSES!r}, not {path!r}")
             self.name = "wordnet_glosses"
-            self._files = [WORDNET_GLOSSES]
+            self._files, self._formats = [WORDNET_GLOSSES], [fmt]
             return
         p = Path(path).expanduser()
         if not p.exists():
@@ -435,22 +574,47 @@ class Corpus:
         self.name = name or "corpus"
         if fmt == "hf":
             self._files = self._hf_files(p)
+            self._formats = [fmt] * len(self._files)
         elif p.is_dir():
-            kinds = {"llava_pretrain": ("json",), "llava_instruct": ("json",), "jsonl": ("jsonl",),
-                     "txt": ("txt",), "parquet": ("parquet",), "webdataset": ("tar",)}[fmt]
-            found = _data_files(p, kinds)
+            found, self._unread = _folder_listing(p, fmt)
             if not found:
-                raise UserError(f"{path}: no {fmt} files found in this folder")
-            self._files = [str(f) for f in found]
+                raise UserError(f"{path}: no {'corpus' if fmt == 'mixed' else fmt} files found in this folder")
+            self._files, self._formats = [f for f, _ in found], [f for _, f in found]
+            if fmt == "mixed" and len(set(self._formats)) == 1:
+                self.format = fmt = self._formats[0]
+                self.turns = "gpt" if fmt == "llava_pretrain" else turns
         else:
-            self._files = [str(p)]
-        if fmt == "parquet":
-            self._column = self._parquet_column(self._files[0], strict=True)
+            self._files, self._formats = [str(p)], [detect_format(str(p)) if fmt == "mixed" else fmt]
+        if fmt == "parquet":  # the text column, from the first file whose schema reads (damaged ones are skips)
+            for f in self._files:
+                names = self._parquet_names(f)
+                if names is not None:
+                    self._column = self._pick_column(names)
+                    if self._column is None:
+                        raise self._no_column_error(f, names)
+                    break
 
     # ----- public -------------------------------------------------------------------------------
     def files(self) -> list[str]:
-        """The underlying files, in reading order; ``open_corpus(f, self.format, ...)`` reads each one."""
+        """The underlying files, in reading order; :meth:`part` reads one of them alone."""
         return list(self._files)
+
+    def file_formats(self) -> list[str]:
+        """The reader of each file of :meth:`files` (they differ in a ``mixed`` folder)."""
+        return list(self._formats)
+
+    def unread_files(self) -> list[dict]:
+        """``{"file", "reason"}`` of each file in the corpus folder that is not read (another type)."""
+        return [dict(u) for u in self._unread]
+
+    def part(self, index: int) -> Corpus:
+        """File ``index`` alone, read with this corpus's settings (the unit of work of ``count``)."""
+        part = copy.copy(self)
+        part._files, part._formats = [self._files[index]], [self._formats[index]]
+        part.format = self._formats[index]
+        part.turns = "gpt" if part.format == "llava_pretrain" else self._turns
+        part.stats, part._unread = ReadStats(), []
+        return part
 
     def batches(self) -> Iterator[tuple[int, list[str]]]:
         """``(index of the first document, texts)`` with ``batch_size`` texts (the last batch may be shorter).
@@ -486,19 +650,38 @@ class Corpus:
             field_name = "conversations"
         return {"path": self.path, "format": self.format, "text_field": field_name, "turns": self.turns,
                 "documents": self.stats.documents, "bytes": self.stats.bytes,
-                "skipped": dict(sorted(self.stats.skipped.items()))}
+                "skipped": dict(sorted(self.stats.skipped.items())),
+                "skipped_files": self.unread_files() + [dict(d) for d in self.stats.damaged]}
 
     def __repr__(self) -> str:
         return f"Corpus({self.path!r}, format={self.format!r}, files={len(self._files)})"
 
     # ----- documents ----------------------------------------------------------------------------
     def _blocks(self) -> Iterator[list[str]]:
-        reader = {"llava_pretrain": self._read_json_array, "llava_instruct": self._read_json_array,
-                  "jsonl": self._read_jsonl, "txt": self._read_txt, "parquet": self._read_parquet,
-                  "hf": self._read_hf, "webdataset": self._read_tar,
-                  "wordnet_glosses": self._read_wordnet}[self.format]
-        for f in self._files:
-            yield from reader(f)
+        readers = {"llava_pretrain": self._read_json_array, "llava_instruct": self._read_json_array,
+                   "jsonl": self._read_jsonl, "txt": self._read_txt, "parquet": self._read_parquet,
+                   "hf": self._read_hf, "webdataset": self._read_tar, "wordnet_glosses": self._read_wordnet}
+        turns = self.turns
+        try:
+            for f, fmt in zip(self._files, self._formats, strict=True):
+                if self.format == "mixed":  # a LLaVA pretrain file of a mixed folder: its gpt turns
+                    self.turns = "gpt" if fmt == "llava_pretrain" else self._turns
+                yield from readers[fmt](f)
+        finally:
+            self.turns = turns
+
+    def _open(self, path: str) -> _Source | None:
+        """The byte source of ``path``, or None (recorded as damaged) when it cannot be opened."""
+        try:
+            return _Source(path)
+        except Exception as exc:  # OSError, or zstandard refusing the frame header
+            self._damaged(path, f"cannot open ({getattr(exc, 'strerror', None) or _one_line(exc)})")
+            return None
+
+    def _damaged(self, path: str, reason: str, key: str = "read_error") -> None:
+        """Count a damaged file under ``key`` and record it by name with the reason."""
+        self.stats.skipped[key] += 1
+        self.stats.damaged.append({"file": path, "reason": reason})
 
     def _keep(self, texts: Iterable[Any]) -> list[str]:
         """The acceptable texts among ``texts``; the others are counted by reason."""
@@ -571,10 +754,8 @@ class Corpus:
 
     def _read_json_array(self, path: str) -> Iterator[list[str]]:
         skipped = self.stats.skipped
-        try:
-            src = _Source(path)
-        except OSError:
-            skipped["read_error"] += 1
+        src = self._open(path)
+        if src is None:
             return
         with src:
             block = _Block(self)
@@ -585,19 +766,20 @@ class Corpus:
                         yield block.take()
                 elif src.failed:
                     break
+                elif status == "unrecoverable":
+                    self._damaged(path, "malformed JSON and no later element found: the rest of the file is "
+                                        "not read", "unrecoverable_json")
                 else:
-                    skipped[{"bad": "malformed_json", "unrecoverable": "unrecoverable_json"}.get(status, status)] += 1
+                    skipped["malformed_json" if status == "bad" else status] += 1
             yield block.take()
             if src.failed:
-                skipped["read_error"] += 1
+                self._damaged(path, src.error)
 
     def _lines(self, path: str) -> Iterator[list[bytes]]:
         """Lines of a (compressed) text file in blocks; too long lines are counted and left out."""
         skipped = self.stats.skipped
-        try:
-            src = _Source(path)
-        except OSError:
-            skipped["read_error"] += 1
+        src = self._open(path)
+        if src is None:
             return
         limit = self.max_doc_bytes
         with src:
@@ -613,7 +795,7 @@ class Corpus:
                         out.append(raw)
                 yield out
             if src.failed:
-                skipped["read_error"] += 1
+                self._damaged(path, src.error)
 
     def _read_txt(self, path: str) -> Iterator[list[str]]:
         skipped = self.stats.skipped
@@ -679,6 +861,16 @@ class Corpus:
         return UserError(f"{path}: no text column {wanted}; columns: {', '.join(names) or '(none)'}"
                          + ("" if self.text_field else " (pass text_field)"))
 
+    @staticmethod
+    def _parquet_names(path: str) -> list[str] | None:
+        """The column names of a parquet file, or None when its footer does not read."""
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_schema(path).names
+        except Exception:  # ArrowInvalid, OSError: a damaged file, reported when it is read
+            return None
+
     def _parquet_column(self, path: str, strict: bool) -> str | None:
         import pyarrow.parquet as pq
 
@@ -721,17 +913,28 @@ class Corpus:
     def _read_parquet(self, path: str) -> Iterator[list[str]]:
         import pyarrow.parquet as pq
 
-        skipped = self.stats.skipped
         try:
             pf = pq.ParquetFile(path)
             column = self._pick_column(pf.schema_arrow.names)
-            if column is None:
-                skipped["no_text"] += pf.metadata.num_rows
-                return
-            for batch in pf.iter_batches(batch_size=min(self.batch_size, _BLOCK_DOCS), columns=[column]):
-                yield self._column_texts(column, self._arrow_values(batch.column(0)))
-        except Exception:  # a damaged file: the rest of it is dropped
-            skipped["read_error"] += 1
+        except Exception as exc:  # no readable footer: nothing of the file can be read
+            self._damaged(path, f"not a readable parquet file ({_one_line(exc)})")
+            return
+        if column is None:
+            self.stats.skipped["no_text"] += pf.metadata.num_rows
+            return
+        bad: list[str] = []
+        for group in range(pf.num_row_groups):  # a damaged row group is skipped; the others are read
+            rows = 0
+            try:
+                for batch in pf.iter_batches(batch_size=min(self.batch_size, _BLOCK_DOCS), row_groups=[group],
+                                             columns=[column]):
+                    rows += batch.num_rows
+                    yield self._column_texts(column, self._arrow_values(batch.column(0)))
+            except Exception as exc:  # ArrowInvalid, OSError, ...: the rest of this row group is lost
+                lost = pf.metadata.row_group(group).num_rows - rows
+                bad.append(f"row group {group} ({lost:,} of its rows lost: {_one_line(exc)})")
+        if bad:
+            self._damaged(path, f"damaged parquet: {'; '.join(bad)}")
 
     # ----- Hugging Face datasets ----------------------------------------------------------------
     def _hf_load(self, path: str) -> list[tuple[str, Any]]:
@@ -802,15 +1005,18 @@ class Corpus:
                 view = ds.select_columns([column])
                 for batch in view.iter(batch_size=min(self.batch_size, _BLOCK_DOCS)):
                     yield self._column_texts(column, list(batch[column]))
-        except Exception:
-            skipped["read_error"] += 1
+        except Exception as exc:  # a damaged shard: the rest of it is dropped
+            self._damaged(path, f"unreadable dataset file ({_one_line(exc)})")
 
     # ----- WebDataset ---------------------------------------------------------------------------
     def _read_tar(self, path: str) -> Iterator[list[str]]:
         skipped = self.stats.skipped
         block = _Block(self)
+        src = self._open(path)
+        if src is None:
+            return
         try:
-            with _Source(path) as src, tarfile.open(fileobj=src, mode="r|") as tar:  # type: ignore[call-overload]
+            with src, tarfile.open(fileobj=src, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
                     if not member.isfile() or not member.name.endswith(".txt"):
                         continue
@@ -827,9 +1033,9 @@ class Corpus:
                     if block.add(text.rstrip("\r\n")):
                         yield block.take()
                 if src.failed:
-                    raise tarfile.ReadError("damaged stream")
-        except Exception:  # tarfile.ReadError, OSError, ...: the rest of this shard is dropped
-            skipped["read_error"] += 1
+                    raise tarfile.ReadError(src.error)
+        except Exception as exc:  # tarfile.ReadError, OSError, ...: the rest of this shard is dropped
+            self._damaged(path, src.error or f"damaged tar archive ({_one_line(exc)})")
         yield block.take()
 
     # ----- WordNet --------------------------------------------------------------------------------

@@ -59,7 +59,11 @@ FLAG_TEXT = {"shared": "the form belongs to several classes", "ambiguous": "anot
 
 # ----- inputs ---------------------------------------------------------------------------------------------
 def load_counts(folder: str | Path) -> tuple[dict[str, pl.DataFrame], dict]:
-    """Read a counts folder: ``{corpus name: counts table}`` (in count_meta order) and ``count_meta.json``."""
+    """Read a counts folder: ``{corpus name: counts table}`` (in count_meta order) and ``count_meta.json``.
+
+    A folder whose tables are not the ones ``count_meta.json`` lists (an interrupted re-count) is refused."""
+    from corpora_stats.count import verify_counts_folder
+
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise UserError(f"counts folder {str(folder)!r} not found")
@@ -69,6 +73,7 @@ def load_counts(folder: str | Path) -> tuple[dict[str, pl.DataFrame], dict]:
     meta = read_user_json(meta_path, "count metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("corpora"), dict) or not meta["corpora"]:
         raise UserError(f"{meta_path}: lists no corpora")
+    verify_counts_folder(root, meta)
     tables: dict[str, pl.DataFrame] = {}
     ids: list[str] | None = None
     for name in meta["corpora"]:

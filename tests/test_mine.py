@@ -355,6 +355,8 @@ def test_binary_columns_undecodable_values_damaged_files_and_no_match(world, tmp
                   show_progress=False)
     assert report["skipped"]["non_utf8"] == 2 and report["skipped"]["missing_url"] == 1
     assert report["skipped"]["read_error"] == 1
+    [damaged] = report["damaged_files"]  # named, with the reason
+    assert damaged["file"] == str(corpus / "b.parquet") and damaged["reason"].startswith("damaged parquet: row group 0")
     assert by_class(report) == {SCHOONER: (2, 2)}
     got = pl.read_parquet(tmp_path / "o" / "urls.parquet").select("url", "matched_form").rows()
     assert got == [("HTTPS://a/3.jpg", "schooners"), ("http://a/1.jpg", "schooner")]
