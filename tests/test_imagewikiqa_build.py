@@ -99,7 +99,7 @@ def test_offline_build_end_to_end(tmp_path, tree, capsys):
         # verification: every verdict's reason is the one the oracle's quirks dictate; nothing unknown passed
         verdicts = [json.loads(line) for line in (out / "verification.jsonl").read_text().splitlines()]
         ruled = [json.loads(line) for line in (out / "stages" / "ruled.jsonl").read_text().splitlines()]
-        assert len(verdicts) == len(ruled) >= 60 and calls == 2 * len(ruled)
+        assert len(verdicts) == len(ruled) >= 20 and calls == 2 * len(ruled)
         by_qid = {r["qid"]: r for r in ruled}
         for v in verdicts:
             assert v["reason"] == Oracle.expected_reason(by_qid[v["qid"]]["options"]), v
