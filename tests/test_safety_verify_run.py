@@ -164,3 +164,41 @@ def test_full_disk_is_one_line_and_the_next_run_resumes(built, model, reference,
     assert verify(built, model, out) == 0
     assert_frame_equal(pl.read_parquet(out / "mcq.r.parquet"), reference[0])
     assert (out / "mcq.r.json").read_bytes() == reference[1]
+
+
+def test_shards_share_out_but_one_shard_runs_once(built, model, reference, tmp_path, capsys):
+    out = tmp_path / "verify"
+    with lock_out(out / ".shards" / "0-of-2"):  # shard 0 is running
+        assert verify(built, model, out, "--shard", "0/2") == 2
+        assert "in use by another run" in one_error_line(capsys.readouterr().err)
+        assert verify(built, model, out, "--shard", "1/2") == 0  # the other shard works beside it
+    assert verify(built, model, out, "--shard", "0/2") == 0
+    assert_frame_equal(pl.read_parquet(out / "mcq.r.parquet"), reference[0])
+
+
+def test_filter_and_summary_faults_are_one_line(built, model, tmp_path, capsys):
+    sidecars = tmp_path / "verify"
+    assert verify(built, model, sidecars) == 0
+
+    def cli(*args: str) -> int:
+        return run_cli(verify_main, list(args))
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    base = ["filter", "--build", str(built), "--verify-dir", str(sidecars), "--rule", "drop:mcq"]
+    for out, message in ((a_file, "is a file"), (built / "clean", "overlaps the input")):
+        assert cli(*base, "--out", str(out)) == 2
+        assert message in one_error_line(capsys.readouterr().err)
+    assert cli("filter", "--build", str(built), "--verify-dir", str(sidecars), "--rule", "nonsense",
+               "--out", str(tmp_path / "never")) == 2
+    assert "filter rule 'nonsense'" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "never").exists()  # the rule is checked before the folder is made
+    clean = tmp_path / "clean"
+    with lock_out(clean):
+        assert cli(*base, "--out", str(clean)) == 2
+        assert "in use by another run" in one_error_line(capsys.readouterr().err)
+    assert cli(*base, "--out", str(clean)) == 0 and (clean / "filter_report.json").is_file()
+    (sidecars / "mcq.r.json").write_text('{"pass": ')  # a damaged summary is skipped, named
+    capsys.readouterr()
+    assert cli("summary", "--verify-dir", str(sidecars)) == 2  # nothing readable left: one line
+    assert "no readable pass results" in one_error_line(capsys.readouterr().err.splitlines()[-1])

@@ -223,7 +223,7 @@ def _log_run(out: Path, summary: dict, seconds: float) -> None:
 
 
 def _filter(args: argparse.Namespace) -> int:
-    from builders.verify.filters import run_filter, write_build_meta
+    from builders.verify.filters import parse_rule, run_filter, write_build_meta
     from core.errors import read_user_json
     from core.stages import open_out
 
@@ -242,6 +242,8 @@ def _filter(args: argparse.Namespace) -> int:
     if not files:
         raise UserError("no JSON, JSONL or parquet outputs to filter")
     verify_dir = Path(args.verify_dir) if args.verify_dir else build / "verify"
+    for rule in args.rule:  # a mistyped rule is one line before the output folder is made
+        parse_rule(rule)
     with open_out(args.out, inputs=[build, verify_dir], command="builders.verify filter"):
         report = run_filter(files, build, verify_dir, args.rule, Path(args.out))
         write_build_meta(build, Path(args.out), report, names)
@@ -256,14 +258,19 @@ def _summary(args: argparse.Namespace) -> int:
     folder = Path(args.verify_dir) if args.verify_dir else (Path(args.build) / "verify" if args.build else None)
     if folder is None:
         raise UserError("give --build or --verify-dir")
-    summaries = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    if not summaries:
-        raise UserError(f"no pass results in {folder}")
-    print(f"{'pass':<12} {'model':<24} {'items':>7} {'ok':>7} {'accuracy':>9}  errors")
-    for path in summaries:
-        s = json.loads(path.read_text())
-        if "pass" not in s:
+    rows = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            s = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            print(f"skipped {path}: not valid JSON ({exc})", file=sys.stderr)
             continue
+        if isinstance(s, dict) and "pass" in s:
+            rows.append(s)
+    if not rows:
+        raise UserError(f"no readable pass results in {folder}")
+    print(f"{'pass':<12} {'model':<24} {'items':>7} {'ok':>7} {'accuracy':>9}  errors")
+    for s in rows:
         acc = "n/a" if s.get("accuracy") is None else f"{s['accuracy']:.3f}"
         errors = ", ".join(f"{k}={v}" for k, v in s.get("errors", {}).items()) or "-"
         print(f"{s['pass']:<12} {s['model']:<24} {s['items']:>7} {s['ok']:>7} {acc:>9}  {errors}")
