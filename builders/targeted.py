@@ -12,9 +12,14 @@ OUT holds:
 
 - ``shards/`` — img2dataset's webdataset output: per shard ``NNNNN.tar`` (successful samples: jpg, txt, json
   with ``class_id``/``class_name``/``matched_form``), ``NNNNN.parquet`` (every input row with its
-  ``status``/``error_message``) and ``NNNNN_stats.json`` (written last: it marks the shard finished, and a
-  rerun skips finished shards — img2dataset's ``incremental`` mode). Finished tars are rewritten once in
-  key order with zeroed header times, so a shard's bytes do not depend on download completion order.
+  ``status``/``error_message``) and ``NNNNN_stats.json`` (written last: img2dataset's ``incremental`` mode
+  skips a shard that has it). Finished tars are rewritten once in key order with zeroed header times, so a
+  shard's bytes do not depend on download completion order.
+- ``.stages/shard-NNNNN.done.json`` — a shard is done (:class:`core.stages.Stages`) only when its parquet lists
+  each URL of its slice of ``urls.parquet`` exactly once and its tar holds one image per downloaded row; a
+  shard img2dataset finished that fails this check (a sample it dropped, a tar cut off by a full disk) is
+  removed, the run stops with :class:`DownloadIncomplete`, and the next run fetches that shard again.
+- the run lock (``core.stages.open_out``): one run per OUT; temporary files of killed runs are removed.
 - ``download.json`` — per class: mined, downloaded, failed by reason; the settings that shaped the shards.
 - ``build/`` — ``python -m builders.imagenet_qa --source webdataset`` on the shards; its ``manifest.json``
   gains a ``targeted`` section: ``{"mine": <mine_report.json>, "download": <download.json>, "kept": {...}}``.

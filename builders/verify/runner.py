@@ -2,7 +2,8 @@
 
 Items are cut into fixed chunks (``chunk_size``, in input order). Each finished chunk is written as one
 parquet part under ``OUT/.cache/<pass>.<alias>/`` by atomic rename; every row carries its cache key
-(model alias, prompt hash, sample id). A later run with the same model reads the parts, skips every
+(model alias, prompt hash, sample id). A part is validated when read; a damaged one is set aside as
+``<part>.damaged`` (one warning line naming it) and its chunk asked again. A later run with the same model reads the parts, skips every
 (prompt hash, sample id) already answered and runs only what is left, so a killed pass resumes without
 redoing or duplicating work. Because chunks are whole and fixed, a resumed run batches the remaining items
 exactly as an uninterrupted run would. The sidecar ``OUT/<pass>.<alias>.parquet`` is then assembled from the
