@@ -12,9 +12,14 @@ OUT holds:
 
 - ``shards/`` — img2dataset's webdataset output: per shard ``NNNNN.tar`` (successful samples: jpg, txt, json
   with ``class_id``/``class_name``/``matched_form``), ``NNNNN.parquet`` (every input row with its
-  ``status``/``error_message``) and ``NNNNN_stats.json`` (written last: it marks the shard finished, and a
-  rerun skips finished shards — img2dataset's ``incremental`` mode). Finished tars are rewritten once in
-  key order with zeroed header times, so a shard's bytes do not depend on download completion order.
+  ``status``/``error_message``) and ``NNNNN_stats.json`` (written last: img2dataset's ``incremental`` mode
+  skips a shard that has it). Finished tars are rewritten once in key order with zeroed header times, so a
+  shard's bytes do not depend on download completion order.
+- ``.stages/shard-NNNNN.done.json`` — a shard is done (:class:`core.stages.Stages`) only when its parquet lists
+  each URL of its slice of ``urls.parquet`` exactly once and its tar holds one image per downloaded row; a
+  shard img2dataset finished that fails this check (a sample it dropped, a tar cut off by a full disk) is
+  removed, the run stops with :class:`DownloadIncomplete`, and the next run fetches that shard again.
+- the run lock (``core.stages.open_out``): one run per OUT; temporary files of killed runs are removed.
 - ``download.json`` — per class: mined, downloaded, failed by reason; the settings that shaped the shards.
 - ``build/`` — ``python -m builders.imagenet_qa --source webdataset`` on the shards; its ``manifest.json``
   gains a ``targeted`` section: ``{"mine": <mine_report.json>, "download": <download.json>, "kept": {...}}``.
@@ -45,8 +50,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builders.sources.wds import _KEY_EXT  # WebDataset's split of a member name into key and extension
-from core.atomic import atomic_path, commit, write_json_atomic
+from core.atomic import atomic_path, commit, discard, write_json_atomic
 from core.errors import UserError, read_user_json
+from core.stages import RunLock, Stages, file_listing, fingerprint, open_out
 from core.vocabulary import ClassVocabulary
 
 DEFAULT_OUTPUTS = "llava,hf,eval_open,mcq"
@@ -54,6 +60,7 @@ RESIZE_MODES = ("border", "keep_ratio", "keep_ratio_largest", "center_crop", "no
 SAVED_COLUMNS = ["class_id", "class_name", "matched_form"]
 ENCODE_FORMAT = "jpg"
 STATE_FILE = ".targeted_state.json"
+STAGES_DIR = ".stages"  # completion markers of the shards (core.stages), beside shards/ (img2dataset reads *.json there)
 #: builders CLI options this module sets itself (not allowed in ``extra_args``)
 _OWN_BUILD_OPTIONS = ("--source", "--root", "--classes", "--label-field", "--split-name", "--out", "--outputs",
                       "--seed", "--overwrite")
@@ -224,10 +231,84 @@ def normalize_tar(path: Path) -> bool:
                 for _, _, m in ordered:
                     out.addfile(_tarinfo(m.name, m.size), tf.extractfile(m))
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             raise
     commit(tmp, path)
     return True
+
+
+def _shard_files(shards: Path, shard_id: int) -> list[Path]:
+    """A shard's files, the stats file (img2dataset's "finished" mark) first so removing them in this order
+    never leaves a finished-looking shard without its data."""
+    name = _shard_name(shard_id)
+    return [shards / f"{name}_stats.json", shards / f"{name}.parquet", shards / f"{name}.tar"]
+
+
+def _shard_problem(mined: Mined, shards: Path, shard_id: int, shard_size: int) -> str | None:
+    """Why a shard img2dataset calls finished is not done (None when it is): its parquet must list each URL of
+    its slice of ``urls.parquet`` exactly once (img2dataset cuts the list in order), and its tar must hold one
+    image per ``success`` row."""
+    import pyarrow.parquet as pq
+
+    name = _shard_name(shard_id)
+    expected = list(mined.url_class)[shard_id * shard_size:(shard_id + 1) * shard_size]
+    try:
+        rows = pq.read_table(shards / f"{name}.parquet", columns=["url", "status"]).to_pylist()
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a missing or damaged file
+        return f"its parquet file cannot be read ({str(exc).splitlines()[0][:120] if str(exc) else exc!r})"
+    seen = Counter(r["url"] for r in rows)
+    dups = [u for u, n in seen.items() if n > 1]
+    if dups:
+        return f"{len(dups)} url(s) appear more than once, e.g. {dups[0]} (duplicated samples)"
+    lost = [u for u in expected if u not in seen]
+    if lost:
+        return f"{len(lost)} mined url(s) are missing, e.g. {lost[0]} (lost rows)"
+    foreign = [u for u in seen if u not in set(expected)]
+    if foreign:
+        return f"url {foreign[0]!r} is not in this shard's part of {mined.urls_file}; OUT holds another download"
+    successes = sum(1 for r in rows if r["status"] == "success")
+    tar = shards / f"{name}.tar"
+    try:
+        with tarfile.open(tar, "r:") as tf:
+            images = sum(1 for m in tf.getmembers() if m.isreg() and m.name.endswith(f".{ENCODE_FORMAT}"))
+    except FileNotFoundError:
+        images = 0
+    except (tarfile.TarError, OSError) as exc:
+        return f"its tar cannot be read ({exc})"
+    if images != successes:
+        return f"its tar holds {images} image(s) for {successes} downloaded row(s)"
+    return None
+
+
+def _settle_shards(mined: Mined, out: Path, settings: dict, num_shards: int) -> dict[int, str]:
+    """Mark every finished shard that checks out as done (:class:`core.stages.Stages`, fingerprint: the download
+    settings and the shard id; info: its files' sizes and times). A finished shard that does not check out is
+    removed, so the next run fetches it again, and returned as ``{shard id: problem}``. A marked shard whose
+    files are unchanged is not read again."""
+    shards, stages = out / "shards", Stages(out / STAGES_DIR)
+    bad: dict[int, str] = {}
+    for shard_id in range(num_shards):
+        unit, key = f"shard-{_shard_name(shard_id)}", fingerprint(settings, shard_id)
+        files = [p for p in _shard_files(shards, shard_id) if p.is_file()]
+        info = stages.done(unit, key)
+        if info is not None and info.get("files") == file_listing(files, shards):
+            continue
+        tar = shards / f"{_shard_name(shard_id)}.tar"
+        try:
+            if tar.is_file():
+                normalize_tar(tar)
+        except (tarfile.TarError, EOFError) as exc:
+            problem: str | None = f"its tar cannot be read ({exc})"
+        else:
+            problem = _shard_problem(mined, shards, shard_id, int(settings["shard_size"]))
+        if problem is None:
+            stages.mark(unit, key, {"files": file_listing([p for p in files if p.is_file()], shards)})
+            continue
+        stages.clear(unit)
+        for p in _shard_files(shards, shard_id):
+            p.unlink(missing_ok=True)
+        bad[shard_id] = problem
+    return bad
 
 
 def _shards_digest(shards: Path) -> str:
@@ -370,8 +451,20 @@ def download(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_siz
     shards are never fetched again) and return the per-class account (also written to ``OUT/download.json``);
     the returned dict also has ``"run"`` (shards fetched by this call, seconds), which the file does not."""
     _check_download_options(image_size, resize_mode, processes, threads, timeout, retries, shard_size)
-    return _download(load_mined(mined_dir), Path(out_dir).expanduser(), image_size, resize_mode, processes,
-                     threads, timeout, retries, shard_size, progress)
+    mined = load_mined(mined_dir)
+    out = Path(out_dir).expanduser()
+    with claim_out(out, mined):
+        return _download(mined, out, image_size, resize_mode, processes, threads, timeout, retries, shard_size,
+                         progress)
+
+
+def claim_out(out: Path, mined: Mined) -> RunLock:
+    """Check OUT (a folder, not the MINED folder or inside it; OUT/mined from the same command is fine), take
+    its run lock (a live run on it is one line) and remove what dead runs left (temporary files)."""
+    where, source = out.resolve(), mined.path.resolve()
+    if where == source or source in where.parents:
+        raise UserError(f"--out {out} is the MINED folder or inside it; write the download elsewhere")
+    return open_out(out, command="builders.targeted", legacy=(STATE_FILE, "download.json", "shards"))
 
 
 def _download(mined: Mined, out: Path, image_size: int, resize_mode: str, processes: int, threads: int,
@@ -380,8 +473,6 @@ def _download(mined: Mined, out: Path, image_size: int, resize_mode: str, proces
     shards = out / "shards"
     settings = {"urls_sha256": mined.urls_sha256, "rows": mined.rows, "shard_size": int(shard_size),
                 "image_size": int(image_size), "resize_mode": resize_mode, "encode_format": ENCODE_FORMAT}
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file")
     state = _read_state(out)
     old = state.get("download_settings")
     if old is not None and old != settings:
@@ -409,10 +500,13 @@ def _download(mined: Mined, out: Path, image_size: int, resize_mode: str, proces
     extra = sorted(s for s in finished if s >= num_shards)
     if extra:
         raise TargetedError(f"{shards} holds shard {_shard_name(extra[0])} beyond the {num_shards} this list makes")
-    for shard_id in range(num_shards):
-        tar = shards / f"{_shard_name(shard_id)}.tar"
-        if tar.is_file():
-            normalize_tar(tar)
+    bad = _settle_shards(mined, out, settings, num_shards)
+    if bad:
+        first = min(bad)
+        raise DownloadIncomplete(
+            f"{len(bad)} of {num_shards} shards failed and were removed: shard {_shard_name(first)}: {bad[first]}"
+            + (f"; also {', '.join(_shard_name(s) for s in sorted(bad)[1:6])}" if len(bad) > 1 else "")
+            + "; run the same command again to fetch them again")
     account = _account(mined, shards, num_shards)
     summary = {**account, "shards": num_shards, "image_size": int(image_size), "resize_mode": resize_mode,
                "shard_size": int(shard_size), "encode_format": ENCODE_FORMAT, "urls_sha256": mined.urls_sha256}
@@ -445,8 +539,10 @@ def build(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, outputs: str
     ``rebuild=True``, is redone from scratch; otherwise an unfinished build resumes."""
     mined = load_mined(mined_dir)
     out = Path(out_dir).expanduser()
+    extra = _check_extra_args(extra_args)
     _require_download(out)
-    return _build(mined, out, outputs, seed, _check_extra_args(extra_args), rebuild, progress)
+    with claim_out(out, mined):
+        return _build(mined, out, outputs, seed, extra, rebuild, progress)
 
 
 def _require_download(out: Path) -> None:
@@ -517,6 +613,15 @@ def run(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, image_size: in
     extra = _check_extra_args(extra_args)
     _check_download_options(image_size, resize_mode, processes, threads, timeout, retries, shard_size)
     out = Path(out_dir).expanduser()
+    with claim_out(out, mined):
+        return _run(mined, out, extra, image_size, resize_mode, processes, threads, timeout, retries, shard_size,
+                    outputs, seed, rebuild, progress)
+
+
+def _run(mined: Mined, out: Path, extra: list[str], image_size: int, resize_mode: str, processes: int,
+         threads: int, timeout: float, retries: int, shard_size: int, outputs: str, seed: int, rebuild: bool,
+         progress: bool) -> dict:
+    """:func:`run` under OUT's run lock."""
     dl = _download(mined, out, image_size, resize_mode, processes, threads, timeout, retries, shard_size, progress)
     if dl["totals"]["downloaded"] == 0:
         reasons = ", ".join(f"{k} {v}" for k, v in dl["totals"]["failed_reasons"].items())

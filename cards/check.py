@@ -4,8 +4,8 @@
 parse with ``huggingface_hub.DatasetCard``/``DatasetCardData``; the required metadata keys and licence;
 ``configs`` (``MetadataConfigs``) and their data files; ``datasets.load_dataset(folder)`` under
 ``HF_HUB_OFFLINE=1`` with split sizes against ``dataset_info``; ``size_categories`` against the total; the
-Markdown body's relative links and images; required sections; leftover placeholders; token-like strings in
-any text file. ``DatasetCard.validate()`` posts to the Hub, so it is never called.
+Markdown body's relative links and images; required sections; leftover placeholders; credential-like
+strings (:func:`core.secrets.find_credentials`: keys, tokens, passwords in URLs) in any text file. ``DatasetCard.validate()`` posts to the Hub, so it is never called.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import yaml
 
 from cards.metadata import DEFAULT_CONFIG, HUB_LICENSES, SIZE_CATEGORIES, size_category
 from core.errors import UserError
+from core.secrets import find_credentials
 
 #: required Markdown sections; each item is ``/``-separated alternatives, any of which a heading must contain
 #: (case-insensitive)
@@ -317,39 +318,56 @@ def _is_binary(path: Path) -> bool:
         return True
 
 
-def _token_lines(path: Path) -> list[int]:
-    """Line numbers of token-like strings in a text file (read in chunks; the token itself is never kept)."""
-    lines: set[int] = set()
-    overlap = 256
-    with path.open("rb") as f:
-        tail = b""
-        base_line = 1  # line number at the start of ``tail``
+#: what each kind of :func:`core.secrets.find_credentials` match looks like, for the problem line
+CREDENTIAL_KINDS = {
+    "hf_token": "a Hugging Face access token", "openai_key": "an API key (sk-...)",
+    "url_userinfo": "a user name or password in a URL (scheme://user:password@host)",
+    "secret_query": "a secret in a URL query (key=, token=, password=, sig=...)", "bearer": "a Bearer token",
+    "github_token": "a GitHub token", "aws_key": "an AWS access key id",
+}
+
+
+def _credential_lines(path: Path) -> list[tuple[int, str]]:
+    """``(line number, kind)`` of every credential-like string in a text file (:func:`core.secrets.find_credentials`;
+    read in chunks, line by line; the secret itself is never kept)."""
+    found: set[tuple[int, str]] = set()
+    line_no = 1
+    pending = ""
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as f:
         while True:
             chunk = f.read(_CHUNK)
+            pieces = (pending + chunk).split("\n")
+            pending = pieces.pop() if chunk else ""
+            for piece in pieces:
+                found.update((line_no, kind) for kind, _ in find_credentials(piece))
+                line_no += 1
+            if len(pending) > 4 * _CHUNK:  # one very long line: look at what is read, keep an overlap
+                found.update((line_no, kind) for kind, _ in find_credentials(pending))
+                pending = pending[-512:]
             if not chunk:
-                break
-            buf = tail + chunk
-            for m in TOKEN_RE.finditer(buf):  # a match seen again in the overlap gives the same line
-                lines.add(base_line + buf.count(b"\n", 0, m.start()))
-            keep = buf[-overlap:] if len(buf) > overlap else buf
-            base_line += buf.count(b"\n", 0, len(buf) - len(keep))
-            tail = keep
-    return sorted(lines)
+                return sorted(found)
+
+
+def _token_lines(path: Path) -> list[int]:
+    """Line numbers of credential-like strings in a text file."""
+    return sorted({line for line, _ in _credential_lines(path)})
 
 
 def _check_secrets(root: Path, problems: list[str]) -> None:
-    """Token-like strings (``hf_`` + 30 or more letters/digits) in any text file of the folder."""
+    """Credential-like strings (Hugging Face, API, GitHub and AWS keys, Bearer tokens, passwords in URLs, secret
+    query parameters) in any text file of the folder, the README included: one problem per line and kind."""
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if ".git" in rel.parts or not path.is_file() or _is_binary(path):
             continue
         try:
-            found = _token_lines(path)
+            found = _credential_lines(path)
         except OSError as exc:
-            problems.append(f"{rel.as_posix()}: cannot be read to look for tokens ({_first_line(exc)})")
+            problems.append(f"{rel.as_posix()}: cannot be read to look for credentials ({_first_line(exc)})")
             continue
-        for line in found:
-            problems.append(f"{rel.as_posix()} line {line}: looks like a Hugging Face access token; remove it")
+        for line, kind in found:
+            problems.append(f"{rel.as_posix()} line {line}: looks like {CREDENTIAL_KINDS.get(kind, kind)}; "
+                            "remove it")
 
 
 def _check(folder: str | Path, require_sections: Sequence[str]) -> tuple[list[str], dict[str, int]]:

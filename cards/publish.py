@@ -31,6 +31,7 @@ DEFAULT_IGNORE: tuple[str, ...] = (
     ".cache/**", "*/.cache/**",
     ".git/**", "*/.git/**",
     "*.tmp", "*.part", "*.lock", "*.incomplete",
+    ".*.tmp[0-9]*", "*/.*.tmp[0-9]*",  # what a killed atomic write left (core.atomic.atomic_path)
     ".DS_Store", "*/.DS_Store",
 )
 

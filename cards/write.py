@@ -10,8 +10,10 @@ from pathlib import Path
 
 from cards.collect import CardFacts, collect
 from cards.render import default_pretty_name, render_body
-from core.atomic import write_bytes_atomic
+from core.atomic import remove_leftovers, write_text_atomic
 from core.errors import UserError
+from core.secrets import redact
+from core.stages import lock_out, paths_overlap
 
 #: the Hub's task_categories for each build task
 TASK_CATEGORIES = {"instruct": "image-text-to-text", "open": "visual-question-answering",
@@ -83,10 +85,22 @@ def write_card(build_dir: str | Path, repo_folder: str | Path | None = None, cor
 
     ``corpora``: a ``corpora_stats count`` folder for the class-frequency section; ``license``: a Hub licence id
     replacing the source dataset's (:func:`cards.metadata.license_for`)."""
+    build = Path(build_dir).expanduser()
+    if not build.is_dir():
+        raise UserError(f"build folder {str(build_dir)!r} not found")
+    with lock_out(build):  # a live run writing this build is refused; none can start while the card is written
+        return _write_card(build, repo_folder, corpora, pretty_name, license)
+
+
+def _write_card(build_dir: Path, repo_folder: str | Path | None, corpora: str | None, pretty_name: str | None,
+                license: str | None) -> Path:  # noqa: A002 - CLI name
+    """:func:`write_card` under the build's run lock."""
     from cards.metadata import card_metadata, license_for, render_front_matter
 
     facts = collect(build_dir, corpora, hf_dir=repo_folder)
     repo = Path(facts.hf_dir)
+    if paths_overlap(repo, build_dir) and repo.resolve() != build_dir.resolve():
+        remove_leftovers(repo)  # what a killed card writer left (the lock says no writer is alive)
     override = _licence_override(license, facts.licence_source)
     lic_id, lic_name = override or license_for(facts.licence_source)[:2]
     name = pretty_name or default_pretty_name(facts)
@@ -95,5 +109,6 @@ def write_card(build_dir: str | Path, repo_folder: str | Path | None = None, cor
                          tags=tags(facts), info=facts.data_info)
     body = render_body(facts, repo, pretty_name=name, licence=override, info=facts.data_info)
     path = repo / "README.md"
-    write_bytes_atomic(path, (render_front_matter(meta) + "\n" + body).encode("utf-8"))
+    # a key or password in a recorded command, config or URL never reaches the published card
+    write_text_atomic(path, redact(render_front_matter(meta) + "\n" + body))
     return path

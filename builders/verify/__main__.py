@@ -17,8 +17,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import UserError, run_cli
+
+if TYPE_CHECKING:
+    from builders.verify.items import ItemSet
+    from builders.verify.passes import PassSettings
+    from builders.verify.runner import RunOptions
+    from core.stages import RunLock
+    from core.vocabulary import ClassVocabulary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,9 +103,9 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from builders.verify.items import ItemSet, build_vocabulary, load_build, load_items
-    from builders.verify.passes import DEFAULT_OUTPUT, PASSES, PassSettings
-    from builders.verify.runner import PassJob, RunOptions, model_alias, run_pass
+    from builders.verify.items import build_vocabulary
+    from builders.verify.passes import PASSES, PassSettings
+    from builders.verify.runner import RunOptions, model_alias
     from core.vlm.runtime import model_source
     from core.vocabulary import ClassVocabulary
 
@@ -120,7 +128,6 @@ def _run(args: argparse.Namespace) -> int:
                         ("--limit", args.limit if args.limit is not None else 1)):
         if value < 1:
             raise UserError(f"{name} must be at least 1")
-    splits = [s.strip() for s in args.splits.split(",")] if args.splits else None
     if args.quiet:
         from transformers.utils import logging as hf_logging
 
@@ -136,17 +143,46 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("label_check and rank need the class list: give --classes")
     out = Path(args.out) if args.out else (Path(args.build) / "verify" if args.build
                                            else Path(args.input).parent / "verify")
-    out.mkdir(parents=True, exist_ok=True)
+    shard = _parse_shard(args.shard)
     settings = PassSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                             score_batch_size=args.score_batch_size, max_prompt_tokens=args.max_prompt_tokens)
     options = RunOptions(chunk_size=args.chunk_size, executor=args.executor, num_workers=args.num_workers,
                          gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address,
-                         shard=_parse_shard(args.shard), progress=not args.quiet)
+                         shard=shard, progress=not args.quiet)
+    with _claim_out(out, args, shard):
+        return _run_passes(args, passes, models, aliases, vocab, settings, options, out)
+
+
+def _claim_out(out: Path, args: argparse.Namespace, shard: tuple[int, int] | None) -> RunLock:
+    """Check ``--out`` (a folder, not the build or the input) and lock it for this run; leftovers of dead runs
+    are removed. Shards of one run share OUT: each locks its own shard instead (the same shard twice is refused)
+    and the next run without ``--shard`` removes leftovers."""
+    from core.stages import check_out, lock_out, open_out
+
+    check_out(out, [args.input] if args.input else [])
+    if args.build:
+        build, where = Path(args.build).expanduser().resolve(), out.expanduser().resolve()
+        if where == build or where in build.parents:
+            raise UserError(f"--out {out} is the build folder or holds it; sidecars go beside the build's files, "
+                            f"e.g. {Path(args.build) / 'verify'} (the default)")
+    if shard is None:
+        return open_out(out, command="builders.verify run")
+    return lock_out(out / ".shards" / f"{shard[0]}-of-{shard[1]}")
+
+
+def _run_passes(args: argparse.Namespace, passes: list[str], models: list[str], aliases: list[str],
+                vocab: ClassVocabulary | None, settings: PassSettings, options: RunOptions, out: Path) -> int:
+    """Every pass × model, each with its own cache and sidecar under ``out``."""
+    from builders.verify.items import load_build, load_items
+    from builders.verify.passes import DEFAULT_OUTPUT
+    from builders.verify.runner import PassJob, run_pass
+
     loaded: dict[str, ItemSet] = {}
     for pass_name in passes:
         source = args.output or DEFAULT_OUTPUT[pass_name]
         if source not in loaded:
             if args.build:
+                splits = [s.strip() for s in args.splits.split(",")] if args.splits else None
                 loaded[source] = load_build(args.build, source, splits, vocab)
             else:
                 loaded[source] = load_items(args.input, args.image_root, vocab=vocab)
@@ -187,8 +223,9 @@ def _log_run(out: Path, summary: dict, seconds: float) -> None:
 
 
 def _filter(args: argparse.Namespace) -> int:
-    from builders.verify.filters import run_filter, write_build_meta
+    from builders.verify.filters import parse_rule, run_filter, write_build_meta
     from core.errors import read_user_json
+    from core.stages import open_out
 
     build = Path(args.build)
     manifest = read_user_json(build / "manifest.json", "build manifest")
@@ -205,8 +242,11 @@ def _filter(args: argparse.Namespace) -> int:
     if not files:
         raise UserError("no JSON, JSONL or parquet outputs to filter")
     verify_dir = Path(args.verify_dir) if args.verify_dir else build / "verify"
-    report = run_filter(files, build, verify_dir, args.rule, Path(args.out))
-    write_build_meta(build, Path(args.out), report, names)
+    for rule in args.rule:  # a mistyped rule is one line before the output folder is made
+        parse_rule(rule)
+    with open_out(args.out, inputs=[build, verify_dir], command="builders.verify filter"):
+        report = run_filter(files, build, verify_dir, args.rule, Path(args.out))
+        write_build_meta(build, Path(args.out), report, names)
     print(f"kept {report['kept']} of {report['input']} samples → {args.out}")
     for r in report["rules"]:
         print(f"  {r['rule']:<28} dropped {r['dropped']:>6}  (alone {r['dropped_alone']}; models: "
@@ -218,14 +258,19 @@ def _summary(args: argparse.Namespace) -> int:
     folder = Path(args.verify_dir) if args.verify_dir else (Path(args.build) / "verify" if args.build else None)
     if folder is None:
         raise UserError("give --build or --verify-dir")
-    summaries = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    if not summaries:
-        raise UserError(f"no pass results in {folder}")
-    print(f"{'pass':<12} {'model':<24} {'items':>7} {'ok':>7} {'accuracy':>9}  errors")
-    for path in summaries:
-        s = json.loads(path.read_text())
-        if "pass" not in s:
+    rows = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            s = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            print(f"skipped {path}: not valid JSON ({exc})", file=sys.stderr)
             continue
+        if isinstance(s, dict) and "pass" in s:
+            rows.append(s)
+    if not rows:
+        raise UserError(f"no readable pass results in {folder}")
+    print(f"{'pass':<12} {'model':<24} {'items':>7} {'ok':>7} {'accuracy':>9}  errors")
+    for s in rows:
         acc = "n/a" if s.get("accuracy") is None else f"{s['accuracy']:.3f}"
         errors = ", ".join(f"{k}={v}" for k, v in s.get("errors", {}).items()) or "-"
         print(f"{s['pass']:<12} {s['model']:<24} {s['items']:>7} {s['ok']:>7} {acc:>9}  {errors}")

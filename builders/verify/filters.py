@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from builders.verify.items import ID_FIELDS, row_id
 from builders.writers.jsonfiles import dumps_compact
-from core.atomic import atomic_path, commit, write_bytes_atomic
+from core.atomic import write_bytes_atomic, write_with
 from core.errors import UserError
 
 ACTIONS = ("keep", "drop")
@@ -370,18 +370,17 @@ def _filter_parquet(src: Path, dst: Path, ids: list[str], kept: set[str]) -> tup
     table = pq.read_table(src)
     mask = pl.Series(ids, dtype=pl.String).is_in(pl.Series(sorted(kept), dtype=pl.String)).to_arrow()
     out = table.filter(mask)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(dst)
     options = _parquet_write_options(src)
-    try:
+
+    def write(tmp: Path) -> None:
         try:
             pq.write_table(out, tmp, **options)
+        except OSError:  # disk full, no permission: not a matter of options
+            raise
         except (ValueError, pa.ArrowException):  # options that this pyarrow cannot reproduce: plain write
             pq.write_table(out, tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    commit(tmp, dst)
+
+    write_with(dst, write)
     return table.num_rows, out.num_rows
 
 

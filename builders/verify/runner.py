@@ -2,7 +2,8 @@
 
 Items are cut into fixed chunks (``chunk_size``, in input order). Each finished chunk is written as one
 parquet part under ``OUT/.cache/<pass>.<alias>/`` by atomic rename; every row carries its cache key
-(model alias, prompt hash, sample id). A later run with the same model reads the parts, skips every
+(model alias, prompt hash, sample id). A part is validated when read; a damaged one is set aside as
+``<part>.damaged`` (one warning line naming it) and its chunk asked again. A later run with the same model reads the parts, skips every
 (prompt hash, sample id) already answered and runs only what is left, so a killed pass resumes without
 redoing or duplicating work. Because chunks are whole and fixed, a resumed run batches the remaining items
 exactly as an uninterrupted run would. The sidecar ``OUT/<pass>.<alias>.parquet`` is then assembled from the
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -30,7 +33,7 @@ import polars as pl
 from builders.verify.items import Item
 from builders.verify.passes import Pass, PassSettings, make_pass
 from core import progress
-from core.atomic import atomic_path, commit, write_bytes_atomic
+from core.atomic import write_bytes_atomic, write_json_atomic, write_with
 from core.errors import UserError
 from core.provenance import package_versions
 from core.vocabulary import ClassVocabulary
@@ -110,38 +113,79 @@ class RunOptions:
     progress: bool = True
 
 
-class PassCache:
-    """The parts folder of one pass × model: what is answered already, and writing new parts."""
+_DAMAGED_PART = (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException)
 
-    def __init__(self, out_dir: Path, job: PassJob) -> None:
+
+class PassCache:
+    """The parts folder of one pass × model: what is answered already, and writing new parts.
+
+    A part is the whole answer to one chunk, published by atomic rename, so it is complete or absent. Each part
+    is validated when it is read (a readable Parquet file with every column of the pass): a damaged one is set
+    aside as ``<part>.damaged`` with a one-line warning naming it, and its chunk counts as not answered, so the
+    run recomputes it instead of failing."""
+
+    def __init__(self, out_dir: Path, job: PassJob, schema: dict[str, pl.DataType] | None = None) -> None:
         self.dir = out_dir / ".cache" / f"{job.pass_name}.{job.alias}"
         self.job = job
+        self.schema = schema
+        self.set_aside: list[Path] = []
 
     def open(self, chunk_size: int) -> int:
-        """Create or check the folder's meta; returns the chunk size to use (the stored one on resume)."""
+        """Create or check the folder's meta; returns the chunk size to use (the stored one on resume).
+
+        A damaged ``meta.json`` means the parts cannot be tied to a model: the folder is set aside (warning)
+        and the pass starts afresh."""
         self.dir.mkdir(parents=True, exist_ok=True)
         meta_path = self.dir / "meta.json"
         if meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            if meta["model"] != self.job.model:
-                raise UserError(f"alias {self.job.alias!r} was used for model {meta['model']!r}; "
+            try:
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+                model, stored = meta["model"], int(meta["chunk_size"])
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+                aside = _free_name(self.dir.with_name(self.dir.name + ".damaged"))
+                self.dir.rename(aside)
+                _warn(f"{meta_path} is damaged ({_first_line(exc)}); its cache was set aside as {aside} "
+                      "and the pass starts afresh")
+                return self.open(chunk_size)
+            if model != self.job.model:
+                raise UserError(f"alias {self.job.alias!r} was used for model {model!r}; "
                                 f"pass --alias to name {self.job.model!r} differently")
-            if meta["chunk_size"] != chunk_size:
-                log.info("resuming with the cache's chunk size %d (not %d)", meta["chunk_size"], chunk_size)
-            return int(meta["chunk_size"])
-        write_bytes_atomic(meta_path, json.dumps({"model": self.job.model, "chunk_size": chunk_size}).encode())
+            if stored != chunk_size:
+                log.info("resuming with the cache's chunk size %d (not %d)", stored, chunk_size)
+            return stored
+        write_json_atomic(meta_path, {"model": self.job.model, "chunk_size": chunk_size})
         return chunk_size
 
     def parts(self) -> list[Path]:
         """Finished parts in name order."""
         return sorted(self.dir.glob("part-*.parquet"))
 
+    def read(self, part: Path, columns: list[str] | None = None) -> pl.DataFrame | None:
+        """The rows of one part, or None after setting a damaged part aside (with a warning naming it)."""
+        try:
+            frame = pl.read_parquet(part)
+            missing = [c for c in (self.schema or ("sample_id", "prompt_sha")) if c not in frame.columns]
+            if missing:
+                raise ValueError(f"no column {missing[0]!r}")
+        except (*_DAMAGED_PART, ValueError) as exc:
+            aside = _free_name(part.with_name(part.name + ".damaged"))
+            try:
+                part.rename(aside)
+                where = f"set aside as {aside.name}"
+            except FileNotFoundError:
+                return None  # another shard process set it aside first
+            self.set_aside.append(part)
+            _warn(f"cache part {part} is damaged ({_first_line(exc)}); {where}, its chunk is asked again")
+            return None
+        return frame.select(columns) if columns else frame
+
     def done(self) -> set[tuple[str, str]]:
-        """(sample id, prompt hash) of every cached row."""
+        """(sample id, prompt hash) of every row of every readable part."""
         keys: set[tuple[str, str]] = set()
         for part in self.parts():
-            frame = pl.read_parquet(part, columns=["sample_id", "prompt_sha"])
-            keys.update(zip(frame["sample_id"].to_list(), frame["prompt_sha"].to_list(), strict=True))
+            frame = self.read(part, ["sample_id", "prompt_sha"])
+            if frame is not None:
+                keys.update(zip(frame["sample_id"].to_list(), frame["prompt_sha"].to_list(), strict=True))
         return keys
 
     def write(self, chunk: int, rows: list[dict], schema: dict[str, pl.DataType]) -> Path:
@@ -149,17 +193,46 @@ class PassCache:
         n = 0
         while (path := self.dir / f"part-{chunk:06d}-{n}.parquet").exists():
             n += 1
-        tmp = atomic_path(path)
-        pl.DataFrame(rows, schema=schema).write_parquet(tmp)
-        commit(tmp, path)
+        write_parquet_atomic(pl.DataFrame(rows, schema=schema), path)
         return path
 
     def frame(self, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-        """All cached rows."""
-        parts = self.parts()
-        if not parts:
+        """All cached rows (of the parts that read)."""
+        frames = [f for f in (self.read(p) for p in self.parts()) if f is not None]
+        if not frames:
             return pl.DataFrame(schema=schema)
-        return pl.concat([pl.read_parquet(p) for p in parts], how="vertical_relaxed")
+        return pl.concat(frames, how="vertical_relaxed")
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    """Publish ``frame`` as ``path`` atomically; a failed write (disk full, no permission) is an
+    :class:`OSError` naming ``path`` (polars reports it as a ComputeError that names no file)."""
+    try:
+        write_with(path, frame.write_parquet)
+    except pl.exceptions.PolarsError as exc:
+        code = re.search(r"os error (\d+)", str(exc))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path.1``, ``path.2`` ... whichever does not exist yet."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
+def _warn(message: str) -> None:
+    """One warning line on stderr (the run goes on)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def plan_chunks(items: list[Item], keys: list[str], done: set[tuple[str, str]], chunk_size: int,
@@ -209,7 +282,7 @@ def run_pass(items: list[Item], job: PassJob, out_dir: str | Path, options: RunO
     out = Path(out_dir)
     pass_ = job.make_pass()
     schema = pass_.schema()
-    cache = PassCache(out, job)
+    cache = PassCache(out, job, schema)
     chunk_size = cache.open(options.chunk_size)
     keys = [pass_.prompt_sha(it) for it in items]
     done = cache.done()
@@ -245,11 +318,12 @@ def _assemble(items: list[Item], keys: list[str], job: PassJob, cache: PassCache
     frame = (cache.frame(schema).unique(subset=["sample_id", "prompt_sha"], keep="first", maintain_order=True)
              .join(order, on=["sample_id", "prompt_sha"], how="inner").sort("_pos").drop("_pos")
              .select(list(schema)))
+    if frame.height != len(items):  # a part was damaged after it was counted: it is set aside by now
+        raise UserError(f"{len(items) - frame.height} answer(s) of {job.pass_name}[{job.alias}] were lost from "
+                        f"damaged cache parts (set aside); run the same command again to ask them again")
     stem = f"{job.pass_name}.{job.alias}"
     sidecar = out / f"{stem}.parquet"
-    tmp = atomic_path(sidecar)
-    frame.write_parquet(tmp)
-    commit(tmp, sidecar)
+    write_parquet_atomic(frame, sidecar)
     summary = summarize(frame, job)
     summary.update(sidecar=sidecar.name, answered_now=answered_now, cached=cached,
                    seconds=round(seconds, 3),

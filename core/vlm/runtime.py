@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import logging
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +130,41 @@ def _load_model(source: str, torch_dtype: torch.dtype) -> Any:
     raise UserError(f"cannot load model {source!r}: {_first_line(first)}")
 
 
+def _safetensors_errors() -> tuple[type[BaseException], ...]:
+    """The error type ``safetensors`` raises for a damaged file (absent when it is not installed)."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:
+        return ()
+    return (SafetensorError,)
+
+
+def damaged_checkpoint_file(folder: Path) -> str | None:
+    """``"<file>: <cause>"`` for the first damaged file of a saved checkpoint (a JSON file that does not parse,
+    a ``.safetensors`` file whose header or size is wrong), None when every file reads.
+
+    Called after a load failed, so the one-line error names the file instead of the library's message."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    for path in sorted(folder.glob("*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return f"{path}: not valid JSON ({_first_line(exc)})"
+        except OSError as exc:
+            return f"{path}: {exc.strerror or _first_line(exc)}"
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                f.keys()
+        except OSError as exc:
+            return f"{path}: {exc.strerror or _first_line(exc)}"
+        except Exception as exc:  # noqa: BLE001 - SafetensorError and friends: the file is damaged
+            return f"{path}: damaged or truncated safetensors file ({_first_line(exc)})"
+    return None
+
+
 def model_source(model_id_or_path: str) -> str:
     """The folder (or hub id) to load ``model_id_or_path`` from; a local-looking path that is not a folder is
     one :class:`UserError` line."""
@@ -203,8 +240,13 @@ class VLM:
             model = _load_model(source, torch_dtype)
         except UserError:
             raise
-        except (OSError, ValueError, KeyError, ImportError) as exc:
-            hint = " (offline: is it in the local Hugging Face cache?)" if not path.is_dir() else ""
+        except (OSError, ValueError, KeyError, ImportError, RuntimeError, EOFError, pickle.UnpicklingError,
+                *_safetensors_errors()) as exc:
+            if path.is_dir():
+                damaged = damaged_checkpoint_file(path)
+                cause = damaged or _first_line(exc)
+                raise UserError(f"cannot load model {src!r}: {cause}") from None
+            hint = " (offline: is it in the local Hugging Face cache?)"
             raise UserError(f"cannot load model {src!r}{hint}: {_first_line(exc)}") from None
         model.to(device).eval()
         return cls(model, processor, name=src, device=device)
