@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_path, commit
+from core.atomic import atomic_path, commit, discard, write_text_atomic
 from core.errors import UserError
 
 IMAGE_COLUMN = "image"
@@ -159,11 +159,13 @@ class _ParquetShardWriter(ShardWriter):
         return [self.final]
 
     def abort(self) -> None:
-        """Drop the temporary file."""
-        if self._pq is not None:
-            self._pq.close()
-            self._pq = None
-        self.tmp.unlink(missing_ok=True)
+        """Drop the temporary file (also when closing it fails, e.g. on a full disk)."""
+        try:
+            if self._pq is not None:
+                pq_writer, self._pq = self._pq, None
+                pq_writer.close()
+        finally:
+            discard(self.tmp)
 
 
 CARD_SUMMARY = "Image classification data as a Hugging Face dataset"
@@ -292,10 +294,7 @@ class HFParquetWriter(Writer):
                 splits[split] = (n, size)
         features = Features.from_arrow_schema(schema) if schema is not None else None
         readme = self.out_dir / "README.md"
-        tmp = atomic_path(readme)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(dataset_card(features, splits, self.config_name, self.card_summary), encoding="utf-8")
-        commit(tmp, readme)
+        write_text_atomic(readme, dataset_card(features, splits, self.config_name, self.card_summary))
         return [readme]
 
     def verify(self, counts: dict[str, int]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_path, commit
+from core.atomic import atomic_path, commit, discard
 
 
 class _ImageShardWriter(ShardWriter):
@@ -40,7 +40,7 @@ class _ImageShardWriter(ShardWriter):
     def abort(self) -> None:
         """Drop a half-written image."""
         if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
+            discard(self._tmp)
             self._tmp = None
 
 
