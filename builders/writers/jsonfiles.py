@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_output, atomic_path, commit, discard
+from core.atomic import atomic_output, atomic_path, commit, discard, naming
 from core.errors import UserError
 
 PARTS_DIR = ".parts"
@@ -68,12 +68,15 @@ class _PartShardWriter(ShardWriter):
             elif columns != self._columns:
                 raise ValueError(f"{self.writer.name}: row {record.key!r} has columns {columns}, "
                                  f"expected {self._columns} (all rows must have the same keys)")
-        self._fh.write(self.writer.part_line(record, row).encode("utf-8") + b"\n")
+        line = self.writer.part_line(record, row).encode("utf-8") + b"\n"
+        with naming(self.final):
+            self._fh.write(line)
 
     def close(self) -> list[Path]:
         """Publish the part file (empty when the shard had no rows)."""
         assert self._fh is not None, "shard writer already closed"
-        self._fh.close()
+        with naming(self.final):
+            self._fh.close()
         self._fh = None
         commit(self.tmp, self.final)
         return [self.final]

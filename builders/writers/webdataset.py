@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_path, commit, discard, write_text_atomic
+from core.atomic import atomic_path, commit, discard, naming, write_text_atomic
 from core.errors import UserError
 
 BLOCK = tarfile.BLOCKSIZE  # 512
@@ -107,9 +107,10 @@ class _TarShardWriter(ShardWriter):
     def _publish(self) -> None:
         assert self._fh is not None and self._tmp is not None
         end = self._bytes + 2 * BLOCK  # two zero blocks end the archive, then padding to a full record
-        self._fh.write(bytes(2 * BLOCK + -end % RECORD))
-        self._fh.close()
         final = self.writer.part_path(self.split, self.shard, self.part)
+        with naming(final):
+            self._fh.write(bytes(2 * BLOCK + -end % RECORD))
+            self._fh.close()
         commit(self._tmp, final)
         self.published.append(final)
         self._counts.append(self._count)
@@ -127,12 +128,13 @@ class _TarShardWriter(ShardWriter):
             self._open()
         assert self._fh is not None
         write = self._fh.write
-        for header, data in members:
-            write(header)
-            write(data)
-            pad = -len(data) % BLOCK
-            if pad:
-                write(bytes(pad))
+        with naming(self.writer.part_path(self.split, self.shard, self.part)):
+            for header, data in members:
+                write(header)
+                write(data)
+                pad = -len(data) % BLOCK
+                if pad:
+                    write(bytes(pad))
         self._bytes += size
         self._count += 1
 
