@@ -50,7 +50,6 @@ from core.stages import (
     LOCK_FILE,
     LOCK_OWNER_FILE,
     OWNER_FILE,
-    RunLock,
     Stages,
     check_out,
     fingerprint,
@@ -488,8 +487,10 @@ class Build:
                  self.config.prompts, self.config.mix_with, *self.inputs]
         return sorted({str(p) for p in found if isinstance(p, (str, os.PathLike)) and str(p)})
 
-    def _claim_out(self) -> RunLock:
-        """Check the output folder, then take it (see :func:`core.stages.open_out`): nothing is written before."""
+    def _check_out(self) -> list[str]:
+        """Check the output folder (nothing is written): not a file, no overlap with an input, and not a
+        foreign non-empty folder (unless ``--overwrite``, which :func:`core.stages.open_out` then judges).
+        Returns the inputs."""
         inputs = self.input_paths()
         out = check_out(self.out_dir, inputs)
         if out.is_dir() and not self.overwrite and not (out / STATE_DIR).is_dir():
@@ -498,7 +499,7 @@ class Build:
             if foreign:
                 raise UserError(f"{out} is not empty and holds no build of this tool (e.g. {foreign[0]}); "
                                 "use a new --out (or --overwrite for a folder this tool made)")
-        return open_out(out, inputs=inputs, overwrite=self.overwrite, command=COMMAND, legacy=LEGACY_MARKS)
+        return inputs
 
     # ----- the plan ---------------------------------------------------------------------------
     def _settings(self) -> dict:
@@ -618,20 +619,14 @@ class Build:
         return done
 
     def run(self) -> dict:
-        """Run (or resume) the build; return the manifest. Every setting is checked before ``out_dir`` is
-        touched; the run lock of ``out_dir`` is held until the end."""
+        """Run (or resume) the build; return the manifest. Every setting is checked, and the source scanned,
+        before ``out_dir`` is touched; the run lock of ``out_dir`` is held from then to the end."""
         t0 = time.time()
         mix = load_mix(self.config.mix_with) if self.config.mix_with else None
         tasks = self._make_tasks()
         outputs, writers, export = self._make_outputs()
-        lock = self._claim_out()
-        try:
-            ctx = BuildContext(self.source, self.out_dir, self.config, tasks, outputs, writers, export)
-            return self._run_locked(ctx, mix, t0)
-        finally:
-            lock.release()
-
-    def _run_locked(self, ctx: BuildContext, mix: MixSet | None, t0: float) -> dict:
+        inputs = self._check_out()
+        ctx = BuildContext(self.source, self.out_dir, self.config, tasks, outputs, writers, export)
         self.executor.warm_up(ctx.worker_modules())  # workers get ready while the source is scanned
         scanned = self._scan()
         plans, scan_skips, counts = self._plan(scanned)
@@ -640,8 +635,18 @@ class Build:
                 raise UserError(f"--mix-with mixes the llava train split, which this build has not "
                                 f"(splits: {', '.join(plans) or 'none'})")
             check_clashes(mix, (r.key for r in plans["train"]))
-        ctx.plan_fingerprint = self._check_plan(SourceListing(self.source, scanned))
+        listing = SourceListing(self.source, scanned)
         del scanned
+        lock = open_out(self.out_dir, inputs=inputs, overwrite=self.overwrite, command=COMMAND, legacy=LEGACY_MARKS)
+        try:
+            return self._run_locked(ctx, mix, listing, plans, scan_skips, counts, t0)
+        finally:
+            lock.release()
+
+    def _run_locked(self, ctx: BuildContext, mix: MixSet | None, listing: SourceListing,
+                    plans: dict[str, list[SampleRef]], scan_skips: dict[str, list[list[str]]],
+                    counts: dict[str, int], t0: float) -> dict:
+        ctx.plan_fingerprint = self._check_plan(listing)
         stages = Stages(self.out_dir / STATE_DIR)
         final_fp = fingerprint(ctx.plan_fingerprint, self._mix_settings())
         if stages.done("finalize", final_fp) is not None:
