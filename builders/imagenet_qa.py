@@ -6,18 +6,21 @@
 
 Outputs (``--outputs``): llava (LLaVA training JSON), hf (HF parquet with images + chat messages),
 wds (WebDataset shards), eval_open (LLaVA eval JSONL), mcq (K-way multiple choice JSONL), mcq_hf,
-vlmevalkit (VLMEvalKit TSV). A killed build resumes when started again with the same options.
+vlmevalkit (VLMEvalKit TSV). A killed build resumes when started again with the same options and an
+unchanged source; a changed source or option is refused with one line saying what changed (never mixed).
+``--out`` must not overlap any input; ``--overwrite`` empties only a folder this tool made; one run per
+``--out`` at a time (a run lock).
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from core.errors import UserError, run_cli
+from core.executors import DEFAULT_RAY_TIMEOUT
 
 DEFAULT_OUTPUTS = "llava,hf,wds,eval_open,mcq,vlmevalkit"
 
@@ -57,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--splits", help="comma-separated splits to build (default: all the source has)")
     out.add_argument("--limit", type=int, help="at most N samples per split (a seeded subset spread over classes)")
     out.add_argument("--seed", type=int, default=0, help="seed for templates, distractors, letters, mixing (default 0)")
-    out.add_argument("--overwrite", action="store_true", help="delete --out first instead of resuming")
+    out.add_argument("--overwrite", action="store_true",
+                     help="empty --out first instead of resuming (only a folder this tool made)")
     out.add_argument("--image-prefix", default="", help="prefix for image paths in JSON outputs (e.g. imagenet/)")
     out.add_argument("--mix-with", help="an existing LLaVA instruction JSON (e.g. llava_v1_5_mix665k.json) to mix "
                                         "with the llava train output → llava/train_mixed.json (seeded shuffle)")
@@ -79,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="local processes, or Ray tasks (uses RAY_ADDRESS or starts a local Ray)")
     run.add_argument("--ray-address", help="address of a running Ray cluster")
+    run.add_argument("--ray-timeout", type=float, default=DEFAULT_RAY_TIMEOUT,
+                     help=f"seconds to wait for --ray-address to answer (default {DEFAULT_RAY_TIMEOUT:g})")
     run.add_argument("--shard-size", type=int, default=1000, help="samples per shard (the unit of resume)")
     run.add_argument("--verify", choices=("fast", "full"), default="fast",
                      help="fast: header + end marker (full decode only if missing); full: decode every image")
@@ -104,13 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.num_workers < 1:
         raise UserError("--num-workers must be at least 1")
+    if not args.ray_timeout > 0:
+        raise UserError(f"--ray-timeout must be more than 0 seconds, got {args.ray_timeout:g}")
     root = args.root or (_default_root() if args.source == "imagenet" else None)
     if root is None:
         raise UserError(f"--source {args.source} needs --root")
     outputs = list(output_registry()) if args.outputs == "all" else [o.strip() for o in args.outputs.split(",") if o.strip()]
     config = BuildConfig(
         outputs=outputs, seed=args.seed, limit=args.limit, shard_size=args.shard_size,
-        splits=[s.strip() for s in args.splits.split(",")] if args.splits else None,
+        splits=[s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None,
         verify=args.verify, nonrgb=args.nonrgb, max_pixels=args.max_pixels, mcq_choices=args.mcq_choices,
         distractors=args.distractors, cot=args.cot, paraphrase_eval=args.paraphrase_eval, prompts=args.prompts, image_prefix=args.image_prefix,
         wds_max_bytes=args.wds_max_bytes, wds_max_count=args.wds_max_count, mix_with=args.mix_with)
@@ -120,10 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                          label_column=args.label_column, label_field=args.label_field,
                          split=args.split_name, image_root=args.image_root)
     out = Path(args.out)
-    if args.overwrite and out.exists():
-        shutil.rmtree(out)
-    executor = make_executor(args.executor, args.num_workers, args.ray_address)
-    manifest = Build(source, out, config, executor, show_progress=not args.quiet).run()
+    executor = make_executor(args.executor, args.num_workers, args.ray_address, args.ray_timeout)
+    inputs = [root, args.classes, args.class_map, args.val_labels, args.image_root]
+    build = Build(source, out, config, executor, show_progress=not args.quiet, overwrite=args.overwrite,
+                  inputs=[p for p in inputs if p and Path(p).exists()])
+    manifest = build.run()
     print(summarize(manifest, out))
     return 0
 

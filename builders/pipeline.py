@@ -4,37 +4,63 @@
          ─► build stage: read ─► inspect ─► Record ─► task ─► layout ─► writers (per shard)
          ─► finalize writers ─► optional LLaVA mix ─► manifest.json
 
-Resumability: each finished shard leaves a completion marker in ``OUT/.state/<stage>/``; a restarted build
-skips marked shards and redoes the others, whose files are overwritten atomically. Determinism: shards
-are fixed by the plan (not by workers); per-sample randomness comes from ``sample_rng(seed, ...)``; the
-manifest holds no times or worker counts (those go to ``OUT/run_log.jsonl``).
+Safety: :func:`core.stages.open_out` claims ``OUT`` before any work (never a file, never overlapping an
+input, ``--overwrite`` only of a folder this tool made) and holds its run lock for the whole build.
+
+Resumability (:class:`core.stages.Stages` in ``OUT/.state/``): the *plan* fingerprint covers every setting
+that shapes the shards (``--mix-with`` excepted: it only shapes the finalised ``llava/train_mixed.json``), the
+vocabulary, the library versions and the source listing (every scanned key and locator, with size and mtime
+for file-backed sources). A build whose plan differs is refused with one line saying what changed, never
+mixed. Each finished shard is marked with the plan fingerprint; a restarted build skips marked shards and
+redoes the others, whose files are overwritten atomically; a finished build rerun unchanged is a no-op.
+Determinism: shards are fixed by the plan (not by workers); per-sample randomness comes from
+``sample_rng(seed, ...)``; the manifest holds no times or worker counts (those go to ``OUT/run_log.jsonl``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
+from array import array
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from builders.formats.base import Task
+from builders.mix import MixSet, check_clashes, load_mix
 from builders.records import Record, SampleRef
 from builders.sources.base import Source
 from core import progress
-from core.atomic import write_json_atomic
+from core.atomic import atomic_output, is_leftover, write_json_atomic, write_text_atomic
 from core.errors import UserError
 from core.executors import Executor, LocalExecutor
 from core.images import DEFAULT_MAX_PIXELS, inspect_image, to_rgb_jpeg
+from core.names import check_name
 from core.provenance import TOOL_NAME, package_versions
+from core.secrets import redact_obj
+from core.stages import (
+    LOCK_FILE,
+    LOCK_OWNER_FILE,
+    OWNER_FILE,
+    Stages,
+    check_out,
+    fingerprint,
+    listing_changes,
+    open_out,
+)
 
 STATE_DIR = ".state"
+LISTING_FILE = "listing.jsonl.gz"  # the source listing of the plan, for saying what changed
+LEGACY_MARKS = (STATE_DIR, "manifest.json")  # folders built by older versions count as made by this tool
+COMMAND = "builders.imagenet_qa"
 BUILD_PACKAGES = ("datasets", "pyarrow", "pillow", "webdataset", "nltk", "numpy")  # they shape the output bytes
 
 
@@ -66,25 +92,44 @@ class BuildConfig:
     mix_with: str | None = None
 
     def validate(self) -> None:
-        """Raise UserError for impossible settings."""
+        """Raise UserError for impossible settings (those that can only give an empty or broken result)."""
         known = output_registry()
         bad = [o for o in self.outputs if o not in known]
         if bad:
             raise UserError(f"unknown output {bad[0]!r}; choose from {', '.join(known)}")
         if not self.outputs:
             raise UserError("no outputs selected")
-        if self.shard_size < 1:
-            raise UserError("--shard-size must be at least 1")
-        if self.limit is not None and self.limit < 1:
-            raise UserError("--limit must be at least 1")
+        for option, value in (("--shard-size", self.shard_size), ("--limit", self.limit),
+                              ("--max-pixels", self.max_pixels), ("--wds-max-bytes", self.wds_max_bytes),
+                              ("--wds-max-count", self.wds_max_count)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UserError(f"{option} must be a whole number of at least 1, got {value!r}")
+        if isinstance(self.mcq_choices, bool) or not isinstance(self.mcq_choices, int) or self.mcq_choices < 2:
+            raise UserError(f"--mcq-choices must be at least 2, got {self.mcq_choices!r}")
         if self.verify not in ("fast", "full"):
             raise UserError("--verify must be fast or full")
         if self.nonrgb not in ("convert", "skip"):
             raise UserError("--nonrgb must be convert or skip")
         if self.distractors not in ("random", "hard"):
             raise UserError("--distractors must be random or hard")
-        if self.mix_with and not Path(self.mix_with).is_file():
-            raise UserError(f"--mix-with {self.mix_with}: no such file")
+        if self.splits is not None:
+            if not self.splits:
+                raise UserError("--splits names no split")
+            for split in self.splits:
+                check_name(split, "--splits:")
+        if self.prompts is not None and not Path(self.prompts).is_file():
+            raise UserError(f"--prompts {self.prompts}: no such file")
+        if self.mix_with:
+            if not Path(self.mix_with).is_file():
+                raise UserError(f"--mix-with {self.mix_with}: no such file")
+            if "llava" not in self.outputs:
+                raise UserError("--mix-with mixes the llava output, which --outputs does not include")
+
+    def shard_settings(self) -> dict:
+        """The settings that shape the shards: all but ``mix_with`` (it only shapes a finalised file)."""
+        settings = asdict(self)
+        del settings["mix_with"]
+        return settings
 
 
 @dataclass
@@ -123,6 +168,7 @@ class BuildContext:
         self.source, self.out_dir, self.config = source, out_dir, config
         self.tasks, self.outputs, self.writers = tasks, outputs, writers
         self.export_images = export_images
+        self.plan_fingerprint = ""  # set once the plan is known; every shard marker carries it
 
     def worker_modules(self) -> list[str]:
         """Modules a worker imports to run shards (for executors that can import them ahead of time): this
@@ -141,8 +187,9 @@ def _no_row(example: Any, record: Record) -> dict:
     return {}
 
 
-def _marker_path(out_dir: Path, stage: str, split: str, shard: int) -> Path:
-    return out_dir / STATE_DIR / stage / f"{split}-{shard:05d}.json"
+def _unit(stage: str, split: str, shard: int) -> str:
+    """The :class:`~core.stages.Stages` unit of one shard of one stage."""
+    return f"{stage}/{split}-{shard:05d}"
 
 
 def _load_bytes(ctx: BuildContext, ref: SampleRef, data: bytes) -> tuple[bytes, str, Any, str | None]:
@@ -236,12 +283,13 @@ def run_shard(args: tuple[BuildContext, ShardJob]) -> ShardResult:
             res.files[name] = sorted(os.path.relpath(p, ctx.out_dir) for p in sw.close())
     except BaseException:
         for sw in shard_writers.values():
-            sw.abort()
+            with contextlib.suppress(OSError):  # report the first error; what abort leaves, the next start removes
+                sw.abort()
         raise
     res.written = sum(classes.values())
     res.class_counts = dict(sorted(classes.items()))
     res.converted = dict(sorted(converted.items()))
-    write_json_atomic(_marker_path(ctx.out_dir, job.stage, job.split, job.shard), asdict(res))
+    Stages(ctx.out_dir / STATE_DIR).mark(_unit(job.stage, job.split, job.shard), ctx.plan_fingerprint, asdict(res))
     return res
 
 
@@ -257,15 +305,138 @@ def _spread_limit(refs: list[SampleRef], limit: int, seed: int) -> list[SampleRe
     return [r for r in refs if r.key in chosen]
 
 
+def _read_json(path: Path) -> Any:
+    """The JSON value in ``path``, or None when it is missing or damaged."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _local_files(value: object) -> dict[str, Path]:
+    """Files (non-hidden, recursively) of a local file or folder named by ``value``, by path under it."""
+    if not isinstance(value, str) or not value or "://" in value:
+        return {}
+    path = Path(value).expanduser()
+    if path.is_file():
+        return {path.name: path}
+    if not path.is_dir():
+        return {}
+    found = {}
+    for p in path.rglob("*"):
+        rel = p.relative_to(path)
+        if not any(part.startswith(".") for part in rel.parts) and p.is_file():
+            found[rel.as_posix()] = p
+    return found
+
+
+class SourceListing:
+    """What a build reads, as rows ``[name, size, mtime_ns, split, key, class_id, skip, detail]``.
+
+    One row per scanned ref (name = its locator; for file-backed sources the size and mtime of its file, -1
+    when it cannot be stat'ed) and, for other sources (HF, WebDataset), one row per file under the source's
+    local root/path. Each file is stat'ed once, at scan time, into compact arrays; rows are made on demand."""
+
+    def __init__(self, source: Source, scanned: dict[str, list[SampleRef]]) -> None:
+        self.scanned = scanned
+        self.sizes, self.mtimes = array("q"), array("q")
+        root = source.image_root()
+        self.containers: list[list] = []
+        if root is not None:
+            join, stat = os.path.join, os.stat
+            for refs in scanned.values():
+                for ref in refs:
+                    try:
+                        st = stat(join(root, ref.locator))
+                    except (OSError, ValueError):
+                        self.sizes.append(-1)
+                        self.mtimes.append(-1)
+                    else:
+                        self.sizes.append(st.st_size)
+                        self.mtimes.append(st.st_mtime_ns)
+        else:
+            desc = source.describe()
+            files: dict[str, Path] = {}
+            for key in ("root", "path"):
+                files.update(_local_files(desc.get(key)))
+            for name, path in sorted(files.items()):
+                st = path.stat()
+                self.containers.append([name, st.st_size, st.st_mtime_ns, "", "", None, None, ""])
+
+    def rows(self) -> Iterator[list]:
+        """Every row, in scan order (then the container files)."""
+        i = 0
+        stats = bool(self.sizes)
+        for refs in self.scanned.values():
+            for ref in refs:
+                size, mtime = (self.sizes[i], self.mtimes[i]) if stats else (None, None)
+                i += 1
+                yield [ref.locator, size, mtime, ref.split, ref.key, ref.class_id, ref.skip, ref.detail]
+        yield from self.containers
+
+    def __len__(self) -> int:
+        return sum(map(len, self.scanned.values())) + len(self.containers)
+
+    def digest(self) -> str:
+        """A hash of every row (order included)."""
+        h = hashlib.sha256()
+        batch: list[str] = []
+        for row in self.rows():
+            batch.append("\x00".join(map(str, row)) + "\n")
+            if len(batch) >= 10_000:
+                h.update("".join(batch).encode("utf-8", "surrogateescape"))
+                batch = []
+        h.update("".join(batch).encode("utf-8", "surrogateescape"))
+        return h.hexdigest()[:20]
+
+    def write(self, path: Path) -> None:
+        """Save the rows (gzip'd JSON lines, deterministic bytes), atomically."""
+        with atomic_output(path) as tmp, open(tmp, "wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
+            batch: list[str] = []
+            for row in self.rows():
+                batch.append(json.dumps(row, ensure_ascii=False) + "\n")
+                if len(batch) >= 10_000:
+                    gz.write("".join(batch).encode("utf-8", "surrogateescape"))
+                    batch = []
+            gz.write("".join(batch).encode("utf-8", "surrogateescape"))
+
+    @staticmethod
+    def read(path: Path) -> list[list] | None:
+        """Rows saved by :meth:`write`, or None when the file is missing or damaged."""
+        try:
+            with gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape") as fh:
+                return [json.loads(line) for line in fh]
+        except (OSError, ValueError, EOFError):
+            return None
+
+
+def _unique_names(rows: Iterable[list]) -> list[list]:
+    """Rows whose names are made unique (a repeated locator becomes ``locator #2``), for a diff."""
+    seen: Counter[str] = Counter()
+    out = []
+    for row in rows:
+        seen[row[0]] += 1
+        out.append(row if seen[row[0]] == 1 else [f"{row[0]} #{seen[row[0]]}", *row[1:]])
+    return out
+
+
 class Build:
-    """One build of one source into one output folder."""
+    """One build of one source into one output folder.
+
+    ``overwrite`` empties ``out_dir`` first (only a folder this tool made, never one overlapping an input);
+    ``inputs``: further local files or folders the caller read (class lists, label files), which the output
+    folder must not overlap either."""
 
     def __init__(self, source: Source, out_dir: str | os.PathLike, config: BuildConfig,
-                 executor: Executor | None = None, show_progress: bool = True) -> None:
+                 executor: Executor | None = None, show_progress: bool = True, overwrite: bool = False,
+                 inputs: Iterable[str | os.PathLike | None] = ()) -> None:
         config.validate()
         self.source, self.out_dir, self.config = source, Path(out_dir), config
         self.executor = executor or LocalExecutor(1)
         self.show_progress = show_progress
+        self.overwrite = overwrite
+        self.inputs = [str(p) for p in inputs if p is not None and str(p)]
         self.registry = output_registry()
 
     # ----- set-up -----------------------------------------------------------------------------
@@ -309,46 +480,111 @@ class Build:
             outputs["_images"] = {"task": next(iter(outputs.values()))["task"], "layout_fn": _no_row}
         return outputs, writers, export
 
-    def _fingerprint(self) -> dict:
-        return {"config": asdict(self.config), "source": self.source.describe(), "tool": TOOL_NAME}
+    def input_paths(self) -> list[str]:
+        """Every local input this build reads; the output folder may overlap none of them."""
+        desc = self.source.describe()
+        found = [self.source.image_root(), *(desc.get(k) for k in ("root", "path", "manifest", "val_label_path")),
+                 self.config.prompts, self.config.mix_with, *self.inputs]
+        return sorted({str(p) for p in found if isinstance(p, (str, os.PathLike)) and str(p)})
 
-    def _prepare_state(self) -> None:
-        state = self.out_dir / STATE_DIR
-        plan_file = state / "plan.json"
-        fp = self._fingerprint()
-        if plan_file.is_file():
-            old = json.loads(plan_file.read_text())
-            if old != json.loads(json.dumps(fp, sort_keys=True)):
-                diff = sorted(k for k in set(old.get("config", {})) | set(fp["config"])
-                              if old.get("config", {}).get(k) != fp["config"].get(k))
-                what = f"config differs in: {', '.join(diff)}" if diff else "the source differs"
-                raise UserError(f"{self.out_dir} holds another build ({what}); use a new --out or --overwrite")
-        elif self.out_dir.exists() and any(p.name != STATE_DIR for p in self.out_dir.iterdir()):
-            raise UserError(f"{self.out_dir} is not empty and holds no build state; use a new --out or --overwrite")
-        write_json_atomic(plan_file, fp)
-        for tmp in self.out_dir.rglob(".*.tmp*"):  # leftovers of a killed run
-            if tmp.is_file():
-                tmp.unlink()
-            elif tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
+    def _check_out(self) -> list[str]:
+        """Check the output folder (nothing is written): not a file, no overlap with an input, and not a
+        foreign non-empty folder (unless ``--overwrite``, which :func:`core.stages.open_out` then judges).
+        Returns the inputs."""
+        inputs = self.input_paths()
+        out = check_out(self.out_dir, inputs)
+        if out.is_dir() and not self.overwrite and not (out / STATE_DIR).is_dir():
+            foreign = sorted(p.name for p in out.iterdir()
+                             if p.name not in (OWNER_FILE, LOCK_FILE, LOCK_OWNER_FILE) and not is_leftover(p))
+            if foreign:
+                raise UserError(f"{out} is not empty and holds no build of this tool (e.g. {foreign[0]}); "
+                                "use a new --out (or --overwrite for a folder this tool made)")
+        return inputs
+
+    # ----- the plan ---------------------------------------------------------------------------
+    def _settings(self) -> dict:
+        """Everything besides the source listing that shapes the shards' bytes."""
+        prompts = None
+        if self.config.prompts:
+            prompts = hashlib.sha256(Path(self.config.prompts).read_bytes()).hexdigest()[:20]
+        settings = {"config": self.config.shard_settings(), "source": self.source.describe(), "tool": TOOL_NAME,
+                    "versions": package_versions(BUILD_PACKAGES),
+                    "vocabulary": fingerprint(self.source.vocabulary.to_json()), "prompts": prompts}
+        return json.loads(json.dumps(settings, sort_keys=True, default=str))
+
+    def _check_plan(self, listing: SourceListing) -> str:
+        """The plan fingerprint; a folder holding a build of another plan is refused with what changed."""
+        stages = Stages(self.out_dir / STATE_DIR)
+        settings = self._settings()
+        digest = listing.digest()
+        fp = fingerprint(settings, digest)
+        if stages.done("plan", fp) is not None:
+            return fp
+        old = _read_json(stages.path("plan"))
+        if isinstance(old, dict):
+            raise UserError(f"{self.out_dir} holds {self._difference(old.get('info') or {}, settings, listing)}; "
+                            "rerun with --overwrite or a new --out")
+        if (self.out_dir / STATE_DIR / "plan.json").exists():
+            raise UserError(f"{self.out_dir} holds a build of an older version of this tool; rerun with "
+                            "--overwrite or a new --out")
+        listing.write(self.out_dir / STATE_DIR / LISTING_FILE)
+        stages.mark("plan", fp, {"settings": redact_obj(settings), "listing": digest, "rows": len(listing)})
+        return fp
+
+    def _difference(self, old: dict, settings: dict, listing: SourceListing) -> str:
+        """What differs between the recorded plan ``old`` and this one, in a few words."""
+        before = old.get("settings") or {}
+        now = redact_obj(settings)
+        old_cfg, new_cfg = before.get("config") or {}, now["config"]
+        diff = sorted(k for k in set(old_cfg) | set(new_cfg) if old_cfg.get(k) != new_cfg.get(k))
+        if diff:
+            return f"another build (config differs in: {', '.join(diff)})"
+        if before.get("source") != now["source"]:
+            return "a build of another source (the source options differ)"
+        if before.get("vocabulary") != now["vocabulary"]:
+            return "a build with another class list"
+        if before.get("prompts") != now["prompts"]:
+            return "a build with other prompts (the --prompts file changed)"
+        if before.get("versions") != now["versions"] or before.get("tool") != now["tool"]:
+            old_v, new_v = before.get("versions") or {}, now["versions"]
+            changed = [f"{k} {old_v.get(k)} → {new_v.get(k)}" for k in sorted(set(old_v) | set(new_v))
+                       if old_v.get(k) != new_v.get(k)]
+            return f"a build made with other library versions ({', '.join(changed) or 'tool'})"
+        rows = SourceListing.read(self.out_dir / STATE_DIR / LISTING_FILE)
+        if rows is None:
+            return f"a build of another source listing ({old.get('rows')} inputs then, {len(listing)} now)"
+        changes = listing_changes(_unique_names(rows), _unique_names(listing.rows()))
+        if changes == "no file differs":
+            changes = "the order of the inputs differs"
+        return f"a build of another source listing: {changes}"
+
+    def _mix_settings(self) -> dict | None:
+        """What of ``--mix-with`` shapes the finalised outputs (its path, size and mtime)."""
+        if not self.config.mix_with:
+            return None
+        st = Path(self.config.mix_with).stat()
+        return {"mix_with": self.config.mix_with, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
     # ----- stages -----------------------------------------------------------------------------
-    def _scan(self) -> tuple[dict[str, list[SampleRef]], dict[str, list[list[str]]], dict[str, int]]:
+    def _scan(self) -> dict[str, list[SampleRef]]:
         available = self.source.splits()
         splits = self.config.splits or available
         missing = [s for s in splits if s not in available]
         if missing:
             raise UserError(f"split {missing[0]!r} not found; this source has: {', '.join(available) or 'none'}")
-        plans, skipped, scanned = {}, {}, {}
-        for split in splits:
-            refs = list(self.source.scan(split))
-            scanned[split] = len(refs)
+        return {split: list(self.source.scan(split)) for split in splits}
+
+    def _plan(self, scanned: dict[str, list[SampleRef]]
+              ) -> tuple[dict[str, list[SampleRef]], dict[str, list[list[str]]], dict[str, int]]:
+        plans, skipped, counts = {}, {}, {}
+        for split, refs in scanned.items():
+            counts[split] = len(refs)
             skipped[split] = [[r.key, r.locator, r.skip, r.detail] for r in refs if r.skip]
             good = [r for r in refs if not r.skip]
             if self.config.limit:
                 good = _spread_limit(good, self.config.limit, self.config.seed)
             plans[split] = good
-        return plans, skipped, scanned
+        return plans, skipped, counts
 
     def _jobs(self, stage: str, plans: dict[str, list[SampleRef]],
               positions: dict[str, list[int]] | None = None) -> list[ShardJob]:
@@ -363,12 +599,13 @@ class Build:
         return jobs
 
     def _run_stage(self, ctx: BuildContext, jobs: list[ShardJob], desc: str) -> dict[tuple[str, int], dict]:
+        stages = Stages(self.out_dir / STATE_DIR)
         done: dict[tuple[str, int], dict] = {}
         todo = []
         for job in jobs:
-            marker = _marker_path(self.out_dir, job.stage, job.split, job.shard)
-            if marker.is_file():
-                done[(job.split, job.shard)] = json.loads(marker.read_text())
+            info = stages.done(_unit(job.stage, job.split, job.shard), ctx.plan_fingerprint)
+            if info is not None:
+                done[(job.split, job.shard)] = info
             else:
                 todo.append(job)
         if todo:
@@ -382,20 +619,45 @@ class Build:
         return done
 
     def run(self) -> dict:
-        """Run (or resume) the build; return the manifest."""
+        """Run (or resume) the build; return the manifest. Every setting is checked, and the source scanned,
+        before ``out_dir`` is touched; the run lock of ``out_dir`` is held from then to the end."""
         t0 = time.time()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._prepare_state()
+        mix = load_mix(self.config.mix_with) if self.config.mix_with else None
         tasks = self._make_tasks()
         outputs, writers, export = self._make_outputs()
+        inputs = self._check_out()
         ctx = BuildContext(self.source, self.out_dir, self.config, tasks, outputs, writers, export)
         self.executor.warm_up(ctx.worker_modules())  # workers get ready while the source is scanned
-        plans, scan_skips, scanned = self._scan()
+        scanned = self._scan()
+        plans, scan_skips, counts = self._plan(scanned)
+        if mix is not None:
+            if "train" not in plans:
+                raise UserError(f"--mix-with mixes the llava train split, which this build has not "
+                                f"(splits: {', '.join(plans) or 'none'})")
+            check_clashes(mix, (r.key for r in plans["train"]))
+        listing = SourceListing(self.source, scanned)
+        del scanned
+        lock = open_out(self.out_dir, inputs=inputs, overwrite=self.overwrite, command=COMMAND, legacy=LEGACY_MARKS)
+        try:
+            return self._run_locked(ctx, mix, listing, plans, scan_skips, counts, t0)
+        finally:
+            lock.release()
+
+    def _run_locked(self, ctx: BuildContext, mix: MixSet | None, listing: SourceListing,
+                    plans: dict[str, list[SampleRef]], scan_skips: dict[str, list[list[str]]],
+                    counts: dict[str, int], t0: float) -> dict:
+        ctx.plan_fingerprint = self._check_plan(listing)
+        stages = Stages(self.out_dir / STATE_DIR)
+        final_fp = fingerprint(ctx.plan_fingerprint, self._mix_settings())
+        if stages.done("finalize", final_fp) is not None:
+            manifest = _read_json(self.out_dir / "manifest.json")
+            if isinstance(manifest, dict):  # a finished build of the same plan: nothing to do
+                self._log_run(manifest, time.time() - t0)
+                return manifest
 
         check_skips: dict[str, list[list[str]]] = {s: [] for s in plans}
-        check_converted: dict[str, Counter] = {s: Counter() for s in plans}
         positions = None
-        balance = [t for t in tasks.values() if t.needs_positions]
+        balance = [t for t in ctx.tasks.values() if t.needs_positions]
         if balance:
             checked = self._run_stage(ctx, self._jobs("check", plans), "check")
             bad: dict[str, set[str]] = {s: set() for s in plans}
@@ -415,12 +677,14 @@ class Build:
             first = next(iter(plans))
             prepare_writers(ctx, plans[first][0], positions[first][0] if positions else None)
         built = self._run_stage(ctx, self._jobs("build", plans, positions), "build")
-        manifest = self._finalize(ctx, plans, built, scan_skips, check_skips, scanned, check_converted)
+        manifest = self._finalize(ctx, plans, built, scan_skips, check_skips, counts, mix)
+        stages.mark("finalize", final_fp)
         self._log_run(manifest, time.time() - t0)
         return manifest
 
     # ----- finish -----------------------------------------------------------------------------
-    def _finalize(self, ctx: BuildContext, plans, built, scan_skips, check_skips, scanned, _conv) -> dict:
+    def _finalize(self, ctx: BuildContext, plans, built, scan_skips, check_skips, scanned,
+                  mix: MixSet | None) -> dict:
         shards = {s: (len(refs) + self.config.shard_size - 1) // self.config.shard_size for s, refs in plans.items()}
         splits_info: dict[str, dict] = {}
         all_skipped = []
@@ -462,14 +726,16 @@ class Build:
                                   "dir": spec["dir"], "about": spec.get("about", ""), "files": files,
                                   "counts": counts, "image_root": image_root,
                                   "image_prefix": self.config.image_prefix}
-        if self.config.mix_with and "llava" in outputs_info:
-            from builders.mix import mix_llava_json
+        if "llava" in outputs_info:
+            llava_dir = self.out_dir / outputs_info["llava"]["dir"]
+            if mix is not None:
+                from builders.mix import mix_llava_json
 
-            mixed = mix_llava_json(self.out_dir / outputs_info["llava"]["dir"], self.config.mix_with,
-                                   self.config.seed)
-            outputs_info["llava"]["mixed"] = mixed
+                outputs_info["llava"]["mixed"] = mix_llava_json(llava_dir, mix, self.config.seed)
+            else:  # a mix of an earlier run of this build, made with a --mix-with since dropped
+                (llava_dir / "train_mixed.json").unlink(missing_ok=True)
         vocab = self.source.vocabulary
-        manifest = {
+        manifest = redact_obj({
             "tool": {"name": TOOL_NAME, "versions": package_versions(BUILD_PACKAGES)},
             "config": asdict(self.config),
             "source": self.source.describe(),
@@ -480,17 +746,24 @@ class Build:
             "splits": splits_info,
             "shards": shard_stats,
             "skipped": all_skipped,
-        }
+        })
         # the whole vocabulary beside the data: later steps (verification, cards) read it from the build
         write_json_atomic(self.out_dir / "classes.json", vocab.to_json())
         write_json_atomic(self.out_dir / "manifest.json", manifest)
         return manifest
 
     def _log_run(self, manifest: dict, seconds: float) -> None:
+        """Append one line (times, executor, workers, the command with credentials masked) to run_log.jsonl."""
         written = sum(s["written"] for s in manifest["splits"].values())
         entry = {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 3),
                  "executor": self.executor.name, "workers": getattr(self.executor, "num_workers", None),
                  "written": written, "images_per_s": round(written / seconds, 1) if seconds else None,
-                 "argv": sys.argv}
-        with open(self.out_dir / "run_log.jsonl", "a") as f:
-            f.write(json.dumps(entry) + "\n")
+                 "argv": redact_obj(sys.argv)}
+        log = self.out_dir / "run_log.jsonl"
+        try:
+            before = log.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            before = ""
+        if before and not before.endswith("\n"):
+            before += "\n"
+        write_text_atomic(log, before + json.dumps(entry, ensure_ascii=False) + "\n")

@@ -43,6 +43,18 @@ def discard(tmp: Path) -> None:
 
 
 @contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Give an ``OSError`` raised while writing ``path`` that file's name: ``write`` and ``close`` of a file
+    object (disk full, file too large) raise it without one, and the one-line report should say where."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+
+
+@contextmanager
 def atomic_output(final: Path) -> Iterator[Path]:
     """``with atomic_output(path) as tmp:`` write ``tmp`` (a file or a folder); on success it replaces
     ``path`` atomically, on any error it is removed and ``path`` is left as it was."""
@@ -50,7 +62,8 @@ def atomic_output(final: Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_path(final)
     try:
-        yield tmp
+        with naming(final):
+            yield tmp
     except BaseException:
         discard(tmp)
         raise

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import socket
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 from core import progress
 from core.errors import UserError
 
+DEFAULT_RAY_TIMEOUT = 20.0  # seconds a Ray address has to answer before the run gives up
 _NO_CONTEXT = object()
 _worker_context: Any = _NO_CONTEXT  # set in pool workers by _init_worker
 
@@ -137,22 +140,29 @@ class _BarQueue:
 
 
 class RayExecutor(Executor):
-    """One Ray task per job on a running cluster (``address``) or a local instance."""
+    """One Ray task per job on a running cluster (``address``) or a local instance.
+
+    A cluster address is checked when the executor is made (before any work): it must answer within
+    ``timeout`` seconds (see :func:`check_ray_address`)."""
 
     name = "ray"
 
-    def __init__(self, num_workers: int | None = None, address: str | None = None) -> None:
+    def __init__(self, num_workers: int | None = None, address: str | None = None,
+                 timeout: float = DEFAULT_RAY_TIMEOUT) -> None:
         try:
             import ray  # noqa: F401
         except ImportError:
             raise UserError("--executor ray needs Ray: pip install 'ray[data]'") from None
         self.num_workers = num_workers
         self.address = address or os.environ.get("RAY_ADDRESS")
+        self.timeout = timeout
+        if self.address:
+            check_ray_address(self.address, timeout)
 
     def map(self, fn, jobs, bar=None, context=_NO_CONTEXT):
         import ray
 
-        ensure_ray(self.address, self.num_workers)
+        ensure_ray(self.address, self.num_workers, self.timeout)
         if context is _NO_CONTEXT:
             remote = ray.remote(num_cpus=1)(fn)
             pending = [remote.remote(job) for job in jobs]
@@ -169,9 +179,66 @@ class RayExecutor(Executor):
                 yield result
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Connect to the Ray cluster at ``address`` (or ``RAY_ADDRESS``), else start a local instance with
-    ``num_cpus`` CPUs bound to 127.0.0.1; a no-op when Ray is already initialised in this process."""
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + empty SETTINGS
+_H2_SETTINGS = 4
+
+
+def _ray_endpoint(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a Ray GCS (``host:port``) or Ray Client (``ray://host[:port]``) address; None for
+    addresses Ray resolves itself (``auto``, ``local``) or that are not host/port ones."""
+    from urllib.parse import urlsplit
+
+    if address in ("auto", "local"):
+        return None
+    scheme = address.split("://", 1)[0] if "://" in address else ""
+    if scheme not in ("", "ray"):
+        return None
+    try:
+        parts = urlsplit(address if scheme else f"gcs://{address}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise UserError(f"--ray-address {address!r} is not host:port or ray://host:port") from None
+    if not host:
+        raise UserError(f"--ray-address {address!r} names no host")
+    return host, port or (10001 if scheme == "ray" else 6379)
+
+
+def check_ray_address(address: str, timeout: float = DEFAULT_RAY_TIMEOUT) -> None:
+    """Fail within ``timeout`` seconds, with one :class:`UserError` line, unless a Ray server answers at
+    ``address``: the TCP connection must open and the server must answer an HTTP/2 (gRPC) connection preface
+    with its SETTINGS frame, which Ray's GCS and Ray Client servers do at once. ``ray.init`` itself waits far
+    longer (and does not yield to SIGTERM) on an address that is closed, filtered or silent."""
+    endpoint = _ray_endpoint(address)
+    if endpoint is None:
+        return
+    deadline = time.monotonic() + timeout
+    why = "no answer"
+    try:
+        with socket.create_connection(endpoint, timeout=timeout) as conn:
+            conn.sendall(_H2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                conn.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = conn.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+        if len(head) == 9 and head[3] == _H2_SETTINGS:
+            return
+        why = "the server there does not speak gRPC" if head else "the connection was closed without an answer"
+    except TimeoutError:
+        why = "no answer"
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+    raise UserError(f"cannot reach Ray at {address} within {timeout:g}s ({why}); check --ray-address / "
+                    "RAY_ADDRESS and that the cluster is up")
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None,
+               timeout: float = DEFAULT_RAY_TIMEOUT) -> None:
+    """Connect to the Ray cluster at ``address`` (or ``RAY_ADDRESS``; checked first, see
+    :func:`check_ray_address`), else start a local instance with ``num_cpus`` CPUs bound to 127.0.0.1; a
+    no-op when Ray is already initialised in this process."""
     try:
         import ray
     except ImportError:
@@ -181,6 +248,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        check_ray_address(address, timeout)
         ray.init(address=address, log_to_driver=False)
     else:  # a local instance stays on loopback
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
@@ -192,10 +260,11 @@ def _call_with(fn: Callable[[Any], Any], context: Any, job: Any) -> Any:
     return fn((context, job))
 
 
-def make_executor(name: str, num_workers: int = 1, address: str | None = None) -> Executor:
-    """``local`` or ``ray``."""
+def make_executor(name: str, num_workers: int = 1, address: str | None = None,
+                  timeout: float = DEFAULT_RAY_TIMEOUT) -> Executor:
+    """``local`` or ``ray`` (``address``: a Ray cluster, which must answer within ``timeout`` seconds)."""
     if name == "local":
         return LocalExecutor(num_workers)
     if name == "ray":
-        return RayExecutor(num_workers if num_workers > 1 else None, address)
+        return RayExecutor(num_workers if num_workers > 1 else None, address, timeout)
     raise UserError(f"unknown executor {name!r} (choose local or ray)")

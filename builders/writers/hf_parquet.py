@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_path, commit
+from core.atomic import atomic_path, commit, discard, naming, write_text_atomic
 from core.errors import UserError
 
 IMAGE_COLUMN = "image"
@@ -135,16 +135,18 @@ class _ParquetShardWriter(ShardWriter):
             leaves = _leaf_paths(self._schema)
             plain = [c for c in leaves if c != _IMAGE_BYTES_LEAF]
             self.final.parent.mkdir(parents=True, exist_ok=True)
-            self._pq = pq.ParquetWriter(
-                self.tmp, self._schema,
-                compression={c: ("NONE" if c == _IMAGE_BYTES_LEAF else "ZSTD") for c in leaves},
-                use_dictionary=plain, write_statistics=plain)
+            with naming(self.final):
+                self._pq = pq.ParquetWriter(
+                    self.tmp, self._schema,
+                    compression={c: ("NONE" if c == _IMAGE_BYTES_LEAF else "ZSTD") for c in leaves},
+                    use_dictionary=plain, write_statistics=plain)
         try:
             table = rows_to_table(self._rows, self._schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ValueError(f"hf_parquet: rows of {self.final.name} do not match the columns inferred from its "
                              f"first rows ({exc}); every row must have the same field types") from exc
-        self._pq.write_table(table, row_group_size=len(self._rows))
+        with naming(self.final):
+            self._pq.write_table(table, row_group_size=len(self._rows))
         self._rows = []
 
     def close(self) -> list[Path]:
@@ -153,17 +155,20 @@ class _ParquetShardWriter(ShardWriter):
         if self._pq is None:
             self.final.unlink(missing_ok=True)
             return []
-        self._pq.close()
+        with naming(self.final):
+            self._pq.close()
         self._pq = None
         commit(self.tmp, self.final)
         return [self.final]
 
     def abort(self) -> None:
-        """Drop the temporary file."""
-        if self._pq is not None:
-            self._pq.close()
-            self._pq = None
-        self.tmp.unlink(missing_ok=True)
+        """Drop the temporary file (also when closing it fails, e.g. on a full disk)."""
+        try:
+            if self._pq is not None:
+                pq_writer, self._pq = self._pq, None
+                pq_writer.close()
+        finally:
+            discard(self.tmp)
 
 
 CARD_SUMMARY = "Image classification data as a Hugging Face dataset"
@@ -292,10 +297,7 @@ class HFParquetWriter(Writer):
                 splits[split] = (n, size)
         features = Features.from_arrow_schema(schema) if schema is not None else None
         readme = self.out_dir / "README.md"
-        tmp = atomic_path(readme)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(dataset_card(features, splits, self.config_name, self.card_summary), encoding="utf-8")
-        commit(tmp, readme)
+        write_text_atomic(readme, dataset_card(features, splits, self.config_name, self.card_summary))
         return [readme]
 
     def verify(self, counts: dict[str, int]) -> None:

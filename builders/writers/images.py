@@ -6,7 +6,7 @@ from pathlib import Path
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_path, commit
+from core.atomic import atomic_path, commit, discard, naming
 
 
 class _ImageShardWriter(ShardWriter):
@@ -29,7 +29,8 @@ class _ImageShardWriter(ShardWriter):
         except FileNotFoundError:
             final.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = atomic_path(final)
-        self._tmp.write_bytes(data)
+        with naming(final):
+            self._tmp.write_bytes(data)
         commit(self._tmp, final)
         self._tmp = None
 
@@ -40,7 +41,7 @@ class _ImageShardWriter(ShardWriter):
     def abort(self) -> None:
         """Drop a half-written image."""
         if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
+            discard(self._tmp)
             self._tmp = None
 
 

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_path, commit
+from core.atomic import atomic_output, atomic_path, commit, discard, naming
 from core.errors import UserError
 
 PARTS_DIR = ".parts"
@@ -68,22 +68,27 @@ class _PartShardWriter(ShardWriter):
             elif columns != self._columns:
                 raise ValueError(f"{self.writer.name}: row {record.key!r} has columns {columns}, "
                                  f"expected {self._columns} (all rows must have the same keys)")
-        self._fh.write(self.writer.part_line(record, row).encode("utf-8") + b"\n")
+        line = self.writer.part_line(record, row).encode("utf-8") + b"\n"
+        with naming(self.final):
+            self._fh.write(line)
 
     def close(self) -> list[Path]:
         """Publish the part file (empty when the shard had no rows)."""
         assert self._fh is not None, "shard writer already closed"
-        self._fh.close()
+        with naming(self.final):
+            self._fh.close()
         self._fh = None
         commit(self.tmp, self.final)
         return [self.final]
 
     def abort(self) -> None:
-        """Drop the temporary part file."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        self.tmp.unlink(missing_ok=True)
+        """Drop the temporary part file (also when closing it fails, e.g. on a full disk)."""
+        try:
+            if self._fh is not None:
+                fh, self._fh = self._fh, None
+                fh.close()
+        finally:
+            discard(self.tmp)
 
 
 class _PartsWriter(Writer):
@@ -130,11 +135,8 @@ class _PartsWriter(Writer):
 
     def write_empty(self, final: Path) -> list[Path]:
         """What an empty split produces (default: the merge of no lines)."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = atomic_path(final)
-        with open(tmp, "wb") as out:
+        with atomic_output(final) as tmp, open(tmp, "wb") as out:
             self.write_merged(iter(()), out)
-        commit(tmp, final)
         return [final]
 
     # --- contract ------------------------------------------------------------------------------------
@@ -179,17 +181,11 @@ class _PartsWriter(Writer):
             if expected:
                 raise RuntimeError(f"{self.name}: split {split!r} has no rows in its parts, expected {expected}")
             return self.write_empty(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = atomic_path(final)
-        try:
+        with atomic_output(final) as tmp:
             with open(tmp, "wb") as out:
                 n = self.write_merged(iter_part_lines(parts), out)
             if expected is not None and n != expected:
                 raise RuntimeError(f"{self.name}: split {split!r} has {n} rows in its parts, expected {expected}")
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        commit(tmp, final)
         return [final]
 
     def _remove_parts(self, split: str) -> None:

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_path, commit
+from core.atomic import atomic_path, commit, discard, naming, write_text_atomic
 from core.errors import UserError
 
 BLOCK = tarfile.BLOCKSIZE  # 512
@@ -107,9 +107,10 @@ class _TarShardWriter(ShardWriter):
     def _publish(self) -> None:
         assert self._fh is not None and self._tmp is not None
         end = self._bytes + 2 * BLOCK  # two zero blocks end the archive, then padding to a full record
-        self._fh.write(bytes(2 * BLOCK + -end % RECORD))
-        self._fh.close()
         final = self.writer.part_path(self.split, self.shard, self.part)
+        with naming(final):
+            self._fh.write(bytes(2 * BLOCK + -end % RECORD))
+            self._fh.close()
         commit(self._tmp, final)
         self.published.append(final)
         self._counts.append(self._count)
@@ -127,12 +128,13 @@ class _TarShardWriter(ShardWriter):
             self._open()
         assert self._fh is not None
         write = self._fh.write
-        for header, data in members:
-            write(header)
-            write(data)
-            pad = -len(data) % BLOCK
-            if pad:
-                write(bytes(pad))
+        with naming(self.writer.part_path(self.split, self.shard, self.part)):
+            for header, data in members:
+                write(header)
+                write(data)
+                pad = -len(data) % BLOCK
+                if pad:
+                    write(bytes(pad))
         self._bytes += size
         self._count += 1
 
@@ -146,19 +148,19 @@ class _TarShardWriter(ShardWriter):
         index.parent.mkdir(parents=True, exist_ok=True)
         entries = [{"url": p.name, "samples": n, "bytes": p.stat().st_size}
                    for p, n in zip(self.published, self._counts, strict=True)]
-        tmp = atomic_path(index)
-        tmp.write_text(json.dumps(entries, sort_keys=True) + "\n", encoding="utf-8")
-        commit(tmp, index)
+        write_text_atomic(index, json.dumps(entries, sort_keys=True) + "\n")
         return list(self.published)
 
     def abort(self) -> None:
-        """Drop the unfinished part."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+        """Drop the unfinished part (also when closing it fails, e.g. on a full disk)."""
+        try:
+            if self._fh is not None:
+                fh, self._fh = self._fh, None
+                fh.close()
+        finally:
+            if self._tmp is not None:
+                discard(self._tmp)
+                self._tmp = None
 
 
 class WebDatasetWriter(Writer):
@@ -237,10 +239,7 @@ class WebDatasetWriter(Writer):
                                    f"file(s), expected {counts[split]}")
             listing[split] = entries
         final = self.out_dir / "shards.json"
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = atomic_path(final)
-        tmp.write_text(json.dumps(listing, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        commit(tmp, final)
+        write_text_atomic(final, json.dumps(listing, indent=1, sort_keys=True) + "\n")
         return [final]
 
 
