@@ -33,6 +33,7 @@ DEFAULT_IGNORE: tuple[str, ...] = (
     "*.tmp", "*.part", "*.lock", "*.incomplete",
     ".*.tmp[0-9]*", "*/.*.tmp[0-9]*",  # what a killed atomic write left (core.atomic.atomic_path)
     ".DS_Store", "*/.DS_Store",
+    ".vlm-classdata*", "*/.vlm-classdata*",  # the owner marker and run lock of core.stages
 )
 
 _NAME_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")

@@ -92,6 +92,10 @@ def dataset(tmp_path):
     (root / "data" / ".cache" / "blob").write_bytes(b"cache")
     (root / "data" / "train-00001.parquet.tmp").write_bytes(b"partial")
     (root / "assets" / "big.png.part").write_bytes(b"partial")
+    # the owner marker and run lock every command leaves in its output folder (core.stages)
+    (root / ".vlm-classdata").write_text('{"tool": "vlm-classdata"}')
+    (root / ".vlm-classdata.lock").write_bytes(b"")
+    (root / "data" / ".vlm-classdata.lock.owner").write_text("{}")
     return root
 
 
