@@ -60,10 +60,13 @@ def test_manifest_rows_with_a_path_as_split_are_skipped_and_nothing_leaves_out(s
     rows = [{"image": "img.jpg", "label": "tench", "split": EVIL, "id": "evil"},
             {"image": "img.jpg", "label": "tench", "split": absolute, "id": "abs"},
             {"image": "img.jpg", "label": "tench", "id": "good"}]
-    (sandbox / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # the manifest and its image live beside --out, not above it (an --out inside the input is refused)
+    (sandbox / "data").mkdir()
+    (sandbox / "data" / "img.jpg").write_bytes((sandbox / "img.jpg").read_bytes())
+    (sandbox / "data" / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     before = listing(sandbox)
     out = sandbox / "a" / "b" / "c" / "d" / "out"
-    res = cli("--source", "manifest", "--root", str(sandbox / "m.jsonl"), "--classes", "imagenet1k",
+    res = cli("--source", "manifest", "--root", str(sandbox / "data" / "m.jsonl"), "--classes", "imagenet1k",
               "--out", str(out), "--outputs", "llava,eval_open,mcq")
     assert res.returncode == 0, res.stderr
     assert {p for p in listing(sandbox) - before if not p.startswith("a/b/c/d/out/")} == set()
