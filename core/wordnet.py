@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.atomic import atomic_path, commit, discard
 from core.errors import UserError
 
 if TYPE_CHECKING:
@@ -55,8 +56,8 @@ def _install_into_cache(src: Path, nltk_root: Path) -> None:
     target = nltk_root / "corpora" / "wordnet"
     if (target / "lexnames").is_file() and (target / "data.noun").is_file():
         return
-    tmp = nltk_root / "corpora" / f".wordnet.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = atomic_path(target)
+    discard(tmp)
     tmp.mkdir(parents=True)
     for pattern in _COPY_GLOBS:
         for f in src.glob(pattern):
@@ -64,9 +65,9 @@ def _install_into_cache(src: Path, nltk_root: Path) -> None:
                 shutil.copyfile(f, tmp / f.name)
     shutil.copyfile(Path(__file__).with_name("data") / "lexnames", tmp / "lexnames")
     try:
-        os.replace(tmp, target)
+        commit(tmp, target)
     except OSError:  # another process won the race
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard(tmp)
 
 
 def _nltk_has_wordnet() -> bool:
