@@ -483,8 +483,10 @@ class Build:
     def input_paths(self) -> list[str]:
         """Every local input this build reads; the output folder may overlap none of them."""
         desc = self.source.describe()
-        found = [self.source.image_root(), *(desc.get(k) for k in ("root", "path", "manifest", "val_label_path")),
-                 self.config.prompts, self.config.mix_with, *self.inputs]
+        found = [*self.source.input_paths(), desc.get("val_label_path"), self.config.prompts,
+                 self.config.mix_with, *self.inputs]
+        if desc.get("kind") == "hf" and desc.get("path"):
+            found.append(desc["path"])  # a local dataset folder (a hub id does not exist locally: skipped)
         return sorted({str(p) for p in found if isinstance(p, (str, os.PathLike)) and str(p)})
 
     def _check_out(self) -> list[str]:
@@ -572,7 +574,23 @@ class Build:
         missing = [s for s in splits if s not in available]
         if missing:
             raise UserError(f"split {missing[0]!r} not found; this source has: {', '.join(available) or 'none'}")
-        return {split: list(self.source.scan(split)) for split in splits}
+        scanned = {split: list(self.source.scan(split)) for split in splits}
+        self._check_listed_images(scanned)
+        return scanned
+
+    def _check_listed_images(self, scanned: dict[str, list[SampleRef]]) -> None:
+        """A source whose image folder is not an input as a whole (a manifest lists its files) may still
+        list an image inside the output folder: refuse that before any work."""
+        root = self.source.image_root()
+        if root is None or root in self.source.input_paths():
+            return
+        out = str(self.out_dir.expanduser().resolve()) + os.sep
+        base = Path(root).expanduser().resolve()
+        for refs in scanned.values():
+            for ref in refs:
+                if ref.locator and os.path.normpath(base / ref.locator).startswith(out):
+                    raise UserError(f"--out {self.out_dir} holds an input image of this build ({ref.locator}); "
+                                    "write outside the inputs")
 
     def _plan(self, scanned: dict[str, list[SampleRef]]
               ) -> tuple[dict[str, list[SampleRef]], dict[str, list[list[str]]], dict[str, int]]:

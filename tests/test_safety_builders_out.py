@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import resource
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from builders.synthetic import DEFAULT_WNIDS, make_imagenet_tree
+from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes, make_imagenet_tree
 from core.atomic import is_leftover
 from core.vocabulary import ClassVocabulary
 
@@ -224,3 +225,25 @@ def test_manifest_and_run_log_hold_no_credentials(tmp_path, tree):
     for name in ("manifest.json", "run_log.jsonl", ".state/plan.done.json"):
         text = (out / name).read_text()
         assert "hunter2secret" not in text and "https://***@cdn.example/" in text, name
+
+
+def test_out_beside_a_manifest_is_fine_but_out_holding_a_listed_image_is_refused(tmp_path):
+    """Inputs are what a source reads: a manifest's folder is not scanned, so an --out beside the manifest is
+    fine, but an --out that holds an image the manifest lists is refused before any work."""
+    data = tmp_path / "data"
+    (data / "out" / "imgs").mkdir(parents=True)
+    picture = jpeg_bytes(random.Random(0))
+    (data / "pic.jpg").write_bytes(picture)
+    (data / "m.jsonl").write_text('{"image": "pic.jpg", "label": "tench"}\n')
+    res = cli("--source", "manifest", "--root", str(data / "m.jsonl"), "--classes", "imagenet1k", "--out",
+              str(data / "built"),
+              "--outputs", "llava")
+    assert res.returncode == 0, res.stderr
+    (data / "out" / "imgs" / "pic.jpg").write_bytes(picture)
+    (data / "out" / ".vlm-classdata").write_text("{}")  # even a folder this tool made
+    (data / "m2.jsonl").write_text('{"image": "out/imgs/pic.jpg", "label": "tench"}\n')
+    res = cli("--source", "manifest", "--root", str(data / "m2.jsonl"), "--classes", "imagenet1k", "--out",
+              str(data / "out"),
+              "--outputs", "llava", "--overwrite")
+    assert "holds an input image of this build (out/imgs/pic.jpg)" in one_line(res, 2)
+    assert (data / "out" / "imgs" / "pic.jpg").read_bytes() == picture

@@ -43,6 +43,12 @@ class Source(ABC):
         """Folder that :meth:`image_path` is relative to, if the source is file-backed."""
         return None
 
+    def input_paths(self) -> list[str]:
+        """Local files and folders this source reads that an output folder may not overlap: a folder it
+        scans (an output inside it would be read as data) or the files it lists."""
+        root = self.describe().get("root")
+        return [str(p) for p in (self.image_root(), root) if p]
+
     def describe(self) -> dict:
         """JSON-able description for the build manifest (kind, root, options)."""
         return {"kind": self.kind, "dataset": self.vocabulary.dataset, "num_classes": len(self.vocabulary)}

@@ -160,6 +160,10 @@ class ManifestSource(FileTreeSource):
                     continue
                 yield SampleRef(key, ref.split, ref.class_id, ref.locator, ref.skip, ref.detail)
 
+    def input_paths(self) -> list[str]:
+        """The manifest file: the image folder is not scanned (the pipeline checks the listed images)."""
+        return [str(self.manifest)]
+
     def describe(self) -> dict:
         return {**super().describe(), "root": str(self.root), "manifest": str(self.manifest),
                 "default_split": self.default_split, "label_source": "manifest"}

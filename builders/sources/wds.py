@@ -443,6 +443,10 @@ class WebDatasetSource(Source):
             data, reason = results.pop(i)
             yield ref, data, reason
 
+    def input_paths(self) -> list[str]:
+        """The shard files (the folder that holds them is not scanned beyond them)."""
+        return [str(self._root / rel) for rel in self._shards]
+
     def describe(self) -> dict:
         return {**super().describe(), "path": self.path, "root": str(self._root), "split": self.split,
                 "label_field": self.label_field, "image_exts": list(self.image_exts),
