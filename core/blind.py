@@ -259,10 +259,9 @@ def _answer_prior(f: Features, train_rows: np.ndarray, rows: np.ndarray, is_trai
 
 
 def _make(solver: str, seed: int) -> Any:
-    """A fresh model. ``logistic`` warm-starts from the previous fold's fit of the same call (the problem is
-    convex: same optimum, fewer iterations)."""
+    """A fresh, unfitted model of ``solver``."""
     if solver == "logistic":
-        return LogisticRegression(C=1.0, tol=1e-3, max_iter=300, warm_start=True)
+        return LogisticRegression(C=1.0, tol=1e-3, max_iter=300)
     if solver == "boosting":
         return HistGradientBoostingClassifier(max_iter=60, learning_rate=0.1, max_leaf_nodes=15,
                                               early_stopping=False, random_state=seed)
@@ -302,37 +301,47 @@ class SolverScores:
         return float(np.nanmean(self.scores[solver][:, items]))
 
 
+def _fold_scores(f: Features, solver: str, train_rows: np.ndarray, test_rows: np.ndarray,
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fit ``solver`` on ``train_rows`` and score the items of ``test_rows``: (item indices, scores)."""
+    p_train = _answer_prior(f, train_rows, train_rows, True)
+    p_test = _answer_prior(f, train_rows, test_rows, False)
+    dense_train = np.column_stack([f.dense[train_rows], p_train])
+    mean, scale = dense_train.mean(axis=0), dense_train.std(axis=0) + 1e-9
+    model = _make(solver, seed)
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(_design(solver, f, train_rows, p_train, mean, scale), f.row_label[train_rows])
+        proba = model.predict_proba(_design(solver, f, test_rows, p_test, mean, scale))[:, 1]
+    return _item_scores(f, test_rows, proba)
+
+
 def held_out_scores(f: Features, alive: np.ndarray | None = None, solvers: Sequence[str] = SOLVERS,
                     n_splits: int = 5, repeats: int = 1, seed: int = 0) -> SolverScores:
     """Held-out expected score of every solver on every item in ``alive`` (default: all), from
     ``repeats`` seeded shuffles of :class:`~sklearn.model_selection.GroupKFold` over the items' classes
-    (``n_splits`` folds, fewer when there are fewer classes). Raises
-    :class:`~core.errors.UserError` when the items span fewer than :data:`MIN_GROUPS` classes."""
-    models = {s: _make(s, seed) for s in solvers}
+    (``n_splits`` folds, fewer when there are fewer classes). Each fit is single-threaded (parallel fits
+    gained nothing on 2 cores: the GIL, or process start-up). Raises
+    :class:`~core.errors.UserError` when the items span fewer than :data:`MIN_GROUPS` classes or a solver
+    is unknown."""
+    for s in solvers:
+        _make(s, seed)
     idx = np.arange(len(f.items)) if alive is None else np.flatnonzero(alive)
     n_groups = len(np.unique(f.groups[idx]))
     if n_groups < MIN_GROUPS:
         raise UserError(f"blind solvers need items of at least {MIN_GROUPS} classes (got {n_groups})")
     k = min(n_splits, n_groups)
-    scores = {s: np.full((repeats, len(f.items)), np.nan) for s in solvers}
+    tasks = []
     for r in range(repeats):
         cv = GroupKFold(n_splits=k, shuffle=True, random_state=seed + 1000 * r)
         for train_items, test_items in cv.split(idx, groups=f.groups[idx]):
             train_rows = np.concatenate([f.item_rows[i] for i in idx[train_items]])
             test_rows = np.concatenate([f.item_rows[i] for i in idx[test_items]])
-            p_train = _answer_prior(f, train_rows, train_rows, True)
-            p_test = _answer_prior(f, train_rows, test_rows, False)
-            dense_train = np.column_stack([f.dense[train_rows], p_train])
-            mean, scale = dense_train.mean(axis=0), dense_train.std(axis=0) + 1e-9
-            y = f.row_label[train_rows]
-            for s in solvers:
-                model = models[s]
-                with threadpool_limits(1), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    model.fit(_design(s, f, train_rows, p_train, mean, scale), y)
-                proba = model.predict_proba(_design(s, f, test_rows, p_test, mean, scale))[:, 1]
-                which, score = _item_scores(f, test_rows, proba)
-                scores[s][r, which] = score
+            tasks += [(r, s, train_rows, test_rows) for s in solvers]
+    scores = {s: np.full((repeats, len(f.items)), np.nan) for s in solvers}
+    for r, s, train_rows, test_rows in tasks:
+        which, score = _fold_scores(f, s, train_rows, test_rows, seed + r)
+        scores[s][r, which] = score
     return SolverScores(scores, k)
 
 
@@ -395,9 +404,35 @@ class FilterResult:
     seconds: float = 0.0
 
 
+def _batch(cand: list[int], per_solver: np.ndarray, left: np.ndarray, groups: np.ndarray, target: float,
+           max_batch: float) -> list[int]:
+    """The items of one round's drop, in ``cand`` order: the fewest whose removal brings every solver's
+    accuracy estimate to ``target`` (at least 1%, at most ``max_batch`` of the items). Items that are the
+    last of their class are skipped; only when no other candidate exists are they taken."""
+    n = per_solver.shape[1]
+    totals = per_solver.sum(axis=1)
+    low, high = math.ceil(0.01 * n), max(1, math.floor(max_batch * n))
+
+    def take(pool: list[int], protect: bool) -> list[int]:
+        chosen: list[int] = []
+        removed = np.zeros(len(totals))
+        for j in pool:
+            if len(chosen) >= high or (len(chosen) >= low and np.all(
+                    (totals - removed) / (n - len(chosen)) <= target + 1e-9)):
+                break
+            if protect and left[groups[j]] <= 1:
+                continue
+            chosen.append(j)
+            removed += per_solver[:, j]
+            left[groups[j]] -= 1
+        return chosen
+
+    return take(cand, True) or take(cand, False)
+
+
 def adversarial_filter(items: Sequence[Any], solvers: Sequence[str] = SOLVERS, *, margin: float = DEFAULT_MARGIN,
                        n_splits: int = 5, repeats: int = 2, max_rounds: int = 12, min_keep: float = 0.2,
-                       max_batch: float = 0.25, seed: int = 0) -> FilterResult:
+                       max_batch: float = 0.3, seed: int = 0) -> FilterResult:
     """AFLite: drop the questions blind solvers predict until every solver is at most ``chance + margin``
     on held-out classes.
 
@@ -406,9 +441,9 @@ def adversarial_filter(items: Sequence[Any], solvers: Sequence[str] = SOLVERS, *
     solver's held-out accuracy is at most the target the filter stops (``target_met``). Otherwise it drops a
     batch: the items whose predictability exceeds chance, most predictable first, then those of the class
     with the most items left (a class's last item is dropped only when no other candidate is left), then a
-    seeded random order; the batch size is what would bring the worst solver's accuracy to the target if the
-    dropped items had been answered correctly for sure, ``(correct − target·n) / (1 − target)``, at least
-    1% and at most ``max_batch`` of the items left. It also stops, reporting the target failed, after
+    seeded random order; the batch is the fewest of them (at least 1%, at most ``max_batch`` of the items
+    left) whose removal would bring every solver's accuracy to the target if the solvers kept answering
+    the rest as they did this round (they are refitted next round, so a few rounds are needed). It also stops, reporting the target failed, after
     ``max_rounds`` rounds, when the next batch would leave fewer than ``min_keep`` of the input items, or
     when no item is more predictable than chance. Deterministic for a seed.
     """
@@ -431,7 +466,8 @@ def adversarial_filter(items: Sequence[Any], solvers: Sequence[str] = SOLVERS, *
             break
         sc = held_out_scores(f, alive, solvers, n_splits, repeats, seed + 7919 * rnd)
         acc = {s: sc.accuracy(s, idx) for s in solvers}
-        pred = np.mean([np.nanmean(sc.scores[s][:, idx], axis=0) for s in solvers], axis=0)
+        per_solver = np.array([np.nanmean(sc.scores[s][:, idx], axis=0) for s in solvers])
+        pred = per_solver.mean(axis=0)
         for i, p in zip(idx, pred, strict=True):
             predictability[int(i)] = round(float(p), 6)
         final = _summary(f, sc, idx, seed)
@@ -443,32 +479,17 @@ def adversarial_filter(items: Sequence[Any], solvers: Sequence[str] = SOLVERS, *
             break
         if rnd == max_rounds:
             break
-        need = math.ceil((worst - target) * len(idx) / (1 - target))
-        batch = int(min(max(need, math.ceil(0.01 * len(idx))), max(1, math.floor(max_batch * len(idx)))))
         chance_i = np.array([1.0 / len(mcqs[i].options) for i in idx])
         cand = [j for j in range(len(idx)) if pred[j] > chance_i[j] + 1e-9]
         if not cand:
             stop = "no_candidates"
             break
-        if len(idx) - min(batch, len(cand)) < min_keep * n_all:
-            stop = "min_keep"
-            break
         left = np.bincount(f.groups[idx], minlength=int(f.groups.max()) + 1).astype(int)
         cand.sort(key=lambda j: (-pred[j], -left[f.groups[idx[j]]], order[idx[j]]))
-        chosen: list[int] = []
-        # a class's last item goes only in a round where no other candidate is left
-        skipped: list[int] = []
-        for j in cand:
-            if len(chosen) == batch:
-                break
-            g = f.groups[idx[j]]
-            if left[g] > 1:
-                chosen.append(j)
-                left[g] -= 1
-            else:
-                skipped.append(j)
-        if not chosen:
-            chosen = skipped[:batch]
+        chosen = _batch(cand, per_solver, left, f.groups[idx], target, max_batch)
+        if len(idx) - len(chosen) < min_keep * n_all:
+            stop = "min_keep"
+            break
         for j in chosen:
             alive[idx[j]] = False
             dropped_round[int(idx[j])] = rnd
