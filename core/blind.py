@@ -445,7 +445,9 @@ def adversarial_filter(items: Sequence[Any], solvers: Sequence[str] = SOLVERS, *
     left) whose removal would bring every solver's accuracy to the target if the solvers kept answering
     the rest as they did this round (they are refitted next round, so a few rounds are needed). It also stops, reporting the target failed, after
     ``max_rounds`` rounds, when the next batch would leave fewer than ``min_keep`` of the input items, or
-    when no item is more predictable than chance. Deterministic for a seed.
+    when no item is more predictable than chance. The target counts as met only when
+    :func:`blind_accuracy` of the kept items with the same ``seed`` (what a quality report measures) agrees;
+    if it does not, the round drops a minimal batch and goes on. Deterministic for a seed.
     """
     t0 = time.perf_counter()
     mcqs = list(items) if all(isinstance(x, MCQ) for x in items) else mcq_items(items)
@@ -475,8 +477,12 @@ def adversarial_filter(items: Sequence[Any], solvers: Sequence[str] = SOLVERS, *
         rounds.append(info)
         worst = max(acc.values())
         if worst <= target + 1e-9:
-            stop = "target_met"
-            break
+            # confirm with the measurement a report makes of the kept set (blind_accuracy, same seed)
+            check = blind_accuracy([mcqs[i] for i in idx], solvers, n_splits, 1, seed)
+            info["report_check"] = {s: v["accuracy"] for s, v in check["solvers"].items()}
+            if max(info["report_check"].values()) <= target + 1e-9:
+                final, stop = check["solvers"], "target_met"
+                break
         if rnd == max_rounds:
             break
         chance_i = np.array([1.0 / len(mcqs[i].options) for i in idx])
