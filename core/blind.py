@@ -263,7 +263,7 @@ def _make(solver: str, seed: int) -> Any:
     if solver == "logistic":
         return LogisticRegression(C=1.0, tol=1e-3, max_iter=300)
     if solver == "boosting":
-        return HistGradientBoostingClassifier(max_iter=60, learning_rate=0.1, max_leaf_nodes=15,
+        return HistGradientBoostingClassifier(max_iter=40, learning_rate=0.15, max_leaf_nodes=15,
                                               early_stopping=False, random_state=seed)
     raise UserError(f"unknown blind solver {solver!r}; expected one of {', '.join(SOLVERS)}")
 
