@@ -13,8 +13,12 @@ questions (their order and qids) and the seed (:func:`builders.records.sample_rn
   correct option is (strictly or tied) longest.
 * :func:`balance_letters` moves each correct option to a balanced position
   (:func:`builders.formats.mcq.balanced_positions`), keeping the distractors' relative order.
-* :func:`debias` does both, length control first: dropping questions after balancing would unbalance the
-  letters again, while moving options within a question never changes which option is longest.
+* :func:`filter_predictable` drops the questions learned blind solvers answer without the image
+  (AFLite-style adversarial filtering, :func:`core.blind.adversarial_filter`) until every solver is at
+  most chance + 5 points on held-out classes.
+* :func:`debias` does all three, length control first, then (``adversarial=True``) the learned filter,
+  letters last: dropping questions after balancing would unbalance the letters again, while moving
+  options within a question never changes which option is longest.
 """
 
 from __future__ import annotations
@@ -26,16 +30,18 @@ from dataclasses import replace
 
 from builders.formats.mcq import balanced_positions
 from builders.records import sample_rng
+from core.blind import DEFAULT_MARGIN, FilterResult, adversarial_filter, mcq_items
 from imagewikiqa.records import Question
 
 __all__ = [
     "DEFAULT_MAX_LONGEST", "balance_letters", "blind_longest_accuracy", "blind_score",
-    "blind_shortest_accuracy", "control_length_bias", "debias", "tidy_options",
+    "blind_shortest_accuracy", "control_length_bias", "debias", "filter_predictable", "tidy_options",
 ]
 
 DEFAULT_MAX_LONGEST = 0.30
 """Target for the blind "pick the longest option" accuracy (ImageWikiQA's released set is at ≈ 0.42)."""
 DROP_REASON = "length_bias"
+PREDICTABLE_REASON = "blind_predictable"
 _EPS = 1e-12
 _SPACES = re.compile(r"\s+")
 
@@ -181,10 +187,30 @@ def balance_letters(questions: Sequence[Question], seed: int = 0) -> list[Questi
     return out
 
 
+# ----- learned blind solvers ---------------------------------------------------------------------------------
+def filter_predictable(questions: Sequence[Question], margin: float = DEFAULT_MARGIN, seed: int = 0,
+                       **options: float) -> tuple[list[Question], Counter, FilterResult]:
+    """Drop the questions learned blind solvers predict from question and options alone
+    (:func:`core.blind.adversarial_filter`; ``options``: its other settings) until every solver is at most
+    chance + ``margin`` on held-out classes. Returns copies of the kept questions in input order,
+    ``Counter({"blind_predictable": dropped})`` (empty when none; the dropped ones are
+    ``result.dropped``, to regenerate) and the filter's result (rounds, accuracies, ``target_met``)."""
+    if not questions:
+        return [], Counter(), FilterResult([], [], {}, {}, [], {}, 0.0, True, "empty")
+    result = adversarial_filter(mcq_items(questions), margin=margin, seed=seed, **options)
+    reasons = Counter({PREDICTABLE_REASON: len(result.dropped)}) if result.dropped else Counter()
+    return [_copy(questions[i]) for i in result.kept], reasons, result
+
+
 def debias(questions: Sequence[Question], max_longest: float = DEFAULT_MAX_LONGEST,
-           seed: int = 0) -> tuple[list[Question], Counter]:
-    """:func:`control_length_bias`, then :func:`balance_letters`. The order matters: dropping questions
-    after balancing would unbalance the letters again, whereas moving the correct option within a question
-    leaves the blind-longest accuracy unchanged. Returns the questions and the drop reasons."""
+           seed: int = 0, adversarial: bool = False) -> tuple[list[Question], Counter]:
+    """:func:`control_length_bias`, then (``adversarial``) :func:`filter_predictable`, then
+    :func:`balance_letters`. The order matters: dropping questions after balancing would unbalance the
+    letters again, whereas moving the correct option within a question leaves the blind-longest accuracy
+    unchanged, and balanced positions tell the learned solvers nothing. Returns the questions and the drop
+    reasons."""
     kept, reasons = control_length_bias(questions, max_longest=max_longest, seed=seed)
+    if adversarial:
+        kept, more, _ = filter_predictable(kept, seed=seed)
+        reasons += more
     return balance_letters(kept, seed=seed), reasons

@@ -16,12 +16,23 @@ Definitions:
   the expected accuracy of picking the longest/shortest option, ties broken at random
   (:mod:`imagewikiqa.debias`); ``letter_prior`` the accuracy of always answering the most frequent correct
   letter (ties: the earliest letter).
+* learned blind baselines (:func:`learned_baselines`, :mod:`core.blind`): logistic regression and gradient
+  boosting trained on question and option features only, accuracy on held-out classes (5-fold
+  cross-validation grouped by class) with a 95% bootstrap-over-classes interval; target: every solver at
+  most chance + 5 points (30% with 4 options). Not computed for fewer than :data:`MIN_LEARNED` questions.
+* leaks (:func:`leak_check`): a question whose stem or an option contains its class's name (or, with a
+  lexicon, any form of it) or the name's head word (the last word of a multiword name: "truck" of "tow
+  truck"), whole words after :func:`core.lexicon.normalize`; stop words and words under 3 letters are not
+  head words.
+* cross-class duplicates (:func:`cross_class_duplicates`): a question whose normalised stem and set of
+  normalised options are word for word those of a question of another class (each repeat counted once).
 * text-only LLM baseline: ``verification["text_only_accuracy_without_name"]`` (from
   ``verify_text.verification_summary``), when given.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 from collections import Counter, defaultdict
@@ -31,20 +42,25 @@ from typing import Any
 
 from builders.formats.mcq import letters
 from core.atomic import write_bytes_atomic
-from core.lexicon import normalize
+from core.blind import DEFAULT_MARGIN, MIN_GROUPS, blind_accuracy
+from core.lexicon import Lexicon, normalize, stopwords
 from imagewikiqa.debias import DEFAULT_MAX_LONGEST, blind_longest_accuracy, blind_shortest_accuracy
 from imagewikiqa.evaluate import load_benchmark, question_stem
 from imagewikiqa.records import Question
 
 __all__ = [
-    "JSON_NAME", "MARKDOWN_NAME", "blind_baselines", "distinct_key", "questions_from_benchmark",
-    "quality_report", "report_markdown", "write_report",
+    "JSON_NAME", "MARKDOWN_NAME", "MIN_LEARNED", "blind_baselines", "cross_class_duplicates", "distinct_key",
+    "leak_check", "learned_baselines", "questions_from_benchmark", "quality_report", "report_markdown",
+    "write_report",
 ]
 
 JSON_NAME = "quality_report.json"
 MARKDOWN_NAME = "quality_report.md"
 VERIFICATION_KEY = "text_only_accuracy_without_name"
 NONE = "(none)"
+MIN_LEARNED = 50
+"""Fewest questions (of at least two classes) the learned blind solvers are trained and reported on."""
+EXAMPLES = 5
 
 
 def _r(x: float) -> float:
@@ -78,6 +94,85 @@ def blind_baselines(questions: Sequence[Question]) -> dict[str, Any]:
     }
 
 
+def learned_baselines(questions: Sequence[Question], seed: int = 0) -> dict[str, Any]:
+    """Held-out accuracy of the learned blind solvers (:func:`core.blind.blind_accuracy`, 5 folds grouped
+    by class) on the questions with options, with 95% intervals and chance; ``{"skipped": reason}`` when
+    there are fewer than :data:`MIN_LEARNED` such questions or fewer than two classes."""
+    usable = [q for q in questions if len(q.options) >= 2]
+    classes = len({q.class_id for q in usable})
+    if len(usable) < MIN_LEARNED or classes < MIN_GROUPS:
+        return {"skipped": f"too few questions to train on ({len(usable)} in {classes} classes; "
+                           f"needs {MIN_LEARNED} in {MIN_GROUPS})"}
+    return blind_accuracy(usable, seed=seed)
+
+
+def _padded(text: str) -> str:
+    return f" {normalize(text)} "
+
+
+def _head_word(name: str, stop: frozenset[str]) -> str | None:
+    words = name.split()
+    if len(words) < 2 or words[-1] in stop or len(words[-1]) < 3:
+        return None
+    return words[-1]
+
+
+def leak_check(questions: Sequence[Question], lexicon: Lexicon | None = None) -> dict[str, Any]:
+    """Questions naming their class (see the module docstring): ``{"questions": leaking questions,
+    "class_name": with a whole name, "head_word": with a head word, "in_answer": with either in the correct
+    option, "examples": the first few}``. ``lexicon``: also check every form of the class
+    (:meth:`core.lexicon.Lexicon.forms_of`; class ids it does not know use the class name only)."""
+    stop = stopwords()
+    names_of: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    counts = Counter()
+    examples = []
+    for q in questions:
+        key = (q.class_id, q.class_name)
+        if key not in names_of:
+            names = {normalize(q.class_name)}
+            if lexicon is not None:
+                with contextlib.suppress(KeyError):  # a class the lexicon does not know: its name only
+                    names |= {f.text for f in lexicon.forms_of(q.class_id)}
+            names = {n for n in names if n and n not in stop}
+            heads = {h for n in names if (h := _head_word(n, stop))} - names
+            names_of[key] = (names, heads)
+        names, heads = names_of[key]
+        texts = [_padded(q.question), *(_padded(o) for o in q.options)]
+        found_names = sorted(n for n in names if any(f" {n} " in t for t in texts))
+        found_heads = sorted(h for h in heads if any(f" {h} " in t for t in texts))
+        if not found_names and not found_heads:
+            continue
+        counts["questions"] += 1
+        counts["class_name"] += bool(found_names)
+        counts["head_word"] += bool(found_heads)
+        answer = texts[1 + q.answer_index] if q.options else ""
+        counts["in_answer"] += any(f" {w} " in answer for w in found_names + found_heads)
+        if len(examples) < EXAMPLES:
+            examples.append({"qid": q.qid, "class_name": q.class_name, "found": found_names + found_heads})
+    return {k: counts[k] for k in ("questions", "class_name", "head_word", "in_answer")} | {"examples": examples}
+
+
+def cross_class_duplicates(questions: Sequence[Question]) -> dict[str, Any]:
+    """Questions repeating word for word (normalised stem and set of normalised options) a question of
+    another class: ``{"questions": repeats, "same_answer": repeats whose correct option is the same too,
+    "examples": the first few [qid, repeated qid]}``. Repeats within one class are left to the build's
+    near-duplicate rule."""
+    first: dict[tuple[str, frozenset[str]], list[Question]] = defaultdict(list)
+    repeats = same = 0
+    examples = []
+    for q in questions:
+        key = (normalize(question_stem(q.question)), frozenset(normalize(o) for o in q.options))
+        seen = first[key]
+        other = next((p for p in seen if p.class_id != q.class_id), None)
+        if other is not None:
+            repeats += 1
+            same += normalize(other.answer) == normalize(q.answer) if q.options else 0
+            if len(examples) < EXAMPLES:
+                examples.append([q.qid, other.qid])
+        seen.append(q)
+    return {"questions": repeats, "same_answer": same, "examples": examples}
+
+
 # ----- the report ------------------------------------------------------------------------------------------
 def _letters_block(questions: Sequence[Question]) -> tuple[dict[str, int], int, dict[str, dict[str, int]]]:
     """Overall letter counts, the balance spread (max over option counts of max − min) and counts per k."""
@@ -104,15 +199,21 @@ def _target(value: Any, target: Any, passed: bool) -> dict[str, Any]:
 def quality_report(questions: Sequence[Question], *, rejections: Counter | None = None,
                    verification: dict | None = None, leaks: int | None = None,
                    duplicates: int | None = None, targets: dict | None = None,
-                   meta: dict | None = None) -> dict[str, Any]:
+                   meta: dict | None = None, lexicon: Lexicon | None = None, learned: bool = True,
+                   seed: int = 0) -> dict[str, Any]:
     """The quality report of a final question set (see the module docstring for definitions).
 
     ``rejections``: reason → count over the whole build; ``verification``: the text-only verification
-    summary; ``leaks``/``duplicates``: counts found on the final set (reported, and targets of 0 when
-    given); ``targets``: overrides of ``{"max_longest": 0.30, "max_letter_spread": 1}``; ``meta``: copied
-    as is (generator settings, sources, seed...). The ``targets`` block holds ``letters_balanced``,
-    ``longest`` (and ``no_leaks``/``no_duplicates`` when counted), each ``{value, target, pass}``, and
-    ``passes`` (all of them)."""
+    summary; ``leaks``/``duplicates``: counts the caller found on the final set with its own checks
+    (reported as they are); ``targets``: overrides of ``{"max_longest": 0.30, "max_letter_spread": 1,
+    "max_learned": chance + 0.05}``; ``meta``: copied as is (generator settings, sources, seed...);
+    ``lexicon``: check every class form for leaks, not only the class name; ``learned=False`` skips the
+    learned blind solvers (``seed``: their fold splits).
+
+    The ``targets`` block holds ``letters_balanced``, ``longest``, ``learned_blind`` (the best learned
+    solver's held-out accuracy; absent when not computed), ``no_leaks`` (this report's leaking questions
+    plus the caller's ``leaks``) and ``no_duplicates`` (cross-class repeats plus the caller's
+    ``duplicates``), each ``{value, target, pass}``, and ``passes`` (all of them)."""
     goals = {"max_longest": DEFAULT_MAX_LONGEST, "max_letter_spread": 1, **(targets or {})}
     n = len(questions)
     per_class = Counter(q.class_id for q in questions)
@@ -130,10 +231,18 @@ def quality_report(questions: Sequence[Question], *, rejections: Counter | None 
         "longest": _target(baselines["longest"], goals["max_longest"],
                            baselines["longest"] <= goals["max_longest"] + 1e-9),
     }
-    if leaks is not None:
-        checks["no_leaks"] = _target(leaks, 0, leaks == 0)
-    if duplicates is not None:
-        checks["no_duplicates"] = _target(duplicates, 0, duplicates == 0)
+    learned_block = (learned_baselines(questions, seed=seed) if learned
+                     else {"skipped": "not requested (learned=False)"})
+    if "solvers" in learned_block:
+        best = max(v["accuracy"] for v in learned_block["solvers"].values())
+        limit = goals.get("max_learned", round(learned_block["chance"] + DEFAULT_MARGIN, 6))
+        checks["learned_blind"] = _target(best, limit, best <= limit + 1e-9)
+    leak_block = leak_check(questions, lexicon)
+    dup_block = cross_class_duplicates(questions)
+    n_leaks = leak_block["questions"] + (leaks or 0)
+    n_dups = dup_block["questions"] + (duplicates or 0)
+    checks["no_leaks"] = _target(n_leaks, 0, n_leaks == 0)
+    checks["no_duplicates"] = _target(n_dups, 0, n_dups == 0)
     return {
         "n_questions": n,
         "distinct_questions": len({distinct_key(q) for q in questions}),
@@ -147,9 +256,12 @@ def quality_report(questions: Sequence[Question], *, rejections: Counter | None 
         "letters": overall,
         "letters_by_options": per_k,
         "blind_baselines": baselines,
+        "learned_baselines": learned_block,
         "text_only_llm": text_only,
         "leaks": leaks,
         "duplicates": duplicates,
+        "leak_check": leak_block,
+        "cross_class_duplicates": dup_block,
         "rejections": {"total": sum(rej.values()),
                        "by_reason": dict(sorted(rej.items(), key=lambda kv: (-kv[1], kv[0])))},
         "by_generator": _counts([q.generator for q in questions]),
@@ -183,8 +295,14 @@ def report_markdown(report: dict[str, Any]) -> str:
                 ("questions per class (min / median / max)", f"{qpc['min']} / {qpc['median']} / {qpc['max']}"),
                 ("options per question", ", ".join(f"{k}: {v}" for k, v in r["options_per_question"].items())
                  or "n/a"),
-                ("leaks in the final set", "not checked" if r["leaks"] is None else r["leaks"]),
-                ("duplicates in the final set", "not checked" if r["duplicates"] is None else r["duplicates"])]
+                ("leaks found by the build", "not checked" if r["leaks"] is None else r["leaks"]),
+                ("duplicates found by the build", "not checked" if r["duplicates"] is None else r["duplicates"])]
+    if r.get("leak_check") is not None:
+        lc, dc = r["leak_check"], r["cross_class_duplicates"]
+        overview += [("questions naming their class (name / head word / in the answer)",
+                      f"{lc['questions']} ({lc['class_name']} / {lc['head_word']} / {lc['in_answer']})"),
+                     ("questions repeating another class's question word for word (same answer)",
+                      f"{dc['questions']} ({dc['same_answer']})")]
     lines += _table(["", "value"], overview)
     lines += ["", f"## Targets: {'PASS' if t['passes'] else 'FAIL'}", ""]
     rows = []
@@ -193,7 +311,7 @@ def report_markdown(report: dict[str, Any]) -> str:
             continue
         value = _pct(c["value"]) if isinstance(c["value"], float) else c["value"]
         target = _pct(c["target"]) if isinstance(c["target"], float) else c["target"]
-        op = "≤" if name in ("letters_balanced", "longest") else "="
+        op = "≤" if name in ("letters_balanced", "longest", "learned_blind") else "="
         rows.append((name, value, f"{op} {target}", "pass" if c["pass"] else "FAIL"))
     lines += _table(["target", "value", "goal", "result"], rows)
     lines += ["", "## Correct letters", ""]
@@ -208,6 +326,22 @@ def report_markdown(report: dict[str, Any]) -> str:
     if r.get("text_only_llm") is not None:
         base.append(("text-only LLM, class name withheld", _pct(r["text_only_llm"]["accuracy_without_name"])))
     lines += _table(["strategy", "accuracy"], base)
+    lb = r.get("learned_baselines")
+    if lb is not None:
+        lines += ["", "## Learned blind solvers (question and options only, held-out classes)", ""]
+        if "solvers" in lb:
+            lines += [f"Trained on {lb['folds'] - 1} of {lb['folds']} class-grouped folds of {lb['n']} questions "
+                      f"({lb['classes']} classes), tested on the held-out fold; chance {_pct(lb['chance'])}.", ""]
+            lines += _table(["solver", "accuracy", "95% CI (bootstrap over classes)"],
+                            [(name, _pct(v["accuracy"]), f"{_pct(v['ci95'][0])} – {_pct(v['ci95'][1])}")
+                             for name, v in lb["solvers"].items()])
+        else:
+            lines.append(f"not computed: {lb['skipped']}")
+    lc = r.get("leak_check")
+    if lc and lc["examples"]:
+        lines += ["", "## Leak examples", ""]
+        lines += _table(["question", "class", "found"],
+                        [(e["qid"], e["class_name"], ", ".join(e["found"])) for e in lc["examples"]])
     for title, key in (("By generator", "by_generator"), ("By kind", "by_kind")):
         lines += ["", f"## {title}", ""]
         lines += _table([key.split("_", 1)[1], "questions"], list(r[key].items()))

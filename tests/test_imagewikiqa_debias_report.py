@@ -191,7 +191,8 @@ def sample_set() -> list[Question]:
         q("a1", LONG, 0, "cat", stem="Which part does this object have?", generator="wordnet", kind="part"),
         q("a2", LONG, 1, "cat", stem="which  part does this object have ?", generator="wordnet", kind="part"),
         q("a3", LONG, 2, "cat", stem="What does this object eat?", generator="llm", kind="diet"),
-        q("b1", LONG, 3, "dog", stem="Which part does this object have?", generator="llm", kind="part"),
+        q("b1", ["eeee", "ff", "gg", "hh"], 3, "dog", stem="Which part does this object have?", generator="llm",
+          kind="part"),
     ]
 
 
@@ -225,7 +226,9 @@ def test_quality_report_contents_and_targets():
     assert rep["targets"]["letters_balanced"] == {"value": 3, "target": 1, "pass": False}
     assert rep["targets"]["longest"]["value"] == 0.75 and not rep["targets"]["longest"]["pass"]
     assert rep["targets"]["no_leaks"] == {"value": 2, "target": 0, "pass": False}
-    assert "no_duplicates" not in rep["targets"] and rep["targets"]["passes"] is False
+    # cross-class repeats are always counted now (none here), so the target is always there
+    assert rep["targets"]["no_duplicates"] == {"value": 0, "target": 0, "pass": True}
+    assert rep["targets"]["passes"] is False
     assert rep["text_only_llm"] is None and rep["rejections"] == {"total": 0, "by_reason": {}}
     # targets can be loosened
     loose = quality_report(bad, targets={"max_longest": 0.8, "max_letter_spread": 3})
@@ -293,11 +296,20 @@ def test_released_imagewikiqa_report_and_debias(released_imagewikiqa, tmp_path):
     out, reasons = debias(qs, seed=0)
     assert reasons == Counter({"length_bias": 128}) and len(out) == 643   # the fewest drops possible
     after = quality_report(out, rejections=reasons)
-    assert after["targets"]["passes"] is True
+    # length control alone no longer meets the targets: learned blind solvers still read the answer from
+    # the options on held-out classes, and 32 questions name their class (21 by the head word only)
+    assert rep["leak_check"]["questions"] == 32 and rep["leak_check"]["head_word"] == 21
+    assert {"qid": "row000005", "class_name": "toy store", "found": ["store"]} in rep["leak_check"]["examples"]
+    assert rep["cross_class_duplicates"]["questions"] == 0
+    for r in (rep, after):
+        assert r["targets"]["learned_blind"]["value"] > 0.35 and not r["targets"]["learned_blind"]["pass"]
+    assert after["targets"]["passes"] is False
+    assert [k for k, c in after["targets"].items() if k != "passes" and not c["pass"]] == ["learned_blind", "no_leaks"]
     assert after["blind_baselines"]["longest"] == 0.299378
     assert after["classes"] == 527                                     # every class keeps a question
     assert sorted(after["letters"].values()) == [160, 161, 161, 161]
     json_path, md_path = write_report(after, tmp_path)
-    assert "## Targets: PASS" in md_path.read_text(encoding="utf-8")
+    assert "## Targets: FAIL" in md_path.read_text(encoding="utf-8")
+    assert "## Learned blind solvers (question and options only, held-out classes)" in md_path.read_text()
     assert json.loads(json_path.read_text(encoding="utf-8"))["n_questions"] == 643
     assert Path(released_imagewikiqa).is_file()
