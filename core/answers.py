@@ -282,10 +282,15 @@ _UNKNOWN = ParsedAnswer(None, None, "unknown")
 _AMBIGUOUS = ParsedAnswer(None, None, "ambiguous")
 
 
+# The last this many answer markers and decisions are read (a reply's answer is its last cue that gives one): a
+# degenerate reply repeating "I say " 16,000 times then costs what 64 cues cost, not 16,000 failed reads.
+MAX_CUES = 64
+
+
 def _cues(reply: str) -> list[tuple[int, int, bool]]:
-    """Answer markers and final decisions in reply order: ``[(start, end, is_decision)]``."""
-    cues = [(m.start(), m.end(), False) for m in _MARKER.finditer(reply)]
-    for m in _DECISION.finditer(reply):
+    """The last :data:`MAX_CUES` answer markers and final decisions, in reply order: ``[(start, end, is_decision)]``."""
+    cues = [(m.start(), m.end(), False) for m in _MARKER.finditer(reply)][-MAX_CUES:]
+    for m in list(_DECISION.finditer(reply))[-MAX_CUES:]:
         start = m.start()
         window = max(0, start - 40)
         if m.group("noun"):
@@ -298,7 +303,7 @@ def _cues(reply: str) -> list[tuple[int, int, bool]]:
         if m.group("noun") and not who or _UNDECIDED.search(reply, max(0, start - 40), start):
             continue
         cues.append((start, m.end(), True))
-    return sorted(cues)
+    return sorted(cues)[-MAX_CUES:]
 
 
 def _hedged(text: str, end: int) -> bool:
