@@ -157,3 +157,20 @@ def test_unusable_inputs_end_in_one_line(tmp_path):
 
 def test_released_imagewikiqa_is_still_a_question_set(released_imagewikiqa):
     assert not is_builders_mcq(released_imagewikiqa)
+
+
+def test_closed_vocabulary_build_is_not_flagged_by_a_split_artefact(tmp_path):
+    """Every distractor a class of the build: under class-held-out folds the answer prior would single out
+    the held-out class's name (74% blind on 4-way random over 1000 classes); the report leaves it out."""
+    vocab = ClassVocabulary.bundled("imagenet1k").subset(ClassVocabulary.bundled("imagenet1k").ids[::16])
+    classes = tmp_path / "classes.json"
+    classes.write_text(json.dumps(vocab.to_json()), encoding="utf-8")
+    make_imagenet_tree(tmp_path / "inet", vocab.ids, train_per_class=0, val_per_class=3, size=(16, 16))
+    out = tmp_path / "build"
+    assert imagenet_qa.main(["--root", str(tmp_path / "inet"), "--classes", str(classes), "--out", str(out),
+                             "--outputs", "mcq", "--mcq-choices", "4", "--splits", "val", "--quiet"]) == 0
+    rep = report(out / "mcq" / "val.jsonl", tmp_path / "rep")
+    lb, t = rep["learned_baselines"], rep["targets"]
+    assert rep["n_items"] == 3 * len(vocab)
+    assert t["learned_blind"]["value"] < 0.30 and t["learned_blind"]["pass"] and t["passes"]
+    assert lb["answer_prior"].startswith("off")
