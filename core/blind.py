@@ -192,9 +192,11 @@ class Features:
 
 def build_features(items: Sequence[MCQ], use_wordnet: bool | None = None, answer_prior: bool = True) -> Features:
     """The pair features of ``items`` (see the module docstring). ``use_wordnet``: None = when WordNet is
-    installed. ``answer_prior=False`` leaves the answer prior out: needed when every option names a class and
-    each class is the answer of its own items only (classification MCQ), where the held-out class's name is by
-    construction the one option never seen as an answer in training, a split artefact and not a shortcut."""
+    installed. ``answer_prior=False`` leaves out the features that identify an option's text (the answer prior
+    and the hashed n-grams): needed when every option names a class and each class is the answer of its own
+    items only (classification MCQ), where the held-out class's name is by construction the one option never
+    seen as an answer in training (a split artefact, not a shortcut: 74% blind on 4-way over 1000 classes
+    with the prior; 1% with the n-grams alone, the artefact reversed)."""
     items = list(items)
     if use_wordnet is None:
         use_wordnet = _wordnet_available()
@@ -222,7 +224,7 @@ def build_features(items: Sequence[MCQ], use_wordnet: bool | None = None, answer
     chars = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 3), n_features=CHAR_HASH,
                               alternate_sign=False, norm="l2")
     text = (sparse.hstack([words.transform(opt_docs) + cross.transform(cross_docs), chars.transform(opt_docs)])
-            .tocsr() if opt_docs else sparse.csr_matrix((0, 1)))
+            .tocsr() if opt_docs and answer_prior else sparse.csr_matrix((len(opt_docs), 0)))
     _, row_option = np.unique(np.asarray(option_text, dtype=object), return_inverse=True) if option_text \
         else (None, np.zeros(0, dtype=int))
     _, groups = np.unique(np.asarray([it.group for it in items], dtype=object), return_inverse=True) \

@@ -424,8 +424,9 @@ MCQ_HF_COLUMNS = ("id", "messages", "class_id", "option_class_ids")
 """The mcq_hf parquet columns the report reads (``image`` is never read)."""
 OPTIONS_ONLY = ("every stem is a template shared by several classes, so the learned solvers effectively "
                 "see the options only")
-NO_ANSWER_PRIOR = ("off: every option is a class name and the answer of its own class's items only, so "
-                   "under class-held-out folds the correct option would be the one never seen as an answer")
+NO_ANSWER_PRIOR = ("off, with the hashed n-grams (option identity): every option is a class name and the "
+                   "answer of its own class's items only, so under class-held-out folds the correct option "
+                   "would be the one never seen as an answer")
 MAX_LEARNED_ITEMS = 5000
 """Largest number of items the learned solvers are trained on; larger outputs use a seeded sample."""
 
