@@ -3,14 +3,16 @@
     python -m imagewikiqa build --out OUT [--classes imagenet1k] [--max-classes N | --class-ids IDS]
         [--generator wordnet|llm] [--llm URL|MODEL_DIR] [--articles FILE] [--verifier URL|MODEL_DIR]
         [--images IMAGENET_ROOT] [--images-per-question N] [--eval-permutations K]
-    python -m imagewikiqa report BENCHMARK.jsonl [--out DIR]
+    python -m imagewikiqa report BENCHMARK.jsonl|MCQ.jsonl|MCQ_HF_DIR [--out DIR] [--classes LIST] [--split S]
     python -m imagewikiqa evaluate PREDICTIONS --questions BENCHMARK.jsonl [--out report.json]
         [--per-class-csv per_class.csv]
 
 ``build`` runs knowledge → generation → rules → text-only verification → debiasing → image pairing →
 exports (LLaVA eval JSONL, HF parquet, VLMEvalKit TSV) → quality report, in resumable stages
 (``imagewikiqa/build.py``). ``report`` writes the quality report (letters, blind baselines, targets) of any
-benchmark JSONL, the released ImageWikiQA file included.
+benchmark JSONL, the released ImageWikiQA file included; given a builders MCQ output (``mcq/<split>.jsonl`` or
+an ``mcq_hf`` folder) it reports its items instead: letters, blind baselines, learned solvers, distractor
+relations and items with a second correct option (``imagewikiqa/report.py``).
 
 ``evaluate`` scores a model's replies (JSONL rows with an id and a reply, LLaVA ``model_vqa`` answers, rows
 matched by position, or a ``builders.verify`` sidecar parquet) against a benchmark JSONL (the released
@@ -36,10 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     _add_build(sub)
-    rp = sub.add_parser("report", help="quality report (letters, blind baselines, targets) of a benchmark JSONL")
-    rp.add_argument("benchmark", help="a benchmark JSONL (the released ImageWikiQA file, or ours)")
+    rp = sub.add_parser("report", help="quality report (letters, blind baselines, targets) of a benchmark JSONL "
+                                       "or a builders MCQ output")
+    rp.add_argument("benchmark", help="a benchmark JSONL (the released ImageWikiQA file, or ours), or a builders "
+                                      "MCQ output: mcq/<split>.jsonl or an mcq_hf folder (detected by its fields)")
     rp.add_argument("--out", help="write quality_report.json and quality_report.md into this folder")
     rp.add_argument("--max-longest", type=float, default=0.30, help="target for blind pick-the-longest")
+    rp.add_argument("--classes", help="builders MCQ: class list to check distractors against (bundled name or "
+                                      "file; default: classes.json beside the build, else imagenet1k)")
+    rp.add_argument("--split", help="builders mcq_hf folder: which split (default: val, else its only one)")
     ev = sub.add_parser("evaluate", help="score a model's replies to a multiple-choice benchmark")
     ev.add_argument("predictions", help="predictions: JSONL (id + reply per row, or by position) or a "
                                         "builders.verify sidecar .parquet (sample_id, reply, status)")
@@ -122,8 +129,30 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from imagewikiqa.report import quality_report, questions_from_benchmark, report_markdown, write_report
+    from imagewikiqa.report import (
+        is_builders_mcq,
+        mcq_class_list,
+        mcq_quality_report,
+        quality_report,
+        questions_from_benchmark,
+        read_builders_mcq,
+        report_markdown,
+        write_report,
+    )
 
+    if is_builders_mcq(args.benchmark):
+        vocab, class_list = mcq_class_list(args.benchmark, args.classes)
+        rows, skipped = read_builders_mcq(args.benchmark, args.split)
+        if not rows:
+            raise UserError(f"{args.benchmark}: no usable MCQ rows ({sum(skipped.values())} skipped: "
+                            + (", ".join(f"{k} {v}" for k, v in skipped.items()) or "empty file") + ")")
+        report = mcq_quality_report(rows, vocab, skipped=skipped, class_list=class_list,
+                                    meta={"benchmark": str(args.benchmark)})
+        print(report_markdown(report))
+        if args.out:
+            json_path, md_path = write_report(report, args.out)
+            print(f"report → {json_path}, {md_path}")
+        return 0
     questions = questions_from_benchmark(args.benchmark)
     report = quality_report(questions, targets={"max_longest": args.max_longest},
                             meta={"benchmark": str(args.benchmark)})
