@@ -533,7 +533,8 @@ def _build(config: BuildConfig, vocab: ClassVocabulary, out: Path, stages: Stage
     rows, info = stages.run("debiased", fp_final, debiased)
     _add_rejections(rejections, info)
     adversarial = info.get("adversarial") or {"enabled": False}
-    log(f"[debias] {len(rows)} questions after length control; {adversarial_line(adversarial)}")
+    log(f"[debias] {len(rows)} questions kept ({info.get('rejections', {}).get('length_bias', 0)} dropped for "
+        f"option length); {adversarial_line(adversarial)}")
     _require(rows, "debiasing", rejections)
 
     # 6. images decide which questions are exported; letters are balanced on exactly those
