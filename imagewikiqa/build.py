@@ -324,7 +324,7 @@ def adversarial_line(summary: dict[str, Any]) -> str:
         return f"adversarial filter skipped: {summary['skipped']}"
 
     def accs(d: dict[str, float]) -> str:
-        return ", ".join(f"{name} {acc:.1%}" for name, acc in d.items()) or "n/a"
+        return ", ".join(f"{name} {acc:.1%}" for name, acc in sorted(d.items())) or "n/a"
 
     return (f"learned blind solvers on held-out classes: {accs(summary['before'])} → {accs(summary['after'])} "
             f"(target ≤ {summary['target']:.1%}, {'met' if summary['target_met'] else 'NOT met: ' + summary['stop']}; "
