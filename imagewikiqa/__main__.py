@@ -91,9 +91,9 @@ def _add_build(sub: Any) -> None:
                    help="retries of a request after a timeout, connection error, 429 or 5xx (both servers)")
     g.add_argument("--batch-size", type=int, default=8, help="batch size of a local model")
     g.add_argument("--max-longest", type=float, default=0.30, help="target for blind pick-the-longest")
-    g.add_argument("--no-adversarial", dest="adversarial", action="store_false",
+    g.add_argument("--no-adversarial", dest="adversarial", action="store_false", default=argparse.SUPPRESS,
                    help="skip the adversarial filter (dropping questions that learned blind solvers answer from "
-                        "the text alone, until each is at most chance + 5 points on held-out classes)")
+                        "the text alone, until each is at most chance + 5 points on held-out classes; on by default)")
     g = b.add_argument_group("images and exports")
     g.add_argument("--images", help="image source root (pairs each question with images of its class)")
     g.add_argument("--source", default="imagenet", help="source kind (imagenet, imagefolder, hf, manifest, webdataset)")

@@ -267,3 +267,10 @@ def test_key_check_problems_are_counted_with_evidence_and_fail_the_targets(tmp_p
     assert "## Key check (WordNet)" in md and problems[0].evidence.replace("|", "\\|") in md
     assert "| key_check |" in md
     assert manifest["audit"]["images"] is False and (out / "audit" / "audit.html").is_file()
+
+
+def test_audit_size_is_checked_before_any_work(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert run_cli(main, ["build", "--out", str(out), "--max-classes", "2", "--audit", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --audit must be >= 1 (questions to export for review), got 0" and not out.exists()
