@@ -284,7 +284,7 @@ KEY_EXAMPLES = 5
 
 
 def _adversarial_fingerprint(config: BuildConfig) -> list[Any]:
-    """What decides the adversarial filter's output: on/off and, when on, the scikit-learn version."""
+    """What decides the adversarial filter's output: on/off and, when on, the versions of the libraries it runs on."""
     if not config.adversarial:
         return ["no-adversarial"]
     return ["adversarial", package_versions(("scikit-learn", "numpy", "rapidfuzz"))]
