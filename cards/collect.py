@@ -7,8 +7,10 @@ Build kinds (:func:`detect_kind`):
   (``python -m builders.verify run``);
 * ``filtered`` — ``python -m builders.verify filter``: a builders manifest with a ``filtered`` section,
   ``filter_report.json``; the pass summaries and the command are read from the build it was filtered from;
-* ``imagewikiqa`` — ``python -m imagewikiqa build``: ``manifest.json`` with ``questions``/``exports``,
-  ``quality_report.json``, the text-only verification summary (``stages/verified.done.json``).
+* ``imagewikiqa`` — ``python -m imagewikiqa build``: ``manifest.json`` with ``questions``/``exports`` (and the
+  WordNet ``key_check`` and ``audit`` sample it recorded), ``quality_report.json``, the text-only verification
+  summary (``stages/verified.done.json``) and a human's key review ``audit/review.json`` when one was saved
+  (``{"reviewed": n, "wrong_keys": k, "notes": ...}``).
 
 Class-name frequencies come from a ``corpora_stats count`` folder (``counts_<corpus>.parquet|csv`` +
 ``count_meta.json``) when one is given. Everything is read, nothing is written.
@@ -95,6 +97,9 @@ class CardFacts:
     rejections: dict[str, int] = field(default_factory=dict)  # imagewikiqa: rejected questions by reason
     quality: dict[str, Any] | None = None   # imagewikiqa quality_report.json
     verification: dict[str, Any] | None = None  # imagewikiqa text-only verification summary
+    key_check: dict[str, Any] | None = None  # imagewikiqa: {"problems", "examples"} of the exported questions
+    audit: dict[str, Any] | None = None      # imagewikiqa: {"n", "seed", "questions", "files"} of audit/
+    review: dict[str, Any] | None = None     # imagewikiqa: audit/review.json {"reviewed", "wrong_keys", "notes"}
     corpora: list[CorpusCounts] = field(default_factory=list)
     corpora_meta: dict[str, Any] | None = None
     targeted: dict[str, Any] | None = None  # builders.targeted: {"mine", "download", "kept"}
@@ -279,6 +284,28 @@ def _builders_facts(build: Path, manifest: dict, kind: str) -> dict[str, Any]:
     }
 
 
+REVIEW_FILE = "audit/review.json"
+
+
+def read_review(build: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A human's key review ``BUILD/audit/review.json``: ``({"reviewed", "wrong_keys", "notes"}, None)``,
+    ``(None, None)`` when there is none, ``(None, note)`` when the file is not such a record."""
+    path = build / REVIEW_FILE
+    if not path.exists():
+        return None, None
+    data = _optional_json(path)
+    if not isinstance(data, dict):
+        return None, f"{REVIEW_FILE} is not a JSON object; the human review is left out"
+    reviewed, wrong = data.get("reviewed"), data.get("wrong_keys")
+    counts = (reviewed, wrong)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts) or wrong > reviewed:
+        return None, (f"{REVIEW_FILE} needs whole numbers reviewed >= wrong_keys >= 0 (got reviewed={reviewed!r}, "
+                      f"wrong_keys={wrong!r}); the human review is left out")
+    notes = data.get("notes")
+    return {"reviewed": reviewed, "wrong_keys": wrong,
+            "notes": notes if isinstance(notes, str) and notes.strip() else None}, None
+
+
 def _imagewikiqa_facts(build: Path, manifest: dict) -> dict[str, Any]:
     config = manifest.get("config", {})
     notes: list[str] = []
@@ -294,7 +321,13 @@ def _imagewikiqa_facts(build: Path, manifest: dict) -> dict[str, Any]:
     if not argv and not command:
         notes.append("the manifest does not record the command line")
     dataset = config.get("classes")
+    review, review_note = read_review(build)
+    if review_note:
+        notes.append(review_note)
+    key_check, audit = manifest.get("key_check"), manifest.get("audit")
     return {
+        "key_check": key_check if isinstance(key_check, dict) else None,
+        "audit": audit if isinstance(audit, dict) else None, "review": review,
         "dataset": dataset, "source": {"kind": config.get("source"), "root": config.get("images"),
                                        "split": config.get("split"), "dataset": dataset,
                                        "generator": config.get("generator"), "articles": config.get("articles")},

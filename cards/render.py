@@ -485,7 +485,7 @@ def _filtering(facts: CardFacts) -> list[str]:
         else:
             lines.append("The questions were not checked by a verifier model (no `--verifier` was given), only by "
                          "the rules and the debiasing step.")
-        return lines
+        return lines + ["", *_key_audit(facts)]
     # skipped inputs
     rows = [(s, _num(i.get("scanned") or 0), _num(i.get("written") or 0), _num(i.get("skipped") or 0),
              ", ".join(f"{k} {v}" for k, v in (i.get("skip_reasons") or {}).items()) or "none",
@@ -523,6 +523,32 @@ def _filtering(facts: CardFacts) -> list[str]:
     elif not facts.verify:
         lines.append("No model verification or filtering was applied (`python -m builders.verify`): every usable "
                      "image of the source is in the data.")
+    return lines
+
+
+def _key_audit(facts: CardFacts) -> list[str]:
+    """The key audit of an ImageWikiQA build: the automatic WordNet key check, the review sample, a human's
+    result (``audit/review.json``)."""
+    lines = ["### Key audit", ""]
+    key, audit, review = facts.key_check, facts.audit, facts.review
+    if key is None:
+        lines.append("The build did not record an automatic key check (built before it existed).")
+    else:
+        sample = (f"{_plural(int(audit.get('n') or 0), 'question')} exported for human review in audit/ "
+                  f"(seed {audit.get('seed')})" if audit else
+                  "no questions exported for human review (the build was run without `--audit N`)")
+        lines.append(f"Automatic key check: {_plural(int(key.get('problems') or 0), 'problem')}; {sample}. "
+                     "The check (`imagewikiqa.audit.key_check`) flags every wrong option that WordNet says is, or "
+                     "may be, true of the question's class.")
+        examples = key.get("examples") or []
+        if examples:
+            lines += ["", "First problems found:", ""]
+            lines += _table(["question", "class", "option", "evidence"],
+                            [(e.get("qid"), e.get("class_name"), e.get("option"), e.get("evidence")) for e in examples])
+    if review:
+        lines += ["", f"Human review (`audit/review.json`): {_plural(review['reviewed'], 'question')} reviewed, "
+                      f"{_plural(review['wrong_keys'], 'wrong key')} found"
+                      + (f". Notes: {' '.join(review['notes'].split()).rstrip('.')}" if review.get("notes") else "") + "."]
     return lines
 
 

@@ -3,16 +3,19 @@
     python -m imagewikiqa build --out OUT [--classes imagenet1k] [--max-classes N | --class-ids IDS]
         [--generator wordnet|llm] [--llm URL|MODEL_DIR] [--articles FILE] [--verifier URL|MODEL_DIR]
         [--images IMAGENET_ROOT] [--images-per-question N] [--eval-permutations K]
+        [--no-adversarial] [--audit N]
     python -m imagewikiqa report BENCHMARK.jsonl|MCQ.jsonl|MCQ_HF_DIR [--out DIR] [--classes LIST] [--split S]
     python -m imagewikiqa evaluate PREDICTIONS --questions BENCHMARK.jsonl [--out report.json]
         [--per-class-csv per_class.csv]
 
-``build`` runs knowledge → generation → rules → text-only verification → debiasing → image pairing →
-exports (LLaVA eval JSONL, HF parquet, VLMEvalKit TSV) → quality report, in resumable stages
-(``imagewikiqa/build.py``). ``report`` writes the quality report (letters, blind baselines, targets) of any
-benchmark JSONL, the released ImageWikiQA file included; given a builders MCQ output (``mcq/<split>.jsonl`` or
-an ``mcq_hf`` folder) it reports its items instead: letters, blind baselines, learned solvers, distractor
-relations and items with a second correct option (``imagewikiqa/report.py``).
+``build`` runs knowledge → generation → rules → text-only verification → debiasing (option lengths, then
+the adversarial filter against learned blind solvers) → image pairing → letter balance → exports (LLaVA eval
+JSONL, HF parquet, VLMEvalKit TSV) → quality report and WordNet key check of exactly the exported questions
+(→ audit pages with ``--audit``), in resumable stages (``imagewikiqa/build.py``). ``report`` writes the
+quality report (letters, blind baselines, targets) of any benchmark JSONL, the released ImageWikiQA file
+included; given a builders MCQ output (``mcq/<split>.jsonl`` or an ``mcq_hf`` folder) it reports its items
+instead: letters, blind baselines, learned solvers, distractor relations and items with a second correct
+option (``imagewikiqa/report.py``).
 
 ``evaluate`` scores a model's replies (JSONL rows with an id and a reply, LLaVA ``model_vqa`` answers, rows
 matched by position, or a ``builders.verify`` sidecar parquet) against a benchmark JSONL (the released
@@ -96,6 +99,9 @@ def _add_build(sub: Any) -> None:
                    help="retries of a request after a timeout, connection error, 429 or 5xx (both servers)")
     g.add_argument("--batch-size", type=int, default=8, help="batch size of a local model")
     g.add_argument("--max-longest", type=float, default=0.30, help="target for blind pick-the-longest")
+    g.add_argument("--no-adversarial", dest="adversarial", action="store_false", default=argparse.SUPPRESS,
+                   help="skip the adversarial filter (dropping questions that learned blind solvers answer from "
+                        "the text alone, until each is at most chance + 5 points on held-out classes; on by default)")
     g = b.add_argument_group("images and exports")
     g.add_argument("--images", help="image source root (pairs each question with images of its class)")
     g.add_argument("--source", default="imagenet", help="source kind (imagenet, imagefolder, hf, manifest, webdataset)")
@@ -104,6 +110,9 @@ def _add_build(sub: Any) -> None:
     g.add_argument("--eval-permutations", type=int, default=1,
                    help="rows per (question, image) with options shifted, for circular evaluation")
     g.add_argument("--formats", default="llava,hf,vlmevalkit", help="comma-separated export formats")
+    g.add_argument("--audit", type=int, metavar="N",
+                   help="write OUT/audit/audit.{md,html}: N exported questions (seeded by --seed) with the key's "
+                        "evidence and their first image, for human review")
     g.add_argument("--no-progress", dest="progress", action="store_false")
 
 

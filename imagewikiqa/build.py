@@ -1,6 +1,7 @@
 """Build an ImageWikiQA-style benchmark end to end, in resumable stages.
 
-    knowledge → generate → rules → verify → debias → pair images → export → quality report
+    knowledge → generate → rules → verify → debias (length, learned blind solvers) → pair images
+    → letter balance → export → quality report and key check of the exported set (→ audit pages)
 
 Each stage writes its output under ``OUT/stages/`` with a completion marker (:class:`core.stages.Stages`)
 holding the fingerprint of every setting that shaped it (and of the stages before it). A rerun with the same
@@ -11,23 +12,35 @@ answers it got stay cached, the build ends with one line naming how many request
 ``manifest.json`` records the failure, and the same command retries only the failed requests. Changing a
 setting reruns that stage and the ones after it. Credentials in a server URL never reach a file under OUT.
 
-Outputs: ``questions.jsonl`` (the final questions), ``verification.jsonl`` (one verdict per checked
+The debias stage controls option lengths and then (unless ``--no-adversarial``) drops the questions that
+learned blind solvers answer from the text alone (:func:`imagewikiqa.debias.filter_predictable`, AFLite;
+skipped, and recorded as skipped, below :data:`imagewikiqa.report.MIN_LEARNED` questions, where the
+solvers cannot be measured). Image pairing then decides which questions are exported (a question whose
+class has no usable image is dropped, reason ``no_images``); the correct letters are balanced on exactly
+those questions, and the quality report (letters, blind baselines incl. the learned ones with intervals,
+leaks, cross-class duplicates) and the WordNet key check (:func:`imagewikiqa.audit.key_check`, target 0)
+are computed on the exported set: what ``questions.jsonl`` and every export hold. ``--audit N`` writes
+``audit/audit.{md,html}`` for a seeded sample of N exported questions, each with its first image.
+
+Outputs: ``questions.jsonl`` (the exported questions), ``verification.jsonl`` (one verdict per checked
 question), ``llava/benchmark.jsonl`` + images, ``hf/`` (Hugging Face parquet with images),
-``vlmevalkit/benchmark.tsv``, ``quality_report.{json,md}``, ``classes.json`` and ``manifest.json``.
+``vlmevalkit/benchmark.tsv``, ``quality_report.{json,md}``, ``audit/`` (with ``--audit``), ``classes.json``
+and ``manifest.json``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.atomic import write_json_atomic, write_jsonl_atomic
+from core.atomic import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from core.errors import UserError
 from core.provenance import TOOL_NAME, package_versions
 from core.secrets import redact, redact_obj
@@ -35,6 +48,9 @@ from core.stages import Stages, fingerprint, open_out
 from core.vocabulary import ClassVocabulary
 from imagewikiqa.llm_client import ChatBackend, TalliedBackend
 from imagewikiqa.records import Article, Question
+
+if TYPE_CHECKING:
+    from imagewikiqa.assemble import PairedItem
 
 GENERATORS = ("wordnet", "llm")
 TOOL_PACKAGES = ("datasets", "pyarrow", "nltk", "rapidfuzz", "transformers", "torch", "httpx")
@@ -66,12 +82,14 @@ class BuildConfig:
     timeout: float = 60.0                  # total seconds one request attempt to a chat server may take
     max_retries: int = 5                   # retries after a failed attempt (connection, timeout, 429, 5xx)
     max_longest: float = 0.30
+    adversarial: bool = True               # drop questions learned blind solvers answer (debias stage)
     images: str | None = None              # an image source for pairing (None: questions only)
     source: str = "imagenet"
     split: str = "val"
     images_per_question: int = 1
     eval_permutations: int = 1
     formats: list[str] = field(default_factory=lambda: ["llava", "hf", "vlmevalkit"])
+    audit: int | None = None               # write audit/ pages for a seeded sample of N exported questions
     progress: bool = True
 
 
@@ -192,6 +210,8 @@ def validate(config: BuildConfig) -> None:
         raise UserError(f"--timeout must be > 0 seconds, got {config.timeout:g}")
     if config.max_retries < 0:
         raise UserError(f"--max-retries must be >= 0, got {config.max_retries}")
+    if config.audit is not None and config.audit < 1:
+        raise UserError(f"--audit must be >= 1 (questions to export for review), got {config.audit}")
     for where, flag in ((config.llm, "--llm"), (config.verifier, "--verifier")):
         if where and _is_url(where):
             try:
@@ -256,6 +276,120 @@ def _rows(questions: Sequence[Question]) -> list[dict]:
     return [q.to_json() for q in questions]
 
 
+# ----------------------------------------------------------------------------------------------------------
+# debias, export and report helpers
+
+KEY_EXAMPLES = 5
+"""Key-check problems recorded with their evidence in the report and the manifest (the count is complete)."""
+
+
+def _adversarial_fingerprint(config: BuildConfig) -> list[Any]:
+    """What decides the adversarial filter's output: on/off and, when on, the versions of the libraries it runs on."""
+    if not config.adversarial:
+        return ["no-adversarial"]
+    return ["adversarial", package_versions(("scikit-learn", "numpy", "rapidfuzz"))]
+
+
+def adversarial_stage(questions: list[Question], seed: int) -> tuple[list[Question], Counter, dict[str, Any]]:
+    """:func:`imagewikiqa.debias.filter_predictable` on ``questions`` and a JSON summary of it: solver
+    accuracies on held-out classes before (first round) and after (kept set, with 95% intervals), target,
+    whether it was met, why it stopped, questions dropped and rounds. Below
+    :data:`imagewikiqa.report.MIN_LEARNED` questions (or two classes) the solvers cannot be measured: the
+    questions are kept and the summary says ``skipped`` and why."""
+    from core.blind import MIN_GROUPS
+    from imagewikiqa.debias import filter_predictable
+    from imagewikiqa.report import MIN_LEARNED
+
+    classes = len({q.class_id for q in questions})
+    if len(questions) < MIN_LEARNED or classes < MIN_GROUPS:
+        return list(questions), Counter(), {
+            "enabled": True, "skipped": f"too few questions to train the solvers on ({len(questions)} in {classes} "
+                                        f"classes; needs {MIN_LEARNED} in {MIN_GROUPS})"}
+    kept, reasons, result = filter_predictable(questions, seed=seed)
+    after = result.final.get("solvers") or {}
+    return kept, reasons, {
+        "enabled": True, "questions_before": len(questions), "questions_after": len(kept),
+        "dropped": len(result.dropped), "rounds": len(result.rounds), "chance": result.final.get("chance"),
+        "target": result.target, "target_met": result.target_met, "stop": result.stop,
+        "before": dict(result.rounds[0]["accuracy"]) if result.rounds else {},
+        "after": {name: v["accuracy"] for name, v in after.items()},
+        "after_ci95": {name: v["ci95"] for name, v in after.items()}, "seconds": result.seconds}
+
+
+def adversarial_line(summary: dict[str, Any]) -> str:
+    """The adversarial filter's outcome in one line (the solvers before → after)."""
+    if not summary.get("enabled"):
+        return "adversarial filter off (--no-adversarial)"
+    if "skipped" in summary:
+        return f"adversarial filter skipped: {summary['skipped']}"
+
+    def accs(d: dict[str, float]) -> str:
+        return ", ".join(f"{name} {acc:.1%}" for name, acc in sorted(d.items())) or "n/a"
+
+    return (f"learned blind solvers on held-out classes: {accs(summary['before'])} → {accs(summary['after'])} "
+            f"(target ≤ {summary['target']:.1%}, {'met' if summary['target_met'] else 'NOT met: ' + summary['stop']}; "
+            f"{summary['dropped']} of {summary['questions_before']} dropped in {summary['rounds']} round(s))")
+
+
+def rebalanced(items: Sequence[PairedItem], questions: Sequence[Question]) -> list[PairedItem]:
+    """``items`` showing ``questions``' option order (same qid), each row's cyclic shift kept: what pairing
+    would give for the letter-balanced questions, without reading the images again."""
+    from imagewikiqa.assemble import shift_options
+
+    by_qid = {q.qid: q for q in questions}
+    out = []
+    for it in items:
+        q = by_qid[it.question.qid]
+        options, answer = shift_options(q.options, q.answer_index, it.permutation)
+        out.append(dataclasses.replace(it, question=q, options=options, answer_index=answer))
+    return out
+
+
+def with_key_check(report: dict[str, Any], key_block: dict[str, Any]) -> dict[str, Any]:
+    """The report with the key check (``key_check``: problems and the first few with evidence) and its target
+    (``targets.key_check``: 0 problems) added; ``targets.passes`` recomputed over every target."""
+    targets = {k: v for k, v in report["targets"].items() if k != "passes"}
+    n = key_block["problems"]
+    targets["key_check"] = {"value": n, "target": 0, "pass": n == 0}
+    return {**report, "key_check": key_block,
+            "targets": {**targets, "passes": all(t["pass"] for t in targets.values())}}
+
+
+def key_check_markdown(key_block: dict[str, Any]) -> str:
+    """The report's key-check section (Markdown)."""
+    lines = ["", "## Key check (WordNet)", "",
+             f"{key_block['problems']} wrong option(s) that WordNet says are (or may be) true of the question's "
+             f"class (a second correct option or a disputable key; `imagewikiqa.audit.key_check`)."]
+    if key_block["examples"]:
+        lines += ["", "| question | class | option | evidence |", "|---|---|---|---|"]
+        lines += ["| " + " | ".join(str(e[k]).replace("|", "\\|") for k in ("qid", "class_name", "option", "evidence"))
+                  + " |" for e in key_block["examples"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_quality_report(report: dict[str, Any], out: Path) -> None:
+    """``quality_report.json`` and ``quality_report.md`` (the report's tables plus the key check), atomically."""
+    from imagewikiqa.report import JSON_NAME, MARKDOWN_NAME, report_markdown
+
+    write_text_atomic(out / JSON_NAME, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out / MARKDOWN_NAME, report_markdown(report) + key_check_markdown(report["key_check"]))
+
+
+def write_audit_pages(questions: list[Question], items: Sequence[PairedItem], out: Path, n: int,
+                      seed: int) -> dict[str, Any]:
+    """``OUT/audit/audit.{md,html}`` for a seeded sample of ``n`` of the exported ``questions``, each with its
+    first paired image (a data URI) when images were paired; returns the manifest's ``audit`` record."""
+    from imagewikiqa.audit import audit_sample, write_audit
+
+    images: dict[str, bytes] = {}
+    for it in items:
+        images.setdefault(it.question.qid, it.image_bytes)
+    md, page = write_audit(questions, out / "audit", n, seed, images=images or None)
+    sample = audit_sample(questions, n, seed)
+    return {"n": len(sample), "requested": n, "seed": seed, "questions": [q.qid for q in sample],
+            "images": bool(images), "files": [str(md.relative_to(out)), str(page.relative_to(out))]}
+
+
 def build(config: BuildConfig, log: Callable[[str], None] = print, command: str | None = None) -> dict[str, Any]:
     """Run every stage of ``config`` and return the manifest (also written to ``OUT/manifest.json``);
     ``command`` is the command line recorded (redacted) in the manifest.
@@ -287,8 +421,8 @@ def _build(config: BuildConfig, vocab: ClassVocabulary, out: Path, stages: Stage
            log: Callable[[str], None], command: str | None) -> dict[str, Any]:
     """The stages of :func:`build`, in order."""
     from core.lexicon import Lexicon
-    from imagewikiqa.debias import debias
-    from imagewikiqa.report import quality_report, write_report
+    from imagewikiqa.debias import balance_letters
+    from imagewikiqa.report import leak_check, quality_report
     from imagewikiqa.rules import apply_rules, leaks, merge_near_duplicates
 
     lexicon = Lexicon.build(vocab)  # generation (WordNet), rules and the report's leak count share it
@@ -383,53 +517,85 @@ def _build(config: BuildConfig, vocab: ClassVocabulary, out: Path, stages: Stage
         log("[verify] skipped (no --verifier): questions are not checked by a model")
     _require(rows, "verification", rejections)
 
-    # 5. debias
-    fp_final = fingerprint(fp_verify, "debias", config.max_longest)
+    # 5. debias: option lengths, then the learned blind solvers (letters are balanced after pairing)
+    fp_final = fingerprint(fp_verify, "debias", config.max_longest, _adversarial_fingerprint(config))
 
     def debiased() -> tuple[list[dict], dict]:
-        kept, reasons = debias(_questions(rows), max_longest=config.max_longest, seed=config.seed)
-        return _rows(kept), {"rejections": dict(reasons)}
+        from imagewikiqa.debias import control_length_bias
+
+        kept, reasons = control_length_bias(_questions(rows), max_longest=config.max_longest, seed=config.seed)
+        adversarial: dict[str, Any] = {"enabled": False}
+        if config.adversarial:
+            kept, more, adversarial = adversarial_stage(kept, config.seed)
+            reasons += more
+        return _rows(kept), {"rejections": dict(reasons), "adversarial": adversarial}
 
     rows, info = stages.run("debiased", fp_final, debiased)
     _add_rejections(rejections, info)
-    final = _questions(rows)
-    write_jsonl_atomic(out / "questions.jsonl", rows)
-    write_json_atomic(out / "classes.json", vocab.to_json())
-    log(f"[debias] {len(final)} questions in the benchmark")
+    adversarial = info.get("adversarial") or {"enabled": False}
+    log(f"[debias] {len(rows)} questions kept ({info.get('rejections', {}).get('length_bias', 0)} dropped for "
+        f"option length); {adversarial_line(adversarial)}")
+    _require(rows, "debiasing", rejections)
 
-    # 6. images and exports
-    exports: dict[str, str] = {}
+    # 6. images decide which questions are exported; letters are balanced on exactly those
+    candidates = _questions(rows)
+    items: list[PairedItem] = []
     pairing: dict[str, int] = {}
     if config.images:
         from builders.sources import open_source
         from imagewikiqa.assemble import pair_images
-        from imagewikiqa.exports import export_all
 
         source = open_source(config.source, config.images, classes=config.classes)
-        items, counts = pair_images(final, source, split=config.split, per_question=config.images_per_question,
+        items, counts = pair_images(candidates, source, split=config.split, per_question=config.images_per_question,
                                     seed=config.seed, permutations=config.eval_permutations,
                                     progress=config.progress)
         pairing = dict(sorted(counts.items()))
         if not items:
             raise UserError(f"no question could be paired with an image of its class in {config.images!r} "
                             f"split {config.split!r}: {pairing}")
+        paired = {it.question.qid for it in items}
+        unpaired = sum(q.qid not in paired for q in candidates)
+        if unpaired:
+            rejections["no_images"] += unpaired
+            log(f"[pair] {unpaired} question(s) dropped: no usable image of their class in split {config.split!r}")
+        candidates = [q for q in candidates if q.qid in paired]
+    final = balance_letters(candidates, seed=config.seed)
+    write_jsonl_atomic(out / "questions.jsonl", _rows(final))
+    write_json_atomic(out / "classes.json", vocab.to_json())
+    exports: dict[str, str] = {}
+    if items:
+        from imagewikiqa.exports import export_all
+
+        items = rebalanced(items, final)
         exports = export_all(items, out, formats=tuple(config.formats))
-        log(f"[export] {len(items)} rows ({len({i.question.qid for i in items})} questions × images"
+        log(f"[export] {len(items)} rows ({len(final)} questions × images"
             f"{' × permutations' if config.eval_permutations > 1 else ''}) → {', '.join(exports)}")
     else:
-        log("[export] skipped (no --images): questions.jsonl only")
+        log(f"[export] {len(final)} questions → questions.jsonl (no --images: no image exports)")
 
-    # 7. quality report
-    leak_count = sum(1 for q in final if leaks(q, lexicon))
-    duplicates = merge_near_duplicates(final)[1]
-    report = quality_report(final, rejections=rejections, verification=verification, leaks=leak_count,
-                            duplicates=duplicates, targets={"max_longest": config.max_longest},
+    # 7. quality report and key check of the exported set
+    from imagewikiqa.audit import key_check
+
+    problems = key_check(final)
+    key_block = {"problems": len(problems), "examples": [asdict(p) for p in problems[:KEY_EXAMPLES]]}
+    rule_leaks = sum(1 for q in final if leaks(q, lexicon) and not leak_check([q], lexicon)["questions"])
+    exported = (f"{len(final)} questions paired with images ({', '.join(exports)})" if items
+                else f"{len(final)} questions (questions.jsonl; no images)")
+    report = quality_report(final, rejections=rejections, verification=verification, leaks=rule_leaks,
+                            duplicates=merge_near_duplicates(final)[1], targets={"max_longest": config.max_longest},
                             meta={"generator": config.generator, "classes": config.classes, "seed": config.seed,
-                                  "verifier": verifier_model})
-    write_report(report, out)
+                                  "verifier": verifier_model, "reported_on": exported,
+                                  "adversarial_filter": adversarial_line(adversarial)},
+                            lexicon=lexicon, seed=config.seed)
+    report = with_key_check(report, key_block)
+    write_quality_report(report, out)
+    audit = write_audit_pages(final, items, out, config.audit, config.seed) if config.audit else None
+    if audit:
+        log(f"[audit] {audit['n']} exported questions for human review → {out / 'audit' / 'audit.html'}")
     manifest = {
         "status": "complete", "config": redact_obj(asdict(config)), "classes": len(vocab), "questions": len(final),
         "pairing": pairing, "exports": exports, "rejections": {k: v for k, v in sorted(rejections.items()) if v},
+        "adversarial": adversarial, "key_check": key_block, "audit": audit,
         "reused_stages": stages.reused, "requests": stages.requests, "targets_pass": report["targets"]["passes"],
         "seconds": round(time.perf_counter() - t_start, 2), "command": command,
         "tool": {"name": TOOL_NAME, "versions": package_versions(TOOL_PACKAGES)},
@@ -441,12 +607,18 @@ def _build(config: BuildConfig, vocab: ClassVocabulary, out: Path, stages: Stage
 
 
 def summary_line(report: dict[str, Any]) -> str:
-    """One line: size, letters, blind baselines, text-only LLM baseline, targets."""
+    """One line: size, letters, blind baselines (incl. the best learned solver), text-only LLM baseline, key
+    check, targets."""
     blind = report["blind_baselines"]
     letters = "/".join(str(v) for v in report["letters"].values())
     llm = (report.get("text_only_llm") or {}).get("accuracy_without_name")
     llm_text = f", text-only LLM without the name {llm:.1%} (before filtering)" if llm is not None else ""
+    solvers = (report.get("learned_baselines") or {}).get("solvers")
+    learned = (f", best learned solver {max(v['accuracy'] for v in solvers.values()):.1%}" if solvers
+               else ", learned solvers not measured (too few questions)")
+    keys = report.get("key_check")
+    key_text = f"; key check {keys['problems']} problem(s)" if keys is not None else ""
     return (f"{report['n_questions']} questions, {report['classes']} classes; correct letters "
             f"{'/'.join(report['letters'])} = {letters}; blind: longest {blind['longest']:.1%}, shortest "
-            f"{blind['shortest']:.1%}, letter prior {blind['letter_prior']['accuracy']:.1%}{llm_text}; "
-            f"targets {'met' if report['targets']['passes'] else 'NOT met'}")
+            f"{blind['shortest']:.1%}, letter prior {blind['letter_prior']['accuracy']:.1%}{learned}{llm_text}"
+            f"{key_text}; targets {'met' if report['targets']['passes'] else 'NOT met'}")
