@@ -73,7 +73,7 @@ KINDS = ("hypernym", "part", "gloss_cloze", "member_of", "part_of", "substance",
 TAXONOMY = frozenset({"hypernym", "member_of", "gloss_cloze"})
 # the order kinds are taken in for a class: facts about the object before its taxonomy
 PRIORITY = ("part", "use", "origin", "feature", "substance", "part_of", "domain", "inherited_part",
-            "hypernym", "member_of", "gloss_cloze")
+            "gloss_cloze", "member_of", "hypernym")
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "hypernym": ("This object is a kind of what?", "Which category does this object belong to?",
                  "What general type of thing is this object?", "This object is best described as a type of what?"),
@@ -109,6 +109,9 @@ GENERIC = frozenset({
 GENERIC_PARTS = frozenset({"part.n.02", "section.n.04", "cell.n.02", "body_part.n.01", "flag.n.07",
                            "pennon.n.02", "bird.n.02", "wardrobe.n.02", "jag.n.02", "jag.n.03", "food.n.02"})
 MIN_ANSWER_DEPTH = 4
+MIN_TAXONOMY = 2          # taxonomy + definition questions a class may have even without other facts
+MASK = "…"                # stands for the hidden name and genus words of a masked definition
+MIN_MASKED_WORDS = 3      # content words a masked definition keeps
 MAX_HYPERNYM_DISTANCE = 3
 MAX_MEMBER_DISTANCE = 2
 MAX_INHERITED_PART_DISTANCE = 4
@@ -265,6 +268,7 @@ class _Answer:
     synset: Synset | None
     source: Synset
     reference: str
+    masked: bool = False
 
 
 def _gloss_phrases(s: Synset) -> dict[str, list[str]]:
@@ -449,8 +453,9 @@ def _distractors(answer: _Answer, s: Synset, facts: ClassFacts, name_words: froz
 
 
 def _gloss_pool(entry_id: str, s: Synset, synsets: dict[str, Synset | None],
-                neighbors: dict[str, list[str]]) -> list[_Option]:
-    """Definitions of the nearest other classes (the 16 nearest), as a distractor pool for ``gloss_cloze``."""
+                neighbors: dict[str, list[str]], size: int = 16) -> list[_Option]:
+    """Definitions of the nearest other classes (the ``size`` nearest), as a distractor pool for
+    ``gloss_cloze``."""
     out: list[_Option] = []
     seen: set[str] = set()
     for other in neighbors.get(entry_id, []):
@@ -459,7 +464,7 @@ def _gloss_pool(entry_id: str, s: Synset, synsets: dict[str, Synset | None],
             continue
         seen.add(normalize(o.definition()))
         out.append(_Option(_clean_gloss(o), None, [o]))
-        if len(out) >= 16:
+        if len(out) >= size:
             break
     return out
 
@@ -471,6 +476,63 @@ def _gloss_distractors(answer: _Answer, s: Synset, name_words: frozenset[str], p
     facts = ClassFacts.of(s)
     near = [o for o in pool if not leaks_name(o.text, name_words)
             and not any(src.name() in facts.ancestors or src.name() in facts.descendants for src in o.sources)]
+    near = near[:POOL]
+    if len(near) < N_OPTIONS - 1:
+        return None
+    near.sort(key=lambda o: (abs(len(o.text) - len(answer.text)), sample_rng(seed, salt, o.text).random()))
+    return sample_rng(seed, salt, "draw").sample([o.text for o in near[:5]], N_OPTIONS - 1)
+
+
+def _mask_words(s: Synset) -> frozenset[str]:
+    """The words a masked definition of ``s`` hides: its own lemma words and those of its direct
+    hypernyms (the genus word a definition usually opens with), with plurals."""
+    words = set(_name_words(frozenset(), s))
+    for h in _parents(s):
+        words.update(_name_words(frozenset(), h))
+    return frozenset(words)
+
+
+def mask_gloss(text: str, words: frozenset[str]) -> str:
+    """``text`` with every word in ``words`` (or extending a 5+ letter one) replaced by :data:`MASK`,
+    runs of masks merged into one."""
+    def hide(m: re.Match) -> str:
+        return MASK if leaks_name(m.group(0), words) else m.group(0)
+
+    out = re.sub(r"[\w][\w'-]*", hide, text)
+    out = re.sub(rf"{MASK}(?:\s+{MASK})+", MASK, out)
+    return out[:1].upper() + out[1:] if out[:1] != MASK else out
+
+
+def _masked_ok(text: str) -> bool:
+    """A masked definition worth asking: at least one mask and :data:`MIN_MASKED_WORDS` content words left."""
+    return MASK in text and len(content_words(text.replace(MASK, " "))) >= MIN_MASKED_WORDS
+
+
+def _masked_gloss_answer(s: Synset, name_words: frozenset[str]) -> _Answer | None:
+    """The definition of ``s`` with the class's name words and its genus words masked ("… used to keep …
+    free of dust"): the definition question of a class whose definition names it. None when too little
+    is left."""
+    text = mask_gloss(_clean_gloss(s), name_words | _mask_words(s))
+    if not _masked_ok(text) or leaks_name(text, name_words):
+        return None
+    return _Answer("gloss_cloze", text, None, s, f"{synset_label(s)}: {s.definition()}", masked=True)
+
+
+def _masked_gloss_distractors(answer: _Answer, s: Synset, name_words: frozenset[str], pool: list[_Option],
+                              seed: int, salt: str) -> list[str] | None:
+    """3 masked definitions of near classes (each masked like the answer: its own and its genus words, so
+    every option has a mask), chosen like :func:`_gloss_distractors`."""
+    facts = ClassFacts.of(s)
+    near: list[_Option] = []
+    seen = {normalize(answer.text)}
+    for o in pool:
+        src = o.sources[0]
+        if src.name() in facts.ancestors or src.name() in facts.descendants:
+            continue
+        text = mask_gloss(o.text, _mask_words(src))
+        if _masked_ok(text) and not leaks_name(text, name_words) and normalize(text) not in seen:
+            seen.add(normalize(text))
+            near.append(_Option(text, None, [src]))
     near = near[:POOL]
     if len(near) < N_OPTIONS - 1:
         return None
@@ -526,6 +588,10 @@ def _candidates(kind: str, s: Synset, name_words: frozenset[str], seed: int, cid
         return []
     ok = [a for a in found if not leaks_name(a.text, name_words)]
     reasons["leak"] += len(found) - len(ok)
+    if kind == "gloss_cloze" and not ok:  # the definition names the class: ask it with the names masked
+        masked = _masked_gloss_answer(found[0].source, name_words)
+        ok = [masked] if masked is not None else []
+        reasons["masked_gloss"] += len(ok)
     if kind == "hypernym":
         anc = ancestors_of(s)
         ok.sort(key=lambda a: (anc[a.synset.name()], sample_rng(seed, cid, kind, a.text).random()))
@@ -560,7 +626,7 @@ def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kin
                 if kind in TAXONOMY:
                     n_tax = sum(1 for q in kept if q.kind in TAXONOMY)
                     n_other_possible = len(kept) - n_tax + sum(len(v) for k, v in queues.items() if k not in TAXONOMY)
-                    if n_tax >= max(1, n_other_possible):
+                    if n_tax >= max(MIN_TAXONOMY, n_other_possible):
                         reasons["taxonomy_cap"] += 1 + len(queue)
                         queue.clear()
                         break
@@ -574,7 +640,7 @@ def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kin
             break
     while True:  # taxonomy + definition at most max(1, other questions kept): drop the last-added extra
         tax = [q for q in kept if q.kind in TAXONOMY]
-        if len(tax) <= max(1, len(kept) - len(tax)):
+        if len(tax) <= max(MIN_TAXONOMY, len(kept) - len(tax)):
             break
         kept.remove(tax[-1])
         reasons["taxonomy_cap"] += 1
@@ -620,7 +686,10 @@ def _question(a: _Answer, s: Synset, cid: str, class_name: str, facts: ClassFact
         return None
     for attempt in range(REDRAWS):
         salt = f"{cid}\x1f{a.kind}\x1f{key}\x1f{attempt}"
-        if a.kind == "gloss_cloze":
+        if a.masked:
+            texts = _masked_gloss_distractors(a, s, name_words, _gloss_pool(cid, s, synsets, neighbors, 40),
+                                              seed, salt)
+        elif a.kind == "gloss_cloze":
             texts = _gloss_distractors(a, s, name_words, _gloss_pool(cid, s, synsets, neighbors), seed, salt)
         else:
             texts = _distractors(a, s, facts, name_words, pools[a.kind], seed, salt)
