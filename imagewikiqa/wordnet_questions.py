@@ -57,10 +57,11 @@ from typing import TYPE_CHECKING
 
 from builders.records import sample_rng
 from core.errors import UserError
-from core.hierarchy import class_neighbors, entry_synset
+from core.hierarchy import entry_synset
 from core.lexicon import Lexicon, normalize, pluralize
 from core.vocabulary import ClassVocabulary
 from core.wordnet import wnid_of, wordnet
+from imagewikiqa.audit import MASK as AUDIT_MASK
 from imagewikiqa.audit import ClassFacts, ancestors_of, cached_stopwords, content_words, senses, why_true
 from imagewikiqa.records import N_OPTIONS, Question
 
@@ -110,8 +111,9 @@ GENERIC_PARTS = frozenset({"part.n.02", "section.n.04", "cell.n.02", "body_part.
                            "pennon.n.02", "bird.n.02", "wardrobe.n.02", "jag.n.02", "jag.n.03", "food.n.02"})
 MIN_ANSWER_DEPTH = 4
 MIN_TAXONOMY = 2          # taxonomy + definition questions a class may have even without other facts
-MASK = "…"                # stands for the hidden name and genus words of a masked definition
+MASK = AUDIT_MASK          # stands for the hidden name and genus words of a masked definition
 MIN_MASKED_WORDS = 3      # content words a masked definition keeps
+RELATIVE_DISTANCE = 4     # definitions of distractors come from below ancestors at most this many steps up
 MAX_HYPERNYM_DISTANCE = 3
 MAX_MEMBER_DISTANCE = 2
 MAX_INHERITED_PART_DISTANCE = 4
@@ -452,37 +454,6 @@ def _distractors(answer: _Answer, s: Synset, facts: ClassFacts, name_words: froz
     return [c.text for c in chosen[:N_OPTIONS - 1]] if len(chosen) >= N_OPTIONS - 1 else None
 
 
-def _gloss_pool(entry_id: str, s: Synset, synsets: dict[str, Synset | None],
-                neighbors: dict[str, list[str]], size: int = 16) -> list[_Option]:
-    """Definitions of the nearest other classes (the ``size`` nearest), as a distractor pool for
-    ``gloss_cloze``."""
-    out: list[_Option] = []
-    seen: set[str] = set()
-    for other in neighbors.get(entry_id, []):
-        o = synsets.get(other)
-        if o is None or o == s or normalize(o.definition()) in seen:
-            continue
-        seen.add(normalize(o.definition()))
-        out.append(_Option(_clean_gloss(o), None, [o]))
-        if len(out) >= size:
-            break
-    return out
-
-
-def _gloss_distractors(answer: _Answer, s: Synset, name_words: frozenset[str], pool: list[_Option],
-                       seed: int, salt: str) -> list[str] | None:
-    """3 definitions of near classes: not of a kin synset, not naming the class; of the 8 nearest the 5
-    closest in length to the correct one (no length give-away), 3 drawn by seed."""
-    facts = ClassFacts.of(s)
-    near = [o for o in pool if not leaks_name(o.text, name_words)
-            and not any(src.name() in facts.ancestors or src.name() in facts.descendants for src in o.sources)]
-    near = near[:POOL]
-    if len(near) < N_OPTIONS - 1:
-        return None
-    near.sort(key=lambda o: (abs(len(o.text) - len(answer.text)), sample_rng(seed, salt, o.text).random()))
-    return sample_rng(seed, salt, "draw").sample([o.text for o in near[:5]], N_OPTIONS - 1)
-
-
 def _mask_words(s: Synset) -> frozenset[str]:
     """The words a masked definition of ``s`` hides: its own lemma words and those of its direct
     hypernyms (the genus word a definition usually opens with), with plurals."""
@@ -518,26 +489,58 @@ def _masked_gloss_answer(s: Synset, name_words: frozenset[str]) -> _Answer | Non
     return _Answer("gloss_cloze", text, None, s, f"{synset_label(s)}: {s.definition()}", masked=True)
 
 
-def _masked_gloss_distractors(answer: _Answer, s: Synset, name_words: frozenset[str], pool: list[_Option],
-                              seed: int, salt: str) -> list[str] | None:
-    """3 masked definitions of near classes (each masked like the answer: its own and its genus words, so
-    every option has a mask), chosen like :func:`_gloss_distractors`."""
+@functools.cache
+def _relatives(s: Synset, classes: frozenset[str]) -> tuple[tuple[int, Synset], ...]:
+    """WordNet relatives of ``s`` whose definitions serve as distractors: hyponyms and their hyponyms of
+    the ancestors 1 to :data:`RELATIVE_DISTANCE` steps up (not generic), with that distance; never a
+    class of the vocabulary (``classes``: their synset names; a class's definition is its own key), an
+    ancestor or a descendant of ``s``, or a synset without a definition."""
+    wn = wordnet()
     facts = ClassFacts.of(s)
-    near: list[_Option] = []
-    seen = {normalize(answer.text)}
-    for o in pool:
-        src = o.sources[0]
-        if src.name() in facts.ancestors or src.name() in facts.descendants:
+    found: dict[str, tuple[int, Synset]] = {}
+    for n, d in sorted(ancestors_of(s).items(), key=lambda t: (t[1], t[0])):
+        if not 1 <= d <= RELATIVE_DISTANCE or n in GENERIC:
             continue
-        text = mask_gloss(o.text, _mask_words(src))
-        if _masked_ok(text) and not leaks_name(text, name_words) and normalize(text) not in seen:
-            seen.add(normalize(text))
-            near.append(_Option(text, None, [src]))
-    near = near[:POOL]
+        level = related(wn.synset(n), "hyponyms")
+        for _ in range(2):
+            for h in level:
+                found.setdefault(h.name(), (d, h))
+            level = [x for h in level for x in related(h, "hyponyms")]
+    return tuple(v for k, v in sorted(found.items()) if k not in classes and k not in facts.ancestors
+                 and k not in facts.descendants and v[1].definition().strip())
+
+
+def _definition_distractors(answer: _Answer, s: Synset, name_words: frozenset[str], classes: frozenset[str],
+                            used: set[str], seed: int, salt: str) -> list[str] | None:
+    """3 definitions of WordNet relatives of the class that are not classes themselves
+    (:func:`_relatives`), masked like the key when it is masked; each definition is a distractor of one
+    question only (``used``), so no option text is ever seen as a key or seen before by a blind solver.
+    Nearest relatives first (ties by seeded hash); a definition naming the class, or sharing half its
+    content words with the key (a paraphrase), is skipped; of the :data:`POOL` nearest the 5 closest in
+    length to the key, 3 drawn by seed. None when fewer than 3 exist."""
+    ranked = sorted(_relatives(s, classes), key=lambda t: (t[0], sample_rng(seed, salt, t[1].name()).random()))
+    key_words = content_words(answer.text.replace(MASK, " "))
+    seen = {normalize(answer.text)}
+    near: list[str] = []
+    for _, h in ranked:
+        text = _clean_gloss(h)
+        if answer.masked:
+            text = mask_gloss(text, _mask_words(h))
+            if not _masked_ok(text):
+                continue
+        key = normalize(text)
+        words = content_words(text.replace(MASK, " "))
+        if key in seen or key in used or leaks_name(text, name_words) or (words and 2 * len(words & key_words)
+                                                                           >= len(words)):
+            continue
+        seen.add(key)
+        near.append(text)
+        if len(near) == POOL:
+            break
     if len(near) < N_OPTIONS - 1:
         return None
-    near.sort(key=lambda o: (abs(len(o.text) - len(answer.text)), sample_rng(seed, salt, o.text).random()))
-    return sample_rng(seed, salt, "draw").sample([o.text for o in near[:5]], N_OPTIONS - 1)
+    near.sort(key=lambda o: (abs(len(o) - len(answer.text)), sample_rng(seed, salt, o).random()))
+    return sample_rng(seed, salt, "draw").sample(near[:5], N_OPTIONS - 1)
 
 
 # ----- public API -------------------------------------------------------------------------------------
@@ -560,7 +563,8 @@ def generate_wordnet_questions(vocab: ClassVocabulary, per_class: int = 5, seed:
     synsets: dict[str, Synset | None] = {e.class_id: entry_synset(e) for e in vocab}
     present = [s for s in synsets.values() if s is not None]
     pools = _build_pools(present)
-    neighbors = class_neighbors(vocab) if "gloss_cloze" in kinds else {}
+    classes = frozenset(x.name() for x in present)
+    used: set[str] = set()
     cap = max(MIN_ANSWER_CAP, math.floor(ANSWER_SHARE * per_class * len(present)))
     answer_count: Counter = Counter()
     signatures: set[tuple[str, frozenset[str]]] = set()
@@ -573,7 +577,7 @@ def generate_wordnet_questions(vocab: ClassVocabulary, per_class: int = 5, seed:
             reasons["no_synset"] += 1
             continue
         kept_by_class[entry.class_id] = _class_questions(entry.class_id, entry.name, s, lexicon, kinds, pools,
-                                                         synsets, neighbors, per_class, seed, cap, answer_count,
+                                                         classes, used, per_class, seed, cap, answer_count,
                                                          signatures, reasons)
     questions = [q for e in vocab for q in kept_by_class.get(e.class_id, [])]
     return questions, reasons
@@ -603,8 +607,7 @@ def _candidates(kind: str, s: Synset, name_words: frozenset[str], seed: int, cid
 
 
 def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kinds: tuple[str, ...],
-                     pools: dict[str, list[_Option]], synsets: dict[str, Synset | None],
-                     neighbors: dict[str, list[str]], per_class: int, seed: int, cap: int,
+                     pools: dict[str, list[_Option]], classes: frozenset[str], used: set[str], per_class: int, seed: int, cap: int,
                      answer_count: Counter, signatures: set[tuple[str, frozenset[str]]],
                      reasons: Counter) -> list[Question]:
     """The questions of one class: kinds in :data:`PRIORITY` order, in turns, under the caps."""
@@ -630,7 +633,7 @@ def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kin
                         reasons["taxonomy_cap"] += 1 + len(queue)
                         queue.clear()
                         break
-                q = _question(a, s, cid, class_name, facts, name_words, pools, synsets, neighbors, seed, cap,
+                q = _question(a, s, cid, class_name, facts, name_words, pools, classes, used, seed, cap,
                               answer_count, signatures, answered, count, reasons)
                 if q is not None:
                     kept.append(q)
@@ -648,7 +651,7 @@ def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kin
         for a in _far_hypernyms(s):
             if leaks_name(a.text, name_words):
                 continue
-            q = _question(a, s, cid, class_name, facts, name_words, pools, synsets, neighbors, seed, cap,
+            q = _question(a, s, cid, class_name, facts, name_words, pools, classes, used, seed, cap,
                           answer_count, signatures, answered, count, reasons)
             if q is not None:
                 kept.append(q)
@@ -673,8 +676,8 @@ def _far_hypernyms(s: Synset) -> list[_Answer]:
 
 
 def _question(a: _Answer, s: Synset, cid: str, class_name: str, facts: ClassFacts, name_words: frozenset[str],
-              pools: dict[str, list[_Option]], synsets: dict[str, Synset | None], neighbors: dict[str, list[str]],
-              seed: int, cap: int, answer_count: Counter, signatures: set[tuple[str, frozenset[str]]],
+              pools: dict[str, list[_Option]], classes: frozenset[str], used: set[str], seed: int, cap: int,
+              answer_count: Counter, signatures: set[tuple[str, frozenset[str]]],
               answered: set[str], count: Counter, reasons: Counter) -> Question | None:
     """The question of one answer, or None (reason counted)."""
     key = normalize(a.text)
@@ -686,11 +689,8 @@ def _question(a: _Answer, s: Synset, cid: str, class_name: str, facts: ClassFact
         return None
     for attempt in range(REDRAWS):
         salt = f"{cid}\x1f{a.kind}\x1f{key}\x1f{attempt}"
-        if a.masked:
-            texts = _masked_gloss_distractors(a, s, name_words, _gloss_pool(cid, s, synsets, neighbors, 40),
-                                              seed, salt)
-        elif a.kind == "gloss_cloze":
-            texts = _gloss_distractors(a, s, name_words, _gloss_pool(cid, s, synsets, neighbors), seed, salt)
+        if a.kind == "gloss_cloze":
+            texts = _definition_distractors(a, s, name_words, classes, used, seed, salt)
         else:
             texts = _distractors(a, s, facts, name_words, pools[a.kind], seed, salt)
         if texts is None:
@@ -703,6 +703,8 @@ def _question(a: _Answer, s: Synset, cid: str, class_name: str, facts: ClassFact
         reasons["duplicate_across_classes"] += 1
         return None
     signatures.add(signature)
+    if a.kind == "gloss_cloze":
+        used.update(normalize(x) for x in texts)
     answered.add(key)
     answer_count[key] += 1
     n = count[a.kind]
