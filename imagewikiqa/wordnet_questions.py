@@ -494,8 +494,9 @@ def _masked_gloss_answer(s: Synset, name_words: frozenset[str]) -> _Answer | Non
 
 @functools.cache
 def _relatives(s: Synset, classes: frozenset[str]) -> tuple[tuple[int, Synset], ...]:
-    """WordNet relatives of ``s`` whose definitions serve as distractors: hyponyms and their hyponyms of
-    the ancestors 1 to :data:`RELATIVE_DISTANCE` steps up (not generic), with that distance; never a
+    """WordNet relatives of ``s`` whose definitions serve as distractors: siblings and their hyponyms,
+    and grandchildren of the ancestors 2 to :data:`RELATIVE_DISTANCE` steps up (not generic; their
+    children, the class's uncles, are categories that may overlap it), with that distance; never a
     class of the vocabulary (``classes``: their synset names; a class's definition is its own key), an
     ancestor or a descendant of ``s``, or a synset without a definition."""
     wn = wordnet()
@@ -505,9 +506,10 @@ def _relatives(s: Synset, classes: frozenset[str]) -> tuple[tuple[int, Synset], 
         if not 1 <= d <= RELATIVE_DISTANCE or n in GENERIC:
             continue
         level = related(wn.synset(n), "hyponyms")
-        for _ in range(2):
-            for h in level:
-                found.setdefault(h.name(), (d, h))
+        for step in range(2):
+            if step or d == 1:  # an uncle is an overlapping category ("bird dog" of a setter): skipped
+                for h in level:
+                    found.setdefault(h.name(), (d, h))
             level = [x for h in level for x in related(h, "hyponyms")]
     return tuple(v for k, v in sorted(found.items()) if k not in classes and k not in facts.ancestors
                  and k not in facts.descendants and v[1].definition().strip())
