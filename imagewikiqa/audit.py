@@ -50,6 +50,7 @@ FILLER = frozenset({"genus", "family", "order", "class", "subfamily", "suborder"
                     "tribe", "phylum", "kind", "type", "sort", "used", "usually", "especially", "often",
                     "typically", "one", "something", "thing", "things", "various", "etc", "having", "made"})
 KINDS_BY_SYNSET = ("hypernym", "part", "inherited_part", "part_of", "member_of", "substance", "domain")
+MASK = "…"  # a hidden word run in a masked definition option (imagewikiqa.wordnet_questions.MASK)
 MAX_DESCENDANTS = 400  # descendants whose glosses/parts count as facts of the class (dog has ~200 breeds)
 
 
@@ -247,6 +248,15 @@ def class_synset(q: Question) -> Synset | None:
     return None
 
 
+def _same_definition(definition: str, option: str) -> bool:
+    """Whether ``option`` is ``definition``, or ``definition`` with words hidden by :data:`MASK` (each mask
+    stands for one or more words)."""
+    if MASK not in option:
+        return normalize(definition) == normalize(option)
+    pattern = r"\s*.+?\s*".join(re.escape(p.strip()) for p in option.split(MASK))
+    return re.fullmatch(pattern, definition.strip(), flags=re.IGNORECASE) is not None
+
+
 @dataclass(frozen=True)
 class KeyProblem:
     """An item whose wrong option WordNet says is (or may be) true of the class."""
@@ -273,7 +283,7 @@ def key_check(questions: Iterable[Question]) -> list[KeyProblem]:
                 continue
             if q.kind == "gloss_cloze":
                 kin = sorted(facts.ancestors) + sorted(facts.descendants)
-                hit = next((n for n in kin if normalize(wn.synset(n).definition()) == normalize(opt)), None)
+                hit = next((n for n in kin if _same_definition(wn.synset(n).definition(), opt)), None)
                 why = f"the definition of {hit}, an ancestor or descendant" if hit else None
             else:
                 why = why_true(facts, opt)

@@ -57,10 +57,11 @@ from typing import TYPE_CHECKING
 
 from builders.records import sample_rng
 from core.errors import UserError
-from core.hierarchy import class_neighbors, entry_synset
+from core.hierarchy import entry_synset
 from core.lexicon import Lexicon, normalize, pluralize
 from core.vocabulary import ClassVocabulary
 from core.wordnet import wnid_of, wordnet
+from imagewikiqa.audit import MASK as AUDIT_MASK
 from imagewikiqa.audit import ClassFacts, ancestors_of, cached_stopwords, content_words, senses, why_true
 from imagewikiqa.records import N_OPTIONS, Question
 
@@ -70,10 +71,13 @@ if TYPE_CHECKING:
 GENERATOR = "wordnet"
 KINDS = ("hypernym", "part", "gloss_cloze", "member_of", "part_of", "substance", "inherited_part", "use",
          "origin", "feature", "domain")
+# the kinds asked by default: inherited body parts are left out, a blind solver answers 95% of them
+# (the same few parts, "milt", "feather", are keys across many classes); ask for them with ``kinds``
+DEFAULT_KINDS = tuple(k for k in KINDS if k != "inherited_part")
 TAXONOMY = frozenset({"hypernym", "member_of", "gloss_cloze"})
 # the order kinds are taken in for a class: facts about the object before its taxonomy
 PRIORITY = ("part", "use", "origin", "feature", "substance", "part_of", "domain", "inherited_part",
-            "hypernym", "member_of", "gloss_cloze")
+            "gloss_cloze", "member_of", "hypernym")
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "hypernym": ("This object is a kind of what?", "Which category does this object belong to?",
                  "What general type of thing is this object?", "This object is best described as a type of what?"),
@@ -109,6 +113,10 @@ GENERIC = frozenset({
 GENERIC_PARTS = frozenset({"part.n.02", "section.n.04", "cell.n.02", "body_part.n.01", "flag.n.07",
                            "pennon.n.02", "bird.n.02", "wardrobe.n.02", "jag.n.02", "jag.n.03", "food.n.02"})
 MIN_ANSWER_DEPTH = 4
+MIN_TAXONOMY = 2          # taxonomy + definition questions a class may have even without other facts
+MASK = AUDIT_MASK          # stands for the hidden name and genus words of a masked definition
+MIN_MASKED_WORDS = 3      # content words a masked definition keeps
+RELATIVE_DISTANCE = 4     # definitions of distractors come from below ancestors at most this many steps up
 MAX_HYPERNYM_DISTANCE = 3
 MAX_MEMBER_DISTANCE = 2
 MAX_INHERITED_PART_DISTANCE = 4
@@ -265,6 +273,7 @@ class _Answer:
     synset: Synset | None
     source: Synset
     reference: str
+    masked: bool = False
 
 
 def _gloss_phrases(s: Synset) -> dict[str, list[str]]:
@@ -448,34 +457,95 @@ def _distractors(answer: _Answer, s: Synset, facts: ClassFacts, name_words: froz
     return [c.text for c in chosen[:N_OPTIONS - 1]] if len(chosen) >= N_OPTIONS - 1 else None
 
 
-def _gloss_pool(entry_id: str, s: Synset, synsets: dict[str, Synset | None],
-                neighbors: dict[str, list[str]]) -> list[_Option]:
-    """Definitions of the nearest other classes (the 16 nearest), as a distractor pool for ``gloss_cloze``."""
-    out: list[_Option] = []
-    seen: set[str] = set()
-    for other in neighbors.get(entry_id, []):
-        o = synsets.get(other)
-        if o is None or o == s or normalize(o.definition()) in seen:
-            continue
-        seen.add(normalize(o.definition()))
-        out.append(_Option(_clean_gloss(o), None, [o]))
-        if len(out) >= 16:
-            break
-    return out
+def _mask_words(s: Synset) -> frozenset[str]:
+    """The words a masked definition of ``s`` hides: its own lemma words and those of its direct
+    hypernyms (the genus word a definition usually opens with), with plurals."""
+    words = set(_name_words(frozenset(), s))
+    for h in _parents(s):
+        words.update(_name_words(frozenset(), h))
+    return frozenset(words)
 
 
-def _gloss_distractors(answer: _Answer, s: Synset, name_words: frozenset[str], pool: list[_Option],
-                       seed: int, salt: str) -> list[str] | None:
-    """3 definitions of near classes: not of a kin synset, not naming the class; of the 8 nearest the 5
-    closest in length to the correct one (no length give-away), 3 drawn by seed."""
+def mask_gloss(text: str, words: frozenset[str]) -> str:
+    """``text`` with every word in ``words`` (or extending a 5+ letter one) replaced by :data:`MASK`,
+    runs of masks merged into one."""
+    def hide(m: re.Match) -> str:
+        return MASK if leaks_name(m.group(0), words) else m.group(0)
+
+    out = re.sub(r"[\w][\w'-]*", hide, text)
+    out = re.sub(rf"{MASK}(?:\s+{MASK})+", MASK, out)
+    return out[:1].upper() + out[1:] if out[:1] != MASK else out
+
+
+def _masked_ok(text: str) -> bool:
+    """A masked definition worth asking: at least one mask and :data:`MIN_MASKED_WORDS` content words left."""
+    return MASK in text and len(content_words(text.replace(MASK, " "))) >= MIN_MASKED_WORDS
+
+
+def _masked_gloss_answer(s: Synset, name_words: frozenset[str]) -> _Answer | None:
+    """The definition of ``s`` with the class's name words and its genus words masked ("… used to keep …
+    free of dust"): the definition question of a class whose definition names it. None when too little
+    is left."""
+    text = mask_gloss(_clean_gloss(s), name_words | _mask_words(s))
+    if not _masked_ok(text) or leaks_name(text, name_words):
+        return None
+    return _Answer("gloss_cloze", text, None, s, f"{synset_label(s)}: {s.definition()}", masked=True)
+
+
+@functools.cache
+def _relatives(s: Synset, classes: frozenset[str]) -> tuple[tuple[int, Synset], ...]:
+    """WordNet relatives of ``s`` whose definitions serve as distractors: siblings and their hyponyms,
+    and grandchildren of the ancestors 2 to :data:`RELATIVE_DISTANCE` steps up (not generic; their
+    children, the class's uncles, are categories that may overlap it), with that distance; never a
+    class of the vocabulary (``classes``: their synset names; a class's definition is its own key), an
+    ancestor or a descendant of ``s``, or a synset without a definition."""
+    wn = wordnet()
     facts = ClassFacts.of(s)
-    near = [o for o in pool if not leaks_name(o.text, name_words)
-            and not any(src.name() in facts.ancestors or src.name() in facts.descendants for src in o.sources)]
-    near = near[:POOL]
+    found: dict[str, tuple[int, Synset]] = {}
+    for n, d in sorted(ancestors_of(s).items(), key=lambda t: (t[1], t[0])):
+        if not 1 <= d <= RELATIVE_DISTANCE or n in GENERIC:
+            continue
+        level = related(wn.synset(n), "hyponyms")
+        for step in range(2):
+            if step or d == 1:  # an uncle is an overlapping category ("bird dog" of a setter): skipped
+                for h in level:
+                    found.setdefault(h.name(), (d, h))
+            level = [x for h in level for x in related(h, "hyponyms")]
+    return tuple(v for k, v in sorted(found.items()) if k not in classes and k not in facts.ancestors
+                 and k not in facts.descendants and v[1].definition().strip())
+
+
+def _definition_distractors(answer: _Answer, s: Synset, name_words: frozenset[str], classes: frozenset[str],
+                            used: set[str], seed: int, salt: str) -> list[str] | None:
+    """3 definitions of WordNet relatives of the class that are not classes themselves
+    (:func:`_relatives`), masked like the key when it is masked; each definition is a distractor of one
+    question only (``used``), so no option text is ever seen as a key or seen before by a blind solver.
+    Nearest relatives first (ties by seeded hash); a definition naming the class, or sharing half its
+    content words with the key (a paraphrase), is skipped; of the :data:`POOL` nearest the 5 closest in
+    length to the key, 3 drawn by seed. None when fewer than 3 exist."""
+    ranked = sorted(_relatives(s, classes), key=lambda t: (t[0], sample_rng(seed, salt, t[1].name()).random()))
+    key_words = content_words(answer.text.replace(MASK, " "))
+    seen = {normalize(answer.text)}
+    near: list[str] = []
+    for _, h in ranked:
+        text = _clean_gloss(h)
+        if answer.masked:
+            text = mask_gloss(text, _mask_words(h))
+            if not _masked_ok(text):
+                continue
+        key = normalize(text)
+        words = content_words(text.replace(MASK, " "))
+        if key in seen or key in used or leaks_name(text, name_words) or (words and 2 * len(words & key_words)
+                                                                           >= len(words)):
+            continue
+        seen.add(key)
+        near.append(text)
+        if len(near) == POOL:
+            break
     if len(near) < N_OPTIONS - 1:
         return None
-    near.sort(key=lambda o: (abs(len(o.text) - len(answer.text)), sample_rng(seed, salt, o.text).random()))
-    return sample_rng(seed, salt, "draw").sample([o.text for o in near[:5]], N_OPTIONS - 1)
+    near.sort(key=lambda o: (abs(len(o) - len(answer.text)), sample_rng(seed, salt, o).random()))
+    return sample_rng(seed, salt, "draw").sample(near[:5], N_OPTIONS - 1)
 
 
 # ----- public API -------------------------------------------------------------------------------------
@@ -487,7 +557,7 @@ def generate_wordnet_questions(vocab: ClassVocabulary, per_class: int = 5, seed:
     "too_few_distractors", "answer_cap", "duplicate_across_classes", "taxonomy_cap",
     "class_below_per_class", ...). Deterministic for a seed. ``lexicon``: ``Lexicon.build(vocab)`` when
     the caller already has it (built here otherwise)."""
-    kinds = KINDS if kinds is None else tuple(kinds)
+    kinds = DEFAULT_KINDS if kinds is None else tuple(kinds)
     bad = [k for k in kinds if k not in KINDS]
     if bad:
         raise UserError(f"unknown WordNet question kind(s) {', '.join(bad)}; known: {', '.join(KINDS)}")
@@ -498,7 +568,8 @@ def generate_wordnet_questions(vocab: ClassVocabulary, per_class: int = 5, seed:
     synsets: dict[str, Synset | None] = {e.class_id: entry_synset(e) for e in vocab}
     present = [s for s in synsets.values() if s is not None]
     pools = _build_pools(present)
-    neighbors = class_neighbors(vocab) if "gloss_cloze" in kinds else {}
+    classes = frozenset(x.name() for x in present)
+    used: set[str] = set()
     cap = max(MIN_ANSWER_CAP, math.floor(ANSWER_SHARE * per_class * len(present)))
     answer_count: Counter = Counter()
     signatures: set[tuple[str, frozenset[str]]] = set()
@@ -511,7 +582,7 @@ def generate_wordnet_questions(vocab: ClassVocabulary, per_class: int = 5, seed:
             reasons["no_synset"] += 1
             continue
         kept_by_class[entry.class_id] = _class_questions(entry.class_id, entry.name, s, lexicon, kinds, pools,
-                                                         synsets, neighbors, per_class, seed, cap, answer_count,
+                                                         classes, used, per_class, seed, cap, answer_count,
                                                          signatures, reasons)
     questions = [q for e in vocab for q in kept_by_class.get(e.class_id, [])]
     return questions, reasons
@@ -526,6 +597,10 @@ def _candidates(kind: str, s: Synset, name_words: frozenset[str], seed: int, cid
         return []
     ok = [a for a in found if not leaks_name(a.text, name_words)]
     reasons["leak"] += len(found) - len(ok)
+    if kind == "gloss_cloze" and not ok:  # the definition names the class: ask it with the names masked
+        masked = _masked_gloss_answer(found[0].source, name_words)
+        ok = [masked] if masked is not None else []
+        reasons["masked_gloss"] += len(ok)
     if kind == "hypernym":
         anc = ancestors_of(s)
         ok.sort(key=lambda a: (anc[a.synset.name()], sample_rng(seed, cid, kind, a.text).random()))
@@ -537,8 +612,7 @@ def _candidates(kind: str, s: Synset, name_words: frozenset[str], seed: int, cid
 
 
 def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kinds: tuple[str, ...],
-                     pools: dict[str, list[_Option]], synsets: dict[str, Synset | None],
-                     neighbors: dict[str, list[str]], per_class: int, seed: int, cap: int,
+                     pools: dict[str, list[_Option]], classes: frozenset[str], used: set[str], per_class: int, seed: int, cap: int,
                      answer_count: Counter, signatures: set[tuple[str, frozenset[str]]],
                      reasons: Counter) -> list[Question]:
     """The questions of one class: kinds in :data:`PRIORITY` order, in turns, under the caps."""
@@ -560,11 +634,11 @@ def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kin
                 if kind in TAXONOMY:
                     n_tax = sum(1 for q in kept if q.kind in TAXONOMY)
                     n_other_possible = len(kept) - n_tax + sum(len(v) for k, v in queues.items() if k not in TAXONOMY)
-                    if n_tax >= max(1, n_other_possible):
+                    if n_tax >= max(MIN_TAXONOMY, n_other_possible):
                         reasons["taxonomy_cap"] += 1 + len(queue)
                         queue.clear()
                         break
-                q = _question(a, s, cid, class_name, facts, name_words, pools, synsets, neighbors, seed, cap,
+                q = _question(a, s, cid, class_name, facts, name_words, pools, classes, used, seed, cap,
                               answer_count, signatures, answered, count, reasons)
                 if q is not None:
                     kept.append(q)
@@ -574,7 +648,7 @@ def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kin
             break
     while True:  # taxonomy + definition at most max(1, other questions kept): drop the last-added extra
         tax = [q for q in kept if q.kind in TAXONOMY]
-        if len(tax) <= max(1, len(kept) - len(tax)):
+        if len(tax) <= max(MIN_TAXONOMY, len(kept) - len(tax)):
             break
         kept.remove(tax[-1])
         reasons["taxonomy_cap"] += 1
@@ -582,7 +656,7 @@ def _class_questions(cid: str, class_name: str, s: Synset, lexicon: Lexicon, kin
         for a in _far_hypernyms(s):
             if leaks_name(a.text, name_words):
                 continue
-            q = _question(a, s, cid, class_name, facts, name_words, pools, synsets, neighbors, seed, cap,
+            q = _question(a, s, cid, class_name, facts, name_words, pools, classes, used, seed, cap,
                           answer_count, signatures, answered, count, reasons)
             if q is not None:
                 kept.append(q)
@@ -607,8 +681,8 @@ def _far_hypernyms(s: Synset) -> list[_Answer]:
 
 
 def _question(a: _Answer, s: Synset, cid: str, class_name: str, facts: ClassFacts, name_words: frozenset[str],
-              pools: dict[str, list[_Option]], synsets: dict[str, Synset | None], neighbors: dict[str, list[str]],
-              seed: int, cap: int, answer_count: Counter, signatures: set[tuple[str, frozenset[str]]],
+              pools: dict[str, list[_Option]], classes: frozenset[str], used: set[str], seed: int, cap: int,
+              answer_count: Counter, signatures: set[tuple[str, frozenset[str]]],
               answered: set[str], count: Counter, reasons: Counter) -> Question | None:
     """The question of one answer, or None (reason counted)."""
     key = normalize(a.text)
@@ -621,7 +695,7 @@ def _question(a: _Answer, s: Synset, cid: str, class_name: str, facts: ClassFact
     for attempt in range(REDRAWS):
         salt = f"{cid}\x1f{a.kind}\x1f{key}\x1f{attempt}"
         if a.kind == "gloss_cloze":
-            texts = _gloss_distractors(a, s, name_words, _gloss_pool(cid, s, synsets, neighbors), seed, salt)
+            texts = _definition_distractors(a, s, name_words, classes, used, seed, salt)
         else:
             texts = _distractors(a, s, facts, name_words, pools[a.kind], seed, salt)
         if texts is None:
@@ -634,6 +708,8 @@ def _question(a: _Answer, s: Synset, cid: str, class_name: str, facts: ClassFact
         reasons["duplicate_across_classes"] += 1
         return None
     signatures.add(signature)
+    if a.kind == "gloss_cloze":
+        used.update(normalize(x) for x in texts)
     answered.add(key)
     answer_count[key] += 1
     n = count[a.kind]

@@ -87,9 +87,11 @@ def test_every_class_covered_caps_and_no_repeated_option_sets(build100):
     assert max(sigs.values()) == 1
     per_class = Counter(q.class_id for q in qs)
     assert max(per_class.values()) <= 5
-    for cid in per_class:  # taxonomy + definition at most max(1, other questions of the class)
+    # taxonomy + definition at most max(2, other questions of the class) (deliberate change from 1: a
+    # class without other facts keeps 2 questions, so the adversarial filter can drop one)
+    for cid in per_class:
         tax = sum(1 for q in _of(qs, cid) if q.kind in TAXONOMY)
-        assert tax <= max(1, per_class[cid] - tax)
+        assert tax <= max(2, per_class[cid] - tax)
 
 
 def test_automatic_key_check_is_zero_on_the_build_and_catches_planted_errors(build100):
