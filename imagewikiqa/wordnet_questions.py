@@ -121,6 +121,10 @@ MAX_HYPERNYM_DISTANCE = 3
 MAX_MEMBER_DISTANCE = 2
 MAX_INHERITED_PART_DISTANCE = 4
 CLOSE = 3                 # a class sharing an ancestor this many steps above the class is a close relative
+FEATURE_EXTRA_STEPS = 2   # feature distractors come from classes further away still
+# ImageNet classes whose images show another WordNet sense than their wnid's: questions use the sense shown
+# (n04355933 "sunglass" is a burning lens in WordNet; its ImageNet images are sunglasses)
+IMAGE_SENSES = {"n04355933": "sunglasses.n.01"}
 POOL = 10                 # distractors are drawn from the best this many valid candidates
 ANSWER_SHARE = 0.01       # one answer string keys at most this share of the expected questions ...
 MIN_ANSWER_CAP = 3        # ... and at least this many
@@ -171,10 +175,10 @@ def _lcs_depth(a: Synset, b: Synset) -> int:
     return max((_depth_of(n) for n in common), default=-1)
 
 
-def _close(a: Synset, b: Synset) -> bool:
-    """Whether ``b`` shares an ancestor with ``a`` at most :data:`CLOSE` steps above ``a`` (or is its kin)."""
+def _close(a: Synset, b: Synset, steps: int = CLOSE) -> bool:
+    """Whether ``b`` shares an ancestor with ``a`` at most ``steps`` steps above ``a`` (or is its kin)."""
     anc_a, anc_b = ancestors_of(a), ancestors_of(b)
-    return any(d <= CLOSE and n in anc_b for n, d in anc_a.items()) or a.name() in anc_b
+    return any(d <= steps and n in anc_b for n, d in anc_a.items()) or a.name() in anc_b
 
 
 def synset_label(s: Synset) -> str:
@@ -292,7 +296,8 @@ def _gloss_phrases(s: Synset) -> dict[str, list[str]]:
     if s.lexname() in ("noun.animal", "noun.artifact", "noun.plant"):
         for m in _FEATURE_RE.finditer(d):
             p = _FEATURE_CUT.split(f" {m.group(1)} ")[0].strip()
-            if _phrase_ok(p, 2, 7) and _noun_phrase(p):
+            # "with the fingers" (a harp's strings are plucked with them) names something else's part
+            if _phrase_ok(p, 2, 7) and _noun_phrase(p) and not p.lower().startswith("the "):
                 out["feature"].append(p)
     for m in _MADE_RE.finditer(d):
         p = m.group(1).strip()
@@ -334,7 +339,8 @@ def answers_of(s: Synset) -> dict[str, tuple[_Answer, ...]]:
     for h in related(s, "part_holonyms"):
         out["part_of"].append(_Answer("part_of", synset_label(h), h, s,
                                       f"{label} is a part of {synset_label(h)} ({h.definition()})."))
-    for m in related(s, "substance_meronyms"):
+    # an animal's WordNet substances are what it yields ("lard" of a hog), not what it is made of
+    for m in (related(s, "substance_meronyms") if s.lexname() != "noun.animal" else []):
         out["substance"].append(_Answer("substance", synset_label(m), m, s,
                                         f"{label} has substance {synset_label(m)} ({m.definition()})."))
     for rel in ("topic_domains", "usage_domains", "region_domains"):
@@ -414,7 +420,10 @@ def _valid_for(opt: _Option, answer: _Answer, s: Synset, facts: ClassFacts, name
         return True
     if why_true(facts, opt.text) is not None:
         return False
-    if kind in ("part", "inherited_part", "use", "feature", "substance") and any(_close(s, src) for src in opt.sources):
+    # features are shared widely within a group ("quick-acting venom" of one snake fits a rattlesnake too)
+    steps = CLOSE + FEATURE_EXTRA_STEPS if kind == "feature" else CLOSE
+    if kind in ("part", "inherited_part", "use", "feature", "substance") and any(
+            _close(s, src, steps) for src in opt.sources):
         return False
     return not (kind == "origin" and any(not _place_closure(p).isdisjoint(answer_places)
                                          for p in _places(opt.text)))
@@ -521,7 +530,7 @@ def _definition_distractors(answer: _Answer, s: Synset, name_words: frozenset[st
     (:func:`_relatives`), masked like the key when it is masked; each definition is a distractor of one
     question only (``used``), so no option text is ever seen as a key or seen before by a blind solver.
     Nearest relatives first (ties by seeded hash); a definition naming the class, or sharing half its
-    content words with the key (a paraphrase), is skipped; of the :data:`POOL` nearest the 5 closest in
+    content words with the key (a paraphrase) or two of them (it may hold of the class too), is skipped; of the :data:`POOL` nearest the 5 closest in
     length to the key, 3 drawn by seed. None when fewer than 3 exist."""
     ranked = sorted(_relatives(s, classes), key=lambda t: (t[0], sample_rng(seed, salt, t[1].name()).random()))
     key_words = content_words(answer.text.replace(MASK, " "))
@@ -535,8 +544,11 @@ def _definition_distractors(answer: _Answer, s: Synset, name_words: frozenset[st
                 continue
         key = normalize(text)
         words = content_words(text.replace(MASK, " "))
-        if key in seen or key in used or leaks_name(text, name_words) or (words and 2 * len(words & key_words)
-                                                                           >= len(words)):
+        shared = len(words & key_words)
+        # a definition sharing two content words with the key may be true of the class too (a turnstone also
+        # "breeds in the Arctic and winters in the southern hemisphere"; a cauldron is a "pot for boiling")
+        if key in seen or key in used or leaks_name(text, name_words) or shared >= 2 or (
+                words and 2 * shared >= len(words)):
             continue
         seen.add(key)
         near.append(text)
@@ -565,7 +577,9 @@ def generate_wordnet_questions(vocab: ClassVocabulary, per_class: int = 5, seed:
         raise UserError(f"per_class must be at least 1, got {per_class}")
     reasons: Counter = Counter()
     lexicon = lexicon if lexicon is not None else Lexicon.build(vocab)
-    synsets: dict[str, Synset | None] = {e.class_id: entry_synset(e) for e in vocab}
+    synsets: dict[str, Synset | None] = {
+        e.class_id: wordnet().synset(IMAGE_SENSES[e.wnid]) if e.wnid in IMAGE_SENSES else entry_synset(e)
+        for e in vocab}
     present = [s for s in synsets.values() if s is not None]
     pools = _build_pools(present)
     classes = frozenset(x.name() for x in present)
