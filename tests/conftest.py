@@ -14,9 +14,6 @@ os.environ.update({
     "HF_HOME": os.path.join(_CACHE, "hf"), "HF_DATASETS_CACHE": os.path.join(_CACHE, "hf", "datasets"),
     "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1",
     "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1",
-    # tiny models gain nothing from intra-op threads, and on 2 shared cores OpenMP's spinning threads made a
-    # verification test 2x slower whenever anything else ran (measured: 45 s → 25 s at load 5)
-    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
 })
 
 import pytest  # noqa: E402
