@@ -12,7 +12,7 @@ demo: setup
 	$(PY) -m cards write out/demo
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 lint: setup
 	.venv/bin/ruff check .
