@@ -157,14 +157,9 @@ def _report(args: argparse.Namespace) -> int:
                             + (", ".join(f"{k} {v}" for k, v in skipped.items()) or "empty file") + ")")
         report = mcq_quality_report(rows, vocab, skipped=skipped, class_list=class_list,
                                     meta={"benchmark": str(args.benchmark)})
-        print(report_markdown(report))
-        if args.out:
-            json_path, md_path = write_report(report, args.out)
-            print(f"report → {json_path}, {md_path}")
-        return 0
-    questions = questions_from_benchmark(args.benchmark)
-    report = quality_report(questions, targets={"max_longest": args.max_longest},
-                            meta={"benchmark": str(args.benchmark)})
+    else:
+        report = quality_report(questions_from_benchmark(args.benchmark), targets={"max_longest": args.max_longest},
+                                meta={"benchmark": str(args.benchmark)})
     print(report_markdown(report))
     if args.out:
         json_path, md_path = write_report(report, args.out)
