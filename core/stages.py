@@ -28,7 +28,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from core.atomic import json_text, remove_leftovers, write_json_atomic, write_text_atomic
+from core.atomic import is_leftover, json_text, remove_leftovers, write_json_atomic, write_text_atomic
 from core.errors import UserError
 from core.names import check_name
 
@@ -144,7 +144,9 @@ def open_out(out: str | Path, *, inputs: Iterable[str | Path | None] = (), overw
     ``legacy`` names older versions wrote) and never one that overlaps an input. Without ``overwrite`` an
     existing folder is reused as it is (each command decides whether its contents may be resumed)."""
     out = check_out(Path(out), inputs, flag)
-    existed = out.is_dir() and any(out.iterdir())
+    # a folder holding only a lock or a dead run's temporary files is as good as empty
+    existed = out.is_dir() and any(p.name not in (LOCK_FILE, LOCK_OWNER_FILE) and not is_leftover(p)
+                                   for p in out.iterdir())
     if overwrite and existed and not _is_ours(out, legacy):
         raise UserError(f"--overwrite refused: {out} was not made by this tool (no {OWNER_FILE} in it); "
                         "delete it yourself or choose another folder")

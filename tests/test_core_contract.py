@@ -128,6 +128,13 @@ def test_open_out_claims_cleans_and_overwrites_own_folders(tmp_path: Path) -> No
     lock.release()
     open_out(out, overwrite=True).release()
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".vlm-classdata.lock")) == [OWNER_FILE]
+    # a folder a killed run left with only its lock and a temporary file is overwritten like an empty one
+    dead = tmp_path / "dead"
+    dead.mkdir()
+    (dead / ".vlm-classdata.lock").write_bytes(b"")
+    (dead / ".x.json.tmp77").write_text("half")
+    open_out(dead, overwrite=True).release()
+    assert not (dead / ".x.json.tmp77").exists() and (dead / OWNER_FILE).is_file()
     legacy = tmp_path / "legacy"
     (legacy / ".state").mkdir(parents=True)
     open_out(legacy, overwrite=True, legacy=(".state",)).release()
