@@ -640,10 +640,10 @@ class Build:
         """Run (or resume) the build; return the manifest. Every setting is checked, and the source scanned,
         before ``out_dir`` is touched; the run lock of ``out_dir`` is held from then to the end."""
         t0 = time.time()
+        inputs = self._check_out()  # cheap, so first: a wrong --out is refused before WordNet or a scan
         mix = load_mix(self.config.mix_with) if self.config.mix_with else None
         tasks = self._make_tasks()
         outputs, writers, export = self._make_outputs()
-        inputs = self._check_out()
         ctx = BuildContext(self.source, self.out_dir, self.config, tasks, outputs, writers, export)
         self.executor.warm_up(ctx.worker_modules())  # workers get ready while the source is scanned
         scanned = self._scan()
