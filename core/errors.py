@@ -32,6 +32,12 @@ def read_user_json(path: str | Path, what: str) -> Any:
 TRACEBACK_ENV = "VLMCD_TRACEBACK"  # set to 1 to see the traceback behind an unexpected error
 
 
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), else its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 def describe_os_error(exc: OSError) -> str:
     """One line for a failed file operation: the path(s), the cause, and what to do for the usual ones."""
     paths = " → ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)

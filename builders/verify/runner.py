@@ -34,7 +34,7 @@ from builders.verify.items import Item
 from builders.verify.passes import Pass, PassSettings, make_pass
 from core import progress
 from core.atomic import write_bytes_atomic, write_json_atomic, write_with
-from core.errors import UserError
+from core.errors import UserError, first_line
 from core.provenance import package_versions
 from core.vocabulary import ClassVocabulary
 
@@ -144,7 +144,7 @@ class PassCache:
             except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
                 aside = _free_name(self.dir.with_name(self.dir.name + ".damaged"))
                 self.dir.rename(aside)
-                _warn(f"{meta_path} is damaged ({_first_line(exc)}); its cache was set aside as {aside} "
+                _warn(f"{meta_path} is damaged ({first_line(exc, 200)}); its cache was set aside as {aside} "
                       "and the pass starts afresh")
                 return self.open(chunk_size)
             if model != self.job.model:
@@ -175,7 +175,7 @@ class PassCache:
             except FileNotFoundError:
                 return None  # another shard process set it aside first
             self.set_aside.append(part)
-            _warn(f"cache part {part} is damaged ({_first_line(exc)}); {where}, its chunk is asked again")
+            _warn(f"cache part {part} is damaged ({first_line(exc, 200)}); {where}, its chunk is asked again")
             return None
         return frame.select(columns) if columns else frame
 
@@ -214,11 +214,6 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
         if code is None:
             raise
         raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _free_name(path: Path) -> Path:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from core.errors import UserError
+from core.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -108,11 +108,6 @@ def resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[str, to
     return device, getattr(torch, name)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _load_model(source: str, torch_dtype: torch.dtype) -> Any:
     """``AutoModelForImageTextToText``, else the family class named in ``config.architectures``."""
     import transformers
@@ -127,7 +122,7 @@ def _load_model(source: str, torch_dtype: torch.dtype) -> Any:
         cls = getattr(transformers, arch, None)
         if cls is not None and hasattr(cls, "from_pretrained"):
             return cls.from_pretrained(source, dtype=torch_dtype)
-    raise UserError(f"cannot load model {source!r}: {_first_line(first)}")
+    raise UserError(f"cannot load model {source!r}: {first_line(first)}")
 
 
 def _safetensors_errors() -> tuple[type[BaseException], ...]:
@@ -151,17 +146,17 @@ def damaged_checkpoint_file(folder: Path) -> str | None:
         try:
             json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            return f"{path}: not valid JSON ({_first_line(exc)})"
+            return f"{path}: not valid JSON ({first_line(exc)})"
         except OSError as exc:
-            return f"{path}: {exc.strerror or _first_line(exc)}"
+            return f"{path}: {exc.strerror or first_line(exc)}"
     for path in sorted(folder.glob("*.safetensors")):
         try:
             with safe_open(str(path), framework="pt") as f:
                 f.keys()
         except OSError as exc:
-            return f"{path}: {exc.strerror or _first_line(exc)}"
+            return f"{path}: {exc.strerror or first_line(exc)}"
         except Exception as exc:  # noqa: BLE001 - SafetensorError and friends: the file is damaged
-            return f"{path}: damaged or truncated safetensors file ({_first_line(exc)})"
+            return f"{path}: damaged or truncated safetensors file ({first_line(exc)})"
     return None
 
 
@@ -244,10 +239,10 @@ class VLM:
                 *_safetensors_errors()) as exc:
             if path.is_dir():
                 damaged = damaged_checkpoint_file(path)
-                cause = damaged or _first_line(exc)
+                cause = damaged or first_line(exc)
                 raise UserError(f"cannot load model {src!r}: {cause}") from None
             hint = " (offline: is it in the local Hugging Face cache?)"
-            raise UserError(f"cannot load model {src!r}{hint}: {_first_line(exc)}") from None
+            raise UserError(f"cannot load model {src!r}{hint}: {first_line(exc)}") from None
         model.to(device).eval()
         return cls(model, processor, name=src, device=device)
 
@@ -362,7 +357,7 @@ class VLM:
             if is_out_of_memory(exc):  # still out of memory at batch size 1
                 raise
             if len(items) == 1:
-                log.warning("generation failed for one item: %s", _first_line(exc))
+                log.warning("generation failed for one item: %s", first_line(exc))
                 return [exc]
         return [r for item in items for r in self.generate_each([item], config)]
 
