@@ -74,10 +74,25 @@ def atomic_output(final: Path) -> Iterator[Path]:
         raise
 
 
+_OS_ERROR = re.compile(r"os error (\d+)")
+
+
 def write_with(final: Path, write: Callable[[Path], object]) -> None:
-    """Publish ``final`` atomically from ``write(tmp_path)`` (for library writers such as ``write_parquet``)."""
-    with atomic_output(final) as tmp:
-        write(tmp)
+    """Publish ``final`` atomically from ``write(tmp_path)`` (for library writers such as ``write_parquet``).
+
+    A library that reports a failed write as its own exception carrying "os error N" (polars' Rust I/O:
+    a full disk is a ComputeError naming no file) raises it here as the :class:`OSError` it was, naming
+    ``final``."""
+    try:
+        with atomic_output(final) as tmp:
+            write(tmp)
+    except OSError:
+        raise
+    except Exception as exc:
+        code = _OS_ERROR.search(str(exc))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(final)) from None
 
 
 def write_bytes_atomic(final: Path, data: bytes) -> None:

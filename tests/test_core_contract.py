@@ -208,3 +208,21 @@ def test_run_cli_turns_every_failure_into_one_line(capsys: pytest.CaptureFixture
     assert run_cli(_failing(ValueError("weird\nmultiline"))) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unexpected ValueError: weird multiline" in err
+
+
+def test_a_library_write_error_carrying_an_os_error_becomes_an_oserror_naming_the_file(tmp_path: Path) -> None:
+    import polars as pl
+
+    from core.atomic import write_with
+
+    def full_disk(path: Path) -> None:
+        Path(path).write_bytes(b"half")
+        raise pl.exceptions.ComputeError("failed to write: No space left on device (os error 28)")
+
+    final = tmp_path / "counts.parquet"
+    with pytest.raises(OSError) as info:
+        write_with(final, full_disk)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(final)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left
+    with pytest.raises(pl.exceptions.ComputeError, match="bad schema"):  # other library errors pass through
+        write_with(final, lambda p: (_ for _ in ()).throw(pl.exceptions.ComputeError("bad schema")))

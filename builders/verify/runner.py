@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 import time
@@ -206,14 +205,8 @@ class PassCache:
 
 def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
     """Publish ``frame`` as ``path`` atomically; a failed write (disk full, no permission) is an
-    :class:`OSError` naming ``path`` (polars reports it as a ComputeError that names no file)."""
-    try:
-        write_with(path, frame.write_parquet)
-    except pl.exceptions.PolarsError as exc:
-        code = re.search(r"os error (\d+)", str(exc))
-        if code is None:
-            raise
-        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
+    :class:`OSError` naming ``path`` (see :func:`core.atomic.write_with`)."""
+    write_with(path, frame.write_parquet)
 
 
 def _free_name(path: Path) -> Path:
