@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.errors import UserError, run_cli
-from core.executors import DEFAULT_RAY_TIMEOUT
+from vlm_classdata.errors import UserError, run_cli
+from vlm_classdata.executors import DEFAULT_RAY_TIMEOUT
 
 DEFAULT_OUTPUTS = "llava,hf,wds,eval_open,mcq,vlmevalkit"
 
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from builders.pipeline import Build, BuildConfig, output_registry
     from builders.sources import open_source
-    from core.executors import make_executor
+    from vlm_classdata.executors import make_executor
 
     if args.num_workers < 1:
         raise UserError("--num-workers must be at least 1")

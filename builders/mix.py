@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.atomic import atomic_output
-from core.errors import UserError
+from vlm_classdata.atomic import atomic_output
+from vlm_classdata.errors import UserError
 
 
 @dataclass

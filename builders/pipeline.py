@@ -4,10 +4,10 @@
          ─► build stage: read ─► inspect ─► Record ─► task ─► layout ─► writers (per shard)
          ─► finalize writers ─► optional LLaVA mix ─► manifest.json
 
-Safety: :func:`core.stages.open_out` claims ``OUT`` before any work (never a file, never overlapping an
+Safety: :func:`vlm_classdata.stages.open_out` claims ``OUT`` before any work (never a file, never overlapping an
 input, ``--overwrite`` only of a folder this tool made) and holds its run lock for the whole build.
 
-Resumability (:class:`core.stages.Stages` in ``OUT/.state/``): the *plan* fingerprint covers every setting
+Resumability (:class:`vlm_classdata.stages.Stages` in ``OUT/.state/``): the *plan* fingerprint covers every setting
 that shapes the shards (``--mix-with`` excepted: it only shapes the finalised ``llava/train_mixed.json``), the
 vocabulary, the library versions and the source listing (every scanned key and locator, with size and mtime
 for file-backed sources). A build whose plan differs is refused with one line saying what changed, never
@@ -38,15 +38,15 @@ from builders.formats.base import Task
 from builders.mix import MixSet, check_clashes, load_mix
 from builders.records import Record, SampleRef
 from builders.sources.base import Source
-from core import progress
-from core.atomic import atomic_output, is_leftover, write_json_atomic, write_text_atomic
-from core.errors import UserError
-from core.executors import Executor, LocalExecutor
-from core.images import DEFAULT_MAX_PIXELS, inspect_image, to_rgb_jpeg
-from core.names import check_name
-from core.provenance import TOOL_NAME, package_versions
-from core.secrets import redact_obj
-from core.stages import (
+from vlm_classdata import progress
+from vlm_classdata.atomic import atomic_output, is_leftover, write_json_atomic, write_text_atomic
+from vlm_classdata.errors import UserError
+from vlm_classdata.executors import Executor, LocalExecutor
+from vlm_classdata.images import DEFAULT_MAX_PIXELS, inspect_image, to_rgb_jpeg
+from vlm_classdata.names import check_name
+from vlm_classdata.provenance import TOOL_NAME, package_versions
+from vlm_classdata.secrets import redact_obj
+from vlm_classdata.stages import (
     LOCK_FILE,
     LOCK_OWNER_FILE,
     OWNER_FILE,
@@ -188,7 +188,7 @@ def _no_row(example: Any, record: Record) -> dict:
 
 
 def _unit(stage: str, split: str, shard: int) -> str:
-    """The :class:`~core.stages.Stages` unit of one shard of one stage."""
+    """The :class:`~vlm_classdata.stages.Stages` unit of one shard of one stage."""
     return f"{stage}/{split}-{shard:05d}"
 
 
@@ -491,7 +491,7 @@ class Build:
 
     def _check_out(self) -> list[str]:
         """Check the output folder (nothing is written): not a file, no overlap with an input, and not a
-        foreign non-empty folder (unless ``--overwrite``, which :func:`core.stages.open_out` then judges).
+        foreign non-empty folder (unless ``--overwrite``, which :func:`vlm_classdata.stages.open_out` then judges).
         Returns the inputs."""
         inputs = self.input_paths()
         out = check_out(self.out_dir, inputs)

@@ -19,7 +19,7 @@ import random
 from importlib import resources
 from pathlib import Path
 
-from core.errors import UserError, read_user_json
+from vlm_classdata.errors import UserError, read_user_json
 
 #: the sets the bundled tasks rely on (a registry missing one fails only when a task asks for it)
 TASK_SETS = ("instruct", "open", "open_cot", "mcq", "mcq_instruction", "mcq_cot_instruction",

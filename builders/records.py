@@ -1,6 +1,6 @@
 """The two plain objects data flows through: a cheap reference found by scanning, and a loaded record.
 
-source.scan() ─► SampleRef ─► source.read() + core.images.inspect_image ─► Record ─► format ─► writer
+source.scan() ─► SampleRef ─► source.read() + vlm_classdata.images.inspect_image ─► Record ─► format ─► writer
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def make_imagenet_tree(root: str | os.PathLike, wnids: tuple[str, ...] | list[st
                 f"{n.rsplit('.', 1)[0]},{w} 0 0 10 10 {w} 5 5 20 20" for n, w in sorted(val_labels.items())]
             (root / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
         if devkit:
-            from core.vocabulary import ClassVocabulary
+            from vlm_classdata.vocabulary import ClassVocabulary
 
             write_devkit(root, val_labels, ClassVocabulary.bundled("imagenet1k").ids)
     return truth

@@ -15,11 +15,11 @@ OUT holds:
   ``status``/``error_message``) and ``NNNNN_stats.json`` (written last: img2dataset's ``incremental`` mode
   skips a shard that has it). Finished tars are rewritten once in key order with zeroed header times, so a
   shard's bytes do not depend on download completion order.
-- ``.stages/shard-NNNNN.done.json`` — a shard is done (:class:`core.stages.Stages`) only when its parquet lists
+- ``.stages/shard-NNNNN.done.json`` — a shard is done (:class:`vlm_classdata.stages.Stages`) only when its parquet lists
   each URL of its slice of ``urls.parquet`` exactly once and its tar holds one image per downloaded row; a
   shard img2dataset finished that fails this check (a sample it dropped, a tar cut off by a full disk) is
   removed, the run stops with :class:`DownloadIncomplete`, and the next run fetches that shard again.
-- the run lock (``core.stages.open_out``): one run per OUT; temporary files of killed runs are removed.
+- the run lock (``vlm_classdata.stages.open_out``): one run per OUT; temporary files of killed runs are removed.
 - ``download.json`` — per class: mined, downloaded, failed by reason; the settings that shaped the shards.
 - ``build/`` — ``python -m builders.imagenet_qa --source webdataset`` on the shards; its ``manifest.json``
   gains a ``targeted`` section: ``{"mine": <mine_report.json>, "download": <download.json>, "kept": {...}}``.
@@ -50,17 +50,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builders.sources.wds import _KEY_EXT  # WebDataset's split of a member name into key and extension
-from core.atomic import atomic_path, commit, discard, write_json_atomic
-from core.errors import UserError, read_user_json
-from core.stages import RunLock, Stages, file_listing, fingerprint, open_out
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.atomic import atomic_path, commit, discard, write_json_atomic
+from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.stages import RunLock, Stages, file_listing, fingerprint, open_out
+from vlm_classdata.vocabulary import ClassVocabulary
 
 DEFAULT_OUTPUTS = "llava,hf,eval_open,mcq"
 RESIZE_MODES = ("border", "keep_ratio", "keep_ratio_largest", "center_crop", "no")
 SAVED_COLUMNS = ["class_id", "class_name", "matched_form"]
 ENCODE_FORMAT = "jpg"
 STATE_FILE = ".targeted_state.json"
-STAGES_DIR = ".stages"  # completion markers of the shards (core.stages), beside shards/ (img2dataset reads *.json there)
+STAGES_DIR = ".stages"  # completion markers of the shards (vlm_classdata.stages), beside shards/ (img2dataset reads *.json there)
 #: builders CLI options this module sets itself (not allowed in ``extra_args``)
 _OWN_BUILD_OPTIONS = ("--source", "--root", "--classes", "--label-field", "--split-name", "--out", "--outputs",
                       "--seed", "--overwrite")
@@ -281,7 +281,7 @@ def _shard_problem(mined: Mined, shards: Path, shard_id: int, shard_size: int) -
 
 
 def _settle_shards(mined: Mined, out: Path, settings: dict, num_shards: int) -> dict[int, str]:
-    """Mark every finished shard that checks out as done (:class:`core.stages.Stages`, fingerprint: the download
+    """Mark every finished shard that checks out as done (:class:`vlm_classdata.stages.Stages`, fingerprint: the download
     settings and the shard id; info: its files' sizes and times). A finished shard that does not check out is
     removed, so the next run fetches it again, and returned as ``{shard id: problem}``. A marked shard whose
     files are unchanged is not read again."""
@@ -714,6 +714,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from core.errors import run_cli
+    from vlm_classdata.errors import run_cli
 
     sys.exit(run_cli(main))

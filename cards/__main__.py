@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from core.errors import run_cli
+from vlm_classdata.errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ parse with ``huggingface_hub.DatasetCard``/``DatasetCardData``; the required met
 ``configs`` (``MetadataConfigs``) and their data files; ``datasets.load_dataset(folder)`` under
 ``HF_HUB_OFFLINE=1`` with split sizes against ``dataset_info``; ``size_categories`` against the total; the
 Markdown body's relative links and images; required sections; leftover placeholders; credential-like
-strings (:func:`core.secrets.find_credentials`: keys, tokens, passwords in URLs) in any text file. ``DatasetCard.validate()`` posts to the Hub, so it is never called.
+strings (:func:`vlm_classdata.secrets.find_credentials`: keys, tokens, passwords in URLs) in any text file. ``DatasetCard.validate()`` posts to the Hub, so it is never called.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from urllib.parse import unquote
 import yaml
 
 from cards.metadata import DEFAULT_CONFIG, HUB_LICENSES, SIZE_CATEGORIES, size_category
-from core.errors import UserError
-from core.secrets import find_credentials
+from vlm_classdata.errors import UserError
+from vlm_classdata.secrets import find_credentials
 
 #: required Markdown sections; each item is ``/``-separated alternatives, any of which a heading must contain
 #: (case-insensitive)
@@ -318,7 +318,7 @@ def _is_binary(path: Path) -> bool:
         return True
 
 
-#: what each kind of :func:`core.secrets.find_credentials` match looks like, for the problem line
+#: what each kind of :func:`vlm_classdata.secrets.find_credentials` match looks like, for the problem line
 CREDENTIAL_KINDS = {
     "hf_token": "a Hugging Face access token", "openai_key": "an API key (sk-...)",
     "url_userinfo": "a user name or password in a URL (scheme://user:password@host)",
@@ -328,7 +328,7 @@ CREDENTIAL_KINDS = {
 
 
 def _credential_lines(path: Path) -> list[tuple[int, str]]:
-    """``(line number, kind)`` of every credential-like string in a text file (:func:`core.secrets.find_credentials`;
+    """``(line number, kind)`` of every credential-like string in a text file (:func:`vlm_classdata.secrets.find_credentials`;
     read in chunks, line by line; the secret itself is never kept)."""
     found: set[tuple[int, str]] = set()
     line_no = 1

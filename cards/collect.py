@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from cards.metadata import data_info, shard_files
-from core.errors import UserError, read_user_json
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.vocabulary import ClassVocabulary
 
 KINDS = ("builders", "filtered", "imagewikiqa")
 

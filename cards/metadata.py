@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from core.errors import UserError
+from vlm_classdata.errors import UserError
 
 DEFAULT_CONFIG = "default"
 
@@ -54,7 +54,7 @@ _IMAGENET_NOTE = (
     "(they belong to their owners). Users must accept the ImageNet terms before use; see "
     "https://image-net.org/download.php.")
 
-#: the bundled class lists (core/data/classlists) and other known sources: the terms their data carries.
+#: the bundled class lists (vlm_classdata/data/classlists) and other known sources: the terms their data carries.
 #: ``license``/``license_name``/``license_link`` go into the card's YAML, ``note`` into its licence section.
 LICENSES: dict[str, dict[str, Any]] = {
     "imagenet1k": {

@@ -8,7 +8,7 @@
 - :func:`plan_upload` lists exactly the files the upload sends: it applies the same allow/ignore patterns, with
   the same matcher (``huggingface_hub.utils.filter_repo_objects``) and the same built-in ignores
   (``DEFAULT_IGNORE_PATTERNS``) that ``HfApi.upload_folder`` uses, so ``--dry-run`` is faithful.
-- Every failure is one :class:`core.errors.UserError` line: no token, token rejected (401), no permission
+- Every failure is one :class:`vlm_classdata.errors.UserError` line: no token, token rejected (401), no permission
   (403), unknown owner (404), Hub unreachable, offline mode, any other HTTP error with its status and the
   server's first message line.
 """
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import UserError
+from vlm_classdata.errors import UserError
 
 #: Files never uploaded: resumable-build state, caches, temporary/partial files, git internals, lock files.
 #: Patterns are ``fnmatch`` globs on the POSIX path relative to the folder (``*`` also matches ``/``), exactly
@@ -31,9 +31,9 @@ DEFAULT_IGNORE: tuple[str, ...] = (
     ".cache/**", "*/.cache/**",
     ".git/**", "*/.git/**",
     "*.tmp", "*.part", "*.lock", "*.incomplete",
-    ".*.tmp[0-9]*", "*/.*.tmp[0-9]*",  # what a killed atomic write left (core.atomic.atomic_path)
+    ".*.tmp[0-9]*", "*/.*.tmp[0-9]*",  # what a killed atomic write left (vlm_classdata.atomic.atomic_path)
     ".DS_Store", "*/.DS_Store",
-    ".vlm-classdata*", "*/.vlm-classdata*",  # the owner marker and run lock of core.stages
+    ".vlm-classdata*", "*/.vlm-classdata*",  # the owner marker and run lock of vlm_classdata.stages
 )
 
 _NAME_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")

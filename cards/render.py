@@ -20,9 +20,9 @@ from typing import Any
 
 from cards.collect import CardFacts, CorpusCounts, split_files
 from cards.metadata import data_info
-from core.atomic import write_bytes_atomic
-from core.errors import UserError
-from core.images import EXT_BY_FORMAT
+from vlm_classdata.atomic import write_bytes_atomic
+from vlm_classdata.errors import UserError
+from vlm_classdata.images import EXT_BY_FORMAT
 
 PAPER_ZHANG = "https://arxiv.org/abs/2405.18415"
 PAPER_LIU = "https://arxiv.org/abs/2412.16418"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from cards.collect import CardFacts, collect
 from cards.render import default_pretty_name, render_body
-from core.atomic import remove_leftovers, write_text_atomic
-from core.errors import UserError
-from core.secrets import redact
-from core.stages import lock_out, paths_overlap
+from vlm_classdata.atomic import remove_leftovers, write_text_atomic
+from vlm_classdata.errors import UserError
+from vlm_classdata.secrets import redact
+from vlm_classdata.stages import lock_out, paths_overlap
 
 #: the Hub's task_categories for each build task
 TASK_CATEGORIES = {"instruct": "image-text-to-text", "open": "visual-question-answering",

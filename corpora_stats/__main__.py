@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.errors import UserError, run_cli
+from vlm_classdata.errors import UserError, run_cli
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -93,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _count(args: argparse.Namespace, corpora: dict[str, str], formats: dict[str, str]) -> dict:
-    from core.executors import make_executor
-    from core.vocabulary import ClassVocabulary
     from corpora_stats.count import CountConfig, count_corpora
+    from vlm_classdata.executors import make_executor
+    from vlm_classdata.vocabulary import ClassVocabulary
 
     if args.num_workers < 1:
         raise UserError("--num-workers must be at least 1")

@@ -4,7 +4,7 @@ Each corpus file is one job on an executor (local processes or Ray); partial cou
 so the result is the same whatever the executor or worker count.
 
 A count is published as a whole: the tables are staged in ``OUT/.count.tmp<pid>/`` under the run lock of
-:func:`core.stages.open_out`, then moved into ``OUT`` one by one with ``count_meta.json`` last; the meta lists
+:func:`vlm_classdata.stages.open_out`, then moved into ``OUT`` one by one with ``count_meta.json`` last; the meta lists
 every table with its size and sha256 (:func:`verify_counts_folder`, checked by ``report`` and ``mine``), each
 corpus file read (size, mtime, reader, documents, skips) and each file skipped or damaged, with the reason.
 """
@@ -20,16 +20,23 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from core import progress
-from core.atomic import atomic_path, commit, discard, write_json_atomic, write_text_atomic, write_with
-from core.errors import UserError
-from core.executors import Executor, LocalExecutor
-from core.lexicon import Lexicon
-from core.names import check_name, name_problem
-from core.provenance import package_versions
-from core.stages import open_out
-from core.vocabulary import ClassVocabulary
 from corpora_stats.matcher import CountState, Matcher
+from vlm_classdata import progress
+from vlm_classdata.atomic import (
+    atomic_path,
+    commit,
+    discard,
+    write_json_atomic,
+    write_text_atomic,
+    write_with,
+)
+from vlm_classdata.errors import UserError
+from vlm_classdata.executors import Executor, LocalExecutor
+from vlm_classdata.lexicon import Lexicon
+from vlm_classdata.names import check_name, name_problem
+from vlm_classdata.provenance import package_versions
+from vlm_classdata.stages import open_out
+from vlm_classdata.vocabulary import ClassVocabulary
 
 if TYPE_CHECKING:
     from corpora_stats.readers import Corpus

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from core.lexicon import Form
+from vlm_classdata.lexicon import Form
 
 SEPARATORS = r"[^\p{L}\p{N}]+"
 SNIPPET_CONTEXT = 60

@@ -51,12 +51,12 @@ from typing import Any
 
 import polars as pl
 
-from core import progress
-from core.errors import UserError
-from core.lexicon import Form, Lexicon
-from core.vocabulary import BUNDLED, ClassVocabulary
 from corpora_stats.count import FORMS_POLICIES
 from corpora_stats.matcher import Matcher
+from vlm_classdata import progress
+from vlm_classdata.errors import UserError
+from vlm_classdata.lexicon import Form, Lexicon
+from vlm_classdata.vocabulary import BUNDLED, ClassVocabulary
 
 RULE_KINDS = ("least", "below", "classes")
 SKIP_REASONS = ("missing_url", "bad_url", "empty_caption")
@@ -538,7 +538,7 @@ def mine(counts_dir: str | os.PathLike, corpus_paths: Any, out_dir: str | os.Pat
     corpus of the counts folder (required when it has several). ``classes``: the class list given to
     ``count`` (optional; by default rebuilt from the counts table).
     """
-    from core.atomic import write_bytes_atomic
+    from vlm_classdata.atomic import write_bytes_atomic
 
     _check_forms(forms)
     if per_class < 1:

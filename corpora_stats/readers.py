@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import UserError
+from vlm_classdata.errors import UserError
 
 FORMATS = ("llava_pretrain", "llava_instruct", "jsonl", "parquet", "txt", "hf", "webdataset", "wordnet_glosses",
            "mixed")
@@ -1040,7 +1040,7 @@ class Corpus:
 
     # ----- WordNet --------------------------------------------------------------------------------
     def _read_wordnet(self, path: str) -> Iterator[list[str]]:
-        from core.wordnet import wordnet
+        from vlm_classdata.wordnet import wordnet
 
         wn = wordnet()
         block = _Block(self)

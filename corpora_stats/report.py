@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from core.errors import UserError, read_user_json
-from core.vocabulary import BUNDLED, ClassVocabulary
+from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.vocabulary import BUNDLED, ClassVocabulary
 
 DPI = 100
 REQUIRED_COLUMNS = ("class_id", "class_name", "doc_freq", "mentions")
@@ -113,10 +113,10 @@ def _tidy_counts(df: pl.DataFrame) -> pl.DataFrame:
 
 def _normalizer():
     try:
-        from core.lexicon import normalize
+        from vlm_classdata.lexicon import normalize
 
         return normalize
-    except ImportError:  # core.lexicon not there yet: the same rule (design doc), kept local
+    except ImportError:  # vlm_classdata.lexicon not there yet: the same rule (design doc), kept local
         import regex
 
         sep = regex.compile(r"[^\p{L}\p{N}]+")

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.errors import UserError, run_cli
+from vlm_classdata.errors import UserError, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@
 (sorted by key, so the result does not depend on the source's scan order), and for each question draws
 ``per_question`` distinct images with ``sample_rng(seed, "pair", qid)``: a seeded shuffle of the class's
 sorted refs, walked in order until enough usable images are found. Each candidate's bytes are read through
-``source.read`` and checked with :func:`core.images.inspect_image` once (the verdict is shared by every
+``source.read`` and checked with :func:`vlm_classdata.images.inspect_image` once (the verdict is shared by every
 question of the class); an unusable image is counted under its reason and the next candidate takes its
 place. Images whose mode is not RGB/L (CMYK, palette, 16-bit, ...) are re-encoded to RGB JPEG, as the
 builders do for embedded images, and counted under ``converted_<reason>``.
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from builders.formats.mcq import letters
 from builders.records import SampleRef, sample_rng
 from builders.sources.base import Source
-from core.errors import UserError
-from core.images import inspect_image, to_rgb_jpeg
-from core.progress import make_bar
 from imagewikiqa.records import Question
+from vlm_classdata.errors import UserError
+from vlm_classdata.images import inspect_image, to_rgb_jpeg
+from vlm_classdata.progress import make_bar
 
 __all__ = ["PairedItem", "pair_images", "shift_options"]
 
@@ -168,7 +168,7 @@ def pair_images(questions: Sequence[Question], source: Source, split: str = "val
 
     Rows come in question order, then drawn-image order, then permutation ``0..permutations-1``. The result
     depends only on the questions, the split's refs and images, and ``seed`` (never on scan order). See the
-    module docstring for the counter's keys. Bad arguments raise :class:`~core.errors.UserError`."""
+    module docstring for the counter's keys. Bad arguments raise :class:`~vlm_classdata.errors.UserError`."""
     questions = list(questions)
     _check_args(questions, source, split, per_question, permutations)
     counts: Counter = Counter()

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builders.records import sample_rng
-from core.atomic import write_text_atomic
-from core.errors import UserError
-from core.hierarchy import ancestor_distances
-from core.lexicon import normalize, stopwords
-from core.wordnet import synset_from_wnid, wordnet
 from imagewikiqa.records import Question
+from vlm_classdata.atomic import write_text_atomic
+from vlm_classdata.errors import UserError
+from vlm_classdata.hierarchy import ancestor_distances
+from vlm_classdata.lexicon import normalize, stopwords
+from vlm_classdata.wordnet import synset_from_wnid, wordnet
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset

@@ -3,7 +3,7 @@
     knowledge → generate → rules → verify → debias (length, learned blind solvers) → pair images
     → letter balance → export → quality report and key check of the exported set (→ audit pages)
 
-Each stage writes its output under ``OUT/stages/`` with a completion marker (:class:`core.stages.Stages`)
+Each stage writes its output under ``OUT/stages/`` with a completion marker (:class:`vlm_classdata.stages.Stages`)
 holding the fingerprint of every setting that shaped it (and of the stages before it). A rerun with the same
 settings loads finished stages instead of recomputing them; model requests are also cached on disk
 (``OUT/cache/``), so a run stopped in the middle of generation or verification resumes with only the missing
@@ -40,14 +40,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.atomic import write_json_atomic, write_jsonl_atomic, write_text_atomic
-from core.errors import UserError
-from core.provenance import TOOL_NAME, package_versions
-from core.secrets import redact, redact_obj
-from core.stages import Stages, fingerprint, open_out
-from core.vocabulary import ClassVocabulary
 from imagewikiqa.llm_client import ChatBackend, TalliedBackend
 from imagewikiqa.records import Article, Question
+from vlm_classdata.atomic import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from vlm_classdata.errors import UserError
+from vlm_classdata.provenance import TOOL_NAME, package_versions
+from vlm_classdata.secrets import redact, redact_obj
+from vlm_classdata.stages import Stages, fingerprint, open_out
+from vlm_classdata.vocabulary import ClassVocabulary
 
 if TYPE_CHECKING:
     from imagewikiqa.assemble import PairedItem
@@ -111,7 +111,7 @@ def _read_rows(path: Path) -> list[dict] | None:
 
 
 class StageRunner:
-    """The build's stages under ``OUT/stages``: ``NAME.jsonl`` plus the :class:`core.stages.Stages` marker."""
+    """The build's stages under ``OUT/stages``: ``NAME.jsonl`` plus the :class:`vlm_classdata.stages.Stages` marker."""
 
     def __init__(self, out: Path, log: Callable[[str], None]) -> None:
         self.dir = out / "stages"
@@ -296,9 +296,9 @@ def adversarial_stage(questions: list[Question], seed: int) -> tuple[list[Questi
     whether it was met, why it stopped, questions dropped and rounds. Below
     :data:`imagewikiqa.report.MIN_LEARNED` questions (or two classes) the solvers cannot be measured: the
     questions are kept and the summary says ``skipped`` and why."""
-    from core.blind import MIN_GROUPS
     from imagewikiqa.debias import filter_predictable
     from imagewikiqa.report import MIN_LEARNED
+    from vlm_classdata.blind import MIN_GROUPS
 
     classes = len({q.class_id for q in questions})
     if len(questions) < MIN_LEARNED or classes < MIN_GROUPS:
@@ -394,7 +394,7 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
     """Run every stage of ``config`` and return the manifest (also written to ``OUT/manifest.json``);
     ``command`` is the command line recorded (redacted) in the manifest.
 
-    Holds the run lock of OUT (:func:`core.stages.open_out`) for the whole build. When a stage fails, the
+    Holds the run lock of OUT (:func:`vlm_classdata.stages.open_out`) for the whole build. When a stage fails, the
     manifest says so (``status: failed``, the error line, the requests each stage sent) and the error is
     raised; stages finished before it stay marked and are reused by the next run."""
     validate(config)
@@ -420,10 +420,10 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
 def _build(config: BuildConfig, vocab: ClassVocabulary, out: Path, stages: StageRunner,
            log: Callable[[str], None], command: str | None) -> dict[str, Any]:
     """The stages of :func:`build`, in order."""
-    from core.lexicon import Lexicon
     from imagewikiqa.debias import balance_letters
     from imagewikiqa.report import leak_check, quality_report
     from imagewikiqa.rules import apply_rules, leaks, merge_near_duplicates
+    from vlm_classdata.lexicon import Lexicon
 
     lexicon = Lexicon.build(vocab)  # generation (WordNet), rules and the report's leak count share it
     rejections: Counter = Counter()

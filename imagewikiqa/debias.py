@@ -14,7 +14,7 @@ questions (their order and qids) and the seed (:func:`builders.records.sample_rn
 * :func:`balance_letters` moves each correct option to a balanced position
   (:func:`builders.formats.mcq.balanced_positions`), keeping the distractors' relative order.
 * :func:`filter_predictable` drops the questions learned blind solvers answer without the image
-  (AFLite-style adversarial filtering, :func:`core.blind.adversarial_filter`) until every solver is at
+  (AFLite-style adversarial filtering, :func:`vlm_classdata.blind.adversarial_filter`) until every solver is at
   most chance + 5 points on held-out classes.
 * :func:`debias` does all three, length control first, then (``adversarial=True``) the learned filter,
   letters last: dropping questions after balancing would unbalance the letters again, while moving
@@ -30,8 +30,8 @@ from dataclasses import replace
 
 from builders.formats.mcq import balanced_positions
 from builders.records import sample_rng
-from core.blind import DEFAULT_MARGIN, FilterResult, adversarial_filter, blind_accuracy, mcq_items
 from imagewikiqa.records import Question
+from vlm_classdata.blind import DEFAULT_MARGIN, FilterResult, adversarial_filter, blind_accuracy, mcq_items
 
 __all__ = [
     "DEFAULT_MAX_LONGEST", "balance_letters", "blind_longest_accuracy", "blind_score",
@@ -191,12 +191,12 @@ def balance_letters(questions: Sequence[Question], seed: int = 0) -> list[Questi
 def filter_predictable(questions: Sequence[Question], margin: float = DEFAULT_MARGIN, seed: int = 0,
                        passes: int = 3, **options: float) -> tuple[list[Question], Counter, FilterResult]:
     """Drop the questions learned blind solvers predict from question and options alone
-    (:func:`core.blind.adversarial_filter`; ``options``: its other settings) until every solver is at most
+    (:func:`vlm_classdata.blind.adversarial_filter`; ``options``: its other settings) until every solver is at most
     chance + ``margin`` on held-out classes *as the questions will be published*, i.e. with their letters
     balanced: the filter scores options in their current positions, and moving the correct options changes
     the position feature, so a set that met the target before :func:`balance_letters` can miss it after
     (measured: 28.6% → 30.6% on the 1000-class WordNet build). After each filter pass the kept questions
-    are balanced and measured as a report measures them (:func:`core.blind.blind_accuracy`, same seed);
+    are balanced and measured as a report measures them (:func:`vlm_classdata.blind.blind_accuracy`, same seed);
     when that misses the target the filter runs again on the balanced set, at most ``passes`` times.
 
     Returns the kept questions (letters balanced) in input order, ``Counter({"blind_predictable":

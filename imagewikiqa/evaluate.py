@@ -2,7 +2,7 @@
 
 Benchmark rows are read with :func:`builders.verify.items.load_items` (the released ImageWikiQA rows
 ``image, text, label, wiki, classname`` and our LLaVA-eval rows with ``question_id, options,
-answer_index, ...`` alike); every reply is read with :func:`core.answers.parse_choice`, the project's one
+answer_index, ...`` alike); every reply is read with :func:`vlm_classdata.answers.parse_choice`, the project's one
 multiple-choice parser. An item is correct when the parsed option index equals its ``answer_index``.
 
 Predictions (:func:`load_predictions`) are a JSONL file, one row per answered item, or a
@@ -46,9 +46,9 @@ import numpy as np
 
 from builders.formats.mcq import parse_options
 from builders.verify.items import Item, load_items, row_id
-from core.answers import parse_choice
-from core.atomic import write_bytes_atomic
-from core.errors import UserError
+from vlm_classdata.answers import parse_choice
+from vlm_classdata.atomic import write_bytes_atomic
+from vlm_classdata.errors import UserError
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "NO_ANSWER_HOWS", "REPLY_FIELDS", "BenchmarkItem",

@@ -26,9 +26,9 @@ from builders.formats.mcq import letters
 from builders.records import Record
 from builders.writers.hf_parquet import HFParquetWriter
 from builders.writers.jsonfiles import TsvWriter, dumps_compact
-from core.atomic import atomic_path, commit, write_bytes_atomic
-from core.errors import UserError
 from imagewikiqa.assemble import PairedItem
+from vlm_classdata.atomic import atomic_path, commit, write_bytes_atomic
+from vlm_classdata.errors import UserError
 
 __all__ = ["EXPORT_FORMATS", "HF_SPLIT", "TSV_CIRCULAR_OFFSET", "export_all", "has_permutations",
            "llava_rows", "question_id", "vlmevalkit_rows", "write_hf_parquet", "write_llava_jsonl",

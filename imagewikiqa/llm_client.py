@@ -9,7 +9,7 @@ bounded concurrency for batches; JSON replies validated against a small JSON-sch
 round; and a :class:`RequestTally` of what a batch sent, reused and lost, with the first error's text.
 
 Credentials in the URL (``http://user:key@host/v1``) are sent as HTTP basic auth and never recorded: cache
-keys, cache records and error texts use the redacted URL (:func:`core.secrets.redact`).
+keys, cache records and error texts use the redacted URL (:func:`vlm_classdata.secrets.redact`).
 
 Only the standard library, ``httpx`` and ``httpcore`` (httpx's transport) are used (no ``openai`` package, no
 ``jsonschema``).
@@ -36,10 +36,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpcore
 import httpx
 
-from core.atomic import write_json_atomic
-from core.errors import UserError
-from core.progress import make_bar
-from core.secrets import redact
+from vlm_classdata.atomic import write_json_atomic
+from vlm_classdata.errors import UserError
+from vlm_classdata.progress import make_bar
+from vlm_classdata.secrets import redact
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _JSON_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}

@@ -36,10 +36,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from builders.records import sample_rng
-from core.errors import UserError
-from core.vocabulary import ClassVocabulary
 from imagewikiqa.llm_client import ChatRequest
 from imagewikiqa.records import N_OPTIONS, Article, Question
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import ClassVocabulary
 
 GENERATOR = "llm"
 KIND = "article"

@@ -1,7 +1,7 @@
 """A local transformers model as a text backend, with the same interface as the HTTP chat client.
 
 :class:`LocalChatModel` answers :class:`~imagewikiqa.llm_client.ChatRequest` conversations with a checkpoint
-loaded through the project's one model runtime (:class:`core.vlm.VLM`: a causal LM, or a VLM used
+loaded through the project's one model runtime (:class:`vlm_classdata.vlm.VLM`: a causal LM, or a VLM used
 text-only), in length-sorted batches. Replies go to the same on-disk :class:`~imagewikiqa.llm_client.ReplyCache`
 as the HTTP client's, keyed by the checkpoint name and the request, so a stopped generation or verification
 run resumes where it stopped. Greedy decoding when ``temperature`` is 0, sampling (seeded) otherwise.
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.progress import make_bar
-from core.vlm.runtime import VLM, GenerationConfig
 from imagewikiqa.llm_client import ChatBackend, ChatRequest, ChatResult, ReplyCache
+from vlm_classdata.progress import make_bar
+from vlm_classdata.vlm.runtime import VLM, GenerationConfig
 
 
 class LocalChatModel(ChatBackend):

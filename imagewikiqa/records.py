@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from builders.formats.mcq import format_options, letters
-from core.errors import UserError
+from vlm_classdata.errors import UserError
 
 N_OPTIONS = 4  # options per ImageWikiQA question (the released format and every generator here)
 
@@ -67,7 +67,7 @@ class Question:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Question:
         """Inverse of :meth:`to_json`; a missing field or an answer index outside the options raises
-        :class:`~core.errors.UserError`."""
+        :class:`~vlm_classdata.errors.UserError`."""
         if not isinstance(d, dict):
             raise UserError(f"question record: expected an object, got {type(d).__name__}")
         missing = [f for f in FIELDS if f not in d]

@@ -9,20 +9,20 @@ questions, one per distinct question, so the same report runs on the released fi
 Definitions:
 
 * distinct question: class (``class_id``), the question stem and the correct option's text, normalised with
-  :func:`core.lexicon.normalize`.
+  :func:`vlm_classdata.lexicon.normalize`.
 * letters: counts of the correct letter over all questions; ``letters_balanced`` is the largest
   ``max − min`` of those counts over the letters of each option count ``k`` (target ≤ 1).
 * blind baselines (:func:`blind_baselines`): ``random`` is the mean of ``1/k``; ``longest``/``shortest``
   the expected accuracy of picking the longest/shortest option, ties broken at random
   (:mod:`imagewikiqa.debias`); ``letter_prior`` the accuracy of always answering the most frequent correct
   letter (ties: the earliest letter).
-* learned blind baselines (:func:`learned_baselines`, :mod:`core.blind`): logistic regression and gradient
+* learned blind baselines (:func:`learned_baselines`, :mod:`vlm_classdata.blind`): logistic regression and gradient
   boosting trained on question and option features only, accuracy on held-out classes (5-fold
   cross-validation grouped by class) with a 95% bootstrap-over-classes interval; target: every solver at
   most chance + 5 points (30% with 4 options). Not computed for fewer than :data:`MIN_LEARNED` questions.
 * leaks (:func:`leak_check`): a question whose stem or an option contains its class's name (or, with a
   lexicon, any form of it) or the name's head word (the last word of a multiword name: "truck" of "tow
-  truck"), whole words after :func:`core.lexicon.normalize`; stop words and words under 3 letters are not
+  truck"), whole words after :func:`vlm_classdata.lexicon.normalize`; stop words and words under 3 letters are not
   head words.
 * cross-class duplicates (:func:`cross_class_duplicates`): a question whose normalised stem and set of
   normalised options are word for word those of a question of another class (each repeat counted once).
@@ -35,10 +35,10 @@ item (one image; the same class recurs with other distractors), so there are no 
 duplicate checks do not apply (the answer IS the class name, and two classes' items may offer the same options).
 It reports items, classes, distractor modes, answer letters, the blind baselines above, the learned solvers
 (their question stem is a class-independent template, so they effectively see the options only; on a seeded
-sample of :data:`MAX_LEARNED_ITEMS` items when larger; without :mod:`core.blind`'s answer prior, which on
+sample of :data:`MAX_LEARNED_ITEMS` items when larger; without :mod:`vlm_classdata.blind`'s answer prior, which on
 class-name options measures the class-held-out split, not the data: with it, a 4-way random build of 1000
 classes scored 74% blind, without it chance), and the distractor relation histogram and the items with
-a second correct option, recomputed by :func:`core.distractors.distractor_report` against the build's class list
+a second correct option, recomputed by :func:`vlm_classdata.distractors.distractor_report` against the build's class list
 (:func:`mcq_class_list`). Targets: letters balanced within one, best learned solver ≤ chance + 5 points, no
 second correct option, every option found in the class list.
 """
@@ -55,15 +55,15 @@ from pathlib import Path
 from typing import Any
 
 from builders.formats.mcq import MAX_LETTERS, letters, parse_options
-from core.atomic import write_bytes_atomic
-from core.blind import DEFAULT_MARGIN, MIN_GROUPS, blind_accuracy, chance, mcq_items
-from core.distractors import distractor_policy, distractor_report
-from core.errors import UserError
-from core.lexicon import Lexicon, normalize, stopwords
-from core.vocabulary import ClassVocabulary
 from imagewikiqa.debias import DEFAULT_MAX_LONGEST, blind_longest_accuracy, blind_shortest_accuracy
 from imagewikiqa.evaluate import jsonl_rows, load_benchmark, question_stem
 from imagewikiqa.records import Question
+from vlm_classdata.atomic import write_bytes_atomic
+from vlm_classdata.blind import DEFAULT_MARGIN, MIN_GROUPS, blind_accuracy, chance, mcq_items
+from vlm_classdata.distractors import distractor_policy, distractor_report
+from vlm_classdata.errors import UserError
+from vlm_classdata.lexicon import Lexicon, normalize, stopwords
+from vlm_classdata.vocabulary import ClassVocabulary
 
 __all__ = [
     "JSON_NAME", "MARKDOWN_NAME", "MCQ_KIND", "MIN_LEARNED", "blind_baselines", "cross_class_duplicates",
@@ -113,7 +113,7 @@ def blind_baselines(questions: Sequence[Question]) -> dict[str, Any]:
 
 
 def learned_baselines(questions: Sequence[Question], seed: int = 0, answer_prior: bool = True) -> dict[str, Any]:
-    """Held-out accuracy of the learned blind solvers (:func:`core.blind.blind_accuracy`, 5 folds grouped
+    """Held-out accuracy of the learned blind solvers (:func:`vlm_classdata.blind.blind_accuracy`, 5 folds grouped
     by class) on the questions with options, with 95% intervals and chance; ``{"skipped": reason}`` when
     there are fewer than :data:`MIN_LEARNED` such questions or fewer than two classes."""
     usable = [q for q in questions if len(q.options) >= 2]
@@ -139,7 +139,7 @@ def leak_check(questions: Sequence[Question], lexicon: Lexicon | None = None) ->
     """Questions naming their class (see the module docstring): ``{"questions": leaking questions,
     "class_name": with a whole name, "head_word": with a head word, "in_answer": with either in the correct
     option, "examples": the first few}``. ``lexicon``: also check every form of the class
-    (:meth:`core.lexicon.Lexicon.forms_of`; class ids it does not know use the class name only)."""
+    (:meth:`vlm_classdata.lexicon.Lexicon.forms_of`; class ids it does not know use the class name only)."""
     stop = stopwords()
     names_of: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
     counts = Counter()
@@ -587,7 +587,7 @@ def mcq_quality_report(rows: Sequence[dict], vocab: ClassVocabulary, *, skipped:
 
     Reports size, classes, distractor modes, stems, answer letters, blind baselines (random, longest,
     shortest, letter prior), the learned blind solvers (:func:`learned_baselines`; over a seeded sample of
-    ``max_learned`` items when there are more) and :func:`core.distractors.distractor_report` recomputed
+    ``max_learned`` items when there are more) and :func:`vlm_classdata.distractors.distractor_report` recomputed
     against ``vocab`` (``class_list``: where it came from). Targets: ``letters_balanced`` (max − min ≤ 1 per
     option count), ``learned_blind`` (best solver ≤ chance + 5 points), ``no_second_correct`` (0 items with
     an option that is also correct) and ``all_options_checked`` (every option and answer in ``vocab``: else

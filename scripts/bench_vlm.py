@@ -5,7 +5,7 @@ ceiling, side by side in one run::
     .venv/bin/python scripts/bench_vlm.py --markdown             # also print the table as Markdown
     .venv/bin/python scripts/bench_vlm.py --device cuda          # GPU: preset llava-1.5-7b, bf16
 
-Everything goes through :class:`core.vlm.VLM` on a randomly initialised LLaVA (no download; ``HF_HUB_OFFLINE=1``):
+Everything goes through :class:`vlm_classdata.vlm.VLM` on a randomly initialised LLaVA (no download; ``HF_HUB_OFFLINE=1``):
 
 * scoring: every image against all 1000 ImageNet class names (``ClassVocabulary.bundled("imagenet1k")``).
   naive = :meth:`VLM.score` ``mode="naive"`` (one full forward pass per class), timed on ``--naive-classes``
@@ -127,9 +127,9 @@ def build_vlm(preset: str, device: str | None, dtype: str | None, work: Path, in
     """
     import torch
 
-    from core.vlm import VLM
-    from core.vlm.runtime import resolve_device_dtype
-    from core.vlm.tiny import build_processor, build_tokenizer, llava_config, make_tiny_llava
+    from vlm_classdata.vlm import VLM
+    from vlm_classdata.vlm.runtime import resolve_device_dtype
+    from vlm_classdata.vlm.tiny import build_processor, build_tokenizer, llava_config, make_tiny_llava
 
     spec = PRESETS[preset]
     args = dict(spec["args"])
@@ -338,7 +338,7 @@ def bench_scoring(vlm: Any, images: list[Any], classes: list[str], naive_classes
 def bench_generation(vlm: Any, images: list[Any], max_new_tokens: int, batch_size: int, timer: Callable,
                      log: Callable[[str], None]) -> tuple[list[Row], dict[str, Any]]:
     """A batch-1 loop vs batched :meth:`VLM.generate`, and both again with one new token (prefill only)."""
-    from core.vlm import GenerationConfig
+    from vlm_classdata.vlm import GenerationConfig
 
     items = [(im, GEN_QUESTIONS[i % len(GEN_QUESTIONS)]) for i, im in enumerate(images)]
     n_tokens = [prompt_tokens(vlm, im, q) for im, q in items]
@@ -459,9 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
-    from core.errors import UserError
-    from core.vlm.runtime import resolve_device_dtype
-    from core.vocabulary import ClassVocabulary
+    from vlm_classdata.errors import UserError
+    from vlm_classdata.vlm.runtime import resolve_device_dtype
+    from vlm_classdata.vocabulary import ClassVocabulary
 
     device, torch_dtype = resolve_device_dtype(args.device, args.dtype)
     preset = args.preset or ("llava-1.5-7b" if device.startswith("cuda") else "cpu-small")
@@ -557,6 +557,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from core.errors import run_cli
+    from vlm_classdata.errors import run_cli
 
     sys.exit(run_cli(main))

@@ -1,4 +1,4 @@
-"""Regenerate core/data/classlists/*.json from the public class lists (provenance: shared/data/classnames/SOURCES.md).
+"""Regenerate vlm_classdata/data/classlists/*.json from the public class lists (provenance: shared/data/classnames/SOURCES.md).
 
 Run once by maintainers; the toolkit reads only its own copies. Usage:
     python scripts/make_classlists.py ../shared/data/classnames
@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "core" / "data" / "classlists"
+OUT = Path(__file__).resolve().parents[1] / "vlm_classdata" / "data" / "classlists"
 
 # ImageNet-1k clean names that repeat in the common CLIP list, made unique (class id → (name, why)).
 IMAGENET_RENAMES = {

@@ -25,11 +25,11 @@ from builders.imagenet_qa import main as build_main
 from builders.sample import sample_wnids
 from builders.verify.__main__ import main as verify_main
 from cards.__main__ import main as cards_main
-from core.errors import run_cli
-from core.vlm.scripted import make_scripted_llava
-from core.vocabulary import ClassVocabulary
 from corpora_stats.__main__ import main as corpora_main
 from imagewikiqa.__main__ import main as iwqa_main
+from vlm_classdata.errors import run_cli
+from vlm_classdata.vlm.scripted import make_scripted_llava
+from vlm_classdata.vocabulary import ClassVocabulary
 
 FIXTURE = Path(__file__).parent / "golden" / "outputs.json"
 REPO = Path(__file__).resolve().parents[1]

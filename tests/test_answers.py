@@ -1,12 +1,19 @@
-"""core.answers: multiple-choice reply parsing and synonym-aware label matching (real ImageNet lexicon)."""
+"""vlm_classdata.answers: multiple-choice reply parsing and synonym-aware label matching (real ImageNet lexicon)."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.answers import FUZZY_THRESHOLD, REFUSALS, LabelMatch, LabelMatcher, ParsedAnswer, parse_choice
-from core.lexicon import Lexicon
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.answers import (
+    FUZZY_THRESHOLD,
+    REFUSALS,
+    LabelMatch,
+    LabelMatcher,
+    ParsedAnswer,
+    parse_choice,
+)
+from vlm_classdata.lexicon import Lexicon
+from vlm_classdata.vocabulary import ClassVocabulary
 
 ANIMALS = ["cat", "dog", "horse", "bird"]
 NO_DOG = ["cat", "horse", "bird", "fish"]

@@ -35,7 +35,7 @@ def test_bench_smoke(tmp_path, capsys):
     # a second run reuses the tree instead of regenerating it; a tree of another image size is refused
     assert bench.main(argv) == 0
     assert "tree: reusing" in capsys.readouterr().out
-    from core.errors import UserError
+    from vlm_classdata.errors import UserError
 
     with pytest.raises(UserError, match="64x48 JPEGs, not 80x60"):
         bench.main([*argv, "--size", "80x60"])

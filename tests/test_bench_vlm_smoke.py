@@ -57,7 +57,7 @@ def test_in_memory_build_equals_saved_and_7b_config(tmp_path):
     bench = _load_bench()
     from transformers import AutoModelForImageTextToText
 
-    from core.vlm.tiny import build_tokenizer, llava_config
+    from vlm_classdata.vlm.tiny import build_tokenizer, llava_config
 
     saved, how_saved = bench.build_vlm("tiny", "cpu", None, tmp_path / "disk")
     built, how_built = bench.build_vlm("tiny", "cpu", None, tmp_path / "mem", in_memory=True)

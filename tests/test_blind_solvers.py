@@ -1,4 +1,4 @@
-"""core.blind: learned blind solvers find a planted answer shortcut, adversarial filtering removes it, and a
+"""vlm_classdata.blind: learned blind solvers find a planted answer shortcut, adversarial filtering removes it, and a
 set without signal stays at chance."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from core.blind import MCQ, SOLVERS, adversarial_filter, blind_accuracy, chance, mcq_items
-from core.errors import UserError
 from imagewikiqa.records import Question
+from vlm_classdata.blind import MCQ, SOLVERS, adversarial_filter, blind_accuracy, chance, mcq_items
+from vlm_classdata.errors import UserError
 
 LETTERS = "bcdfghjklmnprstvz"
 VOWELS = "aeiou"

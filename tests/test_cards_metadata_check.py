@@ -26,8 +26,8 @@ from cards.metadata import (
     render_front_matter,
     size_category,
 )
-from core.errors import UserError
-from core.vocabulary import BUNDLED
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import BUNDLED
 
 FAKE_TOKEN = "hf_" + "Ab3dE" * 7  # 35 letters/digits after hf_: token-shaped, not a real token
 BODY = """

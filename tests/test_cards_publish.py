@@ -25,7 +25,7 @@ from cards.publish import (
     resolve_token,
     validate_repo_id,
 )
-from core.errors import UserError, run_cli
+from vlm_classdata.errors import UserError, run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FAKE = "hf_FAKEtok3nZq81NeverLeakMe4xYw"  # distinctive: any occurrence anywhere is a leak
@@ -92,7 +92,7 @@ def dataset(tmp_path):
     (root / "data" / ".cache" / "blob").write_bytes(b"cache")
     (root / "data" / "train-00001.parquet.tmp").write_bytes(b"partial")
     (root / "assets" / "big.png.part").write_bytes(b"partial")
-    # the owner marker and run lock every command leaves in its output folder (core.stages)
+    # the owner marker and run lock every command leaves in its output folder (vlm_classdata.stages)
     (root / ".vlm-classdata").write_text('{"tool": "vlm-classdata"}')
     (root / ".vlm-classdata.lock").write_bytes(b"")
     (root / "data" / ".vlm-classdata.lock.owner").write_text("{}")

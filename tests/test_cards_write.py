@@ -2,7 +2,7 @@
 a filtered build (a scripted tiny VLM through builders.verify) → write_card → check_folder, load_dataset.
 
 Builds run through the real CLIs (subprocess, so their manifests record the real command) except the
-verification pass, which runs in-process on a scripted tiny LLaVA (core.vlm.scripted) that always says
+verification pass, which runs in-process on a scripted tiny LLaVA (vlm_classdata.vlm.scripted) that always says
 "tripod".
 """
 
@@ -23,7 +23,7 @@ from builders.sample import SAMPLE_ROOT
 from cards.check import check_folder
 from cards.collect import collect
 from cards.write import write_card
-from core.errors import UserError, run_cli
+from vlm_classdata.errors import UserError, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CLASSES = {"n02123045": "tabby cat", "n03773504": "missile", "n04266014": "space shuttle",
@@ -214,7 +214,7 @@ def test_imagewikiqa_card_carries_its_quality_report(benchmark):
 def filtered(demo, tmp_path_factory) -> Path:
     """label_check by a scripted model that always says "tripod", then keep:label_check → the 6 tripods."""
     from builders.verify.__main__ import main as verify_main
-    from core.vlm.scripted import make_scripted_llava
+    from vlm_classdata.vlm.scripted import make_scripted_llava
 
     base = tmp_path_factory.mktemp("filtered")
     build = base / "build"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from core.atomic import atomic_output, is_leftover, remove_leftovers, write_json_atomic
-from core.errors import UserError, run_cli
-from core.names import check_name, name_problem
-from core.secrets import find_credentials, redact, redact_obj
-from core.stages import (
+from vlm_classdata.atomic import atomic_output, is_leftover, remove_leftovers, write_json_atomic
+from vlm_classdata.errors import UserError, run_cli
+from vlm_classdata.names import check_name, name_problem
+from vlm_classdata.secrets import find_credentials, redact, redact_obj
+from vlm_classdata.stages import (
     OWNER_FILE,
     Stages,
     file_listing,
@@ -143,7 +143,7 @@ def test_open_out_claims_cleans_and_overwrites_own_folders(tmp_path: Path) -> No
 _HOLDER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
-    from core.stages import lock_out
+    from vlm_classdata.stages import lock_out
     lock = lock_out(sys.argv[1])
     print("locked", flush=True)
     time.sleep(60)
@@ -213,7 +213,7 @@ def test_run_cli_turns_every_failure_into_one_line(capsys: pytest.CaptureFixture
 def test_a_library_write_error_carrying_an_os_error_becomes_an_oserror_naming_the_file(tmp_path: Path) -> None:
     import polars as pl
 
-    from core.atomic import write_with
+    from vlm_classdata.atomic import write_with
 
     def full_disk(path: Path) -> None:
         Path(path).write_bytes(b"half")

@@ -13,8 +13,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from core.vocabulary import ClassVocabulary
 from corpora_stats.count import CountConfig, count_corpora
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 WNIDS = ["n01440764", "n01491361", "n02129604", "n01514859", "n02012849", "n03126707", "n02457408",
@@ -115,7 +115,7 @@ def test_ray_run_matches_local_run(corpora, tmp_path):
     pytest.importorskip("ray")
     import ray
 
-    from core.executors import LocalExecutor, RayExecutor
+    from vlm_classdata.executors import LocalExecutor, RayExecutor
 
     vocab = ClassVocabulary.load(classes_file(tmp_path))
     folder = tmp_path / "shards"

@@ -1,4 +1,4 @@
-"""Distractor validity on real WordNet 3.0: the rule (core.distractors), 26-way MCQ items for all 1000
+"""Distractor validity on real WordNet 3.0: the rule (vlm_classdata.distractors), 26-way MCQ items for all 1000
 ImageNet classes with no second correct option, per-item hard draws, relations and the build report."""
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from builders.formats.mcq import balanced_positions
 from builders.formats.tasks import MCQTask
 from builders.prompts import PromptRegistry
 from builders.records import Record, sample_rng
-from core.distractors import (
+from vlm_classdata.distractors import (
     INVALID_REASONS,
     RELATIONS,
     DistractorPolicy,
     distractor_policy,
     distractor_report,
 )
-from core.errors import UserError
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import ClassVocabulary
 
 PROJECTILE, MISSILE = "n04008634", "n03773504"
 SPINY_LOBSTER, CRAYFISH = "n01984695", "n01985128"
@@ -185,16 +185,16 @@ def test_seeded_draws_survive_pickling_and_random_mode_keeps_unaffected_draws(in
 
 
 def test_policy_is_fast_cold_and_sampling_is_per_item(inet, policy, prompts):
-    import core.distractors
-    import core.hierarchy
-    import core.lexicon
+    import vlm_classdata.distractors
+    import vlm_classdata.hierarchy
+    import vlm_classdata.lexicon
 
     # cold except WordNet's own load (measured apart: ~2.8 s on an idle 2-core machine)
-    core.distractors._CACHE.clear()
-    core.hierarchy._closures_cached.cache_clear()
-    core.hierarchy._neighbors_cached.cache_clear()
+    vlm_classdata.distractors._CACHE.clear()
+    vlm_classdata.hierarchy._closures_cached.cache_clear()
+    vlm_classdata.hierarchy._neighbors_cached.cache_clear()
     for name in ("_exceptions", "_noun_senses", "_sense_count", "_is_noun", "_in_wordnet", "_noun_bases"):
-        getattr(core.lexicon, name).cache_clear()
+        getattr(vlm_classdata.lexicon, name).cache_clear()
     start = time.perf_counter()
     distractor_policy(inet).hard_pool(TENCH, 75)
     build = time.perf_counter() - start
@@ -233,7 +233,7 @@ def test_build_rows_record_distractors(tmp_path, inet, policy):
     from builders.pipeline import Build, BuildConfig
     from builders.sources.imagenet import ImageNetSource
     from builders.synthetic import make_imagenet_tree
-    from core.executors import LocalExecutor
+    from vlm_classdata.executors import LocalExecutor
 
     wnids = (PROJECTILE, MISSILE, SPINY_LOBSTER, CRAYFISH, LAPTOP, NOTEBOOK)
     make_imagenet_tree(tmp_path / "inet", wnids, train_per_class=0, val_per_class=3)

@@ -15,9 +15,9 @@ from builders.formats.mcq import balanced_positions, format_options, letters
 from builders.formats.tasks import InstructTask, MCQTask, OpenQuestionTask, make_task
 from builders.prompts import TASK_SETS, PromptRegistry
 from builders.records import Record
-from core.errors import UserError
-from core.hierarchy import class_neighbors, entry_synset
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.hierarchy import class_neighbors, entry_synset
+from vlm_classdata.vocabulary import ClassVocabulary
 
 DOGS = ["n02085620", "n02085782", "n02086240", "n02088364", "n02099601", "n02106662"]  # Chihuahua, ...
 BIRDS = ["n01530575", "n01531178", "n01532829", "n02009912", "n02012849", "n02017213"]  # ..., crane bird

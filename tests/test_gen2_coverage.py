@@ -8,13 +8,13 @@ from collections import Counter
 
 import pytest
 
-from core.hierarchy import entry_synset
-from core.lexicon import Lexicon
-from core.vocabulary import ClassVocabulary
 from imagewikiqa.audit import MASK, key_check
 from imagewikiqa.debias import debias
 from imagewikiqa.report import cross_class_duplicates, leak_check
 from imagewikiqa.wordnet_questions import _name_words, generate_wordnet_questions, leaks_name
+from vlm_classdata.hierarchy import entry_synset
+from vlm_classdata.lexicon import Lexicon
+from vlm_classdata.vocabulary import ClassVocabulary
 
 # the classes the generator left without a question: every near ancestor and the definition name them
 LENS_CAP, VELVET, STREET_SIGN = "n03657121", "n04525038", "n06794110"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.vocabulary import ClassVocabulary
-from core.wordnet import wordnet
 from imagewikiqa.audit import content_words
 from imagewikiqa.wordnet_questions import answers_of, generate_wordnet_questions
+from vlm_classdata.vocabulary import ClassVocabulary
+from vlm_classdata.wordnet import wordnet
 
 HARP, HOG, SUNGLASS, TURNSTONE, DIAMONDBACK = "n03495258", "n02395406", "n04355933", "n02025239", "n01755581"
 

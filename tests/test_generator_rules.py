@@ -10,10 +10,10 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
-from core.lexicon import normalize
-from core.vocabulary import ClassVocabulary
 from imagewikiqa.audit import ancestors_of, key_check, senses, write_audit
 from imagewikiqa.wordnet_questions import TAXONOMY, generate_wordnet_questions
+from vlm_classdata.lexicon import normalize
+from vlm_classdata.vocabulary import ClassVocabulary
 
 SUNGLASS, OCARINA, TOW_TRUCK, FORKLIFT, COLLIE, CRIB = (
     "n04355933", "n03840681", "n04461696", "n03384352", "n02106030", "n03131574")

@@ -1,6 +1,6 @@
-"""core.images: the JPEG fast path of inspect_image gives exactly PIL's result on every kind of input.
+"""vlm_classdata.images: the JPEG fast path of inspect_image gives exactly PIL's result on every kind of input.
 
-The reference is ``core.images._inspect_pil`` (the PIL-only path). Generated JPEGs of every mode and encoder
+The reference is ``vlm_classdata.images._inspect_pil`` (the PIL-only path). Generated JPEGs of every mode and encoder
 option, the bad inputs of builders.synthetic.add_bad_inputs, and thousands of corrupted variants (byte
 mutations and truncations of the header) must all give equal ImageChecks; the fast path must really be taken
 for ordinary JPEGs (progressive, grayscale, CMYK, EXIF with a JFIF resolution, ICC, comments).
@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from builders.synthetic import add_bad_inputs, jpeg_bytes
-from core import images
-from core.images import DEFAULT_MAX_PIXELS, ImageCheck, inspect_image
+from vlm_classdata import images
+from vlm_classdata.images import DEFAULT_MAX_PIXELS, ImageCheck, inspect_image
 
 FAKE_ICC = b"\0\0\2\x0cfake-icc-profile-payload" * 20
 

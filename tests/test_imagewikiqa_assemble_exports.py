@@ -19,8 +19,6 @@ from PIL import Image
 from builders.sources import open_source
 from builders.sources.base import Source
 from builders.synthetic import jpeg_bytes, make_imagenet_tree
-from core.errors import UserError
-from core.images import inspect_image
 from imagewikiqa.assemble import PairedItem, pair_images, shift_options
 from imagewikiqa.evaluate import Predictions, evaluate, load_benchmark
 from imagewikiqa.exports import (
@@ -31,6 +29,8 @@ from imagewikiqa.exports import (
     write_vlmevalkit_tsv,
 )
 from imagewikiqa.records import Question
+from vlm_classdata.errors import UserError
+from vlm_classdata.images import inspect_image
 
 TENCH, GOLDFISH, SHARK, CHIHUAHUA, SPANIEL = "n01440764", "n01443537", "n01484850", "n02085620", "n02085782"
 NAMES = {TENCH: "tench", GOLDFISH: "goldfish", SHARK: "great white shark", CHIHUAHUA: "Chihuahua",

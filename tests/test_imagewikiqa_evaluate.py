@@ -12,7 +12,6 @@ from pathlib import Path
 
 import polars as pl
 
-from core.errors import run_cli
 from imagewikiqa.__main__ import main
 from imagewikiqa.evaluate import (
     evaluate_files,
@@ -22,6 +21,7 @@ from imagewikiqa.evaluate import (
     summary_text,
     write_report,
 )
+from vlm_classdata.errors import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 ANIMALS = ["cat", "dog", "horse", "bird"]

@@ -10,8 +10,6 @@ import pytest
 from chat_server import ChatServer, bad_request, rate_limited, reply
 
 from builders.records import sample_rng
-from core.errors import UserError
-from core.vocabulary import ClassVocabulary
 from imagewikiqa.llm_client import ChatClient, validate_json
 from imagewikiqa.llm_questions import (
     PROMPTS,
@@ -21,6 +19,8 @@ from imagewikiqa.llm_questions import (
     generate_llm_questions,
 )
 from imagewikiqa.records import Article, Question
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import ClassVocabulary
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "timeout": 5.0}
 MODEL = "test-model"

@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from core.vlm.scripted import make_scripted_llava
-from core.vlm.tiny import make_tiny_causal_lm
 from imagewikiqa.llm_client import ChatRequest
 from imagewikiqa.local_backend import LocalChatModel
+from vlm_classdata.vlm.scripted import make_scripted_llava
+from vlm_classdata.vlm.tiny import make_tiny_causal_lm
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -63,9 +63,9 @@ def test_scripted_vlm_used_text_only_answers_json(tmp_path):
 def test_llm_generator_runs_on_the_local_backend_with_the_same_prompts(causal_lm, tmp_path):
     """The generator's requests go through the local model batched; a random model writes no valid JSON, so
     every class is rejected with the reason kept (after one repair round each)."""
-    from core.vocabulary import ClassVocabulary
     from imagewikiqa.llm_questions import build_request, generate_llm_questions
     from imagewikiqa.records import Article
+    from vlm_classdata.vocabulary import ClassVocabulary
 
     vocab = ClassVocabulary.bundled("imagenet1k").subset(["n01440764", "n04336792"])
     articles = {cid: [Article(cid, vocab[cid].name, f"The {vocab[cid].name} is an object. It is useful.", "test")]

@@ -7,9 +7,6 @@ import time
 
 import pytest
 
-from core.errors import UserError
-from core.lexicon import Form, Lexicon
-from core.vocabulary import ClassVocabulary
 from imagewikiqa.records import Article, Question
 from imagewikiqa.rules import (
     REASONS,
@@ -20,6 +17,9 @@ from imagewikiqa.rules import (
     reference_found,
     reference_score,
 )
+from vlm_classdata.errors import UserError
+from vlm_classdata.lexicon import Form, Lexicon
+from vlm_classdata.vocabulary import ClassVocabulary
 
 TENCH, TABBY, STRETCHER = "n01440764", "n02123045", "n04336792"
 ARTICLE = ("The tench or doctor fish (Tinca tinca) is a fresh- and brackish-water fish of the order "

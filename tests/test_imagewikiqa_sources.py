@@ -14,8 +14,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.errors import UserError
-from core.vocabulary import ClassVocabulary
 from imagewikiqa.records import Article
 from imagewikiqa.sources import (
     convert_pickle,
@@ -27,6 +25,8 @@ from imagewikiqa.sources import (
     split_sentences,
     write_articles_jsonl,
 )
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 TENCH, TABBY, STRETCHER, GOLDFISH, KIT_FOX = "n01440764", "n02123045", "n04336792", "n01443537", "n02119789"

@@ -8,7 +8,6 @@ import pytest
 from chat_server import ChatServer, bad_request, reply
 
 from builders.formats.mcq import parse_options
-from core.errors import UserError
 from imagewikiqa.llm_client import ChatClient
 from imagewikiqa.records import Question
 from imagewikiqa.verify_text import (
@@ -18,6 +17,7 @@ from imagewikiqa.verify_text import (
     verification_summary,
     verify_questions,
 )
+from vlm_classdata.errors import UserError
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "timeout": 5.0, "max_retries": 0}
 TENCH, TABBY, STRETCHER = "n01440764", "n02123045", "n04336792"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import UserError
-from core.lexicon import Lexicon, normalize
-from core.vocabulary import ClassVocabulary
-from core.wordnet import synset_from_wnid
 from imagewikiqa.records import Question
 from imagewikiqa.wordnet_questions import KINDS, TEMPLATES, coverage, generate_wordnet_questions
+from vlm_classdata.errors import UserError
+from vlm_classdata.lexicon import Lexicon, normalize
+from vlm_classdata.vocabulary import ClassVocabulary
+from vlm_classdata.wordnet import synset_from_wnid
 
 REPO = Path(__file__).resolve().parents[1]
 TENCH, GOLDFISH, WHITE_SHARK, TIGER_SHARK, HAMMERHEAD, OSTRICH = (
@@ -172,7 +172,7 @@ def test_question_json_round_trip(generated):
 def test_same_output_under_another_hash_seed(vocab, generated):
     """NLTK keeps relation pointers in sets; the output must not depend on PYTHONHASHSEED."""
     qs, _ = generated
-    code = ("import json; from core.vocabulary import ClassVocabulary; "
+    code = ("import json; from vlm_classdata.vocabulary import ClassVocabulary; "
             "from imagewikiqa.wordnet_questions import generate_wordnet_questions; "
             f"v = ClassVocabulary.bundled('imagenet1k').subset({WNIDS!r}); "
             "print(json.dumps([q.to_json() for q in generate_wordnet_questions(v, per_class=8, seed=0)[0]]))")

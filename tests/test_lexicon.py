@@ -1,4 +1,4 @@
-"""core.lexicon: normalisation, forms per class (names, WordNet lemmas, plurals, aliases), flags, queries."""
+"""vlm_classdata.lexicon: normalisation, forms per class (names, WordNet lemmas, plurals, aliases), flags, queries."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from core.errors import UserError
-from core.lexicon import FLAGS, Form, Lexicon, normalize, pluralize, stopwords
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.lexicon import FLAGS, Form, Lexicon, normalize, pluralize, stopwords
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -292,8 +292,8 @@ def test_vocabulary_without_wnids_uses_synonyms_and_wordnet_only_for_flags():
 
 
 def test_imagenet_build_is_fast_from_a_cold_start():
-    code = ("import time; t = time.perf_counter(); from core.vocabulary import ClassVocabulary; "
-            "from core.lexicon import Lexicon; lex = Lexicon.build(ClassVocabulary.bundled('imagenet1k')); "
+    code = ("import time; t = time.perf_counter(); from vlm_classdata.vocabulary import ClassVocabulary; "
+            "from vlm_classdata.lexicon import Lexicon; lex = Lexicon.build(ClassVocabulary.bundled('imagenet1k')); "
             "print(len(lex.forms), time.perf_counter() - t)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from core.lexicon import Form, normalize
 from corpora_stats.matcher import Matcher, normalize_expr, pattern_of
+from vlm_classdata.lexicon import Form, normalize
 
 CLASSES = ["tiger", "tiger_shark", "hen", "sloth", "crane_bird", "crane_machine", "goose"]
 

@@ -13,10 +13,10 @@ import pytest
 
 from builders import imagenet_qa
 from builders.synthetic import make_imagenet_tree
-from core.distractors import RELATIONS
-from core.vocabulary import ClassVocabulary
 from imagewikiqa.__main__ import main
 from imagewikiqa.report import MCQ_KIND, is_builders_mcq
+from vlm_classdata.distractors import RELATIONS
+from vlm_classdata.vocabulary import ClassVocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECTILE, MISSILE, TENCH, GOLDFISH, SYRINGE = "n04008634", "n03773504", "n01440764", "n01443537", "n04376876"

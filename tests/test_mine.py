@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.errors import UserError
-from core.vocabulary import ClassVocabulary
 from corpora_stats.mine import URL_COLUMNS, mine, select_classes
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 TENCH, TIGER_SHARK, TIGER, HEN = "n01440764", "n01491361", "n02129604", "n01514859"

@@ -22,8 +22,8 @@ from PIL import Image
 from builders.pipeline import Build, BuildConfig
 from builders.sources.imagenet import ImageNetSource
 from builders.synthetic import DEFAULT_WNIDS, add_bad_inputs, make_imagenet_tree
-from core.executors import LocalExecutor
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.executors import LocalExecutor
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 ALL = ["llava", "hf", "wds", "eval_open", "mcq", "mcq_hf", "vlmevalkit"]
@@ -130,7 +130,7 @@ def test_rerun_is_a_noop_and_changed_config_is_refused(imagenet_tree, tmp_path):
     before = tree_digest(tmp_path / "o")
     build(root, tmp_path / "o", seed=1)
     assert tree_digest(tmp_path / "o") == before
-    from core.errors import UserError
+    from vlm_classdata.errors import UserError
 
     with pytest.raises(UserError, match="seed"):
         build(root, tmp_path / "o", seed=2)
@@ -178,7 +178,7 @@ def test_kill_and_resume_is_byte_identical(tmp_path):
 
 def test_ray_executor_matches_local(imagenet_tree, tmp_path):
     pytest.importorskip("ray")
-    from core.executors import RayExecutor
+    from vlm_classdata.executors import RayExecutor
 
     root, _ = imagenet_tree
     vocab = ClassVocabulary.bundled("imagenet1k").subset(DEFAULT_WNIDS)

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from core.errors import UserError
 from corpora_stats.readers import FORMATS, ReadStats, detect_format, open_corpus
+from vlm_classdata.errors import UserError
 
 COMPRESSIONS = ["", ".gz", ".zst"]
 

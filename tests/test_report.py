@@ -16,8 +16,6 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from core.errors import UserError
-from core.vocabulary import ClassVocabulary
 from corpora_stats.report import (
     _pick_pair,
     _read_accuracy,
@@ -28,9 +26,11 @@ from corpora_stats.report import (
     under_exposed,
     write_report,
 )
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
-HAS_LEXICON = importlib.util.find_spec("core.lexicon") is not None
+HAS_LEXICON = importlib.util.find_spec("vlm_classdata.lexicon") is not None
 N = 50
 VOCAB = ClassVocabulary.bundled("imagenet1k").subset(ClassVocabulary.bundled("imagenet1k").ids[::20][:N])
 PRETRAIN = [i * i for i in range(N)]  # distinct, includes 0, spans 0..2401
@@ -322,7 +322,7 @@ def test_report_with_csv_accuracy_random_and_one_corpus(tmp_path):
         write_report(folder, tmp_path / "x", pretrain="nope")
 
 
-@pytest.mark.skipif(not HAS_LEXICON, reason="core.lexicon not written yet")
+@pytest.mark.skipif(not HAS_LEXICON, reason="vlm_classdata.lexicon not written yet")
 def test_lexicon_forms_count_plurals_as_correct(folder, tmp_path):
     from corpora_stats.report import _lexicon_for
 
@@ -333,7 +333,7 @@ def test_lexicon_forms_count_plurals_as_correct(folder, tmp_path):
     assert load_accuracy(path, VOCAB, lex)["correct"].sum() == N  # but they are lexicon forms
 
 
-@pytest.mark.skipif(not HAS_LEXICON, reason="corpora_stats.__main__ imports count, which needs core.lexicon")
+@pytest.mark.skipif(not HAS_LEXICON, reason="corpora_stats.__main__ imports count, which needs vlm_classdata.lexicon")
 def test_cli_report_matches_library_bytes(report, folder, predictions, tmp_path):
     out, _ = report
     cli_out = tmp_path / "cli"

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes, make_imagenet_tree
-from core.atomic import is_leftover
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.atomic import is_leftover
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 IGNORED = {"run_log.jsonl", ".vlm-classdata.lock", ".vlm-classdata.lock.owner"}

@@ -98,7 +98,7 @@ def test_a_real_ray_cluster_passes_the_check():
     """The probe accepts a live Ray GCS (a local instance started here), so --ray-address still works."""
     import ray
 
-    from core.executors import check_ray_address
+    from vlm_classdata.executors import check_ray_address
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:

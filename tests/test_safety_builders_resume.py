@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes, make_imagenet_tree
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 

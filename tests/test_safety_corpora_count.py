@@ -18,12 +18,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from core.errors import UserError, run_cli
-from core.vocabulary import ClassVocabulary
 from corpora_stats.__main__ import main
 from corpora_stats.count import CountConfig, count_corpora
 from corpora_stats.mine import load_counts_folder
 from corpora_stats.report import load_counts
+from vlm_classdata.errors import UserError, run_cli
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 WNIDS = ["n01440764", "n01491361", "n02129604", "n01514859", "n02012849", "n03126707", "n02457408",
@@ -45,7 +45,7 @@ def replace(src, dst, *a, **k):
     if d.name.startswith("counts_") and (d.parent == out if mode == "publish" else out in d.parents):
         os.kill(os.getpid(), signal.SIGKILL)
 os.replace = replace
-from core.errors import run_cli
+from vlm_classdata.errors import run_cli
 from corpora_stats.__main__ import main
 sys.exit(run_cli(main, sys.argv[3:]))
 """

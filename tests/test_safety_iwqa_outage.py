@@ -13,10 +13,10 @@ import time
 from chat_server import ChatServer, closed_port_url, outage, trickle
 from test_imagewikiqa_build import SEED, WNIDS, Oracle, Writer
 
-from core.errors import run_cli
-from core.vocabulary import ClassVocabulary
 from imagewikiqa.__main__ import main
 from imagewikiqa.wordnet_questions import generate_wordnet_questions
+from vlm_classdata.errors import run_cli
+from vlm_classdata.vocabulary import ClassVocabulary
 
 CLASSES = WNIDS[:12]
 

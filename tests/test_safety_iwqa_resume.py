@@ -13,9 +13,9 @@ from pathlib import Path
 from chat_server import ChatServer, slow
 from test_imagewikiqa_build import WNIDS, Writer
 
-from core.atomic import is_leftover
-from core.errors import run_cli
 from imagewikiqa.__main__ import main
+from vlm_classdata.atomic import is_leftover
+from vlm_classdata.errors import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = WNIDS[:6]

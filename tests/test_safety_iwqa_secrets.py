@@ -9,9 +9,9 @@ import json
 from chat_server import ChatServer, closed_port_url
 from test_imagewikiqa_build import WNIDS, Writer
 
-from core.errors import run_cli
-from core.secrets import find_credentials
 from imagewikiqa.__main__ import main
+from vlm_classdata.errors import run_cli
+from vlm_classdata.secrets import find_credentials
 
 SECRET = "sk-LiveKey0123456789abcdefXYZ"
 USER = "alice-the-user"

@@ -22,7 +22,7 @@ from datasets import Dataset, Features, Image, Value
 
 from builders.sources.wds import WebDatasetSource
 from builders.synthetic import jpeg_bytes
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 EVIL = "../../../../evil"
@@ -131,7 +131,7 @@ def test_webdataset_key_too_long_for_a_file_name_is_unsafe_name(tmp_path):
 
 def test_hf_split_or_key_too_long_for_a_file_name(tmp_path):
     from builders.sources.hf import HFSource
-    from core.errors import UserError
+    from vlm_classdata.errors import UserError
 
     img = {"bytes": jpeg_bytes(random.Random(4)), "path": None}
     features = Features({"image": Image(), "label": Value("string"), "key": Value("string")})

@@ -21,8 +21,8 @@ from datasets import Dataset, Features, Image, Value
 from builders.sources.hf import HFSource
 from builders.sources.imagefolder import ImageFolderSource
 from builders.synthetic import jpeg_bytes, make_imagenet_tree
-from core.errors import UserError
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 #: display names that are also another imagenet1k class's synonym

@@ -1,4 +1,4 @@
-"""core.answers.parse_choice on long and adversarial replies (linear time) and final-decision phrasings.
+"""vlm_classdata.answers.parse_choice on long and adversarial replies (linear time) and final-decision phrasings.
 
 Timings use CPU time of this process (best of 3), so other processes on the machine do not decide them; the
 bound is generous: before the fix a 100,000-character "answer " loop took over a minute.
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from core.answers import ParsedAnswer, parse_choice
+from vlm_classdata.answers import ParsedAnswer, parse_choice
 
 ANIMALS = ["cat", "dog", "horse", "bird"]
 N = 100_000

@@ -16,8 +16,8 @@ from cards.__main__ import main as cards_main
 from cards.check import check_folder
 from cards.publish import plan_upload
 from cards.write import write_card
-from core.errors import run_cli
-from core.stages import lock_out
+from vlm_classdata.errors import run_cli
+from vlm_classdata.stages import lock_out
 
 SECRET_URL = "http://user:sk-abcdef123456@host/v1"
 SCRIPT = str(Path(__file__).resolve().parents[1] / "builders" / "imagenet_qa.py")

@@ -16,9 +16,9 @@ from polars.testing import assert_frame_equal
 
 from builders.imagenet_qa import main as build_main
 from builders.verify.__main__ import main as verify_main
-from core.errors import run_cli
-from core.stages import lock_out
-from core.vlm.tiny import make_tiny_llava
+from vlm_classdata.errors import run_cli
+from vlm_classdata.stages import lock_out
+from vlm_classdata.vlm.tiny import make_tiny_llava
 
 LIMIT, CHUNK = 6, 2  # three parts
 

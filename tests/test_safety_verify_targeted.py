@@ -1,4 +1,4 @@
-"""builders.targeted: a shard img2dataset calls finished is done only when it checks out (core.stages markers);
+"""builders.targeted: a shard img2dataset calls finished is done only when it checks out (vlm_classdata.stages markers);
 a failed one is removed and fetched again, alone, by the next run. OUT is claimed with the run lock.
 
 Real downloads from a local image server (2 shards of 3 URLs); the failed shards are real shard files that a
@@ -17,8 +17,8 @@ from image_server import ImageServer
 from test_targeted import make_mined
 
 from builders import targeted
-from core.errors import UserError, run_cli
-from core.stages import Stages, lock_out
+from vlm_classdata.errors import UserError, run_cli
+from vlm_classdata.stages import Stages, lock_out
 
 PLAN = {"n01440764": [f"good/tench_{i}.jpg" for i in range(3)],
         "n01443537": [f"good/goldfish_{i}.jpg" for i in range(3)]}

@@ -9,7 +9,7 @@ from importlib import resources
 from PIL import Image
 
 from builders.sample import SAMPLE_ROOT, sample_wnids
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.vocabulary import ClassVocabulary
 
 VAL_NAME = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
 

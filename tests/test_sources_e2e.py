@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from builders.synthetic import jpeg_bytes
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 

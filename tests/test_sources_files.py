@@ -17,8 +17,8 @@ from builders.sources.imagefolder import ImageFolderSource
 from builders.sources.imagenet import ImageNetSource
 from builders.sources.manifest import ManifestSource
 from builders.synthetic import DEFAULT_WNIDS, add_bad_inputs, jpeg_bytes, make_imagenet_tree
-from core.errors import UserError
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import ClassVocabulary
 
 N_CLASSES, TRAIN_PER, VAL_PER = len(DEFAULT_WNIDS), 3, 2
 

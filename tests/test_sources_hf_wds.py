@@ -22,8 +22,8 @@ from builders.records import SampleRef
 from builders.sources.hf import HFSource
 from builders.sources.wds import WebDatasetSource
 from builders.synthetic import jpeg_bytes, make_imagenet_tree
-from core.errors import UserError
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import ClassVocabulary
 
 WNIDS = ["n01440764", "n01443537", "n02012849", "n02085620"]  # tench, goldfish, crane bird, Chihuahua
 

@@ -18,8 +18,8 @@ import pytest
 from image_server import ImageServer
 
 from builders import targeted
-from core.errors import UserError, run_cli
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError, run_cli
+from vlm_classdata.vocabulary import ClassVocabulary
 
 # class id -> (display name, url paths); the expected failure reasons follow from the paths
 PLAN = {

@@ -13,9 +13,9 @@ from image_server import ImageServer
 
 from builders.targeted import main as targeted_main
 from cards.__main__ import main as cards_main
-from core.errors import run_cli
-from core.vocabulary import ClassVocabulary
 from corpora_stats.__main__ import main as corpora_main
+from vlm_classdata.errors import run_cli
+from vlm_classdata.vocabulary import ClassVocabulary
 
 # six real ImageNet classes; the instruction corpus names the first three often, the last three rarely
 CLASSES = ["n01440764", "n01443537", "n02123045", "n04336792", "n03126707", "n04398044"]  # tench … teapot

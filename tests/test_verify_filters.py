@@ -24,7 +24,7 @@ from builders.verify.filters import (
 )
 from builders.verify.items import load_items
 from builders.writers.jsonfiles import dumps_compact
-from core.errors import UserError
+from vlm_classdata.errors import UserError
 
 SIDECAR_SCHEMA = {"sample_id": pl.String, "pass": pl.String, "model": pl.String, "status": pl.String,
                   "error": pl.String, "correct": pl.Boolean}

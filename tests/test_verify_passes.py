@@ -1,6 +1,6 @@
 """Verification passes on tiny models loaded through the real path (save_pretrained → from_pretrained offline).
 
-Scripted tiny LLaVAs (core.vlm.scripted) always give one known reply, so what each pass concludes can be
+Scripted tiny LLaVAs (vlm_classdata.vlm.scripted) always give one known reply, so what each pass concludes can be
 checked item by item; a random tiny LLaVA gives varied replies for the resume / Ray / shard equalities.
 """
 
@@ -23,9 +23,9 @@ from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes
 from builders.verify.items import Item, build_vocabulary, load_build, load_items
 from builders.verify.passes import PassSettings, make_pass
 from builders.verify.runner import PassJob, RunOptions, run_pass
-from core.errors import UserError
-from core.vlm.scripted import make_scripted_llava
-from core.vlm.tiny import make_tiny_llava
+from vlm_classdata.errors import UserError
+from vlm_classdata.vlm.scripted import make_scripted_llava
+from vlm_classdata.vlm.tiny import make_tiny_llava
 
 REPO = Path(__file__).resolve().parents[1]
 TENCH = "n01440764"
@@ -124,7 +124,7 @@ def test_released_imagewikiqa_rows_are_scored(models, tmp_path, released_imagewi
 
 
 def build_vocabulary_for_release():
-    from core.vocabulary import ClassVocabulary
+    from vlm_classdata.vocabulary import ClassVocabulary
 
     return ClassVocabulary.bundled("imagenet1k")
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from core.errors import UserError
-from core.vlm import VLM, GenerationConfig, run_with_halving
-from core.vlm.tiny import build_tokenizer, make_tiny_llava
+from vlm_classdata.errors import UserError
+from vlm_classdata.vlm import VLM, GenerationConfig, run_with_halving
+from vlm_classdata.vlm.tiny import build_tokenizer, make_tiny_llava
 
 QUESTIONS = ["What is it?", "Describe the animal in this image in a few words, please.", "A",
              "Which of these is the right class name for the object?", "Is there a dog?"]

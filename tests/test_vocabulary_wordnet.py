@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import UserError
-from core.vocabulary import BUNDLED, ClassVocabulary
-from core.wordnet import cache_dir, ensure_wordnet, synset_from_wnid, wnid_of, wordnet
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import BUNDLED, ClassVocabulary
+from vlm_classdata.wordnet import cache_dir, ensure_wordnet, synset_from_wnid, wnid_of, wordnet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def _probe(tmp_path: Path, env: dict, code: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-FIND = "from core.wordnet import ensure_wordnet, wordnet; print(ensure_wordnet()); print(wordnet().synset('tench.n.01'))"
+FIND = "from vlm_classdata.wordnet import ensure_wordnet, wordnet; print(ensure_wordnet()); print(wordnet().synset('tench.n.01'))"
 
 
 def test_lookup_order_existing_nltk_corpus_first(tmp_path):
@@ -113,8 +113,8 @@ def test_lookup_order_system_dict_is_copied_into_the_cache(tmp_path):
 
 
 def test_missing_wordnet_is_one_clear_error(tmp_path):
-    code = ("import core.wordnet as w; w.SYSTEM_DIRS = ();\n"
-            "from core.errors import run_cli\nimport sys\n"
+    code = ("import vlm_classdata.wordnet as w; w.SYSTEM_DIRS = ();\n"
+            "from vlm_classdata.errors import run_cli\nimport sys\n"
             "sys.exit(run_cli(lambda argv: w.ensure_wordnet()))")
     res = _probe(tmp_path, {"NLTK_DATA": str(tmp_path / "empty")}, code)
     assert res.returncode == 2

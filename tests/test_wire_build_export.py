@@ -27,15 +27,15 @@ from PIL import Image
 from builders.synthetic import make_imagenet_tree
 from cards.check import check_folder
 from cards.write import write_card
-from core.errors import run_cli
-from core.lexicon import Lexicon
-from core.vocabulary import ClassVocabulary
-from core.wordnet import synset_from_wnid
 from imagewikiqa.__main__ import main
 from imagewikiqa.audit import audit_sample, key_check
 from imagewikiqa.evaluate import load_benchmark
 from imagewikiqa.records import Question
 from imagewikiqa.report import cross_class_duplicates, leak_check
+from vlm_classdata.errors import run_cli
+from vlm_classdata.lexicon import Lexicon
+from vlm_classdata.vocabulary import ClassVocabulary
+from vlm_classdata.wordnet import synset_from_wnid
 
 VOCAB = ClassVocabulary.bundled("imagenet1k")
 CLASSES = VOCAB.ids[:60]

@@ -24,7 +24,7 @@ from builders.writers.images import ImageFilesWriter
 from builders.writers.jsonfiles import JsonArrayWriter, JsonlWriter, TsvWriter
 from builders.writers.registry import WRITERS, make_writer
 from builders.writers.webdataset import WebDatasetWriter
-from core.errors import UserError
+from vlm_classdata.errors import UserError
 
 CLASSES = [("n01440764", "tench"), ("n01443537", "goldfish"), ("n02012849", "crane")]
 CLASS_NAMES = [name for _, name in CLASSES]

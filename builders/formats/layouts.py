@@ -18,7 +18,7 @@ from collections.abc import Callable
 from builders.formats.base import Example
 from builders.formats.mcq import MAX_LETTERS, MCQExample, format_options, letters
 from builders.records import Record
-from core.errors import UserError
+from vlm_classdata.errors import UserError
 
 IMAGE_TOKEN = "<image>"
 

@@ -15,7 +15,7 @@ MAX_LETTERS = 26
 
 @dataclass
 class MCQExample(Example):
-    """A multiple-choice Example that records how its distractors were chosen (see core.distractors)."""
+    """A multiple-choice Example that records how its distractors were chosen (see vlm_classdata.distractors)."""
 
     option_class_ids: list[str] = field(default_factory=list)  # class id of every option, in display order
     distractor_mode: str = ""  # "random" or "hard"

@@ -5,13 +5,13 @@ Every per-sample choice (template, distractors, their order) comes from
 sample, never on record order or worker count. MCQ answer positions are assigned by the pipeline with
 :func:`builders.formats.mcq.balanced_positions` and passed to :meth:`MCQTask.make`.
 
-MCQ distractors are only ever valid ones (:mod:`core.distractors`: never a class that shares a name,
+MCQ distractors are only ever valid ones (:mod:`vlm_classdata.distractors`: never a class that shares a name,
 lemma or plural with the answer, a WordNet ancestor, descendant or same synset, or a curated equivalent):
 
 * ``random`` draws ``k - 1`` of all valid classes per item (``rng.sample`` over the valid pool in vocabulary
   order, so a class with no invalid partner gets exactly the draws of earlier versions);
 * ``hard`` draws ``k - 1`` per item from the class's hard pool: its ``HARD_POOL_FACTOR × (k - 1)`` (3×)
-  WordNet-nearest valid classes (:meth:`core.distractors.DistractorPolicy.hard_pool`), so items of one class
+  WordNet-nearest valid classes (:meth:`vlm_classdata.distractors.DistractorPolicy.hard_pool`), so items of one class
   get different sets of near classes.
 """
 
@@ -24,8 +24,8 @@ from builders.formats.base import Example, Task
 from builders.formats.mcq import MAX_LETTERS, MCQExample, format_options, letters
 from builders.prompts import PromptRegistry
 from builders.records import Record, sample_rng
-from core.errors import UserError
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import ClassVocabulary
 
 DISTRACTOR_MODES = ("random", "hard")
 HARD_POOL_FACTOR = 3  # hard mode draws k - 1 distractors from the nearest HARD_POOL_FACTOR * (k - 1) valid classes
@@ -121,7 +121,7 @@ class MCQTask(Task):
             self.instruction_set = "list_cot_instruction" if cot else "list_instruction"
         self.prompts.templates(self.stem_set)
         self.prompts.templates(self.instruction_set)
-        from core.distractors import distractor_policy
+        from vlm_classdata.distractors import distractor_policy
 
         self.policy = distractor_policy(vocab)
         need = num_choices - 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from builders.sources.base import Source
-from core.errors import UserError
-from core.names import check_name
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.names import check_name
+from vlm_classdata.vocabulary import ClassVocabulary
 
 SOURCE_KINDS = ("imagenet", "imagefolder", "hf", "manifest", "webdataset")
 

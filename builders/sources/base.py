@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
 from builders.records import SampleRef
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.vocabulary import ClassVocabulary
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 

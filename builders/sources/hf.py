@@ -31,9 +31,9 @@ from typing import Any
 
 from builders.records import SampleRef, safe_key
 from builders.sources.base import Source
-from core.errors import UserError
-from core.names import name_problem
-from core.vocabulary import WNID_RE, ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.names import name_problem
+from vlm_classdata.vocabulary import WNID_RE, ClassVocabulary
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _SCAN_BATCH = 65_536

@@ -18,9 +18,9 @@ from pathlib import Path, PurePosixPath
 
 from builders.records import SampleRef, safe_key
 from builders.sources.base import IMAGE_EXTENSIONS, Source
-from core.errors import UserError, read_user_json
-from core.names import check_name, name_problem
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.names import check_name, name_problem
+from vlm_classdata.vocabulary import ClassVocabulary
 
 #: ``(class_id, skip reason, detail)`` as :meth:`ClassVocabulary.resolve_label` returns it
 Resolved = tuple[str | None, str | None, str]

@@ -35,8 +35,8 @@ from builders.sources.imagefolder import (
     stem_of,
     walk_files,
 )
-from core.errors import UserError
-from core.vocabulary import WNID_RE, ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import WNID_RE, ClassVocabulary
 
 VAL_LABEL_MODES = ("auto", "folders", "loc_csv", "devkit", "package")
 LOC_CSV = "LOC_val_solution.csv"

@@ -29,9 +29,9 @@ from builders.sources.imagefolder import (
     require_dir,
     stem_of,
 )
-from core.errors import UserError
-from core.names import check_name, name_problem
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.names import check_name, name_problem
+from vlm_classdata.vocabulary import ClassVocabulary
 
 
 class _BadLine(Exception):

@@ -36,9 +36,9 @@ from pathlib import Path
 
 from builders.records import SampleRef, safe_key
 from builders.sources.base import Source
-from core.errors import UserError
-from core.names import check_name, name_problem
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.names import check_name, name_problem
+from vlm_classdata.vocabulary import ClassVocabulary
 
 #: WebDataset's own split of a member name into (key, extension)
 _KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")

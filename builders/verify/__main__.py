@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import UserError, run_cli
+from vlm_classdata.errors import UserError, run_cli
 
 if TYPE_CHECKING:
     from builders.verify.items import ItemSet
     from builders.verify.passes import PassSettings
     from builders.verify.runner import RunOptions
-    from core.stages import RunLock
-    from core.vocabulary import ClassVocabulary
+    from vlm_classdata.stages import RunLock
+    from vlm_classdata.vocabulary import ClassVocabulary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,8 +106,8 @@ def _run(args: argparse.Namespace) -> int:
     from builders.verify.items import build_vocabulary
     from builders.verify.passes import PASSES, PassSettings
     from builders.verify.runner import RunOptions, model_alias
-    from core.vlm.runtime import model_source
-    from core.vocabulary import ClassVocabulary
+    from vlm_classdata.vlm.runtime import model_source
+    from vlm_classdata.vocabulary import ClassVocabulary
 
     if bool(args.build) == bool(args.input):
         raise UserError("give exactly one of --build and --input")
@@ -157,7 +157,7 @@ def _claim_out(out: Path, args: argparse.Namespace, shard: tuple[int, int] | Non
     """Check ``--out`` (a folder, not the build or the input) and lock it for this run; leftovers of dead runs
     are removed. Shards of one run share OUT: each locks its own shard instead (the same shard twice is refused)
     and the next run without ``--shard`` removes leftovers."""
-    from core.stages import check_out, lock_out, open_out
+    from vlm_classdata.stages import check_out, lock_out, open_out
 
     check_out(out, [args.input] if args.input else [])
     if args.build:
@@ -224,8 +224,8 @@ def _log_run(out: Path, summary: dict, seconds: float) -> None:
 
 def _filter(args: argparse.Namespace) -> int:
     from builders.verify.filters import parse_rule, run_filter, write_build_meta
-    from core.errors import read_user_json
-    from core.stages import open_out
+    from vlm_classdata.errors import read_user_json
+    from vlm_classdata.stages import open_out
 
     build = Path(args.build)
     manifest = read_user_json(build / "manifest.json", "build manifest")

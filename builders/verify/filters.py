@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 
 from builders.verify.items import ID_FIELDS, row_id
 from builders.writers.jsonfiles import dumps_compact
-from core.atomic import write_bytes_atomic, write_with
-from core.errors import UserError
+from vlm_classdata.atomic import write_bytes_atomic, write_with
+from vlm_classdata.errors import UserError
 
 ACTIONS = ("keep", "drop")
 DEFAULT_COLUMN = "correct"

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builders.formats.mcq import parse_options
-from core.errors import UserError, read_user_json
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.vocabulary import ClassVocabulary
 
 ID_FIELDS = ("question_id", "id", "index")
 

@@ -1,10 +1,10 @@
 """The verification passes: what each asks a model and how its answer is judged.
 
 * ``label_check`` — the open question with the image; correct when the reply names the label or one of its
-  WordNet synonyms/plurals (:class:`core.answers.LabelMatcher`; rapidfuzz ``fuzz.ratio`` ≥
-  :data:`core.answers.FUZZY_THRESHOLD` = 90 for near matches).
+  WordNet synonyms/plurals (:class:`vlm_classdata.answers.LabelMatcher`; rapidfuzz ``fuzz.ratio`` ≥
+  :data:`vlm_classdata.answers.FUZZY_THRESHOLD` = 90 for near matches).
 * ``mcq`` — the multiple-choice item with the image; the reply's letter is read by
-  :func:`core.answers.parse_choice` (the same parser as the ImageWikiQA evaluator).
+  :func:`vlm_classdata.answers.parse_choice` (the same parser as the ImageWikiQA evaluator).
 * ``blind`` — the same multiple-choice item without the image; a correct answer flags the item as
   answerable blind.
 * ``rank`` — the log-likelihood of every class name as the answer to the open question (shared-prefix
@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from builders.verify.items import Item
-from core.errors import UserError
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.errors import UserError
+from vlm_classdata.vocabulary import ClassVocabulary
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from core.vlm import VLM
+    from vlm_classdata.vlm import VLM
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class _GenerationPass(Pass):
     """Passes that generate a reply and judge it."""
 
     def _answer(self, vlm: VLM, items: list[Item], images: list[Image.Image | None]) -> list[dict]:
-        from core.vlm import GenerationConfig
+        from vlm_classdata.vlm import GenerationConfig
 
         config = GenerationConfig(max_new_tokens=self.settings.max_new_tokens, batch_size=self.settings.batch_size)
         asked = [(im if self.uses_image else None, self.prompt(it)) for it, im in zip(items, images, strict=True)]
@@ -184,8 +184,8 @@ class LabelCheckPass(_GenerationPass):
 
     def judge(self, item: Item, reply: str) -> dict:
         if self._matcher is None:
-            from core.answers import LabelMatcher
-            from core.lexicon import Lexicon
+            from vlm_classdata.answers import LabelMatcher
+            from vlm_classdata.lexicon import Lexicon
 
             self._matcher = LabelMatcher(Lexicon.build(self.vocab))
         m = self._matcher.match(item.class_id, reply)
@@ -206,7 +206,7 @@ class McqPass(_GenerationPass):
         return None
 
     def judge(self, item: Item, reply: str) -> dict:
-        from core.answers import parse_choice
+        from vlm_classdata.answers import parse_choice
 
         parsed = parse_choice(reply, list(item.options))
         return {"pred_index": parsed.index, "pred_letter": parsed.letter, "parse_how": parsed.how,

@@ -31,11 +31,11 @@ import polars as pl
 
 from builders.verify.items import Item
 from builders.verify.passes import Pass, PassSettings, make_pass
-from core import progress
-from core.atomic import write_bytes_atomic, write_json_atomic, write_with
-from core.errors import UserError, first_line
-from core.provenance import package_versions
-from core.vocabulary import ClassVocabulary
+from vlm_classdata import progress
+from vlm_classdata.atomic import write_bytes_atomic, write_json_atomic, write_with
+from vlm_classdata.errors import UserError, first_line
+from vlm_classdata.provenance import package_versions
+from vlm_classdata.vocabulary import ClassVocabulary
 
 log = logging.getLogger(__name__)
 _ALIAS_BAD = re.compile(r"[^A-Za-z0-9_\-]+")
@@ -72,7 +72,7 @@ class ChunkWorker:
     """Loads the model once, then answers chunks of items (the unit of caching and of Ray work)."""
 
     def __init__(self, job: PassJob) -> None:
-        from core.vlm import VLM
+        from vlm_classdata.vlm import VLM
 
         self.job = job
         self.pass_ = job.make_pass()
@@ -205,7 +205,7 @@ class PassCache:
 
 def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
     """Publish ``frame`` as ``path`` atomically; a failed write (disk full, no permission) is an
-    :class:`OSError` naming ``path`` (see :func:`core.atomic.write_with`)."""
+    :class:`OSError` naming ``path`` (see :func:`vlm_classdata.atomic.write_with`)."""
     write_with(path, frame.write_parquet)
 
 
@@ -245,7 +245,7 @@ def _run_local(job: PassJob, chunks: list[tuple[int, list[Item]]]) -> Iterator[t
 
 def _run_ray(job: PassJob, chunks: list[tuple[int, list[Item]]],
              options: RunOptions) -> Iterator[tuple[int, list[dict]]]:
-    from core.executors import ensure_ray
+    from vlm_classdata.executors import ensure_ray
 
     ensure_ray(options.ray_address, options.num_workers)
     import ray

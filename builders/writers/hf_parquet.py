@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_path, commit, discard, naming, write_text_atomic
-from core.errors import UserError
+from vlm_classdata.atomic import atomic_path, commit, discard, naming, write_text_atomic
+from vlm_classdata.errors import UserError
 
 IMAGE_COLUMN = "image"
 _IMAGE_BYTES_LEAF = "image.bytes"

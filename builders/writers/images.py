@@ -6,7 +6,7 @@ from pathlib import Path
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_path, commit, discard, naming
+from vlm_classdata.atomic import atomic_path, commit, discard, naming
 
 
 class _ImageShardWriter(ShardWriter):

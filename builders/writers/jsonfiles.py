@@ -20,8 +20,8 @@ from typing import BinaryIO
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_output, atomic_path, commit, discard, naming
-from core.errors import UserError
+from vlm_classdata.atomic import atomic_output, atomic_path, commit, discard, naming
+from vlm_classdata.errors import UserError
 
 PARTS_DIR = ".parts"
 

@@ -9,7 +9,7 @@ from builders.writers.hf_parquet import HFParquetWriter
 from builders.writers.images import ImageFilesWriter
 from builders.writers.jsonfiles import JsonArrayWriter, JsonlWriter, TsvWriter
 from builders.writers.webdataset import WebDatasetWriter
-from core.errors import UserError
+from vlm_classdata.errors import UserError
 
 WRITERS: dict[str, type[Writer]] = {
     "json_array": JsonArrayWriter,

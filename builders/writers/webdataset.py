@@ -23,8 +23,8 @@ from typing import BinaryIO
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer
-from core.atomic import atomic_path, commit, discard, naming, write_text_atomic
-from core.errors import UserError
+from vlm_classdata.atomic import atomic_path, commit, discard, naming, write_text_atomic
+from vlm_classdata.errors import UserError
 
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 10240: the archive is padded to a multiple of this

@@ -2,7 +2,7 @@
 
 The one way every command publishes a file. A reader never sees a half-written file under its final name; a
 killed writer leaves only ``.<name>.tmp<pid>`` siblings, which :func:`remove_leftovers` deletes at the start of
-the next run (under the run lock of :mod:`core.stages`, so no live writer owns them).
+the next run (under the run lock of :mod:`vlm_classdata.stages`, so no live writer owns them).
 """
 
 from __future__ import annotations

@@ -152,10 +152,10 @@ def make_tiny_causal_lm(path: str, seed: int = 0, hidden: int = 64, layers: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m core.vlm.tiny OUT [--reply TEXT] [--seed N]``: save a tiny random (or scripted) LLaVA."""
+    """``python -m vlm_classdata.vlm.tiny OUT [--reply TEXT] [--seed N]``: save a tiny random (or scripted) LLaVA."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m core.vlm.tiny",
+    p = argparse.ArgumentParser(prog="python -m vlm_classdata.vlm.tiny",
                                 description="Save a tiny randomly initialised LLaVA checkpoint (offline), to try "
                                             "the verification passes without downloading a model.")
     p.add_argument("out", help="folder to save the checkpoint in")
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.reply:
-        from core.vlm.scripted import make_scripted_llava
+        from vlm_classdata.vlm.scripted import make_scripted_llava
 
         make_scripted_llava(args.out, args.reply, seed=args.seed)
     else:
@@ -175,6 +175,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     import sys
 
-    from core.errors import run_cli
+    from vlm_classdata.errors import run_cli
 
     sys.exit(run_cli(main))

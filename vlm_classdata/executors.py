@@ -20,8 +20,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from core import progress
-from core.errors import UserError
+from vlm_classdata import progress
+from vlm_classdata.errors import UserError
 
 DEFAULT_RAY_TIMEOUT = 20.0  # seconds a Ray address has to answer before the run gives up
 _NO_CONTEXT = object()

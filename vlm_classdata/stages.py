@@ -2,7 +2,7 @@
 
 - **One output folder, one run.** :func:`open_out` checks ``--out`` before any work (a folder, not overlapping
   any input, made by this tool when ``--overwrite`` would delete it), takes the run lock and removes what dead
-  runs left (temporary siblings, see :mod:`core.atomic`). The lock is an OS file lock (``filelock``): a killed
+  runs left (temporary siblings, see :mod:`vlm_classdata.atomic`). The lock is an OS file lock (``filelock``): a killed
   run releases it with its process, so a stale lock never blocks; a live one is reported with its owner.
 - **A unit is done only when all its work succeeded.** :class:`Stages` keeps one completion marker per unit
   (a shard, a chunk, a stage, a corpus): a JSON file holding the unit's *fingerprint* — a hash of everything
@@ -28,9 +28,15 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from core.atomic import is_leftover, json_text, remove_leftovers, write_json_atomic, write_text_atomic
-from core.errors import UserError
-from core.names import check_name
+from vlm_classdata.atomic import (
+    is_leftover,
+    json_text,
+    remove_leftovers,
+    write_json_atomic,
+    write_text_atomic,
+)
+from vlm_classdata.errors import UserError
+from vlm_classdata.names import check_name
 
 OWNER_FILE = ".vlm-classdata"  # written into every output folder this tool creates
 LOCK_FILE = ".vlm-classdata.lock"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from core.errors import UserError, read_user_json
+from vlm_classdata.errors import UserError, read_user_json
 
 BUNDLED = ("imagenet1k", "flowers102", "stanford_cars", "caltech101", "cub200", "food101", "objectnet")
 WNID_RE = re.compile(r"^[nvar]\d{8}$")
@@ -215,7 +215,7 @@ class ClassVocabulary:
         """One of :data:`BUNDLED`."""
         if name not in BUNDLED:
             raise UserError(f"unknown class list {name!r}; bundled: {', '.join(BUNDLED)}")
-        text = resources.files("core.data.classlists").joinpath(f"{name}.json").read_text()
+        text = resources.files("vlm_classdata.data.classlists").joinpath(f"{name}.json").read_text()
         return cls.from_json(json.loads(text), name)
 
     @classmethod
@@ -250,7 +250,7 @@ class ClassVocabulary:
                 names.append(inet[w].name)
                 syns.append(inet[w].synonyms)
             else:
-                from core.wordnet import synset_from_wnid
+                from vlm_classdata.wordnet import synset_from_wnid
 
                 lemmas = [lemma.replace("_", " ") for lemma in synset_from_wnid(w).lemma_names()]
                 names.append(lemmas[0])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from core.errors import UserError
+from vlm_classdata.errors import UserError
 
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
 

@@ -1,6 +1,6 @@
 """Surface forms of every class (display name, WordNet lemmas, plurals, aliases) with risk flags.
 
-A :class:`Lexicon` lists, per class of a :class:`~core.vocabulary.ClassVocabulary`, the normalised texts
+A :class:`Lexicon` lists, per class of a :class:`~vlm_classdata.vocabulary.ClassVocabulary`, the normalised texts
 that count as a mention of the class. ``method="wordnet"`` (default) builds, in this order and without
 repeats within a class (the first kind wins):
 
@@ -20,7 +20,7 @@ Each form carries a sorted subset of :data:`FLAGS`:
   than the class's own sense ("mouse" of computer mouse: mouse.n.01 14 > 0). A text whose senses do not
   include the class's synset (display names like "crane bird") is not ambiguous. Plurals inherit the
   flag of their singular. Senses with equal counts (often all 0) do not make a form ambiguous;
-* ``short``     fewer than 3 characters, or a function/very common word from ``core/data/stopwords.txt``
+* ``short``     fewer than 3 characters, or a function/very common word from ``vlm_classdata/data/stopwords.txt``
   ("ai", "can", "will"); plurals of short forms are short too.
 
 ``method="paper"`` keeps only the display names (no lemmas, plurals, aliases or flags).
@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 import regex
 
-from core.errors import UserError, read_user_json
-from core.vocabulary import ClassEntry, ClassVocabulary
-from core.wordnet import WordNetMissingError, synset_from_wnid, wordnet
+from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.vocabulary import ClassEntry, ClassVocabulary
+from vlm_classdata.wordnet import WordNetMissingError, synset_from_wnid, wordnet
 
 if TYPE_CHECKING:
     import polars
@@ -295,8 +295,8 @@ def load_aliases(aliases: str | Path | dict[str, Any], vocab: ClassVocabulary) -
 
 
 def stopwords() -> frozenset[str]:
-    """The shipped stoplist (``core/data/stopwords.txt``), normalised."""
-    text = resources.files("core.data").joinpath("stopwords.txt").read_text(encoding="utf-8")
+    """The shipped stoplist (``vlm_classdata/data/stopwords.txt``), normalised."""
+    text = resources.files("vlm_classdata.data").joinpath("stopwords.txt").read_text(encoding="utf-8")
     words = (normalize(line.split("#", 1)[0]) for line in text.splitlines())
     return frozenset(w for w in words if w)
 

@@ -16,8 +16,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.atomic import atomic_path, commit, discard
-from core.errors import UserError
+from vlm_classdata.atomic import atomic_path, commit, discard
+from vlm_classdata.errors import UserError
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader

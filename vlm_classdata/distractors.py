@@ -3,11 +3,11 @@
 A class ``b`` is an INVALID distractor for an answer class ``a`` (it would be a second correct option)
 when, checked in this order (the first reason found is reported):
 
-* ``same_synset``  both classes map to the same WordNet synset (:func:`core.hierarchy.entry_synset`);
+* ``same_synset``  both classes map to the same WordNet synset (:func:`vlm_classdata.hierarchy.entry_synset`);
 * ``ancestor``     ``b``'s synset is a WordNet ancestor of ``a``'s (hypernym closure, instance hypernyms
   included): "dog" is no wrong answer for a beagle;
 * ``descendant``   ``b``'s synset is a descendant of ``a``'s;
-* ``shared_form``  the classes share a lexicon form (:class:`core.lexicon.Lexicon`: display name, WordNet
+* ``shared_form``  the classes share a lexicon form (:class:`vlm_classdata.lexicon.Lexicon`: display name, WordNet
   lemmas and synonyms, aliases, plurals; normalised), e.g. "missile" is a lemma of projectile.n.01 and the
   display name of the missile class; a synonym lemma of one that is a lemma of the other is this case too.
   A form that is only a plural in both classes does not count (syrinx and syringe share "syringes"), a
@@ -37,9 +37,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from core.hierarchy import _entries_key, class_closures, neighbor_order
-from core.lexicon import Lexicon
-from core.vocabulary import ClassVocabulary
+from vlm_classdata.hierarchy import _entries_key, class_closures, neighbor_order
+from vlm_classdata.lexicon import Lexicon
+from vlm_classdata.vocabulary import ClassVocabulary
 
 INVALID_REASONS = ("same_synset", "ancestor", "descendant", "shared_form", "curated")
 RELATIONS = ("sibling", "cousin", "unrelated", "unknown")
@@ -162,7 +162,7 @@ class DistractorPolicy:
         return rng.sample(self._pool(self._i(class_id)), k)
 
     def hard_pool(self, class_id: str, size: int) -> list[str]:
-        """The ``size`` valid classes nearest to ``class_id`` (:func:`core.hierarchy.class_neighbors`
+        """The ``size`` valid classes nearest to ``class_id`` (:func:`vlm_classdata.hierarchy.class_neighbors`
         ranking with the invalid ones left out); fewer when fewer are valid."""
         a = self._i(class_id)
         bad = self._invalid[a]

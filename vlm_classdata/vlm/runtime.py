@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from core.errors import UserError, first_line
+from vlm_classdata.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import torch

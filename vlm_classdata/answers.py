@@ -4,11 +4,11 @@
   (``ParsedAnswer``). An unparseable, hedged or refused reply has ``index=None``: it is "unknown", never
   "wrong".
 * :class:`LabelMatcher` decides whether an open-ended reply names a class, using every form of the class
-  in a :class:`~core.lexicon.Lexicon` (display name, WordNet lemmas, plurals, aliases), whole-word
+  in a :class:`~vlm_classdata.lexicon.Lexicon` (display name, WordNet lemmas, plurals, aliases), whole-word
   leftmost-longest matching against the forms of *all* classes (so "a tiger shark" does not count as
   "tiger"), and rapidfuzz ``fuzz.ratio`` ≥ :data:`FUZZY_THRESHOLD` (0-100) for typos.
 
-Both work on text normalised with :func:`core.lexicon.normalize`.
+Both work on text normalised with :func:`vlm_classdata.lexicon.normalize`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import regex
 from rapidfuzz import fuzz, process
 
-from core.lexicon import Lexicon, normalize
-from core.wordnet import WordNetMissingError, wordnet
+from vlm_classdata.lexicon import Lexicon, normalize
+from vlm_classdata.wordnet import WordNetMissingError, wordnet
 
 __all__ = ["FUZZY_THRESHOLD", "REFUSALS", "LabelMatch", "LabelMatcher", "ParsedAnswer", "parse_choice"]
 
@@ -480,7 +480,7 @@ def _dictionary_word(word: str) -> bool | None:
 
 
 class LabelMatcher:
-    """Matches open-ended replies against the forms of a :class:`~core.lexicon.Lexicon`.
+    """Matches open-ended replies against the forms of a :class:`~vlm_classdata.lexicon.Lexicon`.
 
     ``include_flagged=False`` gives no credit for forms flagged shared/ambiguous/short ("crane", "mouse").
     A form of another class counts as naming that class unless it is flagged ``ambiguous`` or ``short``

@@ -10,7 +10,7 @@
 
 A class's synset comes from its ``wnid``, else the first noun synset of its display name or a synonym
 (``wordnet().synsets(name.replace(" ", "_"), pos="n")[0]``). :func:`class_closures` (synsets and hypernym
-closures) and :func:`neighbor_order` (the ranking as indices) serve :mod:`core.distractors`, which filters
+closures) and :func:`neighbor_order` (the ranking as indices) serve :mod:`vlm_classdata.distractors`, which filters
 this ranking down to valid distractors.
 """
 
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.vocabulary import ClassEntry, ClassVocabulary
-from core.wordnet import WordNetMissingError, synset_from_wnid, wordnet
+from vlm_classdata.vocabulary import ClassEntry, ClassVocabulary
+from vlm_classdata.wordnet import WordNetMissingError, synset_from_wnid, wordnet
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.secrets import redact
+from vlm_classdata.secrets import redact
 
 
 class UserError(Exception):

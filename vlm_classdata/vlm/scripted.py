@@ -1,7 +1,7 @@
 """Tiny LLaVA checkpoints whose weights are set by hand so that they always give one known reply.
 
 A random tiny model answers gibberish, so tests could only check that passes run, not that they judge
-right. A *scripted* model is the same architecture (built by :func:`core.vlm.tiny.make_tiny_llava`,
+right. A *scripted* model is the same architecture (built by :func:`vlm_classdata.vlm.tiny.make_tiny_llava`,
 saved with ``save_pretrained`` and loaded back through the real path), with weights edited so that greedy
 decoding after the ``ASSISTANT:`` token always produces ``reply`` and then ``</s>``:
 
@@ -28,7 +28,7 @@ def make_scripted_llava(path: str, reply: str, seed: int = 0, scale: float = 30.
     import torch
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from core.vlm.tiny import make_tiny_llava
+    from vlm_classdata.vlm.tiny import make_tiny_llava
 
     make_tiny_llava(path, seed=seed)
     processor = AutoProcessor.from_pretrained(path)

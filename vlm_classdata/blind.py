@@ -14,7 +14,7 @@ with the option of highest probability (ties share the credit: ``1/t`` when the 
 
 * option length: characters and words, their rank, z-score and longest/shortest flags among the options;
 * option position (one-hot and relative), casing, digits, punctuation;
-* WordNet (:func:`core.wordnet.wordnet`): whether the option (or its last word) is a noun lemma, its
+* WordNet (:func:`vlm_classdata.wordnet.wordnet`): whether the option (or its last word) is a noun lemma, its
   depth, number of senses and SemCor lemma count (an offline word-frequency proxy);
 * similarity to the question: content-token overlap, rapidfuzz ``token_set_ratio``/``partial_ratio``;
 * similarity among options (the odd one out): mean/max rapidfuzz ratio and token overlap with the others;
@@ -53,8 +53,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
-from core.errors import UserError
-from core.lexicon import normalize, stopwords
+from vlm_classdata.errors import UserError
+from vlm_classdata.lexicon import normalize, stopwords
 
 __all__ = [
     "DEFAULT_MARGIN", "MIN_GROUPS", "SOLVERS", "FilterResult", "MCQ", "SolverScores", "adversarial_filter",
@@ -87,7 +87,7 @@ class MCQ:
 def mcq_items(items: Iterable[Any]) -> list[MCQ]:
     """:class:`MCQ` views of objects with ``question``, ``options``, ``answer_index`` and ``class_id``
     (or ``group``) attributes. An item with fewer than two options or an answer index outside them raises
-    :class:`~core.errors.UserError` naming its position (filter such items out before)."""
+    :class:`~vlm_classdata.errors.UserError` naming its position (filter such items out before)."""
     out = []
     for i, it in enumerate(items):
         options = tuple(str(o) for o in (getattr(it, "options", None) or ()))
@@ -114,7 +114,7 @@ def _tokens(text: str) -> list[str]:
 @lru_cache(maxsize=200_000)
 def _wordnet_stats(text: str) -> tuple[float, float, float, float]:
     """(is a noun lemma, min depth of its first sense, log senses, log1p SemCor count) of a normalised text."""
-    from core.wordnet import wordnet
+    from vlm_classdata.wordnet import wordnet
 
     wn = wordnet()
     if not text:
@@ -128,7 +128,7 @@ def _wordnet_stats(text: str) -> tuple[float, float, float, float]:
 
 
 def _wordnet_available() -> bool:
-    from core.wordnet import WordNetMissingError, wordnet
+    from vlm_classdata.wordnet import WordNetMissingError, wordnet
 
     try:
         wordnet()
@@ -329,7 +329,7 @@ def held_out_scores(f: Features, alive: np.ndarray | None = None, solvers: Seque
     ``repeats`` seeded shuffles of :class:`~sklearn.model_selection.GroupKFold` over the items' classes
     (``n_splits`` folds, fewer when there are fewer classes). Each fit is single-threaded (parallel fits
     gained nothing on 2 cores: the GIL, or process start-up). Raises
-    :class:`~core.errors.UserError` when the items span fewer than :data:`MIN_GROUPS` classes or a solver
+    :class:`~vlm_classdata.errors.UserError` when the items span fewer than :data:`MIN_GROUPS` classes or a solver
     is unknown."""
     for s in solvers:
         _make(s, seed)
