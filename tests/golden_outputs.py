@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from builders.imagenet_qa import main as build_main
-from builders.sample import sample_wnids
+from builders.sample import SAMPLE_ROOT, sample_wnids
 from builders.verify.__main__ import main as verify_main
 from cards.__main__ import main as cards_main
 from corpora_stats.__main__ import main as corpora_main
@@ -41,7 +41,7 @@ VOLATILE_KEYS = re.compile(
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
 SKIP = {".vlm-classdata", ".vlm-classdata.lock"}
 INPUTS = ("models/", "inputs/")  # made by run_all itself, not by a command
-INTERNAL = {".state", ".cache"}  # resume state: keyed on source mtimes, not an output
+INTERNAL = {".state", ".cache", "stages"}  # resume state: keyed on source mtimes, not an output
 
 
 def _text(data: bytes, out: Path) -> str:
@@ -120,13 +120,16 @@ def _run_all(out: Path) -> Path:
     _ok(corpora_main, ["report", "--counts", str(freq), "--accuracy", str(preds), "--out", str(out / "freq_acc")])
     _ok(cards_main, ["write", str(build), "--corpora", str(freq)])
     bench = out / "iwqa"
-    _ok(iwqa_main, ["build", "--out", str(bench), "--class-ids", ",".join(wnids), "--no-progress"])
-    jsonl = next(bench.rglob("*.jsonl"))
+    _ok(iwqa_main, ["build", "--out", str(bench), "--class-ids", ",".join(wnids), "--no-progress",
+                    "--images", str(SAMPLE_ROOT), "--split", "val", "--images-per-question", "1"])
+    jsonl = bench / "questions.jsonl"
     _ok(iwqa_main, ["report", str(build / "mcq" / "val.jsonl"), "--out", str(out / "mcq_report")])
     answers = out / "inputs" / "iwqa_replies.jsonl"
     n = sum(1 for _ in jsonl.open())
     answers.write_text("".join(json.dumps({"reply": "ABCD"[i % 4]}) + "\n" for i in range(n)))
     _ok(iwqa_main, ["evaluate", str(answers), "--questions", str(jsonl), "--out", str(out / "iwqa_eval.json")])
+    _ok(cards_main, ["write", str(bench)])
+    _ok(cards_main, ["write", str(out / "filtered")])
     return out
 
 
