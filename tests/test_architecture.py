@@ -143,6 +143,20 @@ def inner_import_problems(root: Path) -> list[str]:
     return problems
 
 
+def private_imports_across_packages(root: Path) -> list[str]:
+    """``from X import _name`` where X is in another top-level package: a package uses only public names of
+    the packages below it (private modules are the import-linter contract's)."""
+    problems = []
+    for name, path in modules(root).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.ImportFrom) and not node.level and node.module):
+                continue
+            if node.module.split(".")[0] in PACKAGES and node.module.split(".")[0] != name.split(".")[0]:
+                problems += [f"{path.relative_to(root)}:{node.lineno} imports {node.module}.{alias.name}"
+                             for alias in node.names if alias.name.startswith("_")]
+    return problems
+
+
 def _dist_key(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -188,6 +202,10 @@ def test_no_module_level_import_cycle() -> None:
 def test_imports_of_our_own_code_and_the_standard_library_are_at_module_top() -> None:
     problems = inner_import_problems(ROOT)
     assert problems == [], f"{len(problems)} function-level imports:\n" + "\n".join(problems)
+
+
+def test_packages_use_only_public_names_of_other_packages() -> None:
+    assert private_imports_across_packages(ROOT) == []
 
 
 def test_every_third_party_import_is_a_declared_dependency() -> None:
@@ -244,9 +262,11 @@ def test_cycle_and_dependency_scans_find_what_they_look_for(tmp_path: Path) -> N
             import json
     """))
     (tmp_path / "vlm_classdata" / "c.py").write_text("import vlm_classdata.b\n")
+    (tmp_path / "cards" / "d.py").write_text("from vlm_classdata.a import _helper, public\nfrom cards import _x\n")
     (tmp_path / "pyproject.toml").write_text('[project]\ndependencies = ["numpy>=1"]\n'
                                              '[project.optional-dependencies]\ndev = []\n')
     assert import_cycles(tmp_path) == [["vlm_classdata.a", "vlm_classdata.b"]]  # c's import is TYPE_CHECKING only
     assert inner_import_problems(tmp_path) == [
         "vlm_classdata/b.py:7 imports json (standard library: import it at module top)"]
     assert undeclared_imports(tmp_path) == ["yaml (imported by vlm_classdata/a.py)"]
+    assert private_imports_across_packages(tmp_path) == ["cards/d.py:1 imports vlm_classdata.a._helper"]
