@@ -447,12 +447,6 @@ class Lexicon:
             raise KeyError(f"class id {class_id!r} not in vocabulary {self.vocab.dataset!r}")
         return list(self._by_class.get(class_id, ()))
 
-    def classes_of(self, text: str) -> list[str]:
-        """Class ids having ``normalize(text)`` as a form, in vocabulary order."""
-        ids = self._by_text.get(normalize(text), [])
-        pos = {cid: i for i, cid in enumerate(ids)}
-        return sorted(ids, key=lambda c: (self.vocab[c].index if c in self.vocab else len(self.vocab), pos[c]))
-
     def select(self, exclude_flags: tuple[str, ...] = ()) -> list[Form]:
         """The forms carrying none of ``exclude_flags`` (a subset of :data:`FLAGS`)."""
         bad = [f for f in exclude_flags if f not in FLAGS]
@@ -470,7 +464,7 @@ class Lexicon:
 
     def to_frame(self) -> polars.DataFrame:
         """One row per form: ``class_id, class_name, form, kind, flags`` (comma-joined) ``, note``."""
-        import polars as pl
+        import polars as pl  # heavy (~0.15 s): only the forms table needs it, not the matching
 
         names = {e.class_id: e.name for e in self.vocab}
         return pl.DataFrame({
