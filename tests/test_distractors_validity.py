@@ -77,7 +77,8 @@ def pairs_offered(rows: list[dict]) -> set[tuple[str, str]]:
 def test_known_second_correct_options_are_invalid(policy):
     for a, b in BAD_PAIRS + [(SUNGLASS, SUNGLASSES)]:
         assert policy.invalid_reason(a, b) is not None and policy.invalid_reason(b, a) is not None, (a, b)
-        assert b not in policy.valid_pool(a) and a not in policy.valid_pool(b)
+        assert b not in policy.sample_valid(a, policy.valid_count(a), random.Random(0))  # the whole pool
+        assert a not in policy.sample_valid(b, policy.valid_count(b), random.Random(0))
     assert policy.explain(PROJECTILE, MISSILE) == "shared_form 'missile'"  # a lemma of projectile.n.01
     assert policy.explain(CRAYFISH, SPINY_LOBSTER) in ("shared_form 'crayfish'", "shared_form 'crawfish'")
     assert policy.invalid_reason(LAPTOP, NOTEBOOK) == "curated"  # WordNet links them by no lemma or hypernym
@@ -85,7 +86,9 @@ def test_known_second_correct_options_are_invalid(policy):
     # "syringes" is only a plural in both (syrinx, syringe): no shared name, a valid distractor
     assert policy.invalid_reason(PAN_FLUTE, SYRINGE) is None
     assert policy.invalid_reason(TENCH, TENCH) == "answer"
-    assert policy.valid_count(TENCH) == 999 and len(policy.valid_pool(PROJECTILE)) == policy.valid_count(PROJECTILE) == 998
+    assert policy.valid_count(TENCH) == 999 and policy.valid_count(PROJECTILE) == 998
+    pool = set(policy.sample_valid(PROJECTILE, 998, random.Random(0)))  # the whole pool sampling draws from
+    assert len(pool) == 998 and PROJECTILE not in pool and MISSILE not in pool
     with pytest.raises(KeyError, match="not in vocabulary"):
         policy.invalid_reason("n00000000", TENCH)
     desc = policy.describe()
@@ -101,7 +104,9 @@ def test_ancestors_descendants_synonyms_and_relations():
     assert p.invalid_reason(beagle, dog) == "ancestor"  # "dog" is no wrong answer for a beagle photo
     assert p.invalid_reason(dog, beagle) == "descendant"
     assert p.invalid_reason(GOLDEN, DOG) == "ancestor" and p.invalid_reason(DOG, TABBY) is None
-    assert sorted(p.valid_pool(DOG)) == sorted([TABBY, TENCH])
+    assert sorted(p.sample_valid(DOG, 2, random.Random(0))) == sorted([TABBY, TENCH])
+    with pytest.raises(ValueError):  # nothing else is valid for a dog photo
+        p.sample_valid(DOG, 3, random.Random(0))
     assert p.relation(BEAGLE, BASSET) == "sibling"  # both hound.n.01
     assert p.relation(BEAGLE, GOLDEN) == "cousin"  # hunting_dog.n.01: 2 steps above beagle, 3 above golden
     assert p.relation(BEAGLE, TENCH) == "unrelated"
