@@ -192,14 +192,14 @@ def test_seeded_draws_survive_pickling_and_random_mode_keeps_unaffected_draws(in
 def test_policy_is_fast_cold_and_sampling_is_per_item(inet, policy, prompts):
     import vlm_classdata.distractors
     import vlm_classdata.hierarchy
-    import vlm_classdata.lexicon
+    import vlm_classdata.lexicon.wordnet_senses
 
     # cold except WordNet's own load (measured apart: ~2.8 s on an idle 2-core machine)
     vlm_classdata.distractors._CACHE.clear()
     vlm_classdata.hierarchy._closures_cached.cache_clear()
     vlm_classdata.hierarchy._neighbors_cached.cache_clear()
-    for name in ("_exceptions", "_noun_senses", "_sense_count", "_is_noun", "_in_wordnet", "_noun_bases"):
-        getattr(vlm_classdata.lexicon, name).cache_clear()
+    for name in ("noun_exceptions", "noun_senses", "sense_count", "is_noun", "in_wordnet", "noun_bases"):
+        getattr(vlm_classdata.lexicon.wordnet_senses, name).cache_clear()
     start = time.perf_counter()
     distractor_policy(inet).hard_pool(TENCH, 75)
     build = time.perf_counter() - start
