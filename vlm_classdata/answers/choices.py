@@ -49,7 +49,6 @@ REFUSALS: tuple[str, ...] = (
 """Phrases that make a reply a refusal (matched whole-word on normalised text, outside option texts)."""
 
 
-
 @dataclass(frozen=True)
 class ParsedAnswer:
     """A parsed multiple-choice reply.
@@ -65,7 +64,6 @@ class ParsedAnswer:
     index: int | None
     letter: str | None
     how: str
-
 
 
 class _Phrases:
@@ -378,4 +376,3 @@ def _has_refusal(tokens: list[str], opt_phrases: _Phrases) -> bool:
     for s, e, _ in opt_phrases.find(tokens):
         kept[s:e] = [""] * (e - s)
     return bool(_refusal_phrases().find(kept))
-
