@@ -13,7 +13,8 @@ Both work on text normalised with :func:`vlm_classdata.lexicon.normalize`. The p
 :mod:`~vlm_classdata.answers.labels`; import either from here.
 """
 
-from vlm_classdata.answers.choices import REFUSALS, ParsedAnswer, parse_choice
+from vlm_classdata.answers.choices import REFUSALS, ParsedAnswer, parse_choice, parse_options
 from vlm_classdata.answers.labels import FUZZY_THRESHOLD, LabelMatch, LabelMatcher
 
-__all__ = ["FUZZY_THRESHOLD", "REFUSALS", "LabelMatch", "LabelMatcher", "ParsedAnswer", "parse_choice"]
+__all__ = ["FUZZY_THRESHOLD", "REFUSALS", "LabelMatch", "LabelMatcher", "ParsedAnswer", "parse_choice",
+           "parse_options"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import re
 import string
 from dataclasses import dataclass
 
@@ -376,3 +377,28 @@ def _has_refusal(tokens: list[str], opt_phrases: _Phrases) -> bool:
     for s, e, _ in opt_phrases.find(tokens):
         kept[s:e] = [""] * (e - s)
     return bool(_refusal_phrases().find(kept))
+
+
+_OPTION_LINE = re.compile(r"^([A-Z])[.)]\s+(.*\S)\s*$")
+
+
+def parse_options(text: str) -> tuple[str, list[str]]:
+    """Split a lettered multiple-choice question into its stem and option texts (the inverse of the lettered
+    option block the builders write): the first run of lines ``A. …``, ``B. …`` (or ``A) …``) in letter order.
+
+    Text after the block (an instruction such as "Choose A, B, C, or D.") is not an option. Returns
+    ``(text, [])`` when there is no such block."""
+    lines = text.split("\n")
+    for start, line in enumerate(lines):
+        m = _OPTION_LINE.match(line)
+        if not m or m.group(1) != "A":
+            continue
+        options = []
+        for follow in lines[start:]:
+            m = _OPTION_LINE.match(follow)
+            if not m or m.group(1) != string.ascii_uppercase[len(options)]:
+                break
+            options.append(m.group(2))
+        if len(options) >= 2:
+            return "\n".join(lines[:start]).rstrip(), options
+    return text, []
