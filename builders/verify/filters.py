@@ -27,6 +27,7 @@ from builders.verify.items import ID_FIELDS, row_id
 from builders.writers.jsonfiles import dumps_compact
 from vlm_classdata.atomic import write_bytes_atomic, write_with
 from vlm_classdata.errors import UserError
+from vlm_classdata.records.build_manifest import FilteredManifest
 
 ACTIONS = ("keep", "drop")
 DEFAULT_COLUMN = "correct"
@@ -521,6 +522,6 @@ def write_build_meta(build: Path, out_dir: Path, report: dict, outputs: list[str
     manifest["outputs"] = kept_outputs
     manifest["filtered"] = {"from": str(build.resolve()), "input": report["input"], "kept": report["kept"],
                             "rules": report["rules"]}
-    write_bytes_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
+    FilteredManifest.model_validate(manifest).write(out_dir / "manifest.json")
     if (build / "classes.json").is_file():
         shutil.copyfile(build / "classes.json", out_dir / "classes.json")

@@ -1,0 +1,123 @@
+"""``manifest.json`` of a builders build (``python -m builders.imagenet_qa``, ``builders.targeted``) and of its
+filtered copy (``python -m builders.verify filter``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from vlm_classdata.records.base import Layout, Record, Section
+
+
+class ToolInfo(Section):
+    """``tool``: the program that wrote the file and its package versions."""
+
+    name: str | None = None
+    versions: dict[str, str] = {}
+
+
+class BuildConfigInfo(Section):
+    """``config``: the build's settings (every field of the build config; cards read these)."""
+
+    seed: int | None = None
+    prompts: str | None = None
+
+
+class SourceInfo(Section):
+    """``source``: what the source reader describes of itself."""
+
+    kind: str | None = None
+    root: str | None = None
+    dataset: str | None = None
+    num_classes: int | None = None
+    split: str | None = None
+    label_source: dict[str, str] | None = None
+
+
+class VocabularyInfo(Section):
+    """``vocabulary``: the class list beside the data (``classes.json``)."""
+
+    dataset: str | None = None
+    num_classes: int | None = None
+    renamed: dict[str, dict[str, Any]] = {}  # class id -> {from, to, why}
+
+
+class TaskInfo(Section):
+    """One of ``tasks``: the prompt template sets it used and whether samples pick among them."""
+
+    templates: dict[str, list[str]] = {}
+    paraphrase: bool = False
+
+
+class OutputInfo(Section):
+    """One of ``outputs``: a written format, its folder and rows per split."""
+
+    about: str = ""
+    task: str | None = None
+    dir: str | None = None
+    writer: str | None = None
+    layout: str | None = None
+    counts: dict[str, int] = {}
+
+
+class SplitInfo(Section):
+    """One of ``splits``: inputs scanned, rows written, inputs skipped (by reason), images converted."""
+
+    scanned: int | None = None
+    written: int | None = None
+    skipped: int | None = None
+    skip_reasons: dict[str, int] = {}
+    converted: dict[str, int] = {}
+    class_counts: dict[str, int] = {}
+
+
+class TargetedSection(Section):
+    """``targeted`` (``builders.targeted``): the mine report, the download account, rows kept per class."""
+
+    mine: dict[str, Any] = {}
+    download: dict[str, Any] = {}
+    kept: dict[str, int] = {}
+
+
+class FilterRuleCount(Section):
+    """One rule of a filter: what it dropped after the earlier rules and by itself, and its models."""
+
+    rule: str
+    dropped: int = 0
+    dropped_alone: int = 0
+    models: list[str] = []
+
+
+class FilteredSection(Section):
+    """``filtered``: the build a copy was filtered from, samples in and kept, counts per rule."""
+
+    from_: str = Field("", alias="from")
+    input: int = 0
+    kept: int = 0
+    rules: list[FilterRuleCount] = []
+
+
+class BuildManifest(Record):
+    """A builders build's ``manifest.json``."""
+
+    WHAT: ClassVar[str] = "build manifest"
+
+    tool: ToolInfo = ToolInfo()
+    config: BuildConfigInfo = BuildConfigInfo()
+    source: SourceInfo = SourceInfo()
+    vocabulary: VocabularyInfo = VocabularyInfo()
+    tasks: dict[str, TaskInfo] = {}
+    outputs: dict[str, OutputInfo] = {}
+    splits: dict[str, SplitInfo] = {}
+    targeted: TargetedSection | None = None
+    filtered: FilteredSection | None = None
+
+
+class FilteredManifest(BuildManifest):
+    """The ``manifest.json`` of a filtered copy: the build's manifest with its kept outputs and ``filtered``.
+    Its writer has always used indent 2 and ASCII escapes, unlike the build's."""
+
+    LAYOUT: ClassVar[Layout] = "sorted_ascii"
+
+    filtered: FilteredSection
