@@ -21,10 +21,11 @@ from vlm_classdata.errors import UserError, read_user_json
 
 #: a JSON number kept as written (an int stays an int, a float a float)
 Num = StrictInt | StrictFloat
-#: how a record's file is laid out: the project's layout (:func:`vlm_classdata.atomic.json_text`), indent 2
-#: with sorted keys and ASCII escapes and no final newline (verification), or indent 2 in field order, non-ASCII
-#: kept, final newline (ImageWikiQA quality report)
-Layout = Literal["project", "sorted_ascii", "ordered"]
+#: how a record's file is laid out (each as its writer has always written it): the project's layout
+#: (:func:`vlm_classdata.atomic.json_text`); ``sorted_ascii``: indent 2, sorted keys, ASCII escapes, no final
+#: newline; ``sorted``: indent 2, sorted keys, non-ASCII kept, final newline; ``ordered``: indent 2 in field
+#: order, non-ASCII kept, final newline
+Layout = Literal["project", "sorted_ascii", "sorted", "ordered"]
 
 R = TypeVar("R", bound="Record")
 
@@ -78,6 +79,8 @@ class Record(Section):
         obj = self.to_obj()
         if self.LAYOUT == "sorted_ascii":
             return json.dumps(obj, indent=2, sort_keys=True)
+        if self.LAYOUT == "sorted":
+            return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         if self.LAYOUT == "ordered":
             return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
         return json_text(obj)

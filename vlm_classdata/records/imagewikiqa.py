@@ -59,16 +59,20 @@ class BenchmarkManifest(Record):
 
 
 class BlindBaselines(Section):
-    """``blind_baselines``: accuracy of answering without the image (longest/shortest option, random)."""
+    """``blind_baselines``: accuracy of answering without the image (random, longest/shortest option, the
+    most frequent letter); fields in the writer's order, which the file keeps."""
 
+    n: int | None = None
+    random: Num | None = None
     longest: Num | None = None
     shortest: Num | None = None
-    random: Num | None = None
+    letter_prior: Any = None
 
 
 class TextOnlyCheck(Section):
     """``text_only_llm``: the text-only verifier's accuracy and its summary."""
 
+    accuracy_without_name: Num | None = None
     summary: dict[str, Any] | None = None
 
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from vlm_classdata.records.base import Layout, Num, Record
+from vlm_classdata.records.build_manifest import FilterRuleCount
 
 
 class VerificationSummary(Record):
@@ -29,7 +30,11 @@ class FilterReport(Record):
     """``filter_report.json`` of a filtered copy: the rules as given, rows per file before/after, drops."""
 
     WHAT: ClassVar[str] = "filter report"
+    LAYOUT: ClassVar[Layout] = "sorted"
 
+    input: int = 0
+    kept: int = 0
+    rules: list[FilterRuleCount] = []
     rules_text: list[str] = []
     files: dict[str, dict[str, Any]] = {}
     dropped: Any = None
