@@ -71,9 +71,9 @@ def _first_line(exc: BaseException, limit: int = 300) -> str:
 def _offline() -> Iterator[None]:
     """``HF_HUB_OFFLINE=1`` for the duration (env var and the values datasets/huggingface_hub read at import),
     progress bars off."""
-    import datasets
-    import datasets.config as dconfig
-    from huggingface_hub import constants
+    import datasets  # heavy: only the offline check needs it
+    import datasets.config as dconfig  # heavy: only the offline check needs it
+    from huggingface_hub import constants  # heavy: only the offline check needs it
 
     env = os.environ.get("HF_HUB_OFFLINE")
     saved = (dconfig.HF_HUB_OFFLINE, dconfig.HF_DATASETS_OFFLINE, constants.HF_HUB_OFFLINE)
@@ -119,8 +119,8 @@ def _read_readme(readme: Path, problems: list[str]) -> tuple[str, str] | None:
 def _check_front_matter(raw: str, text: str, problems: list[str]) -> tuple[dict | None, Any, str]:
     """Parse README.md (``raw``/``text`` from :func:`_read_readme`): (metadata dict or None, DatasetCardData
     or None, Markdown body)."""
-    from huggingface_hub import DatasetCard
-    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+    from huggingface_hub import DatasetCard  # heavy: only the offline check needs it
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK  # heavy: only the offline check needs it
 
     match = REGEX_YAML_BLOCK.search(text)
     if not match:
@@ -196,7 +196,7 @@ def _config_patterns(data_files: Any) -> list[tuple[str | None, str]]:
 
 def _check_configs(root: Path, card_data: Any, problems: list[str]) -> dict:
     """Parse ``configs`` with MetadataConfigs; every data_files pattern must match a file in the folder."""
-    from datasets.utils.metadata import MetadataConfigs
+    from datasets.utils.metadata import MetadataConfigs  # heavy: only the offline check needs it
 
     try:
         configs = MetadataConfigs.from_dataset_card_data(card_data)
@@ -219,7 +219,7 @@ def _check_configs(root: Path, card_data: Any, problems: list[str]) -> dict:
 
 def _expected_sizes(card_data: Any, configs: dict, problems: list[str]) -> dict[str, dict[str, int]]:
     """{config: {split: num_examples}} from ``dataset_info``."""
-    from datasets.info import DatasetInfosDict
+    from datasets.info import DatasetInfosDict  # heavy: only the offline check needs it
 
     if card_data is None or card_data.get("dataset_info") is None:
         return {}
@@ -242,7 +242,7 @@ def _expected_sizes(card_data: Any, configs: dict, problems: list[str]) -> dict[
 def _check_load(root: Path, configs: dict, expected: dict[str, dict[str, int]],
                 problems: list[str]) -> dict[str, dict[str, int]]:
     """``datasets.load_dataset`` every config offline; split sizes against ``dataset_info``; decode row 0."""
-    from datasets import load_dataset
+    from datasets import load_dataset  # heavy: only the offline check needs it
 
     names: list[str | None] = list(configs) or [None]
     got_all: dict[str, dict[str, int]] = {}

@@ -35,6 +35,10 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
+    def to_obj(self) -> dict[str, Any]:
+        """The part as the plain dict its writer wrote (keys it did not set left out)."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
+
 
 class Record(Section):
     """A JSON file with a known shape; subclasses set :attr:`WHAT` (for messages) and :attr:`LAYOUT`."""
@@ -69,10 +73,6 @@ class Record(Section):
         except OSError as exc:  # e.g. no permission to read it
             raise UserError(f"{cls.WHAT} {path}: cannot be read ({exc})") from None
         return cls.from_obj(data, path)
-
-    def to_obj(self) -> dict[str, Any]:
-        """The record as the plain dict its writer wrote (keys it did not set left out)."""
-        return self.model_dump(by_alias=True, exclude_unset=True)
 
     def text(self) -> str:
         """The file's text in the record's layout."""
