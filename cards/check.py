@@ -31,7 +31,6 @@ DEFAULT_SECTIONS: tuple[str, ...] = ("summary", "structure", "creation", "licenc
 REQUIRED_KEYS: tuple[str, ...] = ("license", "pretty_name", "task_categories", "size_categories", "configs",
                                   "dataset_info")
 PLACEHOLDER_RE = re.compile(r"\bTODO\b|\[More Information Needed\]")
-TOKEN_RE = re.compile(rb"hf_[A-Za-z0-9]{30,}")
 LICENSE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}\1[ \t]*$|\Z)", re.M | re.S)
@@ -346,11 +345,6 @@ def _credential_lines(path: Path) -> list[tuple[int, str]]:
                 pending = pending[-512:]
             if not chunk:
                 return sorted(found)
-
-
-def _token_lines(path: Path) -> list[int]:
-    """Line numbers of credential-like strings in a text file."""
-    return sorted({line for line, _ in _credential_lines(path)})
 
 
 def _check_secrets(root: Path, problems: list[str]) -> None:

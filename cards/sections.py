@@ -37,9 +37,7 @@ def summary(facts: CardFacts, pretty_name: str) -> str:
             if task == "mcq" else
             "an open question about what the image shows, answered with the class name" if task == "open"
             else "a question about what the image shows and the class name as the assistant's answer")
-    mine = facts.targeted.mine if facts.targeted else {}
-    totals = (facts.targeted.download.get("totals") or {}) if facts.targeted else {}
-    rule = mine.get("rule") or {}
+    targeted = facts.targeted
     split_text = ", ".join(f"{s}: {num(n)}" for s, n in facts.split_counts.items())
     return render(
         "summary.md.j2", pretty_name=pretty_name, kind=facts.kind, dataset_name=facts.dataset_name,
@@ -48,9 +46,10 @@ def summary(facts: CardFacts, pretty_name: str) -> str:
         distinct_questions=quality.distinct_questions if quality else None,
         generator=config.generator, verifier=config.verifier, adversarial=config.adversarial,
         source=facts.source, paper_zhang=PAPER_ZHANG, paper_liu=PAPER_LIU, what=what,
-        targeted=facts.targeted is not None, mined_classes=len(mine.get("classes") or []),
-        rule=rule.get("spec") or rule.get("kind"), downloaded=totals.get("downloaded", 0),
-        mined=totals.get("mined", 0), filtered=facts.filtered,
+        targeted=targeted is not None, mined_classes=len(targeted.mine.classes) if targeted else 0,
+        rule=(targeted.mine.rule.spec or targeted.mine.rule.kind) if targeted else None,
+        downloaded=targeted.download.totals.downloaded if targeted else 0,
+        mined=targeted.download.totals.mined if targeted else 0, filtered=facts.filtered,
         rules_list=", ".join(f"`{r}`" for r in facts.filtered.rules_text) if facts.filtered else "",
         others=[f"`{name}` ({info.about})" for name, info in facts.outputs.items() if name != "hf"])
 
@@ -105,27 +104,24 @@ def targeted(facts: CardFacts) -> str:
     t = facts.targeted
     if t is None:
         return ""
-    mine, dl, kept = t.mine, t.download, t.kept
-    rule, counts = mine.get("rule") or {}, mine.get("counts") or {}
-    files = mine.get("corpus_files") or []
-    doc = {c.get("class_id"): c for c in mine.get("classes") or [] if isinstance(c, dict)}
+    mine, dl = t.mine, t.download
+    doc = {c.class_id: c for c in mine.classes}
     rows = []
-    for cid, info in (dl.get("classes") or {}).items():
-        failed = info.get("failed") or {}
-        rows.append((facts.name(cid), num(doc.get(cid, {}).get("doc_freq", 0)),
-                     num(doc.get(cid, {}).get("matched_rows", 0)), num(info.get("mined", 0)),
-                     num(info.get("downloaded", 0)), num(sum(failed.values())),
-                     ", ".join(f"{k} {v}" for k, v in sorted(failed.items())) or "none", num(kept.get(cid, 0))))
+    for cid, info in dl.classes.items():
+        chosen = doc.get(cid)
+        rows.append((facts.name(cid), num(chosen.doc_freq or 0 if chosen else 0),
+                     num(chosen.matched_rows or 0 if chosen else 0), num(info.mined), num(info.downloaded),
+                     num(sum(info.failed.values())),
+                     ", ".join(f"{k} {v}" for k, v in sorted(info.failed.items())) or "none",
+                     num(t.kept.get(cid, 0))))
     return render(
-        "targeted.md.j2", rule=rule.get("spec") or rule.get("kind"),
-        column=counts.get("column") or rule.get("column"), corpus=counts.get("corpus"), forms=mine.get("forms"),
+        "targeted.md.j2", rule=mine.rule.spec or mine.rule.kind, column=mine.counts.column or mine.rule.column,
+        corpus=mine.counts.corpus, forms=mine.forms,
         mined_from=", ".join(f"`{f.get('name') or f.get('file')}` ({num(f.get('rows', 0))} rows)"
-                             if isinstance(f, dict) else f"`{f}`" for f in files),
-        rows_scanned=mine.get("rows_scanned", 0),
-        skipped=", ".join(f"{k} {v}" for k, v in (mine.get("skipped") or {}).items() if v),
-        multi_class_rows=mine.get("multi_class_rows", 0), duplicate_urls=mine.get("duplicate_urls", 0),
-        per_class=mine.get("per_class", 0), seed=mine.get("seed"), image_size=dl.get("image_size"),
-        resize_mode=dl.get("resize_mode"), per_class_rows=rows)
+                             if isinstance(f, dict) else f"`{f}`" for f in mine.corpus_files),
+        rows_scanned=mine.rows_scanned, skipped=", ".join(f"{k} {v}" for k, v in mine.skipped.items() if v),
+        multi_class_rows=mine.multi_class_rows, duplicate_urls=mine.duplicate_urls, per_class=mine.per_class,
+        seed=mine.seed, image_size=dl.image_size, resize_mode=dl.resize_mode, per_class_rows=rows)
 
 
 def filtering(facts: CardFacts) -> str:

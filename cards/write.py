@@ -45,7 +45,7 @@ def source_datasets(facts: CardFacts) -> list[str]:
     if source.kind == "hf" and source.root and not Path(source.root).exists():
         return [source.root]
     if facts.targeted:  # images from the mined corpus; the class list only names them
-        files = facts.targeted.mine.get("corpus_files") or []
+        files = facts.targeted.mine.corpus_files
         names = [str(f.get("name") or f.get("file")) if isinstance(f, dict) else str(f) for f in files]
         return sorted(set(names)) or ["original"]
     name = known_source(facts.dataset) or facts.dataset

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from vlm_classdata.records.base import Layout, Record, Section
+from vlm_classdata.records.base import Layout, Num, Record, Section
 
 
 class ToolInfo(Section):
@@ -72,11 +72,74 @@ class SplitInfo(Section):
     class_counts: dict[str, int] = {}
 
 
+class MineRule(Section):
+    """The selection rule of a mine (``bottom:20``...) and the counts column it ranks."""
+
+    spec: str | None = None
+    kind: str | None = None
+    column: str | None = None
+
+
+class MineCounts(Section):
+    """The counts a mine ranked classes by: the corpus and the column."""
+
+    corpus: str | None = None
+    column: str | None = None
+
+
+class MinedClass(Section):
+    """One chosen class of a mine: its document frequency and the caption rows that named it."""
+
+    class_id: str | None = None
+    doc_freq: Num | None = None
+    matched_rows: int | None = None
+
+
+class MineReport(Section):
+    """``mine_report.json`` of ``corpora_stats mine`` as the targeted section records it."""
+
+    rule: MineRule = MineRule()
+    counts: MineCounts = MineCounts()
+    seed: int | None = None
+    per_class: int = 0
+    forms: str | None = None
+    corpus_files: list[dict[str, Any] | str] = []
+    rows_scanned: int = 0
+    skipped: dict[str, int] = {}
+    duplicate_urls: int = 0
+    multi_class_rows: int = 0
+    classes: list[MinedClass] = []
+
+
+class ClassDownload(Section):
+    """One class's URLs: mined, downloaded, failed by reason."""
+
+    mined: int = 0
+    downloaded: int = 0
+    failed: dict[str, int] = {}
+
+
+class DownloadTotals(Section):
+    """URLs mined and downloaded over all classes."""
+
+    mined: int = 0
+    downloaded: int = 0
+
+
+class DownloadAccount(Section):
+    """The img2dataset download of the mined URLs: settings, totals, per class."""
+
+    image_size: int | None = None
+    resize_mode: str | None = None
+    totals: DownloadTotals = DownloadTotals()
+    classes: dict[str, ClassDownload] = {}
+
+
 class TargetedSection(Section):
     """``targeted`` (``builders.targeted``): the mine report, the download account, rows kept per class."""
 
-    mine: dict[str, Any] = {}
-    download: dict[str, Any] = {}
+    mine: MineReport = MineReport()
+    download: DownloadAccount = DownloadAccount()
     kept: dict[str, int] = {}
 
 
