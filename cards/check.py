@@ -21,9 +21,9 @@ from urllib.parse import unquote
 
 import yaml
 
+from cards.credentials import CREDENTIAL_KINDS, credential_lines, is_binary
 from cards.metadata import DEFAULT_CONFIG, HUB_LICENSES, SIZE_CATEGORIES, size_category
 from vlm_classdata.errors import UserError
-from vlm_classdata.secrets import find_credentials
 
 #: required Markdown sections; each item is ``/``-separated alternatives, any of which a heading must contain
 #: (case-insensitive)
@@ -40,10 +40,6 @@ _LINK_RE = re.compile(r"!?\[(?:[^\[\]\n]|\[[^\]\n]*\])*\]\(\s*(<[^>\n]*>|[^)\s]+
 _REF_DEF_RE = re.compile(r"^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*(<[^>\n]*>|\S+)", re.M)
 _HTML_SRC_RE = re.compile(r"<(?:img|a|source)\b[^>]*?\b(?:src|href)\s*=\s*[\"']([^\"']+)[\"']", re.I)
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-_BINARY_SUFFIX_TEXT = (".parquet .arrow .png .jpg .jpeg .gif .webp .bmp .tif .tiff .tar .zip .gz .zst .xz .bz2 .npy .npz "
-                       ".pt .pth .bin .safetensors .pdf .mp4 .wav")
-_BINARY_SUFFIXES = frozenset(_BINARY_SUFFIX_TEXT.split())
-_CHUNK = 1 << 20
 
 
 def _blank_code(text: str) -> str:
@@ -307,55 +303,15 @@ def _check_body(root: Path, text: str, body: str, require_sections: Sequence[str
         problems.append(f"README.md line {_line_of(plain, m.start())}: leftover placeholder {m.group(0)!r}")
 
 
-def _is_binary(path: Path) -> bool:
-    if path.suffix.lower() in _BINARY_SUFFIXES:
-        return True
-    try:
-        with path.open("rb") as f:
-            return b"\0" in f.read(8192)
-    except OSError:
-        return True
-
-
-#: what each kind of :func:`vlm_classdata.secrets.find_credentials` match looks like, for the problem line
-CREDENTIAL_KINDS = {
-    "hf_token": "a Hugging Face access token", "openai_key": "an API key (sk-...)",
-    "url_userinfo": "a user name or password in a URL (scheme://user:password@host)",
-    "secret_query": "a secret in a URL query (key=, token=, password=, sig=...)", "bearer": "a Bearer token",
-    "github_token": "a GitHub token", "aws_key": "an AWS access key id",
-}
-
-
-def _credential_lines(path: Path) -> list[tuple[int, str]]:
-    """``(line number, kind)`` of every credential-like string in a text file (:func:`vlm_classdata.secrets.find_credentials`;
-    read in chunks, line by line; the secret itself is never kept)."""
-    found: set[tuple[int, str]] = set()
-    line_no = 1
-    pending = ""
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as f:
-        while True:
-            chunk = f.read(_CHUNK)
-            pieces = (pending + chunk).split("\n")
-            pending = pieces.pop() if chunk else ""
-            for piece in pieces:
-                found.update((line_no, kind) for kind, _ in find_credentials(piece))
-                line_no += 1
-            if len(pending) > 4 * _CHUNK:  # one very long line: look at what is read, keep an overlap
-                found.update((line_no, kind) for kind, _ in find_credentials(pending))
-                pending = pending[-512:]
-            if not chunk:
-                return sorted(found)
-
-
 def _check_secrets(root: Path, problems: list[str]) -> None:
     """Credential-like strings (Hugging Face, API, GitHub and AWS keys, Bearer tokens, passwords in URLs, secret
     query parameters) in any text file of the folder, the README included: one problem per line and kind."""
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if ".git" in rel.parts or not path.is_file() or _is_binary(path):
+        if ".git" in rel.parts or not path.is_file() or is_binary(path):
             continue
         try:
-            found = _credential_lines(path)
+            found = credential_lines(path)
         except OSError as exc:
             problems.append(f"{rel.as_posix()}: cannot be read to look for credentials ({_first_line(exc)})")
             continue

@@ -16,7 +16,8 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from PIL import Image as PILImage
 
 from builders.imagenet_qa import main as build_main
-from cards.check import _CHUNK, DEFAULT_SECTIONS, check_folder, check_main
+from cards.check import DEFAULT_SECTIONS, check_folder, check_main
+from cards.credentials import CHUNK
 from cards.metadata import (
     HUB_LICENSES,
     LICENSES,
@@ -244,8 +245,8 @@ def test_check_restores_offline_setting(built_hf, tmp_path, monkeypatch):
 def test_token_found_across_read_chunks(built_hf, tmp_path):
     """A token that straddles a read-chunk edge is still found, on the right line; a short hf_ word is not one."""
     folder = _carded(built_hf[0], tmp_path)
-    prefix = ("x" * 99 + "\n") * (_CHUNK // 100)  # lines of 100 bytes; the token straddles the chunk edge
-    text = prefix + "a" * (_CHUNK - len(prefix) - 10) + " " + FAKE_TOKEN + "\nend " + FAKE_TOKEN + "\nhf_short\n"
+    prefix = ("x" * 99 + "\n") * (CHUNK // 100)  # lines of 100 bytes; the token straddles the chunk edge
+    text = prefix + "a" * (CHUNK - len(prefix) - 10) + " " + FAKE_TOKEN + "\nend " + FAKE_TOKEN + "\nhf_short\n"
     (folder / "big.txt").write_text(text)
     n_before = prefix.count("\n")
     found = [p for p in check_folder(folder) if p.startswith("big.txt")]
