@@ -19,6 +19,7 @@ from vlm_classdata.records.count_meta import CountMeta
 from vlm_classdata.records.imagewikiqa import AuditSample, BenchmarkConfigInfo, KeyCheck, QualityReport
 from vlm_classdata.records.verification import VerificationSummary
 
+
 @dataclass
 class PromptSet:
     """One template set a task used: ids and texts in file order, and whether samples pick among them."""
