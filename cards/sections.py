@@ -76,8 +76,10 @@ def creation(facts: CardFacts) -> str:
     src = facts.source
     source_rows = [("dataset", facts.dataset_name + (f" (`{facts.dataset}`)" if facts.dataset else "")),
                    ("source kind", f"`{src.kind}`"), ("root", f"`{src.root}`")]
-    if src.label_source:
+    if isinstance(src.label_source, dict) and src.label_source:
         source_rows.append(("labels from", ", ".join(f"{k}: {v}" for k, v in src.label_source.items())))
+    elif src.label_source:  # one for every split (imagefolder, manifest sources)
+        source_rows.append(("labels from", src.label_source))
     if src.split:
         source_rows.append(("image split", src.split))
     source_rows.append(("class vocabulary", f"{facts.num_classes} classes"))

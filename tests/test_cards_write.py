@@ -274,6 +274,17 @@ def test_malformed_manifest_is_one_line_naming_the_file_and_field(demo, tmp_path
     assert "field 'outputs.hf.counts.train'" in lines[0]
 
 
+def test_card_of_a_source_with_one_label_source(demo, tmp_path):
+    """imagefolder and manifest sources record one label source for every split (a string, not a mapping)."""
+    build = tmp_path / "build"
+    shutil.copytree(demo, build)
+    manifest = json.loads((build / "manifest.json").read_text())
+    manifest["source"]["label_source"] = "class_folders"
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    _, body = front_matter(write_card(build))
+    assert "| labels from | class_folders |" in body
+
+
 def test_cli_write_check_and_dry_run_publish(demo, tmp_path, capsys):
     """The three subcommands as a user runs them on the demo: write (checks too), check, publish --dry-run."""
     build = tmp_path / "build"

@@ -32,7 +32,7 @@ class SourceInfo(Section):
     dataset: str | None = None
     num_classes: int | None = None
     split: str | None = None
-    label_source: dict[str, str] | None = None
+    label_source: dict[str, str | None] | str | None = None  # per split (imagenet), or one for all
 
 
 class VocabularyInfo(Section):
