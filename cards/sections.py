@@ -32,11 +32,6 @@ def summary(facts: CardFacts, pretty_name: str) -> str:
     config = _benchmark_config(facts)
     quality = facts.quality
     classes = len(facts.class_counts) or facts.num_classes
-    task = facts.hf_task
-    what = ("a K-way multiple-choice question about what the image shows, answered with a letter"
-            if task == "mcq" else
-            "an open question about what the image shows, answered with the class name" if task == "open"
-            else "a question about what the image shows and the class name as the assistant's answer")
     targeted = facts.targeted
     split_text = ", ".join(f"{s}: {num(n)}" for s, n in facts.split_counts.items())
     return render(
@@ -45,7 +40,7 @@ def summary(facts: CardFacts, pretty_name: str) -> str:
         rows=f"{num(facts.total_rows)} rows ({split_text})",
         distinct_questions=quality.distinct_questions if quality else None,
         generator=config.generator, verifier=config.verifier, adversarial=config.adversarial,
-        source=facts.source, paper_zhang=PAPER_ZHANG, paper_liu=PAPER_LIU, what=what,
+        source=facts.source, paper_zhang=PAPER_ZHANG, paper_liu=PAPER_LIU, task=facts.hf_task,
         targeted=targeted is not None, mined_classes=len(targeted.mine.classes) if targeted else 0,
         rule=(targeted.mine.rule.spec or targeted.mine.rule.kind) if targeted else None,
         downloaded=targeted.download.totals.downloaded if targeted else 0,
@@ -55,9 +50,7 @@ def summary(facts: CardFacts, pretty_name: str) -> str:
 
 
 def _prompt_sets(facts: CardFacts) -> list[dict]:
-    return [{"task": ps.task, "set_name": ps.set_name,
-             "mode": (f"paraphrased: one of {len(ps.templates)} templates per sample" if ps.paraphrase
-                      else "canonical template only"),
+    return [{"task": ps.task, "set_name": ps.set_name, "paraphrase": ps.paraphrase, "n": len(ps.templates),
              "rows": [(f"`{tid}`", text) for tid, text in ps.templates]} for ps in facts.prompts]
 
 
@@ -74,15 +67,9 @@ def _task_lines(facts: CardFacts) -> list[str]:
 def creation(facts: CardFacts) -> str:
     """Creation: the source, renamed classes, the question settings or the prompts, how to reproduce."""
     src = facts.source
-    source_rows = [("dataset", facts.dataset_name + (f" (`{facts.dataset}`)" if facts.dataset else "")),
-                   ("source kind", f"`{src.kind}`"), ("root", f"`{src.root}`")]
-    if isinstance(src.label_source, dict) and src.label_source:
-        source_rows.append(("labels from", ", ".join(f"{k}: {v}" for k, v in src.label_source.items())))
-    elif src.label_source:  # one for every split (imagefolder, manifest sources)
-        source_rows.append(("labels from", src.label_source))
-    if src.split:
-        source_rows.append(("image split", src.split))
-    source_rows.append(("class vocabulary", f"{facts.num_classes} classes"))
+    labels = src.label_source  # per split (imagenet), or one for every split (imagefolder, manifest sources)
+    if isinstance(labels, dict):
+        labels = ", ".join(f"{k}: {v}" for k, v in labels.items())
     settings = None
     if facts.kind == "imagewikiqa":
         recorded = facts.config.to_obj()
@@ -93,7 +80,8 @@ def creation(facts: CardFacts) -> str:
         filter_command = (f"python -m builders.verify filter --build {facts.filtered.section.from_} {rules} "
                           f"--out {facts.build_dir}")
     return render(
-        "creation.md.j2", source_rows=source_rows,
+        "creation.md.j2", dataset=facts.dataset, dataset_name=facts.dataset_name, source=src, labels=labels,
+        num_classes=facts.num_classes,
         renamed_rows=[(c, r.get("from"), r.get("to"), r.get("why", "")) for c, r in sorted(facts.renamed.items())],
         settings_rows=settings, prompts=_prompt_sets(facts),
         prompt_sources=", ".join(f"`{s}`" for s in facts.prompt_sources), task_lines=_task_lines(facts),
