@@ -67,6 +67,16 @@ def test_quality_report_keeps_the_writers_key_order(tmp_path):
     assert QualityReport.read(path).blind_baselines.shortest == 0  # an int stays an int
 
 
+def test_keys_keep_the_order_they_were_given_in(tmp_path):
+    """An MCQ items report (``imagewikiqa report``) leads with keys a benchmark's report has not; nested parts
+    keep their order too."""
+    report = {"kind": "mcq", "n_items": 3, "classes": 2, "stems": {"b": 1, "a": 2},
+              "blind_baselines": {"shortest": 0.5, "n": 3, "extra": True}, "letters": {"A": 3}}
+    path = tmp_path / "quality_report.json"
+    QualityReport.model_validate(report).write(path)
+    assert path.read_text(encoding="utf-8") == json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+
 def test_run_log_line_and_last_entry(tmp_path):
     entry = {"finished_at": "2026-01-01T00:00:00", "seconds": 1.5, "executor": "local", "workers": 1,
              "written": 3, "images_per_s": 2.0, "argv": ["x.py", "é"]}

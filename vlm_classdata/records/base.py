@@ -2,8 +2,8 @@
 
 A :class:`Record` is a pydantic model validated on read (:meth:`Record.read`: one :class:`UserError` line naming
 the file and the first bad field) and written in its file's layout (:meth:`Record.write`: exactly the bytes the
-writer wrote before records existed). Fields a writer left out stay out (``exclude_unset``); keys a record does
-not declare are kept (``extra="allow``), so nothing a writer adds is lost or rejected. ``schema_version`` is
+writer wrote before records existed). Fields a writer left out stay out; keys a record does not declare are
+kept (``extra="allow"``), so nothing a writer adds is lost or rejected; keys keep the order they were given in. ``schema_version`` is
 never written by today's writers: a file without one is version 1; a newer version than the reader knows is
 refused.
 """
@@ -14,7 +14,15 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 
 from vlm_classdata.atomic import json_text, write_text_atomic
 from vlm_classdata.errors import UserError, read_user_json
@@ -30,14 +38,41 @@ Layout = Literal["project", "sorted_ascii", "sorted", "ordered"]
 R = TypeVar("R", bound="Record")
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with every :class:`Section` in it turned back into its dict."""
+    if isinstance(value, Section):
+        return value.to_obj()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 class Section(BaseModel):
-    """A nested part of a record: declared fields typed, any other key kept as written."""
+    """A nested part of a record: declared fields typed, any other key kept as written, keys in the order
+    they were given."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
+    _key_order: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_key_order(cls, data: Any, handler: Any) -> Any:
+        part = handler(data)
+        if isinstance(data, dict) and isinstance(part, Section):
+            part._key_order = list(data)
+        return part
+
     def to_obj(self) -> dict[str, Any]:
-        """The part as the plain dict its writer wrote (keys it did not set left out)."""
-        return self.model_dump(by_alias=True, exclude_unset=True)
+        """The part as the plain dict its writer wrote: the keys it set (none it left out), in its order."""
+        fields = type(self).model_fields
+        items = {(info.alias or name): _plain(getattr(self, name))
+                 for name, info in fields.items() if name in self.model_fields_set}
+        items.update((k, _plain(v)) for k, v in (self.__pydantic_extra__ or {}).items())
+        order = [k for k in self._key_order if k in items]
+        return {**{k: items[k] for k in order}, **{k: v for k, v in items.items() if k not in order}}
 
 
 class Record(Section):

@@ -60,7 +60,7 @@ class BenchmarkManifest(Record):
 
 class BlindBaselines(Section):
     """``blind_baselines``: accuracy of answering without the image (random, longest/shortest option, the
-    most frequent letter); fields in the writer's order, which the file keeps."""
+    most frequent letter)."""
 
     n: int | None = None
     random: Num | None = None
@@ -77,8 +77,9 @@ class TextOnlyCheck(Section):
 
 
 class QualityReport(Record):
-    """``quality_report.json`` of an ImageWikiQA build (and of ``imagewikiqa report``). The fields are declared
-    in the order the report is built: the file keeps that order (indent 2, non-ASCII kept)."""
+    """``quality_report.json`` of an ImageWikiQA build, or of ``imagewikiqa report`` (a benchmark's, or with
+    ``kind: mcq`` a multiple-choice file's). Its keys are written in the order the report was built (indent 2,
+    non-ASCII kept); the fields are declared in that order for a benchmark's report."""
 
     WHAT: ClassVar[str] = "quality report"
     LAYOUT: ClassVar[Layout] = "ordered"
