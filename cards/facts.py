@@ -9,6 +9,7 @@ from vlm_classdata.records.build_manifest import (
     BuildConfigInfo,
     FilteredSection,
     OutputInfo,
+    Renamed,
     SourceInfo,
     SplitInfo,
     TargetedSection,
@@ -75,7 +76,7 @@ class CardFacts:
     source: SourceInfo                     # kind, root, dataset, split, label_source (imagewikiqa: images)
     num_classes: int                       # size of the class vocabulary
     class_names: dict[str, str]            # class id -> display name (the whole vocabulary)
-    renamed: dict[str, dict]               # class id -> {from, to, why}: names changed to be unique
+    renamed: dict[str, Renamed]            # class id -> names changed to be unique
     split_counts: dict[str, int]           # rows per split of the publishable folder (its parquet files)
     class_counts: dict[str, int]           # rows per class id over the publishable folder
     outputs: dict[str, OutputInfo]         # output name -> about, task, dir, counts

@@ -82,7 +82,7 @@ def creation(facts: CardFacts) -> str:
     return render(
         "creation.md.j2", dataset=facts.dataset, dataset_name=facts.dataset_name, source=src, labels=labels,
         num_classes=facts.num_classes,
-        renamed_rows=[(c, r.get("from"), r.get("to"), r.get("why", "")) for c, r in sorted(facts.renamed.items())],
+        renamed_rows=[(c, r.from_, r.to, r.why) for c, r in sorted(facts.renamed.items())],
         settings_rows=settings, prompts=_prompt_sets(facts),
         prompt_sources=", ".join(f"`{s}`" for s in facts.prompt_sources), task_lines=_task_lines(facts),
         seed=facts.seed, versions=sorted(facts.tool.versions.items()), command=facts.command,

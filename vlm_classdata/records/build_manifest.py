@@ -35,12 +35,20 @@ class SourceInfo(Section):
     label_source: dict[str, str | None] | str | None = None  # per split (imagenet), or one for all
 
 
+class Renamed(Section):
+    """A class name changed so that every class has a unique one: from what, to what, and why."""
+
+    from_: str | None = Field(None, alias="from")
+    to: str | None = None
+    why: str | None = ""
+
+
 class VocabularyInfo(Section):
     """``vocabulary``: the class list beside the data (``classes.json``)."""
 
     dataset: str | None = None
     num_classes: int | None = None
-    renamed: dict[str, dict[str, Any]] = {}  # class id -> {from, to, why}
+    renamed: dict[str, Renamed] = {}  # by class id
 
 
 class TaskInfo(Section):

@@ -24,11 +24,20 @@ class BenchmarkConfigInfo(Section):
     adversarial: bool = True
 
 
+class KeyProblem(Section):
+    """A wrong option WordNet says is, or may be, true of the question's class, with the evidence."""
+
+    qid: str | None = None
+    class_name: str | None = None
+    option: str | None = None
+    evidence: str | None = None
+
+
 class KeyCheck(Section):
-    """``key_check``: wrong options WordNet says are, or may be, true of the question's class."""
+    """``key_check``: how many key problems the exported questions have, and the first few."""
 
     problems: int = 0
-    examples: list[dict[str, Any]] = []
+    examples: list[KeyProblem] = []
 
 
 class AuditSample(Section):
