@@ -45,6 +45,8 @@ from vlm_classdata.executors import Executor, LocalExecutor
 from vlm_classdata.images import DEFAULT_MAX_PIXELS, inspect_image, to_rgb_jpeg
 from vlm_classdata.names import check_name
 from vlm_classdata.provenance import TOOL_NAME, package_versions
+from vlm_classdata.records.build_manifest import BuildManifest
+from vlm_classdata.records.run_log import RunLogEntry
 from vlm_classdata.secrets import redact_obj
 from vlm_classdata.stages import (
     LOCK_FILE,
@@ -767,7 +769,7 @@ class Build:
         })
         # the whole vocabulary beside the data: later steps (verification, cards) read it from the build
         write_json_atomic(self.out_dir / "classes.json", vocab.to_json())
-        write_json_atomic(self.out_dir / "manifest.json", manifest)
+        BuildManifest.model_validate(manifest).write(self.out_dir / "manifest.json")
         return manifest
 
     def _log_run(self, manifest: dict, seconds: float) -> None:
@@ -784,4 +786,4 @@ class Build:
             before = ""
         if before and not before.endswith("\n"):
             before += "\n"
-        write_text_atomic(log, before + json.dumps(entry, ensure_ascii=False) + "\n")
+        write_text_atomic(log, before + RunLogEntry.model_validate(entry).line())

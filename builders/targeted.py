@@ -52,6 +52,7 @@ from pathlib import Path
 from builders.sources.wds import _KEY_EXT  # WebDataset's split of a member name into key and extension
 from vlm_classdata.atomic import atomic_path, commit, discard, write_json_atomic
 from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.records.build_manifest import BuildManifest
 from vlm_classdata.stages import RunLock, Stages, file_listing, fingerprint, open_out
 from vlm_classdata.vocabulary import ClassVocabulary
 
@@ -637,7 +638,7 @@ def _run(mined: Mined, out: Path, extra: list[str], image_size: int, resize_mode
                "kept": {cid: int(written.get(cid, 0)) for cid in mined.mined}}
     manifest["targeted"] = section
     path = out / "build" / "manifest.json"
-    write_json_atomic(path, manifest)
+    BuildManifest.model_validate(manifest).write(path)
     print(_table(section))
     print(f"  manifest   {path}")
     return manifest

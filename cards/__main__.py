@@ -17,6 +17,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from cards.check import check_folder, check_main
+from cards.publish import publish_main
+from cards.write import write_card
 from vlm_classdata.errors import run_cli
 
 
@@ -45,9 +48,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand."""
     args = build_parser().parse_args(argv)
     if args.command == "write":
-        from cards.check import check_folder
-        from cards.write import write_card
-
         path = write_card(args.build, repo_folder=args.repo_folder, corpora=args.corpora,
                           pretty_name=args.pretty_name, license=args.license)
         print(f"card → {path}")
@@ -56,11 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"problem: {problem}")
         return 1 if problems else 0
     if args.command == "check":
-        from cards.check import check_main
-
         return check_main(args.folder)
-    from cards.publish import publish_main
-
     return publish_main(args.folder, args.repo_id, private=args.private, dry_run=args.dry_run)
 
 

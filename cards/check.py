@@ -21,9 +21,9 @@ from urllib.parse import unquote
 
 import yaml
 
+from cards.credentials import CREDENTIAL_KINDS, credential_lines, is_binary
 from cards.metadata import DEFAULT_CONFIG, HUB_LICENSES, SIZE_CATEGORIES, size_category
 from vlm_classdata.errors import UserError
-from vlm_classdata.secrets import find_credentials
 
 #: required Markdown sections; each item is ``/``-separated alternatives, any of which a heading must contain
 #: (case-insensitive)
@@ -31,7 +31,6 @@ DEFAULT_SECTIONS: tuple[str, ...] = ("summary", "structure", "creation", "licenc
 REQUIRED_KEYS: tuple[str, ...] = ("license", "pretty_name", "task_categories", "size_categories", "configs",
                                   "dataset_info")
 PLACEHOLDER_RE = re.compile(r"\bTODO\b|\[More Information Needed\]")
-TOKEN_RE = re.compile(rb"hf_[A-Za-z0-9]{30,}")
 LICENSE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}\1[ \t]*$|\Z)", re.M | re.S)
@@ -41,10 +40,6 @@ _LINK_RE = re.compile(r"!?\[(?:[^\[\]\n]|\[[^\]\n]*\])*\]\(\s*(<[^>\n]*>|[^)\s]+
 _REF_DEF_RE = re.compile(r"^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*(<[^>\n]*>|\S+)", re.M)
 _HTML_SRC_RE = re.compile(r"<(?:img|a|source)\b[^>]*?\b(?:src|href)\s*=\s*[\"']([^\"']+)[\"']", re.I)
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-_BINARY_SUFFIX_TEXT = (".parquet .arrow .png .jpg .jpeg .gif .webp .bmp .tif .tiff .tar .zip .gz .zst .xz .bz2 .npy .npz "
-                       ".pt .pth .bin .safetensors .pdf .mp4 .wav")
-_BINARY_SUFFIXES = frozenset(_BINARY_SUFFIX_TEXT.split())
-_CHUNK = 1 << 20
 
 
 def _blank_code(text: str) -> str:
@@ -71,9 +66,9 @@ def _first_line(exc: BaseException, limit: int = 300) -> str:
 def _offline() -> Iterator[None]:
     """``HF_HUB_OFFLINE=1`` for the duration (env var and the values datasets/huggingface_hub read at import),
     progress bars off."""
-    import datasets
-    import datasets.config as dconfig
-    from huggingface_hub import constants
+    import datasets  # heavy: only the offline check needs it
+    import datasets.config as dconfig  # heavy: only the offline check needs it
+    from huggingface_hub import constants  # heavy: only the offline check needs it
 
     env = os.environ.get("HF_HUB_OFFLINE")
     saved = (dconfig.HF_HUB_OFFLINE, dconfig.HF_DATASETS_OFFLINE, constants.HF_HUB_OFFLINE)
@@ -119,8 +114,8 @@ def _read_readme(readme: Path, problems: list[str]) -> tuple[str, str] | None:
 def _check_front_matter(raw: str, text: str, problems: list[str]) -> tuple[dict | None, Any, str]:
     """Parse README.md (``raw``/``text`` from :func:`_read_readme`): (metadata dict or None, DatasetCardData
     or None, Markdown body)."""
-    from huggingface_hub import DatasetCard
-    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+    from huggingface_hub import DatasetCard  # heavy: only the offline check needs it
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK  # heavy: only the offline check needs it
 
     match = REGEX_YAML_BLOCK.search(text)
     if not match:
@@ -196,7 +191,7 @@ def _config_patterns(data_files: Any) -> list[tuple[str | None, str]]:
 
 def _check_configs(root: Path, card_data: Any, problems: list[str]) -> dict:
     """Parse ``configs`` with MetadataConfigs; every data_files pattern must match a file in the folder."""
-    from datasets.utils.metadata import MetadataConfigs
+    from datasets.utils.metadata import MetadataConfigs  # heavy: only the offline check needs it
 
     try:
         configs = MetadataConfigs.from_dataset_card_data(card_data)
@@ -219,7 +214,7 @@ def _check_configs(root: Path, card_data: Any, problems: list[str]) -> dict:
 
 def _expected_sizes(card_data: Any, configs: dict, problems: list[str]) -> dict[str, dict[str, int]]:
     """{config: {split: num_examples}} from ``dataset_info``."""
-    from datasets.info import DatasetInfosDict
+    from datasets.info import DatasetInfosDict  # heavy: only the offline check needs it
 
     if card_data is None or card_data.get("dataset_info") is None:
         return {}
@@ -242,7 +237,7 @@ def _expected_sizes(card_data: Any, configs: dict, problems: list[str]) -> dict[
 def _check_load(root: Path, configs: dict, expected: dict[str, dict[str, int]],
                 problems: list[str]) -> dict[str, dict[str, int]]:
     """``datasets.load_dataset`` every config offline; split sizes against ``dataset_info``; decode row 0."""
-    from datasets import load_dataset
+    from datasets import load_dataset  # heavy: only the offline check needs it
 
     names: list[str | None] = list(configs) or [None]
     got_all: dict[str, dict[str, int]] = {}
@@ -308,60 +303,15 @@ def _check_body(root: Path, text: str, body: str, require_sections: Sequence[str
         problems.append(f"README.md line {_line_of(plain, m.start())}: leftover placeholder {m.group(0)!r}")
 
 
-def _is_binary(path: Path) -> bool:
-    if path.suffix.lower() in _BINARY_SUFFIXES:
-        return True
-    try:
-        with path.open("rb") as f:
-            return b"\0" in f.read(8192)
-    except OSError:
-        return True
-
-
-#: what each kind of :func:`vlm_classdata.secrets.find_credentials` match looks like, for the problem line
-CREDENTIAL_KINDS = {
-    "hf_token": "a Hugging Face access token", "openai_key": "an API key (sk-...)",
-    "url_userinfo": "a user name or password in a URL (scheme://user:password@host)",
-    "secret_query": "a secret in a URL query (key=, token=, password=, sig=...)", "bearer": "a Bearer token",
-    "github_token": "a GitHub token", "aws_key": "an AWS access key id",
-}
-
-
-def _credential_lines(path: Path) -> list[tuple[int, str]]:
-    """``(line number, kind)`` of every credential-like string in a text file (:func:`vlm_classdata.secrets.find_credentials`;
-    read in chunks, line by line; the secret itself is never kept)."""
-    found: set[tuple[int, str]] = set()
-    line_no = 1
-    pending = ""
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as f:
-        while True:
-            chunk = f.read(_CHUNK)
-            pieces = (pending + chunk).split("\n")
-            pending = pieces.pop() if chunk else ""
-            for piece in pieces:
-                found.update((line_no, kind) for kind, _ in find_credentials(piece))
-                line_no += 1
-            if len(pending) > 4 * _CHUNK:  # one very long line: look at what is read, keep an overlap
-                found.update((line_no, kind) for kind, _ in find_credentials(pending))
-                pending = pending[-512:]
-            if not chunk:
-                return sorted(found)
-
-
-def _token_lines(path: Path) -> list[int]:
-    """Line numbers of credential-like strings in a text file."""
-    return sorted({line for line, _ in _credential_lines(path)})
-
-
 def _check_secrets(root: Path, problems: list[str]) -> None:
     """Credential-like strings (Hugging Face, API, GitHub and AWS keys, Bearer tokens, passwords in URLs, secret
     query parameters) in any text file of the folder, the README included: one problem per line and kind."""
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if ".git" in rel.parts or not path.is_file() or _is_binary(path):
+        if ".git" in rel.parts or not path.is_file() or is_binary(path):
             continue
         try:
-            found = _credential_lines(path)
+            found = credential_lines(path)
         except OSError as exc:
             problems.append(f"{rel.as_posix()}: cannot be read to look for credentials ({_first_line(exc)})")
             continue

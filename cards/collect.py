@@ -1,4 +1,5 @@
-"""Collect the plain facts a dataset card is written from: the manifests and reports our tools write.
+"""Collect the facts a dataset card is written from: the records our tools write, read through
+:mod:`vlm_classdata.records`.
 
 Build kinds (:func:`detect_kind`):
 
@@ -22,15 +23,23 @@ import json
 import shlex
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pyarrow.parquet as pq
+
+from builders.prompts import PromptRegistry
+from cards.facts import CardFacts, CorpusCounts, Filtering, PromptSet, Review
 from cards.metadata import data_info, shard_files
+from corpora_stats.report import load_counts
 from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.records.base import Record
+from vlm_classdata.records.build_manifest import BuildManifest, FilteredManifest, SourceInfo, TaskInfo
+from vlm_classdata.records.count_meta import CountMeta
+from vlm_classdata.records.imagewikiqa import BenchmarkManifest, QualityReport
+from vlm_classdata.records.run_log import RunLogEntry
+from vlm_classdata.records.verification import FilterReport, VerificationSummary
 from vlm_classdata.vocabulary import ClassVocabulary
-
-KINDS = ("builders", "filtered", "imagewikiqa")
 
 #: display names of the bundled class lists (``--classes``)
 DATASET_NAMES = {
@@ -39,82 +48,9 @@ DATASET_NAMES = {
 }
 #: the module each tool is run as (``python -m <module>``)
 MODULES = {"builders": "builders.imagenet_qa", "filtered": "builders.imagenet_qa", "imagewikiqa": "imagewikiqa"}
+REVIEW_FILE = "audit/review.json"
 
-
-@dataclass
-class PromptSet:
-    """One template set a task used: ids and texts in file order, and whether samples pick among them."""
-
-    task: str
-    set_name: str
-    templates: list[tuple[str, str]]
-    paraphrase: bool
-
-    @property
-    def used(self) -> int:
-        """How many templates the data can contain (all with paraphrasing, else the canonical first)."""
-        return len(self.templates) if self.paraphrase else 1
-
-
-@dataclass
-class CorpusCounts:
-    """One corpus of a ``corpora_stats count`` folder."""
-
-    name: str
-    documents: int | None
-    rows: list[dict[str, Any]]  # class_id, class_name, doc_freq, mentions (ints)
-
-
-@dataclass
-class CardFacts:
-    """Everything a card says, as plain values (paths are strings)."""
-
-    kind: str                              # builders | filtered | imagewikiqa
-    build_dir: str
-    hf_dir: str                            # the Hugging Face folder the card describes (default BUILD/hf)
-    dataset: str | None                    # class list / source dataset name (e.g. imagenet1k)
-    dataset_name: str                      # its display name (e.g. ImageNet-1k)
-    source: dict[str, Any]                 # kind, root, dataset, ... (builders); images, split (imagewikiqa)
-    num_classes: int                       # size of the class vocabulary
-    class_names: dict[str, str]            # class id -> display name (the whole vocabulary)
-    renamed: dict[str, dict]               # class id -> {from, to, why}: names changed to be unique
-    split_counts: dict[str, int]           # rows per split of the publishable folder (its parquet files)
-    class_counts: dict[str, int]           # rows per class id over the publishable folder
-    outputs: dict[str, dict[str, Any]]     # output name -> {about, task, dir, counts}
-    hf_task: str | None                    # the task of the rows in the publishable folder
-    tasks: dict[str, dict[str, Any]]       # the manifest's task descriptions
-    prompts: list[PromptSet]
-    prompt_sources: list[str]
-    seed: int | None
-    config: dict[str, Any]
-    tool: dict[str, Any]                   # {"name", "versions"}
-    argv: list[str] | None                 # the recorded command line (argv[0] is the script)
-    command: str | None                    # the command rendered as ``python -m module args``
-    build_splits: dict[str, dict[str, Any]] = field(default_factory=dict)  # builders: written/skipped/reasons
-    verify: list[dict[str, Any]] = field(default_factory=list)             # verification pass summaries
-    filtered: dict[str, Any] | None = None  # manifest "filtered" + filter_report.json (rules_text, files)
-    questions: int | None = None            # imagewikiqa: final questions
-    rejections: dict[str, int] = field(default_factory=dict)  # imagewikiqa: rejected questions by reason
-    quality: dict[str, Any] | None = None   # imagewikiqa quality_report.json
-    verification: dict[str, Any] | None = None  # imagewikiqa text-only verification summary
-    key_check: dict[str, Any] | None = None  # imagewikiqa: {"problems", "examples"} of the exported questions
-    audit: dict[str, Any] | None = None      # imagewikiqa: {"n", "seed", "questions", "files"} of audit/
-    review: dict[str, Any] | None = None     # imagewikiqa: audit/review.json {"reviewed", "wrong_keys", "notes"}
-    corpora: list[CorpusCounts] = field(default_factory=list)
-    corpora_meta: dict[str, Any] | None = None
-    targeted: dict[str, Any] | None = None  # builders.targeted: {"mine", "download", "kept"}
-    notes: list[str] = field(default_factory=list)  # things the card should say were not recorded
-    #: :func:`cards.metadata.data_info` of ``hf_dir`` (features, splits with their shards, sizes)
-    data_info: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def total_rows(self) -> int:
-        return sum(self.split_counts.values())
-
-    @property
-    def licence_source(self) -> str | None:
-        """What the images' terms come from: the web for mined data, else the source dataset."""
-        return "web-images" if self.targeted else self.dataset
+R = TypeVar("R", bound=Record)
 
 
 # ----- reading ---------------------------------------------------------------------------------------------
@@ -127,6 +63,13 @@ def _optional_json(path: Path) -> Any:
         return None
 
 
+def _optional_record(cls: type[R], path: Path) -> R | None:
+    """The record at ``path``; None when the file is missing or not a JSON object (UserError for a JSON
+    object of the wrong shape)."""
+    data = _optional_json(path)
+    return cls.from_obj(data, path) if isinstance(data, dict) else None
+
+
 def detect_kind(manifest: dict) -> str:
     """``filtered``, ``builders`` or ``imagewikiqa`` from a manifest's sections; UserError otherwise."""
     if "filtered" in manifest and "outputs" in manifest:
@@ -136,19 +79,6 @@ def detect_kind(manifest: dict) -> str:
     if "questions" in manifest or "exports" in manifest:
         return "imagewikiqa"
     raise UserError("manifest.json is neither a builders, a filtered nor an imagewikiqa build manifest")
-
-
-def _last_run(build: Path) -> dict | None:
-    path = build / "run_log.jsonl"
-    if not path.is_file():
-        return None
-    last = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            last = json.loads(line)
-        except ValueError:
-            continue
-    return last
 
 
 def render_command(argv: list[str] | None, kind: str) -> str | None:
@@ -187,9 +117,7 @@ def split_files(folder: str | Path, info: dict, split_order: Sequence[str] = ())
 
 
 def _class_counts(files: dict[str, list[Path]], info: dict) -> dict[str, int]:
-    """Rows per ``class_id`` over the shards (pyarrow only); empty without a ``class_id`` column."""
-    import pyarrow.parquet as pq
-
+    """Rows per ``class_id`` over the shards; empty without a ``class_id`` column."""
     classes: Counter[str] = Counter()
     if "class_id" in info["features"]:
         for paths in files.values():
@@ -199,10 +127,8 @@ def _class_counts(files: dict[str, list[Path]], info: dict) -> dict[str, int]:
     return dict(sorted(classes.items()))
 
 
-def _prompts(tasks: dict, prompts_file: str | None) -> tuple[list[PromptSet], list[str], list[str]]:
+def _prompts(tasks: dict[str, TaskInfo], prompts_file: str | None) -> tuple[list[PromptSet], list[str], list[str]]:
     """Template ids and texts of every set the tasks used, from builders/prompts.py's loader."""
-    from builders.prompts import PromptRegistry
-
     notes = []
     try:
         registry = PromptRegistry.load(prompts_file)
@@ -211,85 +137,82 @@ def _prompts(tasks: dict, prompts_file: str | None) -> tuple[list[PromptSet], li
         notes.append(f"the prompts file {prompts_file} is gone; template texts are the bundled ones")
     out = []
     for task_name, info in sorted(tasks.items()):
-        for set_name, ids in (info.get("templates") or {}).items():
+        for set_name, ids in info.templates.items():
             texts = dict(registry.templates(set_name)) if set_name in registry.set_names else {}
             templates = [(tid, texts.get(tid, "(text not recorded)")) for tid in ids]
             # mcq instructions follow the stems' paraphrase setting; instruct always paraphrases
-            out.append(PromptSet(task_name, set_name, templates, bool(info.get("paraphrase"))))
+            out.append(PromptSet(task_name, set_name, templates, info.paraphrase))
     return out, list(registry.sources), notes
 
 
-def _verify_summaries(folder: Path) -> list[dict]:
+def _verify_summaries(folder: Path) -> list[VerificationSummary]:
+    """The pass summaries in a build's ``verify/`` (other JSON files there are not summaries)."""
     out = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         data = _optional_json(path)
         if isinstance(data, dict) and "pass" in data and "model" in data:
-            out.append(data)
+            out.append(VerificationSummary.from_obj(data, path))
     return out
 
 
-def _read_corpora(folder: str | Path) -> tuple[list[CorpusCounts], dict]:
+def _read_corpora(folder: str | Path) -> tuple[list[CorpusCounts], CountMeta]:
     """The counts tables and ``count_meta.json`` of a corpora_stats folder
     (:func:`corpora_stats.report.load_counts`), corpora in name order."""
-    from corpora_stats.report import load_counts
-
-    tables, meta = load_counts(folder)
+    tables, raw = load_counts(folder)
+    meta = CountMeta.from_obj(raw, Path(folder) / "count_meta.json")
     out = []
     for name in sorted(tables):
         rows = [{"class_id": r["class_id"], "class_name": r["class_name"] or r["class_id"],
                  "doc_freq": r["doc_freq"], "mentions": r["mentions"]}
                 for r in tables[name].select("class_id", "class_name", "doc_freq", "mentions").iter_rows(named=True)]
-        out.append(CorpusCounts(name, (meta["corpora"].get(name) or {}).get("documents"), rows))
+        corpus = meta.corpora.get(name)
+        out.append(CorpusCounts(name, corpus.documents if corpus else None, rows))
     return out, meta
 
 
 # ----- the facts -------------------------------------------------------------------------------------------
-def _builders_facts(build: Path, manifest: dict, kind: str) -> dict[str, Any]:
+def _filtering(build: Path, manifest: FilteredManifest) -> Filtering:
+    """The ``filtered`` section with the rules and per-file counts of ``filter_report.json``."""
+    filtering = Filtering(manifest.filtered)
+    report = _optional_record(FilterReport, build / "filter_report.json")
+    if report is not None:
+        filtering.rules_text, filtering.files = report.rules_text, report.files
+    return filtering
+
+
+def _builders_facts(build: Path, manifest: BuildManifest) -> dict[str, Any]:
     notes: list[str] = []
-    outputs = {name: {k: info.get(k) for k in ("about", "task", "dir", "counts", "writer", "layout")}
-               for name, info in sorted(manifest.get("outputs", {}).items())}
-    config = manifest.get("config", {})
-    prompts, sources, prompt_notes = _prompts(manifest.get("tasks", {}), config.get("prompts"))
+    prompts, sources, prompt_notes = _prompts(manifest.tasks, manifest.config.prompts)
     notes += prompt_notes
     origin = build
     filtered = None
-    if kind == "filtered":
-        filtered = dict(manifest["filtered"])
-        report = _optional_json(build / "filter_report.json")
-        if isinstance(report, dict):
-            filtered["rules_text"] = report.get("rules_text", [])
-            filtered["files"] = report.get("files", {})
-            filtered["dropped"] = report.get("dropped")
-        origin = Path(filtered.get("from", ""))
+    if isinstance(manifest, FilteredManifest):
+        filtered = _filtering(build, manifest)
+        origin = Path(manifest.filtered.from_)
         if not (origin / "manifest.json").is_file():
             notes.append("the build this copy was filtered from is not at its recorded path; "
                          "its command and verification summaries are left out")
-    run = _last_run(origin) if origin.is_dir() else None
-    argv = run.get("argv") if run else None
+    run = RunLogEntry.last(origin / "run_log.jsonl") if origin.is_dir() else None
+    argv = run.argv if run else None
     if argv is None:
         notes.append("no run_log.jsonl: the exact command was not recorded")
-    source = dict(manifest.get("source", {}))
-    vocab = manifest.get("vocabulary", {})
+    source, vocab = manifest.source, manifest.vocabulary
+    outputs = dict(sorted(manifest.outputs.items()))
     return {
-        "dataset": source.get("dataset") or vocab.get("dataset"), "source": source,
-        "num_classes": int(vocab.get("num_classes") or source.get("num_classes") or 0),
-        "renamed": dict(vocab.get("renamed") or {}), "outputs": outputs,
-        "hf_task": (outputs.get("hf") or {}).get("task"), "tasks": manifest.get("tasks", {}),
-        "prompts": prompts, "prompt_sources": sources, "seed": config.get("seed"), "config": config,
-        "tool": manifest.get("tool", {}), "argv": argv,
-        "build_splits": {s: {k: info.get(k) for k in ("scanned", "written", "skipped", "skip_reasons", "converted")}
-                         for s, info in manifest.get("splits", {}).items()},
+        "dataset": source.dataset or vocab.dataset, "source": source,
+        "num_classes": int(vocab.num_classes or source.num_classes or 0),
+        "renamed": dict(vocab.renamed), "outputs": outputs,
+        "hf_task": outputs["hf"].task if "hf" in outputs else None, "tasks": manifest.tasks,
+        "prompts": prompts, "prompt_sources": sources, "seed": manifest.config.seed, "config": manifest.config,
+        "tool": manifest.tool, "argv": argv, "build_splits": manifest.splits,
         "verify": _verify_summaries(origin / "verify") if origin.is_dir() else [],
-        "filtered": filtered, "notes": notes, "targeted": manifest.get("targeted"),
+        "filtered": filtered, "notes": notes, "targeted": manifest.targeted,
     }
 
 
-REVIEW_FILE = "audit/review.json"
-
-
-def read_review(build: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """A human's key review ``BUILD/audit/review.json``: ``({"reviewed", "wrong_keys", "notes"}, None)``,
-    ``(None, None)`` when there is none, ``(None, note)`` when the file is not such a record."""
+def read_review(build: Path) -> tuple[Review | None, str | None]:
+    """A human's key review ``BUILD/audit/review.json``: ``(Review, None)``, ``(None, None)`` when there is
+    none, ``(None, note)`` when the file is not such a record."""
     path = build / REVIEW_FILE
     if not path.exists():
         return None, None
@@ -302,60 +225,68 @@ def read_review(build: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, (f"{REVIEW_FILE} needs whole numbers reviewed >= wrong_keys >= 0 (got reviewed={reviewed!r}, "
                       f"wrong_keys={wrong!r}); the human review is left out")
     notes = data.get("notes")
-    return {"reviewed": reviewed, "wrong_keys": wrong,
-            "notes": notes if isinstance(notes, str) and notes.strip() else None}, None
+    return Review(reviewed, wrong, notes if isinstance(notes, str) and notes.strip() else None), None
 
 
-def _imagewikiqa_facts(build: Path, manifest: dict) -> dict[str, Any]:
-    config = manifest.get("config", {})
-    notes: list[str] = []
-    quality = _optional_json(build / "quality_report.json")
+def _text_only_summary(build: Path, quality: QualityReport | None) -> dict[str, Any] | None:
+    """The text-only verification summary: from the verify stage's marker, else from the quality report."""
     stage = _optional_json(build / "stages" / "verified.done.json")
     verification = None
     if isinstance(stage, dict):
         verification = (stage.get("info") or {}).get("summary")
-    if verification is None and isinstance(quality, dict) and quality.get("text_only_llm"):
-        verification = quality["text_only_llm"].get("summary")
-    argv = manifest.get("argv")
-    command = manifest.get("command") if isinstance(manifest.get("command"), str) else None
-    if not argv and not command:
+    if verification is None and quality is not None and quality.text_only_llm:
+        verification = quality.text_only_llm.summary
+    return verification
+
+
+def _imagewikiqa_facts(build: Path, manifest: BenchmarkManifest) -> dict[str, Any]:
+    config = manifest.config
+    notes: list[str] = []
+    quality = _optional_record(QualityReport, build / "quality_report.json")
+    if not manifest.argv and not manifest.command:
         notes.append("the manifest does not record the command line")
-    dataset = config.get("classes")
     review, review_note = read_review(build)
     if review_note:
         notes.append(review_note)
-    key_check, audit = manifest.get("key_check"), manifest.get("audit")
+    source = SourceInfo(kind=config.source, root=config.images, split=config.split, dataset=config.classes)
     return {
-        "key_check": key_check if isinstance(key_check, dict) else None,
-        "audit": audit if isinstance(audit, dict) else None, "review": review,
-        "dataset": dataset, "source": {"kind": config.get("source"), "root": config.get("images"),
-                                       "split": config.get("split"), "dataset": dataset,
-                                       "generator": config.get("generator"), "articles": config.get("articles")},
-        "num_classes": int(manifest.get("classes") or 0), "renamed": {}, "outputs": {},
-        "hf_task": "qa", "tasks": {}, "prompts": [], "prompt_sources": [], "seed": config.get("seed"),
-        "config": config, "tool": manifest.get("tool", {}), "argv": argv, "command": command,
-        "questions": manifest.get("questions"), "rejections": dict(manifest.get("rejections") or {}),
-        "quality": quality if isinstance(quality, dict) else None, "verification": verification, "notes": notes,
+        "key_check": manifest.key_check, "audit": manifest.audit, "review": review,
+        "dataset": config.classes, "source": source,
+        "num_classes": int(manifest.classes or 0), "renamed": {}, "outputs": {},
+        "hf_task": "qa", "tasks": {}, "prompts": [], "prompt_sources": [], "seed": config.seed,
+        "config": config, "tool": manifest.tool, "argv": manifest.argv, "command": manifest.command,
+        "questions": manifest.questions, "rejections": dict(manifest.rejections),
+        "quality": quality, "verification": _text_only_summary(build, quality), "notes": notes,
     }
+
+
+def read_manifest(build: Path) -> BuildManifest | BenchmarkManifest:
+    """The build's ``manifest.json`` as the record of its kind (:func:`detect_kind`)."""
+    path = build / "manifest.json"
+    if not path.is_file():
+        raise UserError(f"{build} has no manifest.json: give a folder written by builders.imagenet_qa, "
+                        f"builders.verify filter or imagewikiqa build")
+    try:
+        data = read_user_json(path, "build manifest")
+    except OSError as exc:  # e.g. no permission to read it
+        raise UserError(f"build manifest {path}: cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a JSON object")
+    record = {"filtered": FilteredManifest, "builders": BuildManifest,
+              "imagewikiqa": BenchmarkManifest}[detect_kind(data)]
+    return record.from_obj(data, path)
 
 
 def collect(build_dir: str | Path, corpora: str | None = None, hf_dir: str | Path | None = None) -> CardFacts:
     """Read a build folder (and optionally a corpora_stats counts folder) into :class:`CardFacts`.
 
     ``hf_dir``: the Hugging Face folder the card is for (default ``BUILD/hf``); its Parquet shards give the
-    split and class counts. UserError (one line) for a folder without ``manifest.json``, an unknown manifest,
-    or a Hugging Face folder without ``data/*.parquet``."""
+    split and class counts. UserError (one line) for a folder without ``manifest.json``, an unknown or
+    malformed manifest, or a Hugging Face folder without ``data/*.parquet``."""
     build = Path(build_dir)
-    if not (build / "manifest.json").is_file():
-        raise UserError(f"{build} has no manifest.json: give a folder written by builders.imagenet_qa, "
-                        f"builders.verify filter or imagewikiqa build")
-    try:
-        manifest = read_user_json(build / "manifest.json", "build manifest")
-    except OSError as exc:  # e.g. no permission to read it
-        raise UserError(f"build manifest {build / 'manifest.json'}: cannot be read ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise UserError(f"{build / 'manifest.json'} is not a JSON object")
-    kind = detect_kind(manifest)
+    manifest = read_manifest(build)
+    kind = ("imagewikiqa" if isinstance(manifest, BenchmarkManifest)
+            else "filtered" if isinstance(manifest, FilteredManifest) else "builders")
     hf = build / "hf" if hf_dir is None else Path(hf_dir)
     if not shard_files(hf):
         if hf_dir is not None:
@@ -364,8 +295,10 @@ def collect(build_dir: str | Path, corpora: str | None = None, hf_dir: str | Pat
                else "rebuild with --outputs hf (e.g. --outputs llava,hf,mcq)")
         raise UserError(f"{build} has no publishable Hugging Face folder (hf/data/*.parquet): {fix}")
     info = data_info(hf)
-    parts = _imagewikiqa_facts(build, manifest) if kind == "imagewikiqa" else _builders_facts(build, manifest, kind)
-    files = split_files(hf, info, list((parts["outputs"].get("hf") or {}).get("counts") or {}))
+    parts = (_imagewikiqa_facts(build, manifest) if isinstance(manifest, BenchmarkManifest)
+             else _builders_facts(build, manifest))
+    hf_output = parts["outputs"].get("hf")
+    files = split_files(hf, info, list(hf_output.counts) if hf_output else [])
     split_counts = {s: info["splits"][s]["num_examples"] for s in files}
     class_counts = _class_counts(files, info)
     names = _vocabulary(build)

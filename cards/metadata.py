@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
+from builders.writers.hf_parquet import card_data
 from vlm_classdata.errors import UserError
 
 DEFAULT_CONFIG = "default"
@@ -220,10 +223,8 @@ def data_info(folder: str | Path) -> dict:
     the file bytes. Raises :class:`UserError` when there are no shards, a shard is unreadable or misnamed, or
     the shards disagree on their features.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from datasets import Features
-    from datasets.naming import _split_re
+    from datasets import Features  # heavy: only the card writer needs it
+    from datasets.naming import _split_re  # heavy: only the card writer needs it
 
     files = shard_files(folder)
     if not files:
@@ -282,9 +283,7 @@ def card_metadata(folder: str | Path, *, pretty_name: str, license_id: str, lice
     produced by ``datasets``; splits with num_bytes/num_examples; download_size; dataset_size). Empty
     ``task_ids``/``tags`` are left out. Raises ValueError on an unknown licence id or ``other`` without a name.
     """
-    from huggingface_hub import DatasetCardData
-
-    from builders.writers.hf_parquet import card_data
+    from huggingface_hub import DatasetCardData  # heavy: only the card writer needs it
 
     if license_id not in HUB_LICENSES:
         raise ValueError(f"card_metadata: {license_id!r} is not a Hugging Face Hub licence id")

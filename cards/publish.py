@@ -62,8 +62,8 @@ def resolve_token(token: str | None = None) -> str | None:
     for candidate in (token, os.environ.get("HF_TOKEN")):
         if candidate is not None and candidate.strip():
             return candidate.strip()
-    from huggingface_hub import get_token
-    from huggingface_hub.errors import OIDCError
+    from huggingface_hub import get_token  # heavy: only publishing needs it
+    from huggingface_hub.errors import OIDCError  # heavy: only publishing needs it
 
     try:
         found = get_token()
@@ -83,7 +83,7 @@ def _patterns(patterns: str | Iterable[str] | None) -> list[str] | None:
 
 def _ignore_list(ignore: str | Iterable[str] | None) -> list[str]:
     """The ignore list huggingface_hub ends up using: ours plus its DEFAULT_IGNORE_PATTERNS (it appends them)."""
-    from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
+    from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS  # heavy: only publishing needs it
 
     return (_patterns(ignore) or []) + list(DEFAULT_IGNORE_PATTERNS)
 
@@ -96,7 +96,7 @@ def plan_upload(folder: str | Path, allow: str | Iterable[str] | None = None,
     filters them with the same ``allow``/``ignore`` patterns and matcher. A path with a ``.git`` or ``.cache``
     folder that survives the filters is a :class:`UserError` (the Hub would refuse the whole commit).
     """
-    from huggingface_hub.utils import filter_repo_objects
+    from huggingface_hub.utils import filter_repo_objects  # heavy: only publishing needs it
 
     root = Path(folder).expanduser()
     if not root.is_dir():
@@ -132,7 +132,7 @@ def validate_repo_id(repo_id: str) -> tuple[str, str]:
 
 def _resolve_endpoint(endpoint: str | None) -> str:
     """``endpoint``, else ``$HF_ENDPOINT`` read now (huggingface_hub only reads it at import), else its default."""
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # heavy: only publishing needs it
 
     value = (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).strip().rstrip("/")
     if not re.match(r"https?://[^/\s]+", value):
@@ -146,7 +146,7 @@ def _check_card(folder: Path, plan: Sequence[tuple[str, int]]) -> None:
         raise UserError(f"{folder}/README.md not found: generate the dataset card first (python -m cards ...)")
     if "README.md" not in {rel for rel, _ in plan}:
         raise UserError("README.md is excluded by the allow/ignore patterns: the dataset card must be uploaded")
-    from huggingface_hub import DatasetCard
+    from huggingface_hub import DatasetCard  # heavy: only publishing needs it
 
     try:
         DatasetCard.load(readme)
@@ -170,8 +170,8 @@ def _scrub(message: str, token: str | None) -> str:
 
 def _hub_error(exc: BaseException, *, stage: str, repo_id: str, endpoint: str) -> UserError:
     """One clear line for an exception raised by huggingface_hub during ``stage`` ('create' or 'upload')."""
-    import httpx2
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    import httpx2  # heavy: only publishing needs it
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled  # heavy: only publishing needs it
 
     owner = repo_id.split("/", 1)[0]
     if isinstance(exc, OfflineModeIsEnabled):
@@ -235,7 +235,7 @@ def publish(folder: str | Path, repo_id: str, private: bool = False, dry_run: bo
     if resolved is None:
         raise UserError(_NO_TOKEN)
 
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # heavy: only publishing needs it
 
     api = HfApi(endpoint=base, token=resolved)
     stage = "create"

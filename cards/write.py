@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cards.collect import CardFacts, collect
+from cards.collect import collect
+from cards.facts import CardFacts
+from cards.metadata import HUB_LICENSES, card_metadata, known_source, license_for, render_front_matter
 from cards.render import default_pretty_name, render_body
 from vlm_classdata.atomic import remove_leftovers, write_text_atomic
 from vlm_classdata.errors import UserError
@@ -39,12 +41,11 @@ def task_categories(facts: CardFacts) -> list[str]:
 
 def source_datasets(facts: CardFacts) -> list[str]:
     """``source_datasets``: the Hub id of the source (a Hub root for hf sources), else its class list name."""
-    from cards.metadata import known_source
-
-    if facts.source.get("kind") == "hf" and facts.source.get("root") and not Path(str(facts.source["root"])).exists():
-        return [str(facts.source["root"])]
+    source = facts.source
+    if source.kind == "hf" and source.root and not Path(source.root).exists():
+        return [source.root]
     if facts.targeted:  # images from the mined corpus; the class list only names them
-        files = (facts.targeted.get("mine") or {}).get("corpus_files") or []
+        files = facts.targeted.mine.corpus_files
         names = [str(f.get("name") or f.get("file")) if isinstance(f, dict) else str(f) for f in files]
         return sorted(set(names)) or ["original"]
     name = known_source(facts.dataset) or facts.dataset
@@ -52,6 +53,7 @@ def source_datasets(facts: CardFacts) -> list[str]:
 
 
 def tags(facts: CardFacts) -> list[str]:
+    """The card's tags: the project, the kind of data, filtered and web-mined when they apply."""
     out = ["vlm-classdata", "vision-language"]
     out += ["imagewikiqa", "multiple-choice", "knowledge"] if facts.kind == "imagewikiqa" else (
         ["multiple-choice"] if facts.hf_task == "mcq" else ["instruction-tuning"])
@@ -66,8 +68,6 @@ def _licence_override(wanted: str | None, source: str | None) -> tuple[str, str 
     """The publisher's ``(license id, license_name)`` when ``wanted`` differs from the licence of ``source``
     (:func:`cards.metadata.license_for`), else None; ``other`` keeps the source's licence name.
     UserError for an id the Hub does not know."""
-    from cards.metadata import HUB_LICENSES, license_for
-
     if wanted is None:
         return None
     if wanted not in HUB_LICENSES:
@@ -95,8 +95,6 @@ def write_card(build_dir: str | Path, repo_folder: str | Path | None = None, cor
 def _write_card(build_dir: Path, repo_folder: str | Path | None, corpora: str | None, pretty_name: str | None,
                 license: str | None) -> Path:  # noqa: A002 - CLI name
     """:func:`write_card` under the build's run lock."""
-    from cards.metadata import card_metadata, license_for, render_front_matter
-
     facts = collect(build_dir, corpora, hf_dir=repo_folder)
     repo = Path(facts.hf_dir)
     if paths_overlap(repo, build_dir) and repo.resolve() != build_dir.resolve():

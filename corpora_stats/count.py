@@ -26,7 +26,6 @@ from vlm_classdata.atomic import (
     atomic_path,
     commit,
     discard,
-    write_json_atomic,
     write_text_atomic,
     write_with,
 )
@@ -35,6 +34,7 @@ from vlm_classdata.executors import Executor, LocalExecutor
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.names import check_name, name_problem
 from vlm_classdata.provenance import package_versions
+from vlm_classdata.records.count_meta import CountMeta
 from vlm_classdata.stages import open_out
 from vlm_classdata.vocabulary import ClassVocabulary
 
@@ -173,7 +173,7 @@ def _publish(stage: Path, out: Path, meta: dict) -> None:
         old = {}
     for name in meta["tables"]:
         commit(stage / name, out / name)
-    write_json_atomic(out / META, meta)
+    CountMeta.model_validate(meta).write(out / META)
     for name in sorted(set(old) - set(meta["tables"]) - {META}):
         if name_problem(name) is None:
             (out / name).unlink(missing_ok=True)

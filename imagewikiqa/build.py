@@ -45,6 +45,7 @@ from imagewikiqa.records import Article, Question
 from vlm_classdata.atomic import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from vlm_classdata.errors import UserError
 from vlm_classdata.provenance import TOOL_NAME, package_versions
+from vlm_classdata.records.imagewikiqa import BenchmarkManifest, QualityReport
 from vlm_classdata.secrets import redact, redact_obj
 from vlm_classdata.stages import Stages, fingerprint, open_out
 from vlm_classdata.vocabulary import ClassVocabulary
@@ -371,7 +372,7 @@ def write_quality_report(report: dict[str, Any], out: Path) -> None:
     """``quality_report.json`` and ``quality_report.md`` (the report's tables plus the key check), atomically."""
     from imagewikiqa.report import JSON_NAME, MARKDOWN_NAME, report_markdown
 
-    write_text_atomic(out / JSON_NAME, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    QualityReport.model_validate(report).write(out / JSON_NAME)
     write_text_atomic(out / MARKDOWN_NAME, report_markdown(report) + key_check_markdown(report["key_check"]))
 
 
@@ -411,7 +412,7 @@ def build(config: BuildConfig, log: Callable[[str], None] = print, command: str 
                   "config": redact_obj(asdict(config)), "command": shown_command, "requests": runner.requests,
                   "reused_stages": runner.reused, "tool": {"name": TOOL_NAME}}
         with contextlib.suppress(OSError):  # the error being raised says more than a failure to record it
-            write_json_atomic(out / "manifest.json", record)
+            BenchmarkManifest.model_validate(record).write(out / "manifest.json")
         raise
     finally:
         lock.release()
@@ -600,7 +601,7 @@ def _build(config: BuildConfig, vocab: ClassVocabulary, out: Path, stages: Stage
         "seconds": round(time.perf_counter() - t_start, 2), "command": command,
         "tool": {"name": TOOL_NAME, "versions": package_versions(TOOL_PACKAGES)},
     }
-    write_json_atomic(out / "manifest.json", manifest)
+    BenchmarkManifest.model_validate(manifest).write(out / "manifest.json")
     log(summary_line(report))
     log(f"report → {out / 'quality_report.md'}; manifest → {out / 'manifest.json'}")
     return manifest

@@ -63,6 +63,7 @@ from vlm_classdata.blind import DEFAULT_MARGIN, MIN_GROUPS, blind_accuracy, chan
 from vlm_classdata.distractors import distractor_policy, distractor_report
 from vlm_classdata.errors import UserError
 from vlm_classdata.lexicon import Lexicon, normalize, stopwords
+from vlm_classdata.records.imagewikiqa import QualityReport
 from vlm_classdata.vocabulary import ClassVocabulary
 
 __all__ = [
@@ -382,7 +383,7 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Pat
     (created when missing), each atomically; return their paths."""
     out = Path(out_dir)
     json_path, md_path = out / JSON_NAME, out / MARKDOWN_NAME
-    write_bytes_atomic(json_path, (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    QualityReport.model_validate(report).write(json_path)
     write_bytes_atomic(md_path, report_markdown(report).encode("utf-8"))
     return json_path, md_path
 

@@ -15,7 +15,9 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 from PIL import Image as PILImage
 
-from cards.check import DEFAULT_SECTIONS, TOKEN_RE, check_folder, check_main
+from builders.imagenet_qa import main as build_main
+from cards.check import DEFAULT_SECTIONS, check_folder, check_main
+from cards.credentials import CHUNK
 from cards.metadata import (
     HUB_LICENSES,
     LICENSES,
@@ -67,10 +69,8 @@ ImageNet terms of access.
 @pytest.fixture(scope="module")
 def built_hf(tmp_path_factory) -> tuple[Path, dict]:
     """The hf output of the embedded sample (train 20, val 10) and the build manifest."""
-    from builders.imagenet_qa import main
-
     out = tmp_path_factory.mktemp("cards_build") / "build"
-    assert main(["--out", str(out), "--outputs", "hf", "--quiet"]) == 0
+    assert build_main(["--out", str(out), "--outputs", "hf", "--quiet"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     return out / "hf", manifest
 
@@ -242,16 +242,16 @@ def test_check_restores_offline_setting(built_hf, tmp_path, monkeypatch):
     assert "HF_HUB_OFFLINE" not in os.environ
 
 
-def test_token_found_across_read_chunks(tmp_path):
-    from cards.check import _CHUNK, _token_lines
-
-    prefix = ("x" * 99 + "\n") * (_CHUNK // 100)  # lines of 100 bytes; the token straddles the chunk edge
-    text = prefix + "a" * (_CHUNK - len(prefix) - 10) + " " + FAKE_TOKEN + "\nend " + FAKE_TOKEN + "\n"
-    path = tmp_path / "big.txt"
-    path.write_text(text)
+def test_token_found_across_read_chunks(built_hf, tmp_path):
+    """A token that straddles a read-chunk edge is still found, on the right line; a short hf_ word is not one."""
+    folder = _carded(built_hf[0], tmp_path)
+    prefix = ("x" * 99 + "\n") * (CHUNK // 100)  # lines of 100 bytes; the token straddles the chunk edge
+    text = prefix + "a" * (CHUNK - len(prefix) - 10) + " " + FAKE_TOKEN + "\nend " + FAKE_TOKEN + "\nhf_short\n"
+    (folder / "big.txt").write_text(text)
     n_before = prefix.count("\n")
-    assert _token_lines(path) == [n_before + 1, n_before + 2]
-    assert TOKEN_RE.search(b"hf_short") is None
+    found = [p for p in check_folder(folder) if p.startswith("big.txt")]
+    assert found == [f"big.txt line {n}: looks like a Hugging Face access token; remove it"
+                     for n in (n_before + 1, n_before + 2)]
 
 
 @pytest.mark.parametrize(("n", "category"), [

@@ -19,11 +19,15 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from builders.imagenet_qa import main as build_main
 from builders.sample import SAMPLE_ROOT
+from builders.verify.__main__ import main as verify_main
+from cards.__main__ import main as cards_main
 from cards.check import check_folder
 from cards.collect import collect
 from cards.write import write_card
 from vlm_classdata.errors import UserError, run_cli
+from vlm_classdata.vlm.scripted import make_scripted_llava
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CLASSES = {"n02123045": "tabby cat", "n03773504": "missile", "n04266014": "space shuttle",
@@ -50,7 +54,7 @@ def first_row(folder: Path) -> dict:
 
 
 def load_sizes(folder: Path) -> dict[str, int]:
-    import datasets
+    import datasets  # heavy: only this helper needs it
 
     ds = datasets.load_dataset(str(folder))
     return {split: d.num_rows for split, d in ds.items()}
@@ -213,8 +217,6 @@ def test_imagewikiqa_card_carries_its_quality_report(benchmark):
 @pytest.fixture(scope="module")
 def filtered(demo, tmp_path_factory) -> Path:
     """label_check by a scripted model that always says "tripod", then keep:label_check → the 6 tripods."""
-    from builders.verify.__main__ import main as verify_main
-    from vlm_classdata.vlm.scripted import make_scripted_llava
 
     base = tmp_path_factory.mktemp("filtered")
     build = base / "build"
@@ -246,9 +248,6 @@ def test_filtered_card_counts_each_pass_and_rule(filtered):
 
 
 def test_build_without_hf_folder_is_one_line_user_error(tmp_path, capsys):
-    from builders.imagenet_qa import main as build_main
-    from cards.__main__ import main as cards_main
-
     build = tmp_path / "nohf"
     assert build_main(["--out", str(build), "--outputs", "llava,mcq", "--quiet"]) == 0
     capsys.readouterr()
@@ -262,23 +261,43 @@ def test_build_without_hf_folder_is_one_line_user_error(tmp_path, capsys):
         write_card(tmp_path)
 
 
-def test_cli_write_check_and_dry_run_publish(demo, tmp_path, capsys):
-    """The three subcommands as a user runs them on the demo: write (checks too), check, publish --dry-run."""
-    import shutil
-
-    from cards.__main__ import main
-
+def test_malformed_manifest_is_one_line_naming_the_file_and_field(demo, tmp_path, capsys):
+    """A manifest whose field has the wrong type is refused on read (cards read typed records), in one line."""
     build = tmp_path / "build"
     shutil.copytree(demo, build)
-    assert run_cli(main, ["write", str(build)]) == 0
+    manifest = json.loads((build / "manifest.json").read_text())
+    manifest["outputs"]["hf"]["counts"] = {"train": "twenty"}
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    assert run_cli(cards_main, ["write", str(build)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(build / "manifest.json") in lines[0]
+    assert "field 'outputs.hf.counts.train'" in lines[0]
+
+
+def test_card_of_a_source_with_one_label_source(demo, tmp_path):
+    """imagefolder and manifest sources record one label source for every split (a string, not a mapping)."""
+    build = tmp_path / "build"
+    shutil.copytree(demo, build)
+    manifest = json.loads((build / "manifest.json").read_text())
+    manifest["source"]["label_source"] = "class_folders"
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    _, body = front_matter(write_card(build))
+    assert "| labels from | class_folders |" in body
+
+
+def test_cli_write_check_and_dry_run_publish(demo, tmp_path, capsys):
+    """The three subcommands as a user runs them on the demo: write (checks too), check, publish --dry-run."""
+    build = tmp_path / "build"
+    shutil.copytree(demo, build)
+    assert run_cli(cards_main, ["write", str(build)]) == 0
     assert capsys.readouterr().out.splitlines()[0] == f"card → {build / 'hf' / 'README.md'}"
-    assert run_cli(main, ["check", str(build / "hf")]) == 0
+    assert run_cli(cards_main, ["check", str(build / "hf")]) == 0
     assert capsys.readouterr().out.startswith(f"ok: {build / 'hf'} (2 splits, 30 examples)")
-    assert run_cli(main, ["publish", str(build / "hf"), "--repo-id", "me/demo", "--dry-run"]) == 0
+    assert run_cli(cards_main, ["publish", str(build / "hf"), "--repo-id", "me/demo", "--dry-run"]) == 0
     listed = capsys.readouterr().out
     for name in ("README.md", "assets/example.jpg", "assets/class_counts.png",
                  "data/train-00000-of-00001.parquet", "data/val-00000-of-00001.parquet"):
         assert name in listed
     (build / "hf" / "assets" / "example.jpg").unlink()  # a broken card: check says so and fails
-    assert run_cli(main, ["check", str(build / "hf")]) == 1
+    assert run_cli(cards_main, ["check", str(build / "hf")]) == 1
     assert "assets/example.jpg" in capsys.readouterr().out

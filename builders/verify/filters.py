@@ -27,6 +27,8 @@ from builders.verify.items import ID_FIELDS, row_id
 from builders.writers.jsonfiles import dumps_compact
 from vlm_classdata.atomic import write_bytes_atomic, write_with
 from vlm_classdata.errors import UserError
+from vlm_classdata.records.build_manifest import FilteredManifest
+from vlm_classdata.records.verification import FilterReport
 
 ACTIONS = ("keep", "drop")
 DEFAULT_COLUMN = "correct"
@@ -476,8 +478,7 @@ def run_filter(inputs: list[Path], base_dir: Path, verify_dir: Path, rules: list
     result = apply_rules(sample_ids, parsed, sidecars)
     counts = filter_files(files, out_dir, base_dir, result)
     report = {**result.report, "files": counts, "rules_text": list(rules)}
-    write_bytes_atomic(out_dir / REPORT_NAME,
-                 (json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+    FilterReport.model_validate(report).write(out_dir / REPORT_NAME)
     return report
 
 
@@ -521,6 +522,6 @@ def write_build_meta(build: Path, out_dir: Path, report: dict, outputs: list[str
     manifest["outputs"] = kept_outputs
     manifest["filtered"] = {"from": str(build.resolve()), "input": report["input"], "kept": report["kept"],
                             "rules": report["rules"]}
-    write_bytes_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
+    FilteredManifest.model_validate(manifest).write(out_dir / "manifest.json")
     if (build / "classes.json").is_file():
         shutil.copyfile(build / "classes.json", out_dir / "classes.json")

@@ -32,9 +32,10 @@ import polars as pl
 from builders.verify.items import Item
 from builders.verify.passes import Pass, PassSettings, make_pass
 from vlm_classdata import progress
-from vlm_classdata.atomic import write_bytes_atomic, write_json_atomic, write_with
+from vlm_classdata.atomic import write_json_atomic, write_with
 from vlm_classdata.errors import UserError, first_line
 from vlm_classdata.provenance import package_versions
+from vlm_classdata.records.verification import VerificationSummary
 from vlm_classdata.vocabulary import ClassVocabulary
 
 log = logging.getLogger(__name__)
@@ -316,7 +317,7 @@ def _assemble(items: list[Item], keys: list[str], job: PassJob, cache: PassCache
     summary.update(sidecar=sidecar.name, answered_now=answered_now, cached=cached,
                    seconds=round(seconds, 3),
                    items_per_s=round(answered_now / seconds, 2) if seconds > 0 and answered_now else None)
-    write_bytes_atomic(out / f"{stem}.json", json.dumps(_stable(summary), indent=2, sort_keys=True).encode())
+    VerificationSummary.model_validate(_stable(summary)).write(out / f"{stem}.json")
     return summary
 
 
