@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from builders.sources.base import Source
+from builders.sources.hf import HFSource
+from builders.sources.imagefolder import ImageFolderSource
+from builders.sources.imagenet import ImageNetSource
+from builders.sources.manifest import ManifestSource
+from builders.sources.wds import WebDatasetSource
 from vlm_classdata.errors import UserError
 from vlm_classdata.names import check_name
 from vlm_classdata.vocabulary import ClassVocabulary
@@ -23,20 +28,12 @@ def open_source(kind: str, path: str, classes: str | None = None, **options: Any
         check_name(opts["split"], "split name")
     vocab = ClassVocabulary.load(classes) if classes else None
     if kind == "imagenet":
-        from builders.sources.imagenet import ImageNetSource
-
         return ImageNetSource(path, vocabulary=vocab, **_pick(opts, "val_labels"))
     if kind == "imagefolder":
-        from builders.sources.imagefolder import ImageFolderSource
-
         return ImageFolderSource(path, vocabulary=vocab, **_pick(opts, "class_map", "split"))
     if kind == "hf":
-        from builders.sources.hf import HFSource
-
         return HFSource(path, vocabulary=vocab, **_pick(opts, "image_column", "label_column", "key_column"))
     if kind == "manifest":
-        from builders.sources.manifest import ManifestSource
-
         if vocab is None:
             raise UserError("--source manifest needs --classes (a bundled list or a class-list file)")
         extra = _pick(opts, "image_root")
@@ -44,8 +41,6 @@ def open_source(kind: str, path: str, classes: str | None = None, **options: Any
             extra["default_split"] = opts["split"]
         return ManifestSource(path, vocabulary=vocab, **extra)
     if kind == "webdataset":
-        from builders.sources.wds import WebDatasetSource
-
         if vocab is None:
             raise UserError("--source webdataset needs --classes (a bundled list or a class-list file)")
         return WebDatasetSource(path, vocabulary=vocab, **_pick(opts, "label_field", "split"))

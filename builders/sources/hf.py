@@ -29,6 +29,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from builders.records import SampleRef, safe_key
 from builders.sources.base import Source
 from vlm_classdata.errors import UserError
@@ -87,7 +90,7 @@ class HFSource(Source):
             for role, col in (("image", image_column), ("label", label_column), ("key", key_column)):
                 if col is not None and col not in cols:
                     raise UserError(f"{self.path} [{name}]: no {role} column {col!r}; columns: {', '.join(cols)}")
-        self._image_kind = self._image_kind_of(first.features[image_column])
+        self._check_image_feature(first.features[image_column])
         self._label_kind, vocabulary = self._label_setup(first, vocabulary)
         super().__init__(vocabulary)
         self._classlabel_map: list[tuple[str | None, str | None, str]] = []
@@ -106,7 +109,7 @@ class HFSource(Source):
     # ----- loading ------------------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
         """Open the dataset; cast the image column to undecoded images; remember the backing files."""
-        import datasets
+        import datasets  # heavy: only a Hugging Face source needs it
 
         p = self._local
         try:
@@ -149,7 +152,7 @@ class HFSource(Source):
         return out
 
     def _cast(self, ds: Any) -> Any:
-        import datasets
+        import datasets  # heavy: only a Hugging Face source needs it
 
         feature = ds.features.get(self.image_column)
         if isinstance(feature, datasets.Image) and feature.decode:
@@ -160,7 +163,7 @@ class HFSource(Source):
         """The open datasets; in a worker, reopened from the backing arrow files (or reloaded)."""
         if self._ds is None:
             if self._files and all(os.path.isfile(f) for names in self._files.values() for f in names):
-                import datasets
+                import datasets  # heavy: only a Hugging Face source needs it
 
                 opened = {}
                 for name, names in self._files.items():
@@ -186,17 +189,16 @@ class HFSource(Source):
         return state
 
     # ----- schema -------------------------------------------------------------------------------
-    def _image_kind_of(self, feature: Any) -> str:
-        import datasets
+    def _check_image_feature(self, feature: Any) -> None:
+        """Refuse an image column that is not an Image, binary or file-path column."""
+        import datasets  # heavy: only a Hugging Face source needs it
 
         if isinstance(feature, datasets.Image):
-            return "image"
-        if isinstance(feature, datasets.Value) and feature.dtype in ("binary", "large_binary"):
-            return "binary"
-        if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
-            return "path"
+            return
+        if isinstance(feature, datasets.Value) and feature.dtype in ("binary", "large_binary", "string", "large_string"):
+            return
         if isinstance(feature, dict) and ("bytes" in feature or "path" in feature):
-            return "image"
+            return
         raise UserError(f"{self.path}: image column {self.image_column!r} has type {feature}; "
                         "expected an Image, binary or file-path column")
 
@@ -212,7 +214,7 @@ class HFSource(Source):
         return ClassVocabulary.from_names(names, dataset=dataset)
 
     def _label_setup(self, ds: Any, vocabulary: ClassVocabulary | None) -> tuple[str, ClassVocabulary]:
-        import datasets
+        import datasets  # heavy: only a Hugging Face source needs it
 
         feature = ds.features[self.label_column]
         name = self.path if self._local is None else (self._local.resolve().name or self.path)
@@ -273,9 +275,6 @@ class HFSource(Source):
 
     def _has_image(self, column: Any) -> list[bool]:
         """Per row: whether the image cell holds anything (validity bitmaps only, no payload reads)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         out: list[bool] = []
         for chunk in column.chunks:
             if pa.types.is_struct(chunk.type):

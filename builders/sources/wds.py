@@ -34,6 +34,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from braceexpand import braceexpand
+
 from builders.records import SampleRef, safe_key
 from builders.sources.base import Source
 from vlm_classdata.errors import UserError
@@ -41,7 +43,7 @@ from vlm_classdata.names import check_name, name_problem
 from vlm_classdata.vocabulary import ClassVocabulary
 
 #: WebDataset's own split of a member name into (key, extension)
-_KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
 _MAX_LABEL_BYTES = 1 << 20
 _INDEX_CACHE = 4  # shard indexes kept per process by read()
 _STATUS_RE = re.compile(r"[^a-z0-9]+")
@@ -92,7 +94,7 @@ def _walk(path: Path, read_exts: frozenset[str]) -> Iterator[_Sample | _Broken]:
             tf.members = []  # streaming: do not keep every TarInfo
             if info is None:
                 break
-            m = _KEY_EXT.match(info.name) if info.isreg() else None
+            m = KEY_EXT.match(info.name) if info.isreg() else None
             if m is None:
                 if not compressed and info.offset_data + info.size > size:
                     broken = f"member {info.name!r} cut off at byte {size}"
@@ -188,8 +190,6 @@ class WebDatasetSource(Source):
         if "://" in spec or spec.startswith("pipe:"):
             raise UserError(f"WebDataset path {spec!r}: only local shards are supported")
         if "{" in spec and "}" in spec:
-            from braceexpand import braceexpand
-
             paths = [Path(p).expanduser() for p in dict.fromkeys(braceexpand(spec))]
             missing = [str(p) for p in paths if not p.is_file()]
             if missing:
