@@ -1,0 +1,78 @@
+"""Typed options of the targeted flow: mining, download (img2dataset), build, and the whole loop."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from vlm_classdata.errors import UserError
+
+DEFAULT_OUTPUTS = "llava,hf,eval_open,mcq"
+RESIZE_MODES = ("border", "keep_ratio", "keep_ratio_largest", "center_crop", "no")
+
+
+@dataclass
+class MineOptions:
+    """Mining in the same command (as ``python -m corpora_stats mine``): which classes, from which corpora."""
+
+    counts: str
+    select: str
+    corpus: list[str] | dict[str, str]  # corpora_stats.mine's corpus_paths
+    counts_corpus: str | None = None
+    per_class: int = 1000
+    forms: str = "separate"
+    url_col: str = "URL"
+    text_col: str = "TEXT"
+
+
+@dataclass
+class DownloadOptions:
+    """img2dataset's settings."""
+
+    # these shape the shards (a download with others is refused on the same OUT)
+    image_size: int = 256
+    resize_mode: str = "border"
+    shard_size: int = 10000
+    # these do not
+    processes: int = 1
+    threads: int = 16
+    timeout: float = 10  # seconds per request
+    retries: int = 0
+
+    def validate(self) -> None:
+        """Raise :class:`UserError` for impossible settings, before any process starts."""
+        if self.image_size < 1:
+            raise UserError("--image-size must be at least 1")
+        if self.resize_mode not in RESIZE_MODES:
+            raise UserError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}, not {self.resize_mode!r}")
+        if self.processes < 1 or self.threads < 1:
+            raise UserError("--processes and --threads must be at least 1")
+        if not self.timeout > 0:
+            raise UserError("--timeout must be positive")
+        if self.retries < 0:
+            raise UserError("--retries must be 0 or more")
+        if self.shard_size < 1:
+            raise UserError("--shard-size must be at least 1")
+
+
+@dataclass
+class BuildOptions:
+    """The build on the shards: outputs and seed; ``extra_args``: further ``python -m builders.imagenet_qa``
+    options (not those targeted sets itself); ``rebuild``: redo ``OUT/build`` from scratch."""
+
+    outputs: str = DEFAULT_OUTPUTS
+    seed: int = 0
+    extra_args: Sequence[str] = ()
+    rebuild: bool = False
+
+
+@dataclass
+class LoopOptions:
+    """The whole loop on one MINED folder and one OUT."""
+
+    mined: str | os.PathLike
+    out: str | os.PathLike
+    download: DownloadOptions = field(default_factory=DownloadOptions)
+    build: BuildOptions = field(default_factory=BuildOptions)
+    progress: bool = True
