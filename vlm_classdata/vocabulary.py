@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from vlm_classdata.atomic import write_json_atomic
 from vlm_classdata.errors import UserError, read_user_json
 
 BUNDLED = ("imagenet1k", "flowers102", "stanford_cars", "caltech101", "cub200", "food101", "objectnet")
@@ -195,6 +196,12 @@ class ClassVocabulary:
             {"id": e.class_id, "name": e.name, **({"synonyms": list(e.synonyms)} if e.synonyms else {}),
              **({"wnid": e.wnid} if e.wnid and e.wnid != e.class_id else {})} for e in self.entries],
             "renamed": self.renamed}
+
+    def save(self, path: str | Path) -> None:
+        """Write this vocabulary as ``classes.json`` (the one writer of that file): :meth:`to_json` in the
+        project's JSON layout (:func:`vlm_classdata.atomic.json_text`), published atomically. :meth:`load`
+        reads it back to an equal vocabulary."""
+        write_json_atomic(Path(path), self.to_json())
 
     # ----- constructors -------------------------------------------------------------------------
     @classmethod
