@@ -12,7 +12,7 @@ from pathlib import Path
 from builders.config import BuildConfig
 from builders.pipeline import Build
 from builders.sample import SAMPLE_ROOT
-from builders.sources import open_source
+from builders.sources.registry import open_source
 from vlm_classdata.errors import UserError
 from vlm_classdata.executors import DEFAULT_RAY_TIMEOUT, make_executor
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from builders.build import BuildSettings, RunSettings, SourceSettings
 from builders.config import BuildConfig, output_registry
-from builders.sources import SOURCE_KINDS
+from builders.sources.registry import SOURCE_KINDS
 from vlm_classdata.executors import DEFAULT_RAY_TIMEOUT
 
 DEFAULT_OUTPUTS = "llava,hf,wds,eval_open,mcq,vlmevalkit"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from builders.sources.wds import KEY_EXT  # WebDataset's split of a member name into key and extension
+from builders.sources.tar_samples import KEY_EXT  # WebDataset's split of a member name into key and extension
 from builders.targeted.fetch import ENCODE_FORMAT
 from builders.targeted.mined import Mined
 from builders.targeted.state import STAGES_DIR
