@@ -103,7 +103,7 @@ def finalize(ctx: BuildContext, plans: dict[str, list[SampleRef]], built: dict[t
         "skipped": all_skipped,
     })
     # the whole vocabulary beside the data: later steps (verification, cards) read it from the build
-    write_json_atomic(ctx.out_dir / "classes.json", vocab.to_json())
+    vocab.save(ctx.out_dir / "classes.json")
     write_json_atomic(ctx.out_dir / "manifest.json", manifest)
     return manifest
 

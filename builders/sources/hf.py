@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from builders.records import SampleRef, safe_key
 from builders.sources.base import Source
 from vlm_classdata.errors import UserError
+from vlm_classdata.local_datasets import LocalKind, detect_local_dataset, open_local_dataset
 from vlm_classdata.names import name_problem
 from vlm_classdata.vocabulary import WNID_RE, ClassVocabulary
 
@@ -42,6 +43,11 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _SCAN_BATCH = 65_536
 _READ_RUN = 256  # rows fetched per contiguous slice in read()
 _PROBE_ROWS = 1000  # first rows of each split whose labels must not all fail to resolve
+
+
+#: how each kind of local dataset is opened (as the manifest's source "loader" says)
+_LOADERS = {LocalKind.SAVED_DATASET_DICT: "load_from_disk", LocalKind.SAVED_DATASET: "load_from_disk",
+            LocalKind.ARROW_FILE: "from_file"}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -116,26 +122,13 @@ class HFSource(Source):
             if p is None:
                 self.loader = "load_dataset"
                 loaded = datasets.load_dataset(self.path)
-            elif p.is_dir() and ((p / "dataset_dict.json").is_file()
-                                 or ((p / "state.json").is_file() and (p / "dataset_info.json").is_file())):
-                self.loader = "load_from_disk"
-                loaded = datasets.load_from_disk(str(p))
-            elif p.is_file() and p.suffix == ".arrow":
-                self.loader = "from_file"
-                loaded = datasets.Dataset.from_file(str(p))
-            elif p.is_file() and p.suffix == ".parquet":
-                self.loader = "load_dataset"
-                loaded = datasets.load_dataset("parquet", data_files={"train": str(p)})
-            elif p.is_dir():
-                self.loader = "load_dataset"
-                loaded = datasets.load_dataset(str(p))
-            else:
-                raise UserError(f"{self.path}: expected a dataset folder, a .parquet or an .arrow file")
+            else:  # the one opener of a local dataset; it says what it cannot open in one line
+                self.loader = _LOADERS.get(detect_local_dataset(p), "load_dataset")
+                loaded = open_local_dataset(self.path)
         except UserError:
             raise
-        except Exception as exc:  # datasets raises many types for unusable folders / ids
-            where = "Hub dataset" if p is None else "dataset"
-            raise UserError(f"cannot load Hugging Face {where} {self.path!r}: {_one_line(exc)}") from None
+        except Exception as exc:  # datasets raises many types for unusable Hub ids
+            raise UserError(f"cannot load Hugging Face Hub dataset {self.path!r}: {_one_line(exc)}") from None
         if isinstance(loaded, datasets.Dataset):
             loaded = {str(loaded.split) if loaded.split else "train": loaded}
         out = {str(k): self._cast(v) for k, v in dict(loaded).items()}

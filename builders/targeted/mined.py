@@ -78,7 +78,7 @@ def load_mined(mined_dir: str | os.PathLike) -> Mined:
     if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
         raise UserError(f"{classes_file}: expected the vocabulary JSON {{\"dataset\", \"classes\": [...]}}")
     try:
-        vocab = ClassVocabulary.from_json(data)
+        vocab = ClassVocabulary.load(classes_file)  # as the build reads it
     except (KeyError, TypeError) as exc:
         raise UserError(f"{classes_file}: malformed class entry ({exc})") from None
     unknown = sorted({c for c in class_ids if c not in vocab})
