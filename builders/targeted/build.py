@@ -6,17 +6,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from builders.build import SourceSettings, summarize
 from builders.build import build as build_data
 from builders.build_options import build_parser, settings_from_args
-from builders.targeted.mined import Mined, load_mined
+from builders.targeted.mined import Mined
 from builders.targeted.options import BuildOptions
 from builders.targeted.shards import shards_digest
-from builders.targeted.state import built_from, claim_out, record_build
+from builders.targeted.state import built_from, record_build
 from vlm_classdata.errors import UserError
 
 #: builder options this flow sets itself (not allowed in ``extra_args``)
@@ -45,20 +44,12 @@ def require_download(out: Path) -> None:
         raise UserError(f"{out} holds no finished download; run the download first")
 
 
-def build(mined_dir: str | os.PathLike, out_dir: str | os.PathLike, options: BuildOptions,
-          progress: bool = True) -> dict:
-    """Build under OUT's run lock and return the build's manifest. A build made from other shards, or
-    ``options.rebuild``, is redone from scratch; otherwise an unfinished build resumes."""
-    mined = load_mined(mined_dir)
-    out = Path(out_dir).expanduser()
+def build(mined: Mined, out: Path, options: BuildOptions, progress: bool = True) -> dict:
+    """Build from OUT's finished download (the caller holds OUT's run lock) and return the build's manifest.
+    A build made from other shards, or ``options.rebuild``, is redone from scratch; otherwise an unfinished
+    build resumes."""
     extra = check_extra_args(options.extra_args)
     require_download(out)
-    with claim_out(out, mined):
-        return build_claimed(mined, out, options, extra, progress)
-
-
-def build_claimed(mined: Mined, out: Path, options: BuildOptions, extra: list[str], progress: bool) -> dict:
-    """:func:`build` with the MINED folder loaded, the download and ``extra`` checked, OUT's run lock held."""
     shards = out / "shards"
     build_dir = out / "build"
     digest = shards_digest(shards)

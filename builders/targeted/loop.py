@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from builders.targeted.build import build_claimed, check_extra_args, require_download
+from builders.targeted.build import build, check_extra_args
 from builders.targeted.download import download_claimed
 from builders.targeted.errors import TargetedError
 from builders.targeted.mined import Mined, load_mined
@@ -52,22 +52,21 @@ def run_loop(options: LoopOptions) -> dict:
     """Download, build, then add the ``targeted`` section (mine report, download account, kept per class) to
     ``OUT/build/manifest.json`` (atomically); print a per-class table; return the manifest."""
     mined = load_mined(options.mined)  # fail fast, before any process starts
-    extra = check_extra_args(options.build.extra_args)
+    check_extra_args(options.build.extra_args)  # now, not after a long download
     options.download.validate()
     out = Path(options.out).expanduser()
     with claim_out(out, mined):
-        return _run_claimed(mined, out, options, extra)
+        return _run_claimed(mined, out, options)
 
 
-def _run_claimed(mined: Mined, out: Path, options: LoopOptions, extra: list[str]) -> dict:
+def _run_claimed(mined: Mined, out: Path, options: LoopOptions) -> dict:
     """:func:`run_loop` under OUT's run lock."""
     dl = download_claimed(mined, out, options.download, options.progress)
     if dl["totals"]["downloaded"] == 0:
         reasons = ", ".join(f"{k} {v}" for k, v in dl["totals"]["failed_reasons"].items())
         raise TargetedError(f"none of the {dl['totals']['mined']} mined URLs could be downloaded ({reasons}); "
                             "nothing to build")
-    require_download(out)
-    manifest = build_claimed(mined, out, options.build, extra, options.progress)
+    manifest = build(mined, out, options.build, options.progress)
     written = {}
     for info in manifest["splits"].values():
         for cid, n in info.get("class_counts", {}).items():

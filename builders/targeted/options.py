@@ -30,11 +30,12 @@ class MineOptions:
 class DownloadOptions:
     """img2dataset's settings."""
 
-    # these shape the shards (a download with others is refused on the same OUT)
     image_size: int = 256
+    """Resize target in pixels (shapes the shards: a download with another is refused on the same OUT)."""
     resize_mode: str = "border"
+    """One of :data:`RESIZE_MODES` (shapes the shards)."""
     shard_size: int = 10000
-    # these do not
+    """URLs per shard, the unit of resume (shapes the shards)."""
     processes: int = 1
     threads: int = 16
     timeout: float = 10  # seconds per request
