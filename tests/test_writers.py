@@ -439,7 +439,7 @@ def test_webdataset_byte_identical_and_shard_rerun(tmp_path: Path) -> None:
 def test_webdataset_bytes_equal_tarfile(tmp_path: Path) -> None:
     import webdataset as wds
 
-    from builders.writers.webdataset import tar_member, sample_members, tar_header
+    from builders.writers.webdataset import sample_members, tar_header, tar_member
 
     for name in ("a", "k" * 96 + ".jpg", "k" * 97 + ".json", "k" * 150 + ".cls", "ünï" * 30 + ".jpg", "x" * 33):
         for size in (0, 1, 511, 512, 513, 110_000, 8 ** 11 - 1, 8 ** 11):
