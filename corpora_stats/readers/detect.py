@@ -17,6 +17,8 @@ _FORMAT_KINDS = {"llava_pretrain": ("json",), "llava_instruct": ("json",), "json
                  "parquet": ("parquet",), "webdataset": ("tar",)}
 _KIND_FORMAT = {"parquet": "parquet", "jsonl": "jsonl", "txt": "txt", "tar": "webdataset", "arrow": "hf"}
 _PEEK_ELEMENTS = 100
+_NAME_KINDS = (((".parquet",), "parquet"), ((".jsonl", ".ndjson"), "jsonl"), ((".json",), "json"), ((".txt",), "txt"),
+               ((".tar", ".tgz"), "tar"), ((".arrow",), "arrow"))
 
 
 def _strip_compression(name: str) -> str:
@@ -30,19 +32,7 @@ def _strip_compression(name: str) -> str:
 def kind_of_name(name: str) -> str | None:
     """The data kind a file name says: parquet, jsonl, json, txt, tar, arrow (or None)."""
     base = _strip_compression(name)
-    if base.endswith(".parquet"):
-        return "parquet"
-    if base.endswith((".jsonl", ".ndjson")):
-        return "jsonl"
-    if base.endswith(".json"):
-        return "json"
-    if base.endswith(".txt"):
-        return "txt"
-    if base.endswith((".tar", ".tgz")):
-        return "tar"
-    if base.endswith(".arrow"):
-        return "arrow"
-    return None
+    return next((kind for suffixes, kind in _NAME_KINDS if base.endswith(suffixes)), None)
 
 
 def _data_files(folder: Path, kinds: tuple[str, ...] | None) -> list[Path]:

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 
 from corpora_stats.readers.base import Block
 from corpora_stats.readers.json_stream import JsonElements, is_doc
 from corpora_stats.readers.sources import line_blocks
+
+
+def _decoded(lines: list[bytes], skipped: Counter[str]) -> Iterator[tuple[bytes, str]]:
+    """``(raw, text)`` of each line that is UTF-8 and not blank; the others are counted by reason."""
+    for raw in lines:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            skipped["non_utf8"] += 1
+            continue
+        if not text or text.isspace():
+            skipped["empty"] += 1
+            continue
+        yield raw, text
 
 
 class TextReaders:
@@ -63,15 +78,7 @@ class TextReaders:
         for lines in self._lines(path):
             out = []
             nbytes = 0
-            for raw in lines:
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    skipped["non_utf8"] += 1
-                    continue
-                if not text or text.isspace():
-                    skipped["empty"] += 1
-                    continue
+            for raw, text in _decoded(lines, skipped):
                 out.append(text)
                 nbytes += len(raw)
             self.stats.bytes += nbytes
@@ -83,15 +90,7 @@ class TextReaders:
         scan, loads = decoder.scan_once, decoder.decode
         for lines in self._lines(path):
             texts = []
-            for raw in lines:
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    skipped["non_utf8"] += 1
-                    continue
-                if not line or line.isspace():
-                    skipped["empty"] += 1
-                    continue
+            for _, line in _decoded(lines, skipped):
                 try:
                     obj, end = scan(line, 0)  # the C scanner: no wrapper overhead on the common case
                     if end != len(line) and not line[end:].isspace():
