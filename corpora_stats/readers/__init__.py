@@ -36,6 +36,13 @@ in ``stats.damaged`` / ``describe()["skipped_files"]``.
 
 Memory: a reader holds at most about ``chunk_size + max_doc_bytes`` bytes of a text file (twice
 ``max_doc_bytes`` for one JSON array element) plus one batch of texts.
+
+Modules: ``corpus`` (:func:`open_corpus`, :class:`Corpus` and its registry format → reader), ``detect``
+(:func:`detect_format`, folder listings), one module per format family (``text``, ``columnar``,
+``webdataset``, ``wordnet_glosses``), ``sources`` (decompressing byte sources), ``json_stream`` (JSON array
+elements) and ``base`` (format names, :class:`ReadStats`). To add a format: its reader method in a family
+module, its name in ``FORMATS``, an entry in ``Corpus._blocks``'s registry and, if a file name or folder says
+it, in ``detect``.
 """
 
 from corpora_stats.readers.base import FORMATS, TEXT_FIELDS, TURNS, WORDNET_GLOSSES, ReadStats
