@@ -85,11 +85,11 @@ def import_cycles(root: Path) -> list[list[str]]:
     for name, path in mods.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in module_level_imports(tree):
+            # the module imported (``from a.b import c``: a.b, and a.b.c when c is a module); the packages
+            # above it are initialised first, but a package importing its own submodules is no cycle
             for target in imported_names(node, name, path.name == "__init__.py"):
-                parts = target.split(".")
-                for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
-                    if (t := ".".join(parts[:i])) in mods and t != name:
-                        graph[name].add(t)
+                if target in mods and target != name:
+                    graph[name].add(target)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -263,9 +263,17 @@ def test_cycle_and_dependency_scans_find_what_they_look_for(tmp_path: Path) -> N
     """))
     (tmp_path / "vlm_classdata" / "c.py").write_text("import vlm_classdata.b\n")
     (tmp_path / "cards" / "d.py").write_text("from vlm_classdata.a import _helper, public\nfrom cards import _x\n")
+    (tmp_path / "cards" / "pkg").mkdir()  # a package importing its submodules is no cycle ...
+    (tmp_path / "cards" / "pkg" / "__init__.py").write_text("from cards.pkg.x import X\n")
+    (tmp_path / "cards" / "pkg" / "x.py").write_text("import cards.pkg.y\nX = 1\n")
+    (tmp_path / "cards" / "pkg" / "y.py").write_text("")
+    (tmp_path / "cards" / "pkg2").mkdir()  # ... but a submodule importing from its package's namespace is one
+    (tmp_path / "cards" / "pkg2" / "__init__.py").write_text("from cards.pkg2.x import X\nY = 2\n")
+    (tmp_path / "cards" / "pkg2" / "x.py").write_text("from cards.pkg2 import Y\nX = Y\n")
     (tmp_path / "pyproject.toml").write_text('[project]\ndependencies = ["numpy>=1"]\n'
                                              '[project.optional-dependencies]\ndev = []\n')
-    assert import_cycles(tmp_path) == [["vlm_classdata.a", "vlm_classdata.b"]]  # c's import is TYPE_CHECKING only
+    assert sorted(import_cycles(tmp_path)) == [["cards.pkg2", "cards.pkg2.x"],
+                                               ["vlm_classdata.a", "vlm_classdata.b"]]  # c's is TYPE_CHECKING only
     assert inner_import_problems(tmp_path) == [
         "vlm_classdata/b.py:7 imports json (standard library: import it at module top)"]
     assert undeclared_imports(tmp_path) == ["yaml (imported by vlm_classdata/a.py)"]

@@ -37,8 +37,8 @@ def test_imagenet_clashes_are_resolved_explicitly():
     assert set(v.renamed) == {"n04008634", "n04355933"}
     assert all({"from", "to", "why"} <= set(r) for r in v.renamed.values())
     # a name two classes share resolves to neither; a unique synonym resolves
-    assert v.resolve_folder("crane") is None
-    assert v.resolve_folder("Tinca_tinca").class_id == "n01440764"
+    assert v.resolve_label("crane")[:2] == (None, "ambiguous_class")
+    assert v.resolve_label("Tinca_tinca") == ("n01440764", None, "")
     assert v.by_name("TENCH").class_id == "n01440764"
 
 

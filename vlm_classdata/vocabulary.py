@@ -22,6 +22,7 @@ from pathlib import Path
 
 from vlm_classdata.atomic import write_json_atomic
 from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.wordnet import synset_from_wnid
 
 BUNDLED = ("imagenet1k", "flowers102", "stanford_cars", "caltech101", "cub200", "food101", "objectnet")
 WNID_RE = re.compile(r"^[nvar]\d{8}$")
@@ -136,11 +137,6 @@ class ClassVocabulary:
             self._norm_names, self._norm_synonyms = names, synonyms
         norm = normalize_name(text)
         return list(self._norm_names.get(norm) or self._norm_synonyms.get(norm) or ())
-
-    def resolve_folder(self, folder: str) -> ClassEntry | None:
-        """The class a folder (or any) name denotes when exactly one does (see :meth:`candidates`)."""
-        found = self.candidates(folder)
-        return found[0] if len(found) == 1 else None
 
     def resolve_label(self, value: object) -> tuple[str | None, str | None, str]:
         """``(class_id, skip_reason, detail)`` for a raw label of any kind, from any source.
@@ -257,8 +253,6 @@ class ClassVocabulary:
                 names.append(inet[w].name)
                 syns.append(inet[w].synonyms)
             else:
-                from vlm_classdata.wordnet import synset_from_wnid
-
                 lemmas = [lemma.replace("_", " ") for lemma in synset_from_wnid(w).lemma_names()]
                 names.append(lemmas[0])
                 syns.append(tuple(lemmas[1:]))
