@@ -32,6 +32,7 @@ must appear exactly once); a failed shard stops the run with :class:`DownloadInc
 
 Modules: :mod:`.options` (typed options), :mod:`.mined` (the MINED folder), :mod:`.download` (img2dataset and
 the shards: :mod:`.fetch`, :mod:`.shards`, :mod:`.account`, :mod:`.reasons`), :mod:`.build` (the builder's
-library entry point on the shards), :mod:`.loop` (mine → download → build, the per-class table),
+library entry point on the shards), :mod:`.loop` (download → build, the per-class table; mining in the same
+command is :func:`corpora_stats.mine.mine_urls`),
 :mod:`.state` (OUT's run lock and resume state); ``python -m builders.targeted`` is :mod:`.__main__`.
 """

@@ -9,16 +9,21 @@ from pathlib import Path
 
 from builders.targeted.download import download
 from builders.targeted.errors import TargetedError
-from builders.targeted.loop import mine, run_loop
+from builders.targeted.loop import run_loop
 from builders.targeted.options import (
     DEFAULT_OUTPUTS,
     RESIZE_MODES,
     BuildOptions,
     DownloadOptions,
     LoopOptions,
-    MineOptions,
 )
-from corpora_stats.mine import add_mine_options, corpus_paths_from_args, format_summary
+from corpora_stats.mine import (
+    MineOptions,
+    add_mine_options,
+    corpus_paths_from_args,
+    format_summary,
+    mine_urls,
+)
 from vlm_classdata.errors import UserError, run_cli
 
 
@@ -63,10 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not all(mining):
             raise UserError("give --mined MINED, or --counts, --select and --corpus to mine in the same command")
         args.mined = str(Path(args.out) / "mined")
-        options = MineOptions(counts=args.counts, select=args.select, corpus=corpus_paths_from_args(args.corpus),
-                              counts_corpus=args.counts_corpus, per_class=args.per_class, forms=args.forms,
-                              url_col=args.url_col, text_col=args.text_col)
-        report = mine(options, args.mined, seed=args.seed, progress=not args.quiet)
+        report = mine_urls(MineOptions(
+            counts=args.counts, corpus_paths=corpus_paths_from_args(args.corpus), out=args.mined, rule=args.select,
+            per_class=args.per_class, seed=args.seed, forms=args.forms, url_col=args.url_col,
+            text_col=args.text_col, counts_corpus=args.counts_corpus, show_progress=not args.quiet))
         print(format_summary(report, args.mined))
     fetch = DownloadOptions(image_size=args.image_size, resize_mode=args.resize_mode, processes=args.processes,
                             threads=args.threads, timeout=args.timeout, retries=args.retries,

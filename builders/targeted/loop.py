@@ -1,27 +1,17 @@
-"""The targeted loop: (mine →) download → build → the ``targeted`` section of the build's manifest, and the
+"""The targeted loop: download → build → the ``targeted`` section of the build's manifest, and the
 per-class table (doc_freq, mined, downloaded, failed, kept, failure reasons)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from builders.targeted.build import build, check_extra_args
 from builders.targeted.download import download_claimed
 from builders.targeted.errors import TargetedError
 from builders.targeted.mined import Mined, load_mined
-from builders.targeted.options import LoopOptions, MineOptions
+from builders.targeted.options import LoopOptions
 from builders.targeted.state import claim_out
-from corpora_stats.mine import mine as mine_urls
 from vlm_classdata.atomic import write_json_atomic
-
-
-def mine(options: MineOptions, out_dir: str | os.PathLike, seed: int = 0, progress: bool = True) -> dict:
-    """Mine the URL list of the classes ``options.select`` picks into the MINED folder ``out_dir``
-    (corpora_stats' mining); return its report."""
-    return mine_urls(options.counts, options.corpus, out_dir, options.select, per_class=options.per_class,
-                     seed=seed, forms=options.forms, url_col=options.url_col, text_col=options.text_col,
-                     corpus=options.counts_corpus, show_progress=progress)
 
 
 def class_table(section: dict) -> str:

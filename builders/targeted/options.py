@@ -1,4 +1,5 @@
-"""Typed options of the targeted flow: mining, download (img2dataset), build, and the whole loop."""
+"""Typed options of the targeted flow: download (img2dataset), build, and the whole loop (mining takes
+:class:`corpora_stats.mine.MineOptions`)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,6 @@ from vlm_classdata.errors import UserError
 
 DEFAULT_OUTPUTS = "llava,hf,eval_open,mcq"
 RESIZE_MODES = ("border", "keep_ratio", "keep_ratio_largest", "center_crop", "no")
-
-
-@dataclass
-class MineOptions:
-    """Mining in the same command (as ``python -m corpora_stats mine``): which classes, from which corpora."""
-
-    counts: str
-    select: str
-    corpus: list[str] | dict[str, str]  # corpora_stats.mine's corpus_paths
-    counts_corpus: str | None = None
-    per_class: int = 1000
-    forms: str = "separate"
-    url_col: str = "URL"
-    text_col: str = "TEXT"
 
 
 @dataclass
