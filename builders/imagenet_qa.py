@@ -14,144 +14,20 @@ unchanged source; a changed source or option is refused with one line saying wha
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from vlm_classdata.errors import UserError, run_cli
-from vlm_classdata.executors import DEFAULT_RAY_TIMEOUT
-
-DEFAULT_OUTPUTS = "llava,hf,wds,eval_open,mcq,vlmevalkit"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface; every option explained in --help."""
-    from builders.pipeline import output_registry
-    from builders.sources import SOURCE_KINDS
-
-    outs = output_registry()
-    p = argparse.ArgumentParser(
-        prog="python -m builders.imagenet_qa",
-        description="Convert a classification dataset into instruction-tuning and evaluation data for VLMs. "
-                    "With no --root, builds from the embedded ImageNet-layout sample.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="outputs:\n" + "\n".join(f"  {k:<11} {v['about']}" for k, v in outs.items()))
-    src = p.add_argument_group("source")
-    src.add_argument("--source", choices=SOURCE_KINDS, default="imagenet",
-                     help="input kind (default: imagenet = ILSVRC-2012 layout train/<wnid>/, val/)")
-    src.add_argument("--root", help="dataset folder, HF dataset folder/id, manifest .jsonl, or tar folder/pattern "
-                                    "(default: the embedded sample)")
-    src.add_argument("--classes", help="class list: bundled name (imagenet1k, flowers102, stanford_cars, caltech101, "
-                                       "cub200, food101, objectnet) or a .json/.txt file; imagenet defaults to imagenet1k")
-    src.add_argument("--class-map", help="imagefolder: JSON file mapping folder name → class id or name")
-    src.add_argument("--val-labels", default=None,
-                     help="imagenet flat val labels: auto (default), devkit, loc_csv, package, or a file path")
-    src.add_argument("--image-column", help="hf: image column (default image)")
-    src.add_argument("--label-column", help="hf: label column (default label)")
-    src.add_argument("--label-field", help="webdataset: cls (default), txt, or json:<field>")
-    src.add_argument("--split-name", help="imagefolder/manifest/webdataset: split name for unsplit data (default train)")
-    src.add_argument("--image-root", help="manifest: folder image paths are relative to (default: the manifest's)")
-
-    out = p.add_argument_group("output")
-    out.add_argument("--out", default="out/imagenet_qa", help="output folder (default out/imagenet_qa)")
-    out.add_argument("--outputs", default=DEFAULT_OUTPUTS,
-                     help=f"comma-separated outputs, or 'all' (default {DEFAULT_OUTPUTS})")
-    out.add_argument("--splits", help="comma-separated splits to build (default: all the source has)")
-    out.add_argument("--limit", type=int, help="at most N samples per split (a seeded subset spread over classes)")
-    out.add_argument("--seed", type=int, default=0, help="seed for templates, distractors, letters, mixing (default 0)")
-    out.add_argument("--overwrite", action="store_true",
-                     help="empty --out first instead of resuming (only a folder this tool made)")
-    out.add_argument("--image-prefix", default="", help="prefix for image paths in JSON outputs (e.g. imagenet/)")
-    out.add_argument("--mix-with", help="an existing LLaVA instruction JSON (e.g. llava_v1_5_mix665k.json) to mix "
-                                        "with the llava train output → llava/train_mixed.json (seeded shuffle)")
-    out.add_argument("--wds-max-bytes", type=int, default=1_000_000_000, help="WebDataset tar size cap in bytes")
-    out.add_argument("--wds-max-count", type=int, default=100_000, help="WebDataset samples per tar cap")
-
-    task = p.add_argument_group("questions")
-    task.add_argument("--mcq-choices", type=int, default=4,
-                      help="options per multiple-choice item, 2..classes; lettered A-Z up to 26, a name list beyond")
-    task.add_argument("--distractors", choices=("random", "hard"), default="random",
-                      help="random classes (the paper) or hard = nearest classes in the WordNet hierarchy")
-    task.add_argument("--cot", action="store_true", help="chain-of-thought prompt variants for eval questions")
-    task.add_argument("--paraphrase-eval", action="store_true",
-                      help="eval questions use seeded paraphrases (default: the canonical first template)")
-    task.add_argument("--prompts", help="JSON file of prompt templates replacing/extending the bundled registry")
-
-    run = p.add_argument_group("run")
-    run.add_argument("--num-workers", type=int, default=1, help="worker processes (default 1)")
-    run.add_argument("--executor", choices=("local", "ray"), default="local",
-                     help="local processes, or Ray tasks (uses RAY_ADDRESS or starts a local Ray)")
-    run.add_argument("--ray-address", help="address of a running Ray cluster")
-    run.add_argument("--ray-timeout", type=float, default=DEFAULT_RAY_TIMEOUT,
-                     help=f"seconds to wait for --ray-address to answer (default {DEFAULT_RAY_TIMEOUT:g})")
-    run.add_argument("--shard-size", type=int, default=1000, help="samples per shard (the unit of resume)")
-    run.add_argument("--verify", choices=("fast", "full"), default="fast",
-                     help="fast: header + end marker (full decode only if missing); full: decode every image")
-    run.add_argument("--nonrgb", choices=("convert", "skip"), default="convert",
-                     help="CMYK/palette/LA/16-bit images: convert to RGB JPEG in embedded outputs, or skip")
-    run.add_argument("--max-pixels", type=int, default=89_478_485, help="skip images larger than this (bombs)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def _default_root() -> str:
-    from builders.sample import SAMPLE_ROOT
-
-    return str(SAMPLE_ROOT)
+from builders.build import build, summarize
+from builders.build_options import build_parser, settings_from_args
+from vlm_classdata.errors import run_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m builders.imagenet_qa``."""
-    args = build_parser().parse_args(argv)
-    from builders.pipeline import Build, BuildConfig, output_registry
-    from builders.sources import open_source
-    from vlm_classdata.executors import make_executor
-
-    if args.num_workers < 1:
-        raise UserError("--num-workers must be at least 1")
-    if not args.ray_timeout > 0:
-        raise UserError(f"--ray-timeout must be more than 0 seconds, got {args.ray_timeout:g}")
-    root = args.root or (_default_root() if args.source == "imagenet" else None)
-    if root is None:
-        raise UserError(f"--source {args.source} needs --root")
-    outputs = list(output_registry()) if args.outputs == "all" else [o.strip() for o in args.outputs.split(",") if o.strip()]
-    config = BuildConfig(
-        outputs=outputs, seed=args.seed, limit=args.limit, shard_size=args.shard_size,
-        splits=[s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None,
-        verify=args.verify, nonrgb=args.nonrgb, max_pixels=args.max_pixels, mcq_choices=args.mcq_choices,
-        distractors=args.distractors, cot=args.cot, paraphrase_eval=args.paraphrase_eval, prompts=args.prompts, image_prefix=args.image_prefix,
-        wds_max_bytes=args.wds_max_bytes, wds_max_count=args.wds_max_count, mix_with=args.mix_with)
-    config.validate()
-    source = open_source(args.source, root, args.classes, val_labels=args.val_labels,
-                         class_map=args.class_map, image_column=args.image_column,
-                         label_column=args.label_column, label_field=args.label_field,
-                         split=args.split_name, image_root=args.image_root)
-    out = Path(args.out)
-    executor = make_executor(args.executor, args.num_workers, args.ray_address, args.ray_timeout)
-    inputs = [root, args.classes, args.class_map, args.val_labels, args.image_root]
-    build = Build(source, out, config, executor, show_progress=not args.quiet, overwrite=args.overwrite,
-                  inputs=[p for p in inputs if p and Path(p).exists()])
-    manifest = build.run()
-    print(summarize(manifest, out))
+    """Entry point of ``python -m builders.imagenet_qa``: parse the options, build, print a summary."""
+    settings = settings_from_args(build_parser().parse_args(argv))
+    manifest = build(settings)
+    print(summarize(manifest, settings.out))
     return 0
-
-
-def summarize(manifest: dict, out: Path) -> str:
-    """A short human summary of a finished build."""
-    lines = [f"built {manifest['source'].get('kind')} ({manifest['vocabulary']['num_classes']} classes) → {out}"]
-    for split, info in manifest["splits"].items():
-        reasons = ", ".join(f"{k} {v}" for k, v in info["skip_reasons"].items()) or "none"
-        conv = ", ".join(f"{k} {v}" for k, v in info["converted"].items())
-        lines.append(f"  {split:<6} written {info['written']:>7}  skipped {info['skipped']:>5} ({reasons})"
-                     + (f"  converted: {conv}" if conv else ""))
-    for name, info in manifest["outputs"].items():
-        shown = info["files"][:3] + (["..."] if len(info["files"]) > 3 else [])
-        lines.append(f"  {name:<11} {', '.join(shown)}")
-        if info.get("mixed"):
-            lines.append(f"  {'':<11} mixed: {info['mixed']['file']} ({info['mixed']['total']} samples)")
-    lines.append(f"  manifest   {out / 'manifest.json'}")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from corpora_stats.count import FORMS_POLICIES, CountConfig, count_corpora
+from corpora_stats.mine import add_mine_options, corpus_paths_from_args, format_summary, mine
+from corpora_stats.report import write_report
 from vlm_classdata.errors import UserError, run_cli
+from vlm_classdata.executors import make_executor
+from vlm_classdata.vocabulary import ClassVocabulary
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -31,9 +36,6 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Sub-commands and every option, explained in --help."""
-    from corpora_stats.count import FORMS_POLICIES
-    from corpora_stats.mine import add_mine_options
-
     p = argparse.ArgumentParser(prog="python -m corpora_stats", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -93,10 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _count(args: argparse.Namespace, corpora: dict[str, str], formats: dict[str, str]) -> dict:
-    from corpora_stats.count import CountConfig, count_corpora
-    from vlm_classdata.executors import make_executor
-    from vlm_classdata.vocabulary import ClassVocabulary
-
     if args.num_workers < 1:
         raise UserError("--num-workers must be at least 1")
     config = CountConfig(method=args.method, forms=args.forms, plurals=not args.no_plurals, aliases=args.aliases,
@@ -107,13 +105,21 @@ def _count(args: argparse.Namespace, corpora: dict[str, str], formats: dict[str,
                          show_progress=not args.quiet)
 
 
+def _mine(args: argparse.Namespace) -> int:
+    """``mine`` with parsed arguments: mine, then print the summary."""
+    report = mine(args.counts, corpus_paths_from_args(args.corpus), args.out, args.select, per_class=args.per_class,
+                  seed=args.seed, forms=args.forms, url_col=args.url_col, text_col=args.text_col,
+                  corpus=args.counts_corpus, batch_size=args.batch_size, column=args.column, classes=args.classes,
+                  show_progress=not args.quiet)
+    print(format_summary(report, args.out))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     args = build_parser().parse_args(argv)
     if args.command == "mine":
-        from corpora_stats.mine import run_mine_cli
-
-        return run_mine_cli(args)
+        return _mine(args)
     if args.command in ("count", "demo"):
         if args.command == "count":
             corpora, formats = _pairs(args.corpus, "--corpus"), _pairs(args.format, "--format")
@@ -133,8 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         args.counts, args.accuracy, args.pretrain, args.instruct, args.top_k = args.out, None, None, None, 20
         args.out = str(Path(args.out) / "report")
-    from corpora_stats.report import write_report
-
     out = args.out or str(Path(args.counts) / "report")
     summary = write_report(args.counts, out, accuracy=args.accuracy, pretrain=args.pretrain,
                            instruct=args.instruct, seed=args.seed, top_k=args.top_k)

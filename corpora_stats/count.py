@@ -16,11 +16,12 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from corpora_stats.matcher import CountState, Matcher
+from corpora_stats.readers import Corpus, open_corpus
 from vlm_classdata import progress
 from vlm_classdata.atomic import (
     atomic_path,
@@ -37,9 +38,6 @@ from vlm_classdata.provenance import package_versions
 from vlm_classdata.records.count_meta import CountMeta
 from vlm_classdata.stages import open_out
 from vlm_classdata.vocabulary import ClassVocabulary
-
-if TYPE_CHECKING:
-    from corpora_stats.readers import Corpus
 
 META = "count_meta.json"
 FORMS_POLICIES = ("separate", "all", "exclude-flagged")
@@ -96,8 +94,6 @@ class FileResult:
 
 def count_file(job: FileJob) -> FileResult:
     """Run the matcher over one corpus file."""
-    from corpora_stats.readers import open_corpus
-
     cfg = job.config
     matcher = Matcher(job.forms, job.class_ids, cfg.method, cfg.snippets, cfg.seed)
     state = matcher.new_state()
@@ -189,8 +185,6 @@ def count_corpora(corpora: dict[str, str], vocab: ClassVocabulary, out_dir: str 
     listing each table with its size and sha256 (checked by :func:`verify_counts_folder`); a failed or
     killed run leaves the previous counts in place, and the next run removes what it left.
     """
-    from corpora_stats.readers import open_corpus
-
     config = config or CountConfig()
     config.validate()
     if not corpora:

@@ -543,7 +543,7 @@ def _build(config: BuildConfig, vocab: ClassVocabulary, out: Path, stages: Stage
     items: list[PairedItem] = []
     pairing: dict[str, int] = {}
     if config.images:
-        from builders.sources import open_source
+        from builders.sources.registry import open_source
         from imagewikiqa.assemble import pair_images
 
         source = open_source(config.source, config.images, classes=config.classes)

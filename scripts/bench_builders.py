@@ -307,13 +307,13 @@ def stop_fork_server() -> None:
 
 
 def run_ours(tree: Path, out: Path, outputs: list[str], workers: int, shard_size: int) -> dict:
-    """One build with the pipeline, as the CLI runs it; return the manifest."""
-    from builders.pipeline import Build, BuildConfig
-    from builders.sources.imagenet import ImageNetSource
-    from vlm_classdata.executors import LocalExecutor
+    """One build through the builder's library entry point, as the CLI runs it; return the manifest."""
+    from builders.build import BuildSettings, RunSettings, SourceSettings, build
+    from builders.config import BuildConfig
 
     config = BuildConfig(outputs=outputs, splits=["train"], shard_size=shard_size)
-    return Build(ImageNetSource(tree), out, config, LocalExecutor(workers), show_progress=False).run()
+    return build(BuildSettings(out, SourceSettings(root=str(tree)), config,
+                               RunSettings(num_workers=workers, show_progress=False)))
 
 
 def check_ours(manifest: dict, out: Path, tree: Path, expected: int) -> None:
@@ -543,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # imports outside the timed region (a user's process pays them once, whatever the data size)
         import datasets  # noqa: F401
 
-        import builders.pipeline  # noqa: F401
+        import builders.build  # noqa: F401
         import builders.sources.imagenet  # noqa: F401
 
         plan: list[tuple[str, int, int, Callable[[Path], None]]] = [

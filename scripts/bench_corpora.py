@@ -24,6 +24,7 @@ import polars as pl  # noqa: E402
 
 from corpora_stats.count import CountConfig, count_corpora  # noqa: E402
 from corpora_stats.matcher import Matcher  # noqa: E402
+from corpora_stats.readers import open_corpus  # noqa: E402
 from vlm_classdata.executors import LocalExecutor  # noqa: E402
 from vlm_classdata.lexicon import Lexicon  # noqa: E402
 from vlm_classdata.vocabulary import ClassVocabulary  # noqa: E402
@@ -31,8 +32,6 @@ from vlm_classdata.vocabulary import ClassVocabulary  # noqa: E402
 
 def make_corpus(path: Path, lines: int, forms: list[str], seed: int = 0) -> None:
     """Write ``lines`` caption-like lines (WordNet gloss fragments, ~30% with a class form)."""
-    from corpora_stats.readers import open_corpus
-
     glosses = [t for _, batch in open_corpus("wordnet:glosses", "wordnet_glosses").batches() for t in batch]
     rng = random.Random(seed)
     with open(path, "w") as f:

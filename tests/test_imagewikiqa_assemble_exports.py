@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from builders.sources import open_source
 from builders.sources.base import Source
+from builders.sources.registry import open_source
 from builders.synthetic import jpeg_bytes, make_imagenet_tree
 from imagewikiqa.assemble import PairedItem, pair_images, shift_options
 from imagewikiqa.evaluate import Predictions, evaluate, load_benchmark

@@ -15,7 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from corpora_stats.mine import URL_COLUMNS, mine, select_classes
+from corpora_stats.counts_folder import load_counts_folder
+from corpora_stats.mine import URL_COLUMNS, mine
+from corpora_stats.selection import check_forms, parse_rule, select
 from vlm_classdata.errors import UserError
 from vlm_classdata.vocabulary import ClassVocabulary
 
@@ -154,6 +156,13 @@ def by_class(report: dict) -> dict[str, tuple[int, int]]:
 def test_count_agrees_with_the_truth_table(world):
     table = pl.read_parquet(world["counts"] / "counts_laion.parquet")
     assert dict(zip(table["class_id"], table["doc_freq"], strict=True)) == doc_freq(world["truth"])
+
+
+def select_classes(counts_dir, rule: str, corpus: str, column: str = "doc_freq", forms: str = "separate") -> list[dict]:
+    """The classes ``mine`` would mine (``excluded`` None) or leave out, as mine_urls selects them."""
+    check_forms(forms)
+    folder = load_counts_folder(counts_dir, corpus)
+    return select(folder, parse_rule(rule, folder.vocab), column, forms)
 
 
 def test_select_rules(world, tmp_path):

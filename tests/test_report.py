@@ -16,16 +16,10 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from corpora_stats.report import (
-    _pick_pair,
-    _read_accuracy,
-    binned_accuracy,
-    correlate,
-    load_accuracy,
-    load_counts,
-    under_exposed,
-    write_report,
-)
+from corpora_stats.accuracy import read_accuracy
+from corpora_stats.counts_folder import corpus_lexicon, load_counts
+from corpora_stats.report import _pick_pair, write_report
+from corpora_stats.statistics import binned_accuracy, correlate, under_exposed
 from vlm_classdata.errors import UserError
 from vlm_classdata.vocabulary import ClassVocabulary
 
@@ -140,7 +134,7 @@ def test_load_counts_user_errors(tmp_path):
 
 
 def test_load_accuracy_from_predictions(predictions):
-    frame, info = _read_accuracy(predictions, VOCAB)
+    frame, info = read_accuracy(predictions, VOCAB)
     assert frame.columns == ["class_id", "n", "correct", "accuracy"]
     assert frame["class_id"].to_list() == VOCAB.ids
     assert frame["n"].to_list() == [N] * N
@@ -150,7 +144,6 @@ def test_load_accuracy_from_predictions(predictions):
     assert info["skipped"] == {"bad_json": 1, "no_label": 1, "no_prediction": 1, "not_an_object": 1,
                                "unknown_class": 1}
     assert info["rows"] == N * N + 5  # the blank line is not a row
-    assert load_accuracy(predictions, VOCAB).equals(frame)
 
 
 def test_load_accuracy_from_csv(tmp_path):
@@ -158,27 +151,27 @@ def test_load_accuracy_from_csv(tmp_path):
     path.write_text("class,accuracy,n\n"
                     f"{VOCAB.names[0]},0.5,10\n{VOCAB.ids[2]},1.0,4\n\"{VOCAB.names[1].upper()}\",0.25,\n"
                     "unknown thing,0.9,3\n")
-    frame = load_accuracy(path, VOCAB)
+    frame = read_accuracy(path, VOCAB)[0]
     assert frame["class_id"].to_list() == VOCAB.ids[:3]  # vocabulary order, unknown class skipped
     assert frame["accuracy"].to_list() == [0.5, 0.25, 1.0]
     assert frame["n"].to_list() == [10, None, 4] and frame["correct"].to_list() == [5, None, 4]
     no_n = tmp_path / "acc2.csv"
     no_n.write_text(f"class_id,accuracy\n{VOCAB.ids[5]},0.75\n")
-    assert load_accuracy(no_n, VOCAB).row(0) == (VOCAB.ids[5], None, None, 0.75)
+    assert read_accuracy(no_n, VOCAB)[0].row(0) == (VOCAB.ids[5], None, None, 0.75)
     pct = tmp_path / "pct.csv"
     pct.write_text(f"class,accuracy\n{VOCAB.ids[0]},87.5\n")
     with pytest.raises(UserError, match="fraction"):
-        load_accuracy(pct, VOCAB)
+        read_accuracy(pct, VOCAB)[0]
     nocol = tmp_path / "nocol.csv"
     nocol.write_text("klass,score\na,1\n")
     with pytest.raises(UserError, match="'class' and 'accuracy'"):
-        load_accuracy(nocol, VOCAB)
+        read_accuracy(nocol, VOCAB)[0]
     dup = tmp_path / "dup.csv"
     dup.write_text(f"class,accuracy\n{VOCAB.ids[0]},0.1\n{VOCAB.names[0]},0.2\n")
     with pytest.raises(UserError, match="twice"):
-        load_accuracy(dup, VOCAB)
+        read_accuracy(dup, VOCAB)[0]
     with pytest.raises(UserError, match="not found"):
-        load_accuracy(tmp_path / "none.csv", VOCAB)
+        read_accuracy(tmp_path / "none.csv", VOCAB)[0]
 
 
 def test_correlate_monotone_accuracy_gives_spearman_one():
@@ -324,13 +317,26 @@ def test_report_with_csv_accuracy_random_and_one_corpus(tmp_path):
 
 @pytest.mark.skipif(not HAS_LEXICON, reason="vlm_classdata.lexicon not written yet")
 def test_lexicon_forms_count_plurals_as_correct(folder, tmp_path):
-    from corpora_stats.report import _lexicon_for
-
-    lex = _lexicon_for(folder, VOCAB, "pretrain", "wordnet")
+    lex = corpus_lexicon(folder, VOCAB, "pretrain", "wordnet")
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps({"label": e.name, "pred": e.name.lower() + "s"}) + "\n" for e in VOCAB))
-    assert load_accuracy(path, VOCAB)["correct"].sum() < N  # plurals are not vocabulary names
-    assert load_accuracy(path, VOCAB, lex)["correct"].sum() == N  # but they are lexicon forms
+    assert read_accuracy(path, VOCAB)[0]["correct"].sum() < N  # plurals are not vocabulary names
+    assert read_accuracy(path, VOCAB, lex)[0]["correct"].sum() == N  # but they are lexicon forms
+
+
+def test_prediction_is_the_label_when_the_whole_reply_names_it(folder, tmp_path):
+    """The one label judge, exact verdict: the reply is the class's name (articles aside), a synonym, its id or
+    its index; a name inside a sentence, another class's id or name, and digits as text are not."""
+    lex = corpus_lexicon(folder, VOCAB, "pretrain", "wordnet")
+    tench = ClassVocabulary.bundled("imagenet1k")["n01440764"]
+    vocab = ClassVocabulary.bundled("imagenet1k").subset([tench.class_id, *VOCAB.ids[1:]])
+    replies = {"a tench": True, "The Tench!": True, tench.synonyms[0]: True, tench.class_id.upper(): True, 0: True,
+               "It is a tench.": False, VOCAB.ids[1]: False, VOCAB.names[1]: False, "0": False, "tenches": False}
+    path = tmp_path / "p.jsonl"
+    for reply, correct in replies.items():
+        path.write_text(json.dumps({"label": tench.class_id, "pred": reply}) + "\n")
+        for lexicon in (None, lex):
+            assert read_accuracy(path, vocab, lexicon)[0]["correct"].to_list() == [int(correct)], (reply, lexicon)
 
 
 @pytest.mark.skipif(not HAS_LEXICON, reason="corpora_stats.__main__ imports count, which needs vlm_classdata.lexicon")

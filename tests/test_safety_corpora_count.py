@@ -20,8 +20,7 @@ import pytest
 
 from corpora_stats.__main__ import main
 from corpora_stats.count import CountConfig, count_corpora
-from corpora_stats.mine import load_counts_folder
-from corpora_stats.report import load_counts
+from corpora_stats.counts_folder import load_counts, load_counts_folder
 from vlm_classdata.errors import UserError, run_cli
 from vlm_classdata.vocabulary import ClassVocabulary
 

@@ -10,19 +10,24 @@ import json
 import os
 import shutil
 from collections import Counter
+from dataclasses import replace
 
 import pyarrow.parquet as pq
 import pytest
 from image_server import ImageServer
 from test_targeted import make_mined
 
-from builders import targeted
+from builders.targeted.__main__ import main as targeted_main
+from builders.targeted.download import download
+from builders.targeted.errors import DownloadIncomplete
+from builders.targeted.options import DownloadOptions
+from builders.targeted.state import LEGACY_STATE_FILE, RUN_STATE_DIR, STAGES_DIR
 from vlm_classdata.errors import UserError, run_cli
 from vlm_classdata.stages import Stages, lock_out
 
 PLAN = {"n01440764": [f"good/tench_{i}.jpg" for i in range(3)],
         "n01443537": [f"good/goldfish_{i}.jpg" for i in range(3)]}
-OPTS = dict(image_size=32, processes=1, threads=2, timeout=2, shard_size=3, progress=False)
+FETCH = DownloadOptions(image_size=32, processes=1, threads=2, timeout=2, shard_size=3)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +42,7 @@ def downloaded(server, tmp_path_factory):
     base = tmp_path_factory.mktemp("dl")
     mined = make_mined(base / "mined", server, PLAN)
     before = server.counts()
-    targeted.download(mined, base / "out", **OPTS)
+    download(mined, base / "out", FETCH, progress=False)
     return mined, base / "out", server.counts() - before, (base / "out" / "download.json").read_bytes()
 
 
@@ -55,23 +60,23 @@ def shard_urls(out, shard: str) -> list[str]:
 
 def test_failed_shards_are_not_done_and_are_fetched_again_alone(server, first):
     mined, out, hits, account = first
-    assert sum(hits.values()) == 6 and Stages(out / targeted.STAGES_DIR).units() == ["shard-00000", "shard-00001"]
+    assert sum(hits.values()) == 6 and Stages(out / STAGES_DIR).units() == ["shard-00000", "shard-00001"]
     urls = shard_urls(out, "00000") + shard_urls(out, "00001")
     tar = out / "shards" / "00000.tar"
     os.truncate(tar, 1500)  # shard 0: its tar was cut off inside its first image (a full disk)
     table = pq.read_table(out / "shards" / "00001.parquet")
     pq.write_table(table.slice(1), out / "shards" / "00001.parquet")  # shard 1: a sample was dropped
-    with pytest.raises(targeted.DownloadIncomplete, match=r"2 of 2 shards failed and were removed: shard 00000: "
+    with pytest.raises(DownloadIncomplete, match=r"2 of 2 shards failed and were removed: shard 00000: "
                                                           r".*also 00001; run the same command again"):
-        targeted.download(mined, out, **OPTS)
+        download(mined, out, FETCH, progress=False)
     assert not any((out / "shards").glob("0000[01]*"))  # removed: not finished, not marked
-    assert Stages(out / targeted.STAGES_DIR).units() == []
+    assert Stages(out / STAGES_DIR).units() == []
     before = server.counts()
-    targeted.download(mined, out, **OPTS)
+    download(mined, out, FETCH, progress=False)
     assert server.counts() - before == Counter(u.split("/", 3)[3] for u in urls)  # each url once
     assert (out / "download.json").read_bytes() == account
     before = server.counts()
-    assert targeted.download(mined, out, **OPTS)["run"]["shards_fetched"] == []  # done: not fetched again
+    assert download(mined, out, FETCH, progress=False)["run"]["shards_fetched"] == []  # done: not fetched again
     assert server.counts() == before and (out / "download.json").read_bytes() == account
 
 
@@ -79,9 +84,9 @@ def test_a_shard_that_lost_a_row_is_named(first):
     mined, out, _, _ = first
     table = pq.read_table(out / "shards" / "00001.parquet")
     pq.write_table(table.slice(1), out / "shards" / "00001.parquet")
-    with pytest.raises(targeted.DownloadIncomplete, match=r"1 of 2 shards failed and were removed: shard 00001: "
+    with pytest.raises(DownloadIncomplete, match=r"1 of 2 shards failed and were removed: shard 00001: "
                                                           r"1 mined url\(s\) are missing, e\.g\. .* \(lost rows\)"):
-        targeted.download(mined, out, **OPTS)
+        download(mined, out, FETCH, progress=False)
     assert (out / "shards" / "00000.tar").is_file() and not (out / "shards" / "00001_stats.json").exists()
 
 
@@ -90,18 +95,18 @@ def test_out_is_checked_locked_and_cleaned(first, tmp_path, capsys):
     leftover = out / "shards" / ".00000.tar.tmp999999"
     leftover.write_bytes(b"half a tar")
     with lock_out(out):
-        assert run_cli(targeted.main, ["--mined", str(mined), "--out", str(out), "--download-only",
+        assert run_cli(targeted_main, ["--mined", str(mined), "--out", str(out), "--download-only",
                                        "--image-size", "32", "--shard-size", "3", "--quiet"]) == 2
         err = capsys.readouterr().err.strip()
         assert "in use by another run" in err and "\n" not in err
     assert leftover.exists()
-    assert targeted.download(mined, out, **OPTS)["run"]["shards_fetched"] == []
+    assert download(mined, out, FETCH, progress=False)["run"]["shards_fetched"] == []
     assert not leftover.exists() and (out / "download.json").read_bytes() == account
     a_file = tmp_path / "file"
     a_file.write_text("x")
     for bad, message in ((a_file, "is a file"), (mined, "MINED folder")):
         with pytest.raises(UserError, match=message):
-            targeted.download(mined, bad, **OPTS)
+            download(mined, bad, FETCH, progress=False)
     assert a_file.read_text() == "x" and sorted(p.name for p in mined.iterdir()) == [
         "classes.json", "mine_report.json", "urls.parquet"]
 
@@ -109,12 +114,26 @@ def test_out_is_checked_locked_and_cleaned(first, tmp_path, capsys):
 def test_a_damaged_marker_means_a_check_not_a_refetch(server, first):
     """A damaged completion marker only means the shard is checked again, never a crash or a refetch."""
     mined, out, _, account = first
-    marker = Stages(out / targeted.STAGES_DIR).path("shard-00000")
+    marker = Stages(out / STAGES_DIR).path("shard-00000")
     marker.write_text('{"unit": ')
     before = server.counts()
-    targeted.download(mined, out, **OPTS)
+    download(mined, out, FETCH, progress=False)
     assert server.counts() == before and (out / "download.json").read_bytes() == account
     assert json.loads(marker.read_text())["unit"] == "shard-00000"
-    shutil.rmtree(out / targeted.STAGES_DIR)  # a download made before markers existed is adopted as it is
-    targeted.download(mined, out, **OPTS)
+    shutil.rmtree(out / STAGES_DIR)  # a download made before markers existed is adopted as it is
+    download(mined, out, FETCH, progress=False)
     assert server.counts() == before
+
+
+def test_the_state_of_an_older_version_is_still_read(server, first):
+    """An OUT whose resume state is the older ``.targeted_state.json`` (no markers) resumes as it is, and a
+    download with other settings on it is still refused."""
+    mined, out, _, account = first
+    settings = json.loads(Stages(out / RUN_STATE_DIR).path("download").read_text())["info"]["settings"]
+    shutil.rmtree(out / RUN_STATE_DIR)
+    (out / LEGACY_STATE_FILE).write_text(json.dumps({"download_settings": settings}))
+    with pytest.raises(UserError, match="image_size 32 → 64"):
+        download(mined, out, replace(FETCH, image_size=64), progress=False)
+    before = server.counts()
+    assert download(mined, out, FETCH, progress=False)["run"]["shards_fetched"] == []
+    assert server.counts() == before and (out / "download.json").read_bytes() == account

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,7 +18,14 @@ import pyarrow.parquet as pq
 import pytest
 from image_server import ImageServer
 
-from builders import targeted
+from builders.targeted.__main__ import main as targeted_main
+from builders.targeted.download import download
+from builders.targeted.errors import TargetedError
+from builders.targeted.loop import run_loop
+from builders.targeted.options import BuildOptions, DownloadOptions, LoopOptions
+from builders.targeted.reasons import failure_reason
+from builders.targeted.shards import normalize_tar
+from builders.targeted.state import RUN_STATE_DIR
 from vlm_classdata.errors import UserError, run_cli
 from vlm_classdata.vocabulary import ClassVocabulary
 
@@ -37,7 +45,12 @@ EXPECTED_FAILED = {
 }
 EMPTY_CLASS = "n01494475"  # chosen by the rule (in mine_report.json) but no caption matched: mined 0
 SHARD_SIZE = 10
-OPTS = dict(image_size=32, processes=1, threads=4, timeout=1, shard_size=SHARD_SIZE, progress=False)
+FETCH = DownloadOptions(image_size=32, processes=1, threads=4, timeout=1, shard_size=SHARD_SIZE)
+
+
+def run(mined: Path, out: Path, extra_args: tuple[str, ...] = ()) -> dict:
+    """The whole loop, quietly, with this file's download options."""
+    return run_loop(LoopOptions(mined, out, download=FETCH, build=BuildOptions(extra_args=extra_args), progress=False))
 
 
 def make_mined(folder: Path, srv: ImageServer, plan: dict[str, list[str]] = PLAN) -> Path:
@@ -85,13 +98,13 @@ def loop(tmp_path_factory):
     with ImageServer(slow_seconds=4) as srv:
         mined = make_mined(root / "mined", srv)
         out = root / "out"
-        m1 = targeted.run(mined, out, **OPTS)
+        m1 = run(mined, out)
         hits1, snap1 = srv.counts(), snapshot(out / "build")
-        m2 = targeted.run(mined, out, **OPTS)
+        m2 = run(mined, out)
         hits2, snap2 = srv.counts(), snapshot(out / "build")
         shard1 = pq.read_table(out / "shards" / "00001.parquet", columns=["url"]).column("url").to_pylist()
         (out / "shards" / "00001_stats.json").unlink()  # shard 1 was cut off
-        m3 = targeted.run(mined, out, **OPTS)
+        m3 = run(mined, out)
         hits3, snap3 = srv.counts(), snapshot(out / "build")
         return {"srv": srv, "mined": mined, "out": out, "m": [m1, m2, m3], "hits": [hits1, hits2, hits3],
                 "snap": [snap1, snap2, snap3], "shard1_urls": shard1}
@@ -168,7 +181,7 @@ def test_cut_off_shard_is_fetched_again_alone(loop):
     assert loop["snap"][2] == loop["snap"][0]  # rebuilt from the new shard: identical data
     # tars are in key order with fixed headers, whatever order the downloads finished in
     for tar in sorted((loop["out"] / "shards").glob("*.tar")):
-        assert targeted.normalize_tar(tar) is False
+        assert normalize_tar(tar) is False
     assert srv.hits("slow/goldfish_y.jpg") >= 1
 
 
@@ -200,20 +213,20 @@ def test_bad_mined_folder_is_one_line(tmp_path, damage, message, capsys):
     elif damage == "empty":
         pq.write_table(table.slice(0, 0), mined / "urls.parquet")
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        targeted.run(mined, tmp_path / "out", **OPTS)
+        run(mined, tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    rc = run_cli(targeted.main, ["--mined", str(mined), "--out", str(tmp_path / "out")])
+    rc = run_cli(targeted_main, ["--mined", str(mined), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("error: ") and "\n" not in err
 
 
 def test_other_settings_on_the_same_out_are_refused(loop, tmp_path):
     with pytest.raises(UserError, match="image_size 32 → 64"):
-        targeted.download(loop["mined"], loop["out"], **{**OPTS, "image_size": 64})
+        download(loop["mined"], loop["out"], replace(FETCH, image_size=64), progress=False)
     with pytest.raises(UserError, match="--seed is set by builders.targeted"):
-        targeted.run(loop["mined"], tmp_path / "o", extra_args=["--seed", "3"], **OPTS)
+        run(loop["mined"], tmp_path / "o", extra_args=["--seed", "3"])
     with pytest.raises(UserError, match="not understood"):
-        targeted.run(loop["mined"], tmp_path / "o", extra_args=["--no-such-option"], **OPTS)
+        run(loop["mined"], tmp_path / "o", extra_args=["--no-such-option"])
 
 
 @pytest.mark.parametrize("status, message, reason", [
@@ -232,7 +245,7 @@ def test_other_settings_on_the_same_out_are_refused(loop, tmp_path):
     ("failed_to_resize", "something new", "resize_error"),
 ])
 def test_failure_reasons_are_short(status, message, reason):
-    assert targeted.failure_reason(status, message) == reason
+    assert failure_reason(status, message) == reason
 
 
 @pytest.mark.parametrize("damage, message", [("drop", "lost rows"), ("repeat", "duplicated samples")])
@@ -241,10 +254,10 @@ def test_a_lost_or_repeated_row_is_caught(loop, tmp_path, damage, message):
 
     out = tmp_path / "out"
     shutil.copytree(loop["out"] / "shards", out / "shards")
-    shutil.copy(loop["out"] / targeted.STATE_FILE, out / targeted.STATE_FILE)
+    shutil.copytree(loop["out"] / RUN_STATE_DIR, out / RUN_STATE_DIR)
     pfile = out / "shards" / "00002.parquet"
     table = pq.read_table(pfile)
     table = table.slice(1) if damage == "drop" else pa.concat_tables([table, table.slice(0, 1)])
     pq.write_table(table, pfile)
-    with pytest.raises(targeted.TargetedError, match=message):  # every shard is finished: img2dataset not called
-        targeted.download(loop["mined"], out, **OPTS)
+    with pytest.raises(TargetedError, match=message):  # every shard is finished: img2dataset not called
+        download(loop["mined"], out, FETCH, progress=False)

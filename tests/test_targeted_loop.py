@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from image_server import ImageServer
 
-from builders.targeted import main as targeted_main
+from builders.targeted.__main__ import main as targeted_main
 from cards.__main__ import main as cards_main
 from corpora_stats.__main__ import main as corpora_main
 from vlm_classdata.errors import run_cli

@@ -439,11 +439,11 @@ def test_webdataset_byte_identical_and_shard_rerun(tmp_path: Path) -> None:
 def test_webdataset_bytes_equal_tarfile(tmp_path: Path) -> None:
     import webdataset as wds
 
-    from builders.writers.webdataset import _tarinfo, sample_members, tar_header
+    from builders.writers.webdataset import sample_members, tar_header, tar_member
 
     for name in ("a", "k" * 96 + ".jpg", "k" * 97 + ".json", "k" * 150 + ".cls", "ünï" * 30 + ".jpg", "x" * 33):
         for size in (0, 1, 511, 512, 513, 110_000, 8 ** 11 - 1, 8 ** 11):
-            assert tar_header(name, size) == _tarinfo(name, size).tobuf(tarfile.GNU_FORMAT, "utf-8",
+            assert tar_header(name, size) == tar_member(name, size).tobuf(tarfile.GNU_FORMAT, "utf-8",
                                                                         "surrogateescape"), (name, size)
     recs = make_records("train", 7)
     recs[1] = dataclasses.replace(recs[1], key="long" * 30)  # GNU long-name members
@@ -456,7 +456,7 @@ def test_webdataset_bytes_equal_tarfile(tmp_path: Path) -> None:
     with tarfile.open(expected, "w", format=tarfile.GNU_FORMAT, encoding="utf-8") as tar:
         for rec, row in zip(recs, rows, strict=True):
             for name, data in sample_members(rec, row):
-                tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+                tar.addfile(tar_member(name, len(data)), io.BytesIO(data))
     assert written.read_bytes() == expected.read_bytes()
     samples = list(wds.WebDataset([str(written)], shardshuffle=False, empty_check=False))
     assert [s["__key__"] for s in samples] == [r.key for r in recs]

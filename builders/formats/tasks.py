@@ -24,6 +24,7 @@ from builders.formats.base import Example, Task
 from builders.formats.mcq import MAX_LETTERS, MCQExample, format_options, letters
 from builders.prompts import PromptRegistry
 from builders.records import Record, sample_rng
+from vlm_classdata.distractors import distractor_policy
 from vlm_classdata.errors import UserError
 from vlm_classdata.vocabulary import ClassVocabulary
 
@@ -121,8 +122,6 @@ class MCQTask(Task):
             self.instruction_set = "list_cot_instruction" if cot else "list_instruction"
         self.prompts.templates(self.stem_set)
         self.prompts.templates(self.instruction_set)
-        from vlm_classdata.distractors import distractor_policy
-
         self.policy = distractor_policy(vocab)
         need = num_choices - 1
         short = [cid for cid in vocab.ids if self.policy.valid_count(cid) < need]

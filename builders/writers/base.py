@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 from builders.records import Record
+from vlm_classdata.atomic import discard
 
 
 class ShardWriter(ABC):
@@ -48,3 +50,14 @@ class Writer(ABC):
     def finalize(self, shards: dict[str, int], counts: dict[str, int]) -> list[Path]:
         """After all shards: merge parts / write metadata. ``shards``/``counts`` are per split."""
         return []
+
+
+def close_and_discard(handle: Any, tmp: Path | None) -> None:
+    """What a shard writer's ``abort`` does: close ``handle`` (an open file or writer; None: nothing open), then
+    remove the temporary file ``tmp`` — also when closing fails (e.g. on a full disk)."""
+    try:
+        if handle is not None:
+            handle.close()
+    finally:
+        if tmp is not None:
+            discard(tmp)

@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from builders.records import Record
-from builders.writers.base import ShardWriter, Writer
-from vlm_classdata.atomic import atomic_path, commit, discard, naming, write_text_atomic
+from builders.writers.base import ShardWriter, Writer, close_and_discard
+from vlm_classdata.atomic import atomic_path, commit, naming, write_text_atomic
 from vlm_classdata.errors import UserError
 
 IMAGE_COLUMN = "image"
@@ -60,14 +60,8 @@ def infer_columns(rows: list[dict]) -> pa.Schema:
     return pa.schema([f.with_type(_fill_nulls(f.type)) for f in inferred])
 
 
-def build_features(rows: list[dict], class_names: list[str] | None = None):
-    """The ``datasets.Features`` for rows that already hold an ``image`` struct: inferred from the rows,
-    ``image`` as ``Image()``, ``label`` as ``ClassLabel(names=class_names)`` when class names are given."""
-    return _features(infer_columns(rows), class_names)
-
-
 def _features(inferred: pa.Schema, class_names: list[str] | None):
-    from datasets import ClassLabel, Features, Image
+    from datasets import ClassLabel, Features, Image  # heavy: workers use the schemas the parent worked out
 
     features = Features({IMAGE_COLUMN: Image(), **Features.from_arrow_schema(inferred)})
     if class_names is not None and "label" in features:
@@ -163,12 +157,8 @@ class _ParquetShardWriter(ShardWriter):
 
     def abort(self) -> None:
         """Drop the temporary file (also when closing it fails, e.g. on a full disk)."""
-        try:
-            if self._pq is not None:
-                pq_writer, self._pq = self._pq, None
-                pq_writer.close()
-        finally:
-            discard(self.tmp)
+        pq_writer, self._pq = self._pq, None
+        close_and_discard(pq_writer, self.tmp)
 
 
 CARD_SUMMARY = "Image classification data as a Hugging Face dataset"
@@ -226,10 +216,6 @@ class HFParquetWriter(Writer):
                                  f"the {len(self.class_names)} class names")
         return out
 
-    def features_for(self, rows: list[dict]):
-        """The Features of a shard, inferred from its first rows."""
-        return build_features(rows, self.class_names)
-
     def schema_for(self, rows: list[dict]) -> pa.Schema:
         """The Arrow schema (with the ``huggingface`` features metadata) of a shard, from its first rows.
 
@@ -272,7 +258,7 @@ class HFParquetWriter(Writer):
 
     def finalize(self, shards: dict[str, int], counts: dict[str, int]) -> list[Path]:
         """Check the shards (same schema, row counts) and write ``README.md``; return it."""
-        from datasets import Features
+        from datasets import Features  # heavy: see the module docstring
 
         splits: dict[str, tuple[int, int]] = {}
         schema: pa.Schema | None = None
@@ -314,10 +300,10 @@ def card_data(features, splits: dict[str, tuple[int, int]], config_name: str = "
     ``splits`` maps each non-empty split to ``(num_examples, num_bytes)``; ``num_bytes`` is the uncompressed
     Parquet data size (``datasets`` only checks ``num_examples`` but requires both).
     """
-    from datasets.info import DatasetInfo, DatasetInfosDict
-    from datasets.splits import SplitDict, SplitInfo
-    from datasets.utils.metadata import MetadataConfigs
-    from huggingface_hub import DatasetCardData
+    from datasets.info import DatasetInfo, DatasetInfosDict  # heavy: only finalize needs these
+    from datasets.splits import SplitDict, SplitInfo  # heavy: only finalize needs it
+    from datasets.utils.metadata import MetadataConfigs  # heavy: only finalize needs it
+    from huggingface_hub import DatasetCardData  # heavy: only finalize needs it
 
     card = DatasetCardData()
     if features is not None and splits:
@@ -350,7 +336,7 @@ def verify(out_dir: str | Path, counts: dict[str, int], config_name: str | None 
     goes to ``cache_dir`` (default: a temporary folder removed afterwards, so the user's cache is not
     filled). Raises ``RuntimeError`` with the differences on a mismatch.
     """
-    from datasets import load_dataset
+    from datasets import load_dataset  # heavy: only the check of a finished folder needs it
 
     with tempfile.TemporaryDirectory(prefix="hf_verify_") as tmp:
         try:

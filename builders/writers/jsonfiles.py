@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from builders.records import Record
-from builders.writers.base import ShardWriter, Writer
-from vlm_classdata.atomic import atomic_output, atomic_path, commit, discard, naming
+from builders.writers.base import ShardWriter, Writer, close_and_discard
+from vlm_classdata.atomic import atomic_output, atomic_path, commit, naming
 from vlm_classdata.errors import UserError
 
 PARTS_DIR = ".parts"
@@ -83,12 +83,8 @@ class _PartShardWriter(ShardWriter):
 
     def abort(self) -> None:
         """Drop the temporary part file (also when closing it fails, e.g. on a full disk)."""
-        try:
-            if self._fh is not None:
-                fh, self._fh = self._fh, None
-                fh.close()
-        finally:
-            discard(self.tmp)
+        fh, self._fh = self._fh, None
+        close_and_discard(fh, self.tmp)
 
 
 class _PartsWriter(Writer):
@@ -198,6 +194,17 @@ class _PartsWriter(Writer):
                 path.unlink(missing_ok=True)
 
 
+def _write_lines(lines: Iterator[bytes], out: BinaryIO, first: bytes = b"", between: bytes = b"",
+                 end: bytes = b"") -> int:
+    """Write each line, ``first`` before the first and ``between`` before each other, ``end`` after each;
+    return how many."""
+    n = 0
+    for line in lines:
+        out.write((between if n else first) + line + end)
+        n += 1
+    return n
+
+
 class JsonArrayWriter(_PartsWriter):
     """One JSON array per split (``[\\n`` + one compact object per line joined by ``,\\n`` + ``\\n]\\n``).
 
@@ -210,11 +217,7 @@ class JsonArrayWriter(_PartsWriter):
     default_path = "{split}.json"
 
     def write_merged(self, lines: Iterator[bytes], out: BinaryIO) -> int:
-        n = 0
-        for line in lines:
-            out.write(b"[\n" if n == 0 else b",\n")
-            out.write(line)
-            n += 1
+        n = _write_lines(lines, out, first=b"[\n", between=b",\n")
         out.write(b"\n]\n" if n else b"[]\n")
         return n
 
@@ -233,12 +236,7 @@ class JsonlWriter(_PartsWriter):
     default_path = "{split}.jsonl"
 
     def write_merged(self, lines: Iterator[bytes], out: BinaryIO) -> int:
-        n = 0
-        for line in lines:
-            out.write(line)
-            out.write(b"\n")
-            n += 1
-        return n
+        return _write_lines(lines, out, end=b"\n")
 
     def count_final(self, final: Path) -> int | None:
         return _count_lines(final) if final.exists() else 0

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from builders.records import Record
-from builders.writers.base import ShardWriter, Writer
-from vlm_classdata.atomic import atomic_path, commit, discard, naming, write_text_atomic
+from builders.writers.base import ShardWriter, Writer, close_and_discard
+from vlm_classdata.atomic import atomic_path, commit, naming, write_text_atomic
 from vlm_classdata.errors import UserError
 
 BLOCK = tarfile.BLOCKSIZE  # 512
@@ -34,7 +34,8 @@ _ENCODING, _ERRORS = "utf-8", "surrogateescape"  # what tarfile.open(..., encodi
 _MAX_OCTAL_SIZE = 8 ** 11  # sizes from here on use GNU base-256 encoding (left to tarfile)
 
 
-def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+def tar_member(name: str, size: int) -> tarfile.TarInfo:
+    """The header of a regular member with the fixed fields every builders tar uses (time 0, owner 0, mode 444)."""
     info = tarfile.TarInfo(name)
     info.size = size
     info.mtime = 0
@@ -47,7 +48,7 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
 
 def _header_template() -> bytes:
     """The header block of an empty-named, empty member, checksum field blank (8 spaces)."""
-    buf = bytearray(_tarinfo("", 0).tobuf(TAR_FORMAT, _ENCODING, _ERRORS))
+    buf = bytearray(tar_member("", 0).tobuf(TAR_FORMAT, _ENCODING, _ERRORS))
     buf[148:156] = b" " * 8
     return bytes(buf)
 
@@ -58,11 +59,11 @@ _TEMPLATE_SUM = sum(_TEMPLATE) - sum(_TEMPLATE[124:136])  # checksum of the temp
 
 def tar_header(name: str, size: int) -> bytes:
     """The header block(s) of one regular-file member, byte for byte what ``tarfile`` writes in GNU format
-    with the fixed fields of :func:`_tarinfo`. Names up to 100 bytes patch a template (name, octal size,
+    with the fixed fields of :func:`tar_member`. Names up to 100 bytes patch a template (name, octal size,
     checksum); longer names and huge sizes are built by ``tarfile`` (GNU long-name blocks, base-256 size)."""
     raw = name.encode(_ENCODING, _ERRORS)
     if len(raw) > tarfile.LENGTH_NAME or not 0 <= size < _MAX_OCTAL_SIZE:
-        return _tarinfo(name, size).tobuf(TAR_FORMAT, _ENCODING, _ERRORS)
+        return tar_member(name, size).tobuf(TAR_FORMAT, _ENCODING, _ERRORS)
     size_field = b"%011o\0" % size
     checksum = _TEMPLATE_SUM + sum(raw) + sum(size_field)
     return b"".join((raw, _TEMPLATE[len(raw):124], size_field, _TEMPLATE[136:148], b"%06o\0" % checksum,
@@ -153,14 +154,9 @@ class _TarShardWriter(ShardWriter):
 
     def abort(self) -> None:
         """Drop the unfinished part (also when closing it fails, e.g. on a full disk)."""
-        try:
-            if self._fh is not None:
-                fh, self._fh = self._fh, None
-                fh.close()
-        finally:
-            if self._tmp is not None:
-                discard(self._tmp)
-                self._tmp = None
+        fh, self._fh = self._fh, None
+        tmp, self._tmp = self._tmp, None
+        close_and_discard(fh, tmp)
 
 
 class WebDatasetWriter(Writer):

@@ -95,6 +95,12 @@ class LabelMatcher:
                 i += 1
         return out
 
+    def exact_form(self, class_id: str, reply: str) -> str | None:
+        """The form of class ``class_id`` that ``reply`` is as a whole (normalised, leading articles aside), or
+        None: the ``exact`` step of :meth:`match` alone, without its word search and fuzzy scoring."""
+        tokens = normalize(reply).split() if isinstance(reply, str) else []
+        return _exact(self._credited.get(class_id, set()), tokens, strip_articles(tokens)) if tokens else None
+
     def match(self, class_id: str, reply: str) -> LabelMatch:
         """Whether ``reply`` names class ``class_id`` (KeyError for a class id not in the vocabulary).
 
@@ -112,9 +118,9 @@ class LabelMatcher:
         if not tokens:
             return LabelMatch(False, "none", None, 0.0)
         stripped = strip_articles(tokens)
-        for cand in (" ".join(stripped), " ".join(tokens)):
-            if cand in own:
-                return LabelMatch(True, "exact", cand, 100.0)
+        form = _exact(own, tokens, stripped)
+        if form is not None:
+            return LabelMatch(True, "exact", form, 100.0)
 
         mine: list[str] = []
         others: list[str] = []
@@ -150,3 +156,8 @@ class LabelMatcher:
     def _may_be_typo(candidate: str) -> bool:
         """False when every word of ``candidate`` is a dictionary word (a real word, not a misspelling)."""
         return not all(_dictionary_word(w) is True for w in candidate.split())
+
+
+def _exact(own: set[str], tokens: list[str], stripped: list[str]) -> str | None:
+    """The reply (articles stripped, then as is) when it is one of the class's credited forms ``own``."""
+    return next((cand for cand in (" ".join(stripped), " ".join(tokens)) if cand in own), None)

@@ -1,0 +1,82 @@
+"""What a build is asked to make: the named outputs (builders/outputs.json) and :class:`BuildConfig`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from vlm_classdata.errors import UserError
+from vlm_classdata.images import DEFAULT_MAX_PIXELS
+from vlm_classdata.names import check_name
+
+BUILD_PACKAGES = ("datasets", "pyarrow", "pillow", "webdataset", "nltk", "numpy")  # they shape the output bytes
+
+
+def output_registry() -> dict[str, dict]:
+    """Named outputs (task + layout + writer + folder), from builders/outputs.json."""
+    return json.loads(resources.files("builders").joinpath("outputs.json").read_text())
+
+
+@dataclass
+class BuildConfig:
+    """Everything that determines a build's bytes (executor and worker count deliberately excluded)."""
+
+    outputs: list[str] = field(default_factory=lambda: ["llava", "hf", "eval_open", "mcq"])
+    seed: int = 0
+    splits: list[str] | None = None
+    limit: int | None = None
+    shard_size: int = 1000
+    verify: str = "fast"
+    nonrgb: str = "convert"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    mcq_choices: int = 4
+    distractors: str = "random"
+    cot: bool = False
+    paraphrase_eval: bool = False
+    prompts: str | None = None
+    image_prefix: str = ""
+    wds_max_bytes: int = 1_000_000_000
+    wds_max_count: int = 100_000
+    mix_with: str | None = None
+
+    def validate(self) -> None:
+        """Raise UserError for impossible settings (those that can only give an empty or broken result)."""
+        known = output_registry()
+        bad = [o for o in self.outputs if o not in known]
+        if bad:
+            raise UserError(f"unknown output {bad[0]!r}; choose from {', '.join(known)}")
+        if not self.outputs:
+            raise UserError("no outputs selected")
+        for option, value in (("--shard-size", self.shard_size), ("--limit", self.limit),
+                              ("--max-pixels", self.max_pixels), ("--wds-max-bytes", self.wds_max_bytes),
+                              ("--wds-max-count", self.wds_max_count)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UserError(f"{option} must be a whole number of at least 1, got {value!r}")
+        if isinstance(self.mcq_choices, bool) or not isinstance(self.mcq_choices, int) or self.mcq_choices < 2:
+            raise UserError(f"--mcq-choices must be at least 2, got {self.mcq_choices!r}")
+        if self.verify not in ("fast", "full"):
+            raise UserError("--verify must be fast or full")
+        if self.nonrgb not in ("convert", "skip"):
+            raise UserError("--nonrgb must be convert or skip")
+        if self.distractors not in ("random", "hard"):
+            raise UserError("--distractors must be random or hard")
+        if self.splits is not None:
+            if not self.splits:
+                raise UserError("--splits names no split")
+            for split in self.splits:
+                check_name(split, "--splits:")
+        if self.prompts is not None and not Path(self.prompts).is_file():
+            raise UserError(f"--prompts {self.prompts}: no such file")
+        if self.mix_with:
+            if not Path(self.mix_with).is_file():
+                raise UserError(f"--mix-with {self.mix_with}: no such file")
+            if "llava" not in self.outputs:
+                raise UserError("--mix-with mixes the llava output, which --outputs does not include")
+
+    def shard_settings(self) -> dict:
+        """The settings that shape the shards: all but ``mix_with`` (it only shapes a finalised file)."""
+        settings = asdict(self)
+        del settings["mix_with"]
+        return settings

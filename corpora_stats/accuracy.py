@@ -1,0 +1,182 @@
+"""Per-class accuracy for the report: from a predictions JSONL (judged here) or a per-class CSV.
+
+Predictions JSONL: one ``{"label": name|id|index, "pred": text}`` per line (label keys ``label``/``gt``/
+``target``; prediction keys ``pred``/``prediction``/``answer``/``text``). Whether a prediction is the label is
+decided by :class:`PredictionJudge`: the vocabulary's id/index resolution, else the project's one label judge
+(:class:`~vlm_classdata.answers.LabelMatcher`). Unparseable lines and unknown labels are skipped and counted.
+CSV/TSV: columns ``class`` (id or name), ``accuracy`` in [0, 1] and optionally ``n``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from vlm_classdata.answers import LabelMatcher
+from vlm_classdata.errors import UserError
+from vlm_classdata.lexicon import Form, Lexicon, normalize
+from vlm_classdata.vocabulary import ClassVocabulary
+
+PRED_KEYS = ("pred", "prediction", "answer", "text")
+LABEL_KEYS = ("label", "gt", "target")
+CSV_CLASS_COLUMNS = ("class", "class_id", "class_name", "label", "name")
+CSV_ACC_COLUMNS = ("accuracy", "acc")
+CSV_N_COLUMNS = ("n", "count", "support", "num_samples")
+
+
+class PredictionJudge:
+    """Whether a prediction is the label's class.
+
+    A JSON integer is a class index, and a text that is a class id or WordNet id (as given, or normalised)
+    names that class: vocabulary resolution, not a text match. Any other text goes to the one label judge,
+    :class:`LabelMatcher`, over the counted forms (``lexicon``, when the counts folder has them) plus the
+    vocabulary's display names and synonyms; the report credits its ``exact`` verdict only
+    (:meth:`LabelMatcher.exact_form`: the whole reply, leading articles aside, is a form of the class), not a
+    name found inside a longer reply nor a fuzzy match.
+    """
+
+    def __init__(self, vocab: ClassVocabulary, lexicon: Lexicon | None = None) -> None:
+        self.vocab = vocab
+        names = [Form(t, e.class_id, "name", ()) for e in vocab for n in (e.name, *e.synonyms) if (t := normalize(n))]
+        forms = [*(lexicon.forms if lexicon is not None else ()), *names]
+        self.labels = LabelMatcher(Lexicon(vocab, forms, lexicon.method if lexicon is not None else "paper"))
+        self._ids = {e.wnid: e.class_id for e in vocab if e.wnid} | {e.class_id: e.class_id for e in vocab}
+
+    def is_correct(self, class_id: str, pred: Any) -> bool:
+        """Whether ``pred`` names class ``class_id`` (see the class docstring)."""
+        if isinstance(pred, int) and not isinstance(pred, bool):
+            return self.vocab.resolve_label(pred)[0] == class_id
+        if not isinstance(pred, str):
+            return False
+        for text in (pred.strip(), normalize(pred)):
+            if text in self._ids:
+                return self._ids[text] == class_id
+        return self.labels.exact_form(class_id, pred) is not None
+
+
+def _first_key(row: dict, keys: Sequence[str]) -> tuple[bool, Any]:
+    for k in keys:
+        if k in row:
+            return True, row[k]
+    return False, None
+
+
+def _kind_of(p: Path) -> str:
+    suffix = p.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return "table"
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return "predictions"
+    with p.open("rb") as fh:
+        head = fh.read(4096).lstrip()
+    return "predictions" if head[:1] in (b"{", b"[") else "table"
+
+
+def _judge_predictions(p: Path, vocab: ClassVocabulary, judge: PredictionJudge,
+                       skipped: dict[str, int]) -> tuple[int, list[tuple]]:
+    """(rows read, ``(class_id, n, correct, accuracy)`` per class) from a predictions JSONL."""
+    per_class: dict[str, list[int]] = {}
+    rows = 0
+    with p.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rows += 1
+            try:
+                row = json.loads(line)
+            except ValueError:
+                skipped["bad_json"] = skipped.get("bad_json", 0) + 1
+                continue
+            if not isinstance(row, dict):
+                skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
+                continue
+            _, label = _first_key(row, LABEL_KEYS)
+            cid, reason, _ = vocab.resolve_label(label)
+            has_pred, pred = _first_key(row, PRED_KEYS)
+            if reason is None and not has_pred:
+                reason = "no_prediction"
+            if reason is not None:
+                skipped[reason] = skipped.get(reason, 0) + 1
+                continue
+            n_c = per_class.setdefault(cid, [0, 0])
+            n_c[0] += 1
+            n_c[1] += int(judge.is_correct(cid, pred))
+    return rows, [(cid, n, c, c / n) for cid, (n, c) in per_class.items()]
+
+
+def _csv_columns(p: Path, df: pl.DataFrame) -> tuple[str, str, str | None]:
+    cols = {c.strip().lower(): c for c in df.columns}
+    ccol = next((cols[c] for c in CSV_CLASS_COLUMNS if c in cols), None)
+    acol = next((cols[c] for c in CSV_ACC_COLUMNS if c in cols), None)
+    ncol = next((cols[c] for c in CSV_N_COLUMNS if c in cols), None)
+    if ccol is None or acol is None:
+        raise UserError(f"accuracy file {p}: needs columns 'class' and 'accuracy' (has {', '.join(df.columns)})")
+    return ccol, acol, ncol
+
+
+def _read_table(p: Path, vocab: ClassVocabulary, skipped: dict[str, int]) -> tuple[int, list[tuple]]:
+    """(rows read, ``(class_id, n, correct, accuracy)`` per class) from a per-class accuracy CSV/TSV."""
+    try:
+        df = pl.read_csv(p, separator="\t" if p.suffix.lower() == ".tsv" else ",", infer_schema=False)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise UserError(f"accuracy file {p}: unreadable CSV ({str(exc).splitlines()[0][:160]})") from None
+    ccol, acol, ncol = _csv_columns(p, df)
+    rows = df.height
+    table = []
+    seen: set[str] = set()
+    for raw_cls, raw_acc, raw_n in zip(df[ccol].to_list(), df[acol].to_list(),
+                                       df[ncol].to_list() if ncol else [None] * rows, strict=True):
+        cid, reason, _ = vocab.resolve_label(raw_cls)
+        if reason is not None:
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        try:
+            acc = float(raw_acc)
+            n = int(float(raw_n)) if raw_n not in (None, "") else None
+        except (TypeError, ValueError):
+            skipped["bad_accuracy"] = skipped.get("bad_accuracy", 0) + 1
+            continue
+        if not math.isfinite(acc):
+            skipped["bad_accuracy"] = skipped.get("bad_accuracy", 0) + 1
+            continue
+        if not 0.0 <= acc <= 1.0:
+            raise UserError(f"accuracy file {p}: accuracy {raw_acc!r} for {raw_cls!r} is not a fraction in "
+                            "[0, 1] (divide percentages by 100)")
+        if cid in seen:
+            raise UserError(f"accuracy file {p}: class {raw_cls!r} appears twice")
+        seen.add(cid)
+        table.append((cid, n, None if n is None else round(acc * n), acc))
+    return rows, table
+
+
+def read_accuracy(path: str | Path, vocab: ClassVocabulary, lexicon: Lexicon | None = None) -> tuple[pl.DataFrame, dict]:
+    """Per-class accuracy (``class_id, n, correct, accuracy``, vocabulary order) and what was read:
+    ``{"path", "kind", "rows", "skipped", "classes", "matching"}``; ``matching`` says how correctness was
+    decided: ``"lexicon"`` (judged with the counted forms), ``"vocabulary"`` (without them) or ``"given"``
+    (a per-class table). See the module docstring."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"accuracy file {str(path)!r} not found")
+    kind = _kind_of(p)
+    skipped: dict[str, int] = {}
+    if kind == "predictions":
+        rows, table = _judge_predictions(p, vocab, PredictionJudge(vocab, lexicon), skipped)
+        matching = "lexicon" if lexicon is not None else "vocabulary"
+    else:
+        rows, table = _read_table(p, vocab, skipped)
+        matching = "given"
+    if not table:
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "empty file"
+        raise UserError(f"accuracy file {p}: no row names a class of this class list ({detail})")
+    order = {cid: i for i, cid in enumerate(vocab.ids)}
+    table.sort(key=lambda r: order[r[0]])
+    frame = pl.DataFrame(table, schema={"class_id": pl.Utf8, "n": pl.Int64, "correct": pl.Int64,
+                                        "accuracy": pl.Float64}, orient="row")
+    info = {"path": str(path), "kind": kind, "rows": rows, "skipped": dict(sorted(skipped.items())),
+            "classes": frame.height, "matching": matching}
+    return frame, info

@@ -1,0 +1,260 @@
+"""The corpus: a path opened with its format, streaming batches of documents, and the registry of readers."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from corpora_stats.readers.base import (
+    DEFAULT_CHUNK_SIZE,
+    FORMATS,
+    TEXT_FIELDS,
+    TURNS,
+    WORDNET_GLOSSES,
+    ReadStats,
+    one_line,
+)
+from corpora_stats.readers.columnar import ColumnarReaders
+from corpora_stats.readers.detect import detect_format, folder_listing, kind_of_name
+from corpora_stats.readers.sources import Source
+from corpora_stats.readers.text import TextReaders
+from corpora_stats.readers.webdataset import WebDatasetReader
+from corpora_stats.readers.wordnet_glosses import WordNetGlossesReader
+from vlm_classdata.errors import UserError
+
+IMAGE_TOKEN = "<image>"
+ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "model": "gpt", "chatgpt": "gpt"}
+
+
+def open_corpus(path: str, fmt: str | None = None, text_field: str | None = None, turns: str = "all",
+                max_doc_bytes: int = 1_000_000, batch_size: int = 100_000,
+                chunk_size: int = DEFAULT_CHUNK_SIZE) -> Corpus:
+    """Open a corpus (a file, a folder of files, a HF dataset or ``"wordnet:glosses"``) for streaming.
+
+    ``fmt`` defaults to :func:`detect_format`; ``text_field`` defaults to the first of :data:`TEXT_FIELDS`
+    present; ``turns`` selects LLaVA instruction turns; ``chunk_size`` is the read size in bytes.
+    Raises :class:`UserError` for a missing path, an unknown option or a file without a text column.
+    """
+    path = str(path)
+    if fmt is None:
+        fmt = detect_format(path)
+        if fmt not in ("hf", "webdataset") and Path(path).expanduser().is_dir():
+            fmt = "mixed"  # every file by its own reader (the folder's format when they all agree)
+    if fmt not in FORMATS:
+        raise UserError(f"unknown corpus format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    if turns not in TURNS:
+        raise UserError(f"turns must be one of {', '.join(TURNS)}, not {turns!r}")
+    if max_doc_bytes < 1 or batch_size < 1 or chunk_size < 1:
+        raise UserError("max_doc_bytes, batch_size and chunk_size must be positive")
+    return Corpus(path, fmt, text_field, turns, max_doc_bytes, batch_size, chunk_size)
+
+
+
+class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReader):
+    """A corpus opened by :func:`open_corpus`: ``batches()`` streams its documents, ``stats`` counts them."""
+
+    def __init__(self, path: str, fmt: str, text_field: str | None, turns: str, max_doc_bytes: int,
+                 batch_size: int, chunk_size: int) -> None:
+        self.path = path
+        self.format = fmt
+        self.text_field = text_field
+        self.turns = "gpt" if fmt == "llava_pretrain" else turns
+        self._turns = turns  # as asked: a mixed folder's LLaVA pretrain files read their gpt turns only
+        self.max_doc_bytes = max_doc_bytes
+        self.batch_size = batch_size
+        self.chunk_size = chunk_size
+        self.stats = ReadStats()
+        self._column: str | None = None  # resolved text column (parquet / hf)
+        self._unread: list[dict] = []  # files of the folder this corpus does not read, with the reason
+        if fmt == "wordnet_glosses":
+            if path != WORDNET_GLOSSES:
+                raise UserError(f"the wordnet_glosses corpus is {WORDNET_GLOSSES!r}, not {path!r}")
+            self.name = "wordnet_glosses"
+            self._files, self._formats = [WORDNET_GLOSSES], [fmt]
+            return
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise UserError(f"corpus path {path!r} does not exist")
+        name = p.name
+        while kind_of_name(name) is not None and "." in name:
+            name = name.rsplit(".", 1)[0]
+        self.name = name or "corpus"
+        if fmt == "hf":
+            self._files = self._hf_files(p)
+            self._formats = [fmt] * len(self._files)
+        elif p.is_dir():
+            found, self._unread = folder_listing(p, fmt)
+            if not found:
+                raise UserError(f"{path}: no {'corpus' if fmt == 'mixed' else fmt} files found in this folder")
+            self._files, self._formats = [f for f, _ in found], [f for _, f in found]
+            if fmt == "mixed" and len(set(self._formats)) == 1:
+                self.format = fmt = self._formats[0]
+                self.turns = "gpt" if fmt == "llava_pretrain" else turns
+        else:
+            self._files, self._formats = [str(p)], [detect_format(str(p)) if fmt == "mixed" else fmt]
+        if fmt == "parquet":  # the text column, from the first file whose schema reads (damaged ones are skips)
+            for f in self._files:
+                names = self._parquet_names(f)
+                if names is not None:
+                    self._column = self._pick_column(names)
+                    if self._column is None:
+                        raise self._no_column_error(f, names)
+                    break
+
+    def files(self) -> list[str]:
+        """The underlying files, in reading order; :meth:`part` reads one of them alone."""
+        return list(self._files)
+
+    def file_formats(self) -> list[str]:
+        """The reader of each file of :meth:`files` (they differ in a ``mixed`` folder)."""
+        return list(self._formats)
+
+    def unread_files(self) -> list[dict]:
+        """``{"file", "reason"}`` of each file in the corpus folder that is not read (another type)."""
+        return [dict(u) for u in self._unread]
+
+    def part(self, index: int) -> Corpus:
+        """File ``index`` alone, read with this corpus's settings (the unit of work of ``count``)."""
+        part = copy.copy(self)
+        part._files, part._formats = [self._files[index]], [self._formats[index]]
+        part.format = self._formats[index]
+        part.turns = "gpt" if part.format == "llava_pretrain" else self._turns
+        part.stats, part._unread = ReadStats(), []
+        return part
+
+    def batches(self) -> Iterator[tuple[int, list[str]]]:
+        """``(index of the first document, texts)`` with ``batch_size`` texts (the last batch may be shorter).
+
+        Indices are consecutive from 0 over all files in order; skipped documents take none. Resets
+        ``stats`` first, so a second pass counts afresh.
+        """
+        self.stats = ReadStats()
+        size = self.batch_size
+        pending: list[str] = []
+        first = 0
+        for block in self._blocks():
+            if not block:
+                continue
+            self.stats.documents += len(block)
+            if pending:
+                pending.extend(block)
+            else:
+                pending = block
+            start = 0
+            while len(pending) - start >= size:
+                yield first, pending[start:start + size]
+                first += size
+                start += size
+            pending = pending[start:]
+        if pending:
+            yield first, pending
+
+    def describe(self) -> dict:
+        """Path, format, text field, turns and (after iterating) documents, bytes and skips by reason."""
+        field_name = self._column or self.text_field
+        if self.format in ("llava_pretrain", "llava_instruct") and field_name is None:
+            field_name = "conversations"
+        return {"path": self.path, "format": self.format, "text_field": field_name, "turns": self.turns,
+                "documents": self.stats.documents, "bytes": self.stats.bytes,
+                "skipped": dict(sorted(self.stats.skipped.items())),
+                "skipped_files": self.unread_files() + [dict(d) for d in self.stats.damaged]}
+
+    def __repr__(self) -> str:
+        return f"Corpus({self.path!r}, format={self.format!r}, files={len(self._files)})"
+
+    def _blocks(self) -> Iterator[list[str]]:
+        readers = {"llava_pretrain": self._read_json_array, "llava_instruct": self._read_json_array,
+                   "jsonl": self._read_jsonl, "txt": self._read_txt, "parquet": self._read_parquet,
+                   "hf": self._read_hf, "webdataset": self._read_tar, "wordnet_glosses": self._read_wordnet}
+        turns = self.turns
+        try:
+            for f, fmt in zip(self._files, self._formats, strict=True):
+                if self.format == "mixed":  # a LLaVA pretrain file of a mixed folder: its gpt turns
+                    self.turns = "gpt" if fmt == "llava_pretrain" else self._turns
+                yield from readers[fmt](f)
+        finally:
+            self.turns = turns
+
+    def _open(self, path: str) -> Source | None:
+        """The byte source of ``path``, or None (recorded as damaged) when it cannot be opened."""
+        try:
+            return Source(path)
+        except Exception as exc:  # OSError, or zstandard refusing the frame header
+            self._damaged(path, f"cannot open ({getattr(exc, 'strerror', None) or one_line(exc)})")
+            return None
+
+    def _damaged(self, path: str, reason: str, key: str = "read_error") -> None:
+        """Count a damaged file under ``key`` and record it by name with the reason."""
+        self.stats.skipped[key] += 1
+        self.stats.damaged.append({"file": path, "reason": reason})
+
+    def _keep(self, texts: Iterable[Any]) -> list[str]:
+        """The acceptable texts among ``texts``; the others are counted by reason."""
+        out = []
+        skipped = self.stats.skipped
+        limit = self.max_doc_bytes
+        nbytes = 0
+        for text in texts:
+            if not isinstance(text, str):
+                skipped["no_text"] += 1
+                continue
+            try:
+                n = len(text.encode("utf-8"))
+            except UnicodeEncodeError:  # lone surrogates: undecodable bytes or bad \\u escapes
+                skipped["non_utf8"] += 1
+                continue
+            if n > limit:
+                skipped["too_long"] += 1
+            elif not text or text.isspace():
+                skipped["empty"] += 1
+            else:
+                out.append(text)
+                nbytes += n
+        self.stats.bytes += nbytes
+        return out
+
+    def _conversation_text(self, conversations: Any) -> str | None:
+        """The selected turns of a LLaVA conversation, ``<image>`` removed, stripped, joined by newlines."""
+        if not isinstance(conversations, list):
+            return None
+        want = self.turns
+        parts = []
+        for turn in conversations:
+            if not isinstance(turn, dict):
+                continue
+            value = turn.get("value")
+            if value is None:
+                value = turn.get("content")
+            if not isinstance(value, str):
+                continue
+            if want != "all":
+                role = turn.get("from")
+                if role is None:
+                    role = turn.get("role")
+                if not isinstance(role, str) or ROLES.get(role, ROLES.get(role.lower())) != want:
+                    continue
+            if IMAGE_TOKEN in value:
+                value = value.replace(IMAGE_TOKEN, "")
+            value = value.strip()
+            if value:
+                parts.append(value)
+        return "\n".join(parts)
+
+    def _text_of(self, obj: Any) -> str | None:
+        """The document text of one JSON object (None when it has none)."""
+        if not isinstance(obj, dict):
+            return None
+        if self.text_field is not None:
+            value = obj.get(self.text_field)
+            if self.text_field == "conversations" or isinstance(value, list):
+                return self._conversation_text(value)
+            return value if isinstance(value, str) else None
+        if "conversations" in obj:
+            return self._conversation_text(obj["conversations"])
+        for name in TEXT_FIELDS:
+            value = obj.get(name)
+            if isinstance(value, str):
+                return value
+        return None
