@@ -2,7 +2,7 @@
 a filtered build (a scripted tiny VLM through builders.verify) → write_card → check_folder, load_dataset.
 
 Builds run through the real CLIs (subprocess, so their manifests record the real command) except the
-verification pass, which runs in-process on a scripted tiny LLaVA (vlm_classdata.vlm.scripted) that always says
+verification pass, which runs in-process on a scripted tiny LLaVA (vlm_classdata.vlm.tiny) that always says
 "tripod".
 """
 
@@ -214,7 +214,7 @@ def test_imagewikiqa_card_carries_its_quality_report(benchmark):
 def filtered(demo, tmp_path_factory) -> Path:
     """label_check by a scripted model that always says "tripod", then keep:label_check → the 6 tripods."""
     from builders.verify.__main__ import main as verify_main
-    from vlm_classdata.vlm.scripted import make_scripted_llava
+    from vlm_classdata.vlm.tiny import make_scripted_llava
 
     base = tmp_path_factory.mktemp("filtered")
     build = base / "build"

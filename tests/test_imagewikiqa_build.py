@@ -23,7 +23,7 @@ from imagewikiqa.evaluate import evaluate_files, load_benchmark
 from imagewikiqa.records import Question
 from imagewikiqa.wordnet_questions import generate_wordnet_questions
 from vlm_classdata.errors import run_cli
-from vlm_classdata.vlm.scripted import make_scripted_llava
+from vlm_classdata.vlm.tiny import make_scripted_llava
 from vlm_classdata.vocabulary import ClassVocabulary
 
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -1,6 +1,6 @@
 """Verification passes on tiny models loaded through the real path (save_pretrained → from_pretrained offline).
 
-Scripted tiny LLaVAs (vlm_classdata.vlm.scripted) always give one known reply, so what each pass concludes can be
+Scripted tiny LLaVAs (vlm_classdata.vlm.tiny.make_scripted_llava) always give one known reply, so what each pass concludes can be
 checked item by item; a random tiny LLaVA gives varied replies for the resume / Ray / shard equalities.
 """
 
@@ -24,8 +24,7 @@ from builders.verify.items import Item, build_vocabulary, load_build, load_items
 from builders.verify.passes import PassSettings, make_pass
 from builders.verify.runner import PassJob, RunOptions, run_pass
 from vlm_classdata.errors import UserError
-from vlm_classdata.vlm.scripted import make_scripted_llava
-from vlm_classdata.vlm.tiny import make_tiny_llava
+from vlm_classdata.vlm.tiny import make_scripted_llava, make_tiny_llava
 
 REPO = Path(__file__).resolve().parents[1]
 TENCH = "n01440764"
