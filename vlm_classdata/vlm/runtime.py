@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from PIL import Image
+
 from vlm_classdata.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import torch
-    from PIL import Image
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,7 +55,7 @@ PACKED_SCORING = frozenset({"llava", "llava_next", "llama", "mistral", "qwen2", 
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for ``torch.cuda.OutOfMemoryError`` and a ``RuntimeError`` whose message says out of memory."""
-    import torch
+    import torch  # heavy: only model work needs it
 
     return isinstance(exc, torch.cuda.OutOfMemoryError) or (
         isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
@@ -67,7 +68,7 @@ def run_with_halving(items: Sequence[T], batch_size: int, fn: Callable[[list[T]]
     On out-of-memory the failed chunk is retried with half the batch size (kept for the remaining chunks),
     down to 1; an out-of-memory at batch size 1 is raised.
     """
-    import torch
+    import torch  # heavy: only model work needs it
 
     out: list[Any] = []
     bs, start = max(1, int(batch_size)), 0
@@ -93,7 +94,7 @@ def run_with_halving(items: Sequence[T], batch_size: int, fn: Callable[[list[T]]
 
 def resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[str, torch.dtype]:
     """``(device, torch dtype)``: CUDA when available else CPU; bf16 on CUDA, fp32 on CPU unless ``dtype``."""
-    import torch
+    import torch  # heavy: only model work needs it
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -110,8 +111,8 @@ def resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[str, to
 
 def _load_model(source: str, torch_dtype: torch.dtype) -> Any:
     """``AutoModelForImageTextToText``, else the family class named in ``config.architectures``."""
-    import transformers
-    from transformers import AutoConfig, AutoModelForImageTextToText
+    import transformers  # heavy: only loading a model needs it
+    from transformers import AutoConfig, AutoModelForImageTextToText  # heavy: only model work needs it
 
     try:
         return AutoModelForImageTextToText.from_pretrained(source, dtype=torch_dtype)
@@ -128,7 +129,7 @@ def _load_model(source: str, torch_dtype: torch.dtype) -> Any:
 def _safetensors_errors() -> tuple[type[BaseException], ...]:
     """The error type ``safetensors`` raises for a damaged file (absent when it is not installed)."""
     try:
-        from safetensors import SafetensorError
+        from safetensors import SafetensorError  # optional: may be absent
     except ImportError:
         return ()
     return (SafetensorError,)
@@ -139,7 +140,7 @@ def damaged_checkpoint_file(folder: Path) -> str | None:
     a ``.safetensors`` file whose header or size is wrong), None when every file reads.
 
     Called after a load failed, so the one-line error names the file instead of the library's message."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # heavy: only a failed load needs it
 
     folder = Path(folder)
     for path in sorted(folder.glob("*.json")):
@@ -177,7 +178,7 @@ def expand_cache(cache: Any, batch: int) -> Any:
     Plain ``DynamicLayer`` layers (which grow by concatenation, never in place) get stride-0 ``expand`` views,
     so the prefix is copied once, by that concatenation; any other cache is deep-copied and repeated.
     """
-    from transformers.cache_utils import DynamicLayer
+    from transformers.cache_utils import DynamicLayer  # heavy: only model work needs it
 
     layers = getattr(cache, "layers", None)
     if layers and all(type(layer) is DynamicLayer for layer in layers):
@@ -224,7 +225,7 @@ class VLM:
         bf16 on CUDA and fp32 on CPU unless ``dtype`` says otherwise. A path or id that cannot be loaded is
         one :class:`UserError` line.
         """
-        from transformers import AutoProcessor
+        from transformers import AutoProcessor  # heavy: only model work needs it
 
         device, torch_dtype = resolve_device_dtype(device, dtype)
         src = str(model_id_or_path)
@@ -294,8 +295,6 @@ class VLM:
         n = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
         if with_image:
             if self._image_tokens is None:
-                from PIL import Image
-
                 probe = self.build_prompt("", True)
                 plain = len(self.tokenizer(probe, add_special_tokens=False)["input_ids"])
                 enc = self.processor(text=[probe], images=[Image.new("RGB", (336, 336), (127, 127, 127))],
@@ -363,7 +362,7 @@ class VLM:
 
     def _generate_batch(self, prompts: list[str], images: list[Image.Image] | None,
                         config: GenerationConfig) -> list[str]:
-        import torch
+        import torch  # heavy: only model work needs it
 
         enc = self._encode(prompts, images)
         kwargs: dict[str, Any] = {
@@ -411,7 +410,7 @@ class VLM:
         ``batch_size`` on copies of its KV cache (halved on out-of-memory); ``mode="naive"`` runs one full
         forward pass per candidate. Both agree within float tolerance.
         """
-        import torch
+        import torch  # heavy: only model work needs it
 
         if mode not in ("shared", "naive"):
             raise UserError(f"unknown scoring mode {mode!r} (use 'shared' or 'naive')")
@@ -426,7 +425,7 @@ class VLM:
             return self._score_shared(enc, cand, batch_size)
 
     def _score_naive(self, enc: dict[str, torch.Tensor], ids: list[int]) -> tuple[float, float]:
-        import torch
+        import torch  # heavy: only model work needs it
 
         n_prompt, n = enc["input_ids"].shape[1], len(ids)
         cand = torch.tensor([ids], dtype=enc["input_ids"].dtype, device=self.device)
@@ -442,7 +441,7 @@ class VLM:
 
     def _score_shared(self, enc: dict[str, torch.Tensor], cand: list[list[int]],
                       batch_size: int) -> list[tuple[float, float]]:
-        import torch
+        import torch  # heavy: only model work needs it
 
         extra = {"logits_to_keep": 1} if self._keep_logits else {}
         out = self.model(**enc, use_cache=True, **extra)
