@@ -44,9 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from builders.formats.mcq import parse_options
 from builders.verify.items import Item, load_items, row_id
-from vlm_classdata.answers import parse_choice
+from vlm_classdata.answers import parse_choice, parse_options
 from vlm_classdata.atomic import write_bytes_atomic
 from vlm_classdata.errors import UserError
 

@@ -23,7 +23,7 @@ from builders.verify.filters import (
     votes,
 )
 from builders.verify.items import load_items
-from builders.writers.jsonfiles import dumps_compact
+from vlm_classdata.atomic import dumps_compact
 from vlm_classdata.errors import UserError
 
 SIDECAR_SCHEMA = {"sample_id": pl.String, "pass": pl.String, "model": pl.String, "status": pl.String,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import re
 import string
 from dataclasses import dataclass
 
@@ -24,7 +25,8 @@ from rapidfuzz import fuzz, process
 from vlm_classdata.lexicon import Lexicon, normalize
 from vlm_classdata.wordnet import WordNetMissingError, wordnet
 
-__all__ = ["FUZZY_THRESHOLD", "REFUSALS", "LabelMatch", "LabelMatcher", "ParsedAnswer", "parse_choice"]
+__all__ = ["FUZZY_THRESHOLD", "REFUSALS", "LabelMatch", "LabelMatcher", "ParsedAnswer", "parse_choice",
+           "parse_options"]
 
 FUZZY_THRESHOLD = 90.0
 """Minimum rapidfuzz ``fuzz.ratio`` (0-100, Indel similarity) for a near match ("tenche" → tench: 90.9;
@@ -580,3 +582,28 @@ class LabelMatcher:
     def _may_be_typo(candidate: str) -> bool:
         """False when every word of ``candidate`` is a dictionary word (a real word, not a misspelling)."""
         return not all(_dictionary_word(w) is True for w in candidate.split())
+
+
+_OPTION_LINE = re.compile(r"^([A-Z])[.)]\s+(.*\S)\s*$")
+
+
+def parse_options(text: str) -> tuple[str, list[str]]:
+    """Split a lettered multiple-choice question into its stem and option texts (the inverse of the lettered
+    option block the builders write): the first run of lines ``A. …``, ``B. …`` (or ``A) …``) in letter order.
+
+    Text after the block (an instruction such as "Choose A, B, C, or D.") is not an option. Returns
+    ``(text, [])`` when there is no such block."""
+    lines = text.split("\n")
+    for start, line in enumerate(lines):
+        m = _OPTION_LINE.match(line)
+        if not m or m.group(1) != "A":
+            continue
+        options = []
+        for follow in lines[start:]:
+            m = _OPTION_LINE.match(follow)
+            if not m or m.group(1) != string.ascii_uppercase[len(options)]:
+                break
+            options.append(m.group(2))
+        if len(options) >= 2:
+            return "\n".join(lines[:start]).rstrip(), options
+    return text, []

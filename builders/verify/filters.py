@@ -24,8 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from builders.verify.items import ID_FIELDS, row_id
-from builders.writers.jsonfiles import dumps_compact
-from vlm_classdata.atomic import write_bytes_atomic, write_with
+from vlm_classdata.atomic import dumps_compact, write_bytes_atomic, write_with
 from vlm_classdata.errors import UserError
 
 ACTIONS = ("keep", "drop")

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builders.formats.mcq import parse_options
+from vlm_classdata.answers import parse_options
 from vlm_classdata.errors import UserError, read_user_json
 from vlm_classdata.vocabulary import ClassVocabulary
 
