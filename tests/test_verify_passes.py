@@ -20,10 +20,11 @@ from polars.testing import assert_frame_equal
 
 from builders.imagenet_qa import main as build_main
 from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes
-from builders.verify.items import Item, build_vocabulary, load_build, load_items
-from builders.verify.passes import PassSettings, make_pass
-from builders.verify.runner import PassJob, RunOptions, run_pass
 from vlm_classdata.errors import UserError
+from vlm_classdata.verification.items import Item, build_vocabulary, load_build, load_items
+from vlm_classdata.verification.jobs import PassJob, RunOptions
+from vlm_classdata.verification.passes import PassSettings, load_image, make_pass
+from vlm_classdata.verification.runner import run_pass
 from vlm_classdata.vlm.tiny import make_scripted_llava, make_tiny_llava
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,8 +272,6 @@ def test_cli_run_filter_summary(built, models, tmp_path):
 def test_jpeg_helper_images_are_read(tmp_path):
     """load_image reads what builders write (sanity for the error paths above)."""
     import random
-
-    from builders.verify.passes import load_image
 
     path = tmp_path / "ok.jpg"
     path.write_bytes(jpeg_bytes(random.Random(0)))
