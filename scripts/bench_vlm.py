@@ -54,7 +54,7 @@ from PIL import Image  # noqa: E402
 
 from vlm_classdata.errors import UserError, run_cli  # noqa: E402  (after the offline settings above)
 from vlm_classdata.vlm import VLM, GenerationConfig  # noqa: E402
-from vlm_classdata.vlm.runtime import resolve_device_dtype  # noqa: E402
+from vlm_classdata.vlm.loading import resolve_device_dtype  # noqa: E402
 from vlm_classdata.vlm.tiny import build_processor, build_tokenizer, llava_config, make_tiny_llava  # noqa: E402
 from vlm_classdata.vocabulary import ClassVocabulary  # noqa: E402
 

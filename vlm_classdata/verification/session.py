@@ -21,7 +21,7 @@ from vlm_classdata.verification.passes import DEFAULT_OUTPUT, PASSES, PassSettin
 from vlm_classdata.verification.runner import run_pass
 from vlm_classdata.verification.summary import log_run
 from vlm_classdata.verification.workers import ModelCache
-from vlm_classdata.vlm.runtime import model_source
+from vlm_classdata.vlm.loading import model_source
 from vlm_classdata.vocabulary import ClassVocabulary
 
 
