@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +32,6 @@ from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.verification.items import Item
 from vlm_classdata.vlm import VLM, GenerationConfig
 from vlm_classdata.vocabulary import ClassVocabulary
-
-log = logging.getLogger(__name__)
 
 COMMON_COLUMNS: dict[str, pl.DataType] = {
     "sample_id": pl.String, "split": pl.String, "pass": pl.String, "model": pl.String,
