@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 from scripts_loader import load_script
-from torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
 
 from vlm_classdata.vlm.tiny import build_tokenizer, llava_config
 
