@@ -1,13 +1,13 @@
 """Score a model's replies to an ImageWikiQA-style multiple-choice benchmark.
 
-Benchmark rows are read with :func:`builders.verify.items.load_items` (the released ImageWikiQA rows
+Benchmark rows are read with :func:`vlm_classdata.verification.items.load_items` (the released ImageWikiQA rows
 ``image, text, label, wiki, classname`` and our LLaVA-eval rows with ``question_id, options,
 answer_index, ...`` alike); every reply is read with :func:`vlm_classdata.answers.parse_choice`, the project's one
 multiple-choice parser. An item is correct when the parsed option index equals its ``answer_index``.
 
 Predictions (:func:`load_predictions`) are a JSONL file, one row per answered item, or a
 ``builders.verify`` sidecar parquet (``sample_id``, ``reply``, ``status``). A JSONL row's id is found with
-:func:`builders.verify.items.row_id` (``question_id``, ``id`` or ``index``; else its position,
+:func:`vlm_classdata.verification.items.row_id` (``question_id``, ``id`` or ``index``; else its position,
 ``row000000``, ...), its reply in the first of :data:`REPLY_FIELDS` present (LLaVA ``model_vqa`` answers
 keep the reply in ``text``). A row may also be a bare JSON string (the reply, matched by position).
 
@@ -44,11 +44,10 @@ from typing import Any
 
 import numpy as np
 
-from builders.formats.mcq import parse_options
-from builders.verify.items import Item, load_items, row_id
-from vlm_classdata.answers import parse_choice
+from vlm_classdata.answers import parse_choice, parse_options
 from vlm_classdata.atomic import write_bytes_atomic
 from vlm_classdata.errors import UserError
+from vlm_classdata.verification.items import Item, load_items, row_id
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "NO_ANSWER_HOWS", "REPLY_FIELDS", "BenchmarkItem",

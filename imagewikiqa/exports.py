@@ -1,7 +1,7 @@
 """Write paired ImageWikiQA items (:func:`imagewikiqa.assemble.pair_images`) as the three benchmark formats.
 
 * :func:`write_llava_jsonl`: LLaVA eval JSONL (``benchmark.jsonl``) + ``images/<key>.<ext>``; the rows load
-  with :func:`imagewikiqa.evaluate.load_benchmark` (and ``builders.verify.items.load_items``).
+  with :func:`imagewikiqa.evaluate.load_benchmark` (and ``vlm_classdata.verification.items.load_items``).
 * :func:`write_hf_parquet`: a Hugging Face dataset folder (``data/test-*.parquet`` + ``README.md``) that
   ``datasets.load_dataset(folder)`` loads offline, images decoded; written by the builders'
   :class:`~builders.writers.hf_parquet.HFParquetWriter`.
@@ -25,9 +25,9 @@ from pathlib import Path
 from builders.formats.mcq import letters
 from builders.records import Record
 from builders.writers.hf_parquet import HFParquetWriter
-from builders.writers.jsonfiles import TsvWriter, dumps_compact
+from builders.writers.jsonfiles import TsvWriter
 from imagewikiqa.assemble import PairedItem
-from vlm_classdata.atomic import atomic_path, commit, write_bytes_atomic
+from vlm_classdata.atomic import atomic_path, commit, dumps_compact, write_bytes_atomic
 from vlm_classdata.errors import UserError
 
 __all__ = ["EXPORT_FORMATS", "HF_SPLIT", "TSV_CIRCULAR_OFFSET", "export_all", "has_permutations",

@@ -54,10 +54,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from builders.formats.mcq import MAX_LETTERS, letters, parse_options
+from builders.formats.mcq import MAX_LETTERS, letters
 from imagewikiqa.debias import DEFAULT_MAX_LONGEST, blind_longest_accuracy, blind_shortest_accuracy
 from imagewikiqa.evaluate import jsonl_rows, load_benchmark, question_stem
 from imagewikiqa.records import Question
+from vlm_classdata.answers import parse_options
 from vlm_classdata.atomic import write_bytes_atomic
 from vlm_classdata.blind import DEFAULT_MARGIN, MIN_GROUPS, blind_accuracy, chance, mcq_items
 from vlm_classdata.distractors import distractor_policy, distractor_report

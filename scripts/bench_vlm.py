@@ -48,7 +48,15 @@ for _p in (REPO, REPO / "scripts"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+import numpy as np  # noqa: E402
 from bench_builders import machine_info  # noqa: E402  (cpu, cores, ram, os, python lines)
+from PIL import Image  # noqa: E402
+
+from vlm_classdata.errors import UserError, run_cli  # noqa: E402  (after the offline settings above)
+from vlm_classdata.vlm import VLM, GenerationConfig  # noqa: E402
+from vlm_classdata.vlm.loading import resolve_device_dtype  # noqa: E402
+from vlm_classdata.vlm.tiny import build_processor, build_tokenizer, llava_config, make_tiny_llava  # noqa: E402
+from vlm_classdata.vocabulary import ClassVocabulary  # noqa: E402
 
 SCORE_GOAL = 20.0  # shared-prefix scoring vs naive
 GEN_GOAL = 3.0  # batched generation vs batch-1 loop
@@ -125,11 +133,7 @@ def build_vlm(preset: str, device: str | None, dtype: str | None, work: Path, in
     ``llava-1.5-7b``) constructed directly on the device in its dtype and wrapped in ``VLM(...)``, with only the
     processor saved to and loaded from a folder.
     """
-    import torch
-
-    from vlm_classdata.vlm import VLM
-    from vlm_classdata.vlm.runtime import resolve_device_dtype
-    from vlm_classdata.vlm.tiny import build_processor, build_tokenizer, llava_config, make_tiny_llava
+    import torch  # heavy: only the timed runs need it
 
     spec = PRESETS[preset]
     args = dict(spec["args"])
@@ -137,7 +141,7 @@ def build_vlm(preset: str, device: str | None, dtype: str | None, work: Path, in
     if not in_memory:
         path = make_tiny_llava(str(work / preset), seed=SEED, **args)
         return VLM.load(path, device=device, dtype=dtype), f"saved with make_tiny_llava, loaded with VLM.load ({path})"
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText, AutoProcessor  # heavy: the in-memory path only
 
     device, torch_dtype = resolve_device_dtype(device, dtype)
     tokenizer = build_tokenizer()
@@ -157,7 +161,7 @@ def build_vlm(preset: str, device: str | None, dtype: str | None, work: Path, in
 
 def matmul_params(module: Any) -> int:
     """Weights of the ``nn.Linear`` layers under ``module`` (each used once per token)."""
-    import torch
+    import torch  # heavy: only the timed runs need it
 
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear))
 
@@ -169,7 +173,7 @@ def prefill_flops(model: Any, text_tokens: int) -> float | None:
     patches, text layers on every token, the LM head on the last token only) plus attention: 4·L·S²·d in the
     bidirectional vision tower and 2·L·T²·d in the causal text model. None when the model is not a LLaVA.
     """
-    import torch
+    import torch  # heavy: only the timed runs need it
 
     inner = getattr(model, "model", None)
     if not all(hasattr(inner, a) for a in ("vision_tower", "multi_modal_projector", "language_model")):
@@ -187,7 +191,7 @@ def prefill_flops(model: Any, text_tokens: int) -> float | None:
 
 def peak_tflops(device: str, dtype: Any) -> tuple[float | None, str]:
     """Dense bf16/fp16 peak of the GPU and its name; (None, reason) on CPU, in fp32 or on an unknown GPU."""
-    import torch
+    import torch  # heavy: only the timed runs need it
 
     if not device.startswith("cuda"):
         return None, "CPU"
@@ -200,9 +204,6 @@ def peak_tflops(device: str, dtype: Any) -> tuple[float | None, str]:
 # ----- inputs -----------------------------------------------------------------------------------------
 def make_images(n: int, seed: int) -> list[Any]:
     """``n`` random RGB images of varied sizes (160-640 px per side), seeded."""
-    import numpy as np
-    from PIL import Image
-
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
@@ -251,7 +252,7 @@ def cpu_busy(seconds: float = 1.0) -> float | None:
 
 def make_timer(device: str) -> Callable[[Callable[[], Any]], tuple[Any, float]]:
     """``timer(fn) -> (fn(), seconds)`` under ``torch.inference_mode()``, synchronising CUDA around it."""
-    import torch
+    import torch  # heavy: only the timed runs need it
 
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
@@ -269,7 +270,6 @@ def make_timer(device: str) -> Callable[[Callable[[], Any]], tuple[Any, float]]:
 @dataclass
 class Row:
     """One contender's measurement."""
-
     name: str
     images: int
     work: str
@@ -338,8 +338,6 @@ def bench_scoring(vlm: Any, images: list[Any], classes: list[str], naive_classes
 def bench_generation(vlm: Any, images: list[Any], max_new_tokens: int, batch_size: int, timer: Callable,
                      log: Callable[[str], None]) -> tuple[list[Row], dict[str, Any]]:
     """A batch-1 loop vs batched :meth:`VLM.generate`, and both again with one new token (prefill only)."""
-    from vlm_classdata.vlm import GenerationConfig
-
     items = [(im, GEN_QUESTIONS[i % len(GEN_QUESTIONS)]) for i, im in enumerate(images)]
     n_tokens = [prompt_tokens(vlm, im, q) for im, q in items]
     log(f"generation: {len(items)} image(s), {len(GEN_QUESTIONS)} questions of "
@@ -457,11 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the table. 0, or 1 when shared and naive scores or batched and batch-1
     replies disagree in fp32."""
     args = build_parser().parse_args(argv)
-    import torch
-
-    from vlm_classdata.errors import UserError
-    from vlm_classdata.vlm.runtime import resolve_device_dtype
-    from vlm_classdata.vocabulary import ClassVocabulary
+    import torch  # heavy: only the timed runs need it
 
     device, torch_dtype = resolve_device_dtype(args.device, args.dtype)
     preset = args.preset or ("llava-1.5-7b" if device.startswith("cuda") else "cpu-small")
@@ -557,6 +551,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from vlm_classdata.errors import run_cli
 
     sys.exit(run_cli(main))

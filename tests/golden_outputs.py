@@ -28,7 +28,7 @@ from cards.__main__ import main as cards_main
 from corpora_stats.__main__ import main as corpora_main
 from imagewikiqa.__main__ import main as iwqa_main
 from vlm_classdata.errors import run_cli
-from vlm_classdata.vlm.scripted import make_scripted_llava
+from vlm_classdata.vlm.tiny import make_scripted_llava
 from vlm_classdata.vocabulary import ClassVocabulary
 
 FIXTURE = Path(__file__).parent / "golden" / "outputs.json"

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from scripts_loader import load_script
 
+from vlm_classdata.vlm.tiny import build_tokenizer, llava_config
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_vlm.py"
 
 
@@ -55,9 +57,7 @@ def test_in_memory_build_equals_saved_and_7b_config(tmp_path):
     """The in-memory path (used for llava-1.5-7b on the GPU) builds the same model as save + VLM.load, and the
     llava-1.5-7b preset has LLaVA-1.5-7B's size (checked on the meta device: nothing is allocated)."""
     bench = _load_bench()
-    from transformers import AutoModelForImageTextToText
-
-    from vlm_classdata.vlm.tiny import build_tokenizer, llava_config
+    from transformers import AutoModelForImageTextToText  # heavy: this test only
 
     saved, how_saved = bench.build_vlm("tiny", "cpu", None, tmp_path / "disk")
     built, how_built = bench.build_vlm("tiny", "cpu", None, tmp_path / "mem", in_memory=True)

@@ -2,7 +2,7 @@
 a filtered build (a scripted tiny VLM through builders.verify) → write_card → check_folder, load_dataset.
 
 Builds run through the real CLIs (subprocess, so their manifests record the real command) except the
-verification pass, which runs in-process on a scripted tiny LLaVA (vlm_classdata.vlm.scripted) that always says
+verification pass, which runs in-process on a scripted tiny LLaVA (vlm_classdata.vlm.tiny) that always says
 "tripod".
 """
 
@@ -27,7 +27,7 @@ from cards.check import check_folder
 from cards.collect import collect
 from cards.write import write_card
 from vlm_classdata.errors import UserError, run_cli
-from vlm_classdata.vlm.scripted import make_scripted_llava
+from vlm_classdata.vlm.tiny import make_scripted_llava
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CLASSES = {"n02123045": "tabby cat", "n03773504": "missile", "n04266014": "space shuttle",

@@ -10,8 +10,7 @@ import pytest
 
 from imagewikiqa.llm_client import ChatRequest
 from imagewikiqa.local_backend import LocalChatModel
-from vlm_classdata.vlm.scripted import make_scripted_llava
-from vlm_classdata.vlm.tiny import make_tiny_causal_lm
+from vlm_classdata.vlm.tiny import make_scripted_llava, make_tiny_causal_lm
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 

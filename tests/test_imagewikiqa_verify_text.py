@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 from chat_server import ChatServer, bad_request, reply
 
-from builders.formats.mcq import parse_options
 from imagewikiqa.llm_client import ChatClient
 from imagewikiqa.records import Question
 from imagewikiqa.verify_text import (
@@ -17,6 +16,7 @@ from imagewikiqa.verify_text import (
     verification_summary,
     verify_questions,
 )
+from vlm_classdata.answers import parse_options
 from vlm_classdata.errors import UserError
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "timeout": 5.0, "max_retries": 0}

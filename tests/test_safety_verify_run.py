@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
 
 from builders.imagenet_qa import main as build_main
 from builders.verify.__main__ import main as verify_main

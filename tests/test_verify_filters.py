@@ -11,20 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from builders.verify.filters import (
-    FilterResult,
-    Rule,
-    apply_rules,
-    filter_files,
-    load_sidecars,
-    parse_rule,
-    read_ids,
-    run_filter,
-    votes,
-)
-from builders.verify.items import load_items
-from builders.writers.jsonfiles import dumps_compact
+from vlm_classdata.atomic import dumps_compact
 from vlm_classdata.errors import UserError
+from vlm_classdata.verification.filtered_build import run_filter
+from vlm_classdata.verification.filtered_files import filter_files, read_ids
+from vlm_classdata.verification.items import load_items
+from vlm_classdata.verification.rules import FilterResult, Rule, apply_rules, parse_rule, votes
+from vlm_classdata.verification.sidecars import load_sidecars
 
 SIDECAR_SCHEMA = {"sample_id": pl.String, "pass": pl.String, "model": pl.String, "status": pl.String,
                   "error": pl.String, "correct": pl.Boolean}

@@ -1,6 +1,6 @@
 """Verification passes on tiny models loaded through the real path (save_pretrained → from_pretrained offline).
 
-Scripted tiny LLaVAs (vlm_classdata.vlm.scripted) always give one known reply, so what each pass concludes can be
+Scripted tiny LLaVAs (vlm_classdata.vlm.tiny.make_scripted_llava) always give one known reply, so what each pass concludes can be
 checked item by item; a random tiny LLaVA gives varied replies for the resume / Ray / shard equalities.
 """
 
@@ -17,15 +17,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from torch_threads import ONE_THREAD_ENV, one_torch_thread  # noqa: F401  (autouse fixture)
 
 from builders.imagenet_qa import main as build_main
 from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes
-from builders.verify.items import Item, build_vocabulary, load_build, load_items
-from builders.verify.passes import PassSettings, make_pass
-from builders.verify.runner import PassJob, RunOptions, run_pass
-from vlm_classdata.errors import UserError
-from vlm_classdata.vlm.scripted import make_scripted_llava
-from vlm_classdata.vlm.tiny import make_tiny_llava
+from builders.verify.__main__ import main as verify_main
+from vlm_classdata.errors import UserError, run_cli
+from vlm_classdata.verification.items import Item, build_vocabulary, load_build, load_items
+from vlm_classdata.verification.jobs import PassJob, RunOptions
+from vlm_classdata.verification.passes import PassSettings, load_image, make_pass
+from vlm_classdata.verification.runner import run_pass
+from vlm_classdata.verification.workers import ModelCache
+from vlm_classdata.vlm.tiny import make_scripted_llava, make_tiny_llava
 
 REPO = Path(__file__).resolve().parents[1]
 TENCH = "n01440764"
@@ -51,13 +54,17 @@ def models(tmp_path_factory):
     }
 
 
+_HELD: dict[str, ModelCache] = {}  # one load per model for the whole module (the CLI holds one the same way)
+
+
 def job(pass_name: str, model: str, vocab, alias: str | None = None, **settings) -> PassJob:
     return PassJob(pass_name, model, alias or Path(model).name, vocab.to_json(),
                    PassSettings(**{"max_new_tokens": 8, **settings}))
 
 
 def run(items, j, out, **opts) -> tuple[dict, pl.DataFrame]:
-    summary = run_pass(items, j, out, RunOptions(progress=False, **{"chunk_size": 4, **opts}))
+    held = _HELD.setdefault(j.model, ModelCache())
+    summary = run_pass(items, j, out, RunOptions(progress=False, **{"chunk_size": 4, **opts}), held)
     return summary, pl.read_parquet(Path(out) / f"{j.pass_name}.{j.alias}.parquet")
 
 
@@ -174,79 +181,83 @@ def test_shards_then_assembly_equal_one_run(built, models, tmp_path):
     vocab = build_vocabulary(built)
     items = load_build(built, "mcq").items[:14]
     _, whole = run(items, job("mcq", models["random"], vocab, alias="r"), tmp_path / "one")
+    held = _HELD.setdefault(models["random"], ModelCache())
     part = run_pass(items, job("mcq", models["random"], vocab, alias="r"), tmp_path / "two",
-                    RunOptions(chunk_size=4, shard=(0, 2), progress=False))
+                    RunOptions(chunk_size=4, shard=(0, 2), progress=False), held)
     assert part["complete"] is False and part["answered_now"] == 8 and part["remaining"] == 6
     last = run_pass(items, job("mcq", models["random"], vocab, alias="r"), tmp_path / "two",
-                    RunOptions(chunk_size=4, shard=(1, 2), progress=False))
+                    RunOptions(chunk_size=4, shard=(1, 2), progress=False), held)
     assert last["complete"] is True and last["answered_now"] == 6
     assert_frame_equal(pl.read_parquet(tmp_path / "two" / "mcq.r.parquet"), whole)
     assert len(set(whole["reply"])) > 3  # the random model's replies vary: the equality means something
 
 
 def test_killed_cli_run_resumes_to_the_same_sidecar(built, models, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    args = [sys.executable, "-m", "builders.verify", "run", "--build", str(built), "--passes", "mcq",
-            "--model", models["random"], "--alias", "r", "--chunk-size", "2", "--max-new-tokens", "24", "--quiet"]
-    ref = subprocess.run([*args, "--out", str(tmp_path / "ref")], env=env, cwd=REPO, capture_output=True,
-                         text=True, timeout=240)
-    assert ref.returncode == 0, ref.stderr
+    """A real process killed (SIGKILL) after its third finished chunk resumes to the sidecar of one whole run."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **ONE_THREAD_ENV}
+    args = ["run", "--build", str(built), "--passes", "mcq", "--model", models["random"], "--alias", "r",
+            "--chunk-size", "2", "--limit", "16", "--max-new-tokens", "24", "--quiet"]
+    assert run_cli(verify_main, [*args, "--out", str(tmp_path / "ref")]) == 0  # the reference, in-process
     out = tmp_path / "killed"
-    proc = subprocess.Popen([*args, "--out", str(out)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    parts = out / ".cache" / "mcq.r"
+    cli = [sys.executable, "-m", "builders.verify", *args, "--out", str(out)]
+    proc = subprocess.Popen(cli, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    markers = out / ".cache" / "mcq.r"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 3 and proc.poll() is None:
+    while time.time() < deadline and len(list(markers.glob("part-*.done.json"))) < 3 and proc.poll() is None:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before = len(list(parts.glob("part-*.parquet")))
-    assert 3 <= done_before < 15 and not (out / "mcq.r.parquet").exists()
-    resumed = subprocess.run([*args, "--out", str(out)], env=env, cwd=REPO, capture_output=True, text=True,
-                             timeout=240)
-    assert resumed.returncode == 0, resumed.stderr
+    done_before = len(list(markers.glob("part-*.done.json")))  # chunks finished: published and marked done
+    assert 3 <= done_before < 8 and not (out / "mcq.r.parquet").exists()
+    assert run_cli(verify_main, [*args, "--out", str(out)]) == 0  # the resumed run needs no process of its own
     log = [json.loads(x) for x in (out / "runs.jsonl").read_text().splitlines()]
-    assert log[-1]["cached"] == 2 * done_before and log[-1]["answered_now"] == 30 - 2 * done_before
+    assert log[-1]["cached"] == 2 * done_before and log[-1]["answered_now"] == 16 - 2 * done_before
     got = pl.read_parquet(out / "mcq.r.parquet")
     assert_frame_equal(got, pl.read_parquet(tmp_path / "ref" / "mcq.r.parquet"))
-    assert got["sample_id"].n_unique() == got.height == 30
+    assert got["sample_id"].n_unique() == got.height == 16
     assert (out / "mcq.r.json").read_bytes() == (tmp_path / "ref" / "mcq.r.json").read_bytes()
 
 
 def test_ray_actor_pool_matches_one_process(built, models, tmp_path):
+    """Two Ray actors answer the chunks (out of order) and the sidecar equals the one-process sidecar.
+
+    One Ray run covers the whole Ray path, which does not depend on the pass: multiple-choice items (every Item
+    field, options included) travel to the actors as JSON, and rank rows (the richest columns: floats, ints, a
+    list) travel back and are assembled in input order."""
     pytest.importorskip("ray")
     vocab = build_vocabulary(built).subset(DEFAULT_WNIDS)
-    mcq_items = load_build(built, "mcq", vocab=vocab).items[:12]
-    open_items = load_build(built, "eval_open", vocab=vocab).items[:8]
-    for items, name in ((mcq_items, "mcq"), (open_items, "rank")):
-        _, local = run(items, job(name, models["random"], vocab, alias="r"), tmp_path / "local")
-        _, ray_frame = run(items, job(name, models["random"], vocab, alias="r"), tmp_path / "ray",
-                           executor="ray", num_workers=2)
-        assert_frame_equal(ray_frame, local, check_exact=False, rtol=1e-5, atol=1e-5)
-    assert len(set(local["rank"])) > 1
+    items = load_build(built, "mcq", vocab=vocab).items[:12]
+    assert all(it.options and it.class_id for it in items)
+    _, local = run(items, job("rank", models["random"], vocab, alias="r"), tmp_path / "local")
+    _, ray_frame = run(items, job("rank", models["random"], vocab, alias="r"), tmp_path / "ray",
+                       executor="ray", num_workers=2)
+    assert_frame_equal(ray_frame, local, check_exact=False, rtol=1e-5, atol=1e-5)
+    assert len(set(local["rank"])) > 1 and len({tuple(t) for t in local["top5"]}) > 1
 
 
-def test_cli_run_filter_summary(built, models, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def test_cli_run_filter_summary(built, models, tmp_path, capsys):
+    """The three commands end to end (in-process through run_cli, as ``python -m builders.verify`` runs them)."""
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "builders.verify", *args], env=env, cwd=REPO,
-                              capture_output=True, text=True, timeout=240)
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = run_cli(verify_main, list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
 
-    r = cli("run", "--build", str(built), "--passes", "blind,mcq", "--model", models["says_A"], "--quiet",
-            "--max-new-tokens", "6")
-    assert r.returncode == 0, r.stderr
-    assert "blind[says_A]: 30 items, 30 ok" in r.stdout and "mcq[says_A]: 30 items, 30 ok" in r.stdout
-    r = cli("run", "--build", str(built), "--passes", "label_check", "--model", models["says_tench"], "--quiet")
-    assert r.returncode == 0, r.stderr
-    assert "label_check[says_tench]: 30 items, 30 ok, accuracy 0.167" in r.stdout
+    code, out_text, err = cli("run", "--build", str(built), "--passes", "blind,mcq", "--model", models["says_A"],
+                              "--quiet", "--max-new-tokens", "6")
+    assert code == 0, err
+    assert "blind[says_A]: 30 items, 30 ok" in out_text and "mcq[says_A]: 30 items, 30 ok" in out_text
+    code, out_text, err = cli("run", "--build", str(built), "--passes", "label_check", "--model",
+                              models["says_tench"], "--quiet")
+    assert code == 0, err
+    assert "label_check[says_tench]: 30 items, 30 ok, accuracy 0.167" in out_text
     items = load_build(built, "mcq").items
     answer_a = {it.sample_id for it in items if it.answer_index == 0}
     tench = {it.sample_id for it in items if it.class_id == TENCH}
     out = tmp_path / "clean"
-    r = cli("filter", "--build", str(built), "--rule", "drop:blind", "--rule", "keep:label_check>=1",
-            "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    code, _, err = cli("filter", "--build", str(built), "--rule", "drop:blind", "--rule", "keep:label_check>=1",
+                       "--out", str(out))
+    assert code == 0, err
     report = json.loads((out / "filter_report.json").read_text())
     kept = tench - answer_a
     assert report["kept"] == len(kept) and report["input"] == 30
@@ -258,22 +269,20 @@ def test_cli_run_filter_summary(built, models, tmp_path):
     assert manifest["filtered"]["kept"] == len(kept) and sum(manifest["outputs"]["mcq"]["counts"].values()) == len(kept)
     # the filtered copy is a build: it can be verified again
     assert len(load_build(out, "mcq").items) == len(kept)
-    r = cli("summary", "--build", str(built))
-    assert r.returncode == 0 and "label_check  says_tench" in r.stdout
+    code, out_text, _ = cli("summary", "--build", str(built))
+    assert code == 0 and "label_check  says_tench" in out_text
     # user mistakes: one line, exit 2
     for bad in (["run", "--build", str(built), "--model", str(tmp_path / "none")],
                 ["run", "--build", str(built), "--model", models["says_A"], "--passes", "nope"],
                 ["filter", "--build", str(built), "--rule", "drop:rank", "--out", str(tmp_path / "x")],
                 ["run", "--input", str(tmp_path / "missing.jsonl"), "--model", models["says_A"], "--passes", "mcq"]):
-        r = cli(*bad)
-        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error: "), r.stderr
+        code, _, err = cli(*bad)
+        assert code == 2 and err.strip().count("\n") == 0 and err.startswith("error: "), err
 
 
 def test_jpeg_helper_images_are_read(tmp_path):
     """load_image reads what builders write (sanity for the error paths above)."""
     import random
-
-    from builders.verify.passes import load_image
 
     path = tmp_path / "ok.jpg"
     path.write_bytes(jpeg_bytes(random.Random(0)))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
 
 from vlm_classdata.errors import UserError
 from vlm_classdata.vlm import VLM, GenerationConfig, run_with_halving

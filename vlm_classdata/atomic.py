@@ -111,6 +111,12 @@ def json_text(obj: object) -> str:
     return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def dumps_compact(row: dict) -> str:
+    """One row as compact JSON text on one line (UTF-8 kept as is, no NaN): the layout of JSONL and JSON-array
+    rows."""
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def write_json_atomic(final: Path, obj: object) -> None:
     """Write ``obj`` as UTF-8 JSON in :func:`json_text` layout, atomically."""
     write_text_atomic(final, json_text(obj))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,28 +57,3 @@ def format_options(options: Sequence[str], lettered: bool) -> str:
     if lettered:
         return "\n".join(f"{ch}. {opt}" for ch, opt in zip(letters(len(options)), options, strict=True))
     return "\n".join(f"- {opt}" for opt in options)
-
-
-_OPTION_LINE = re.compile(r"^([A-Z])[.)]\s+(.*\S)\s*$")
-
-
-def parse_options(text: str) -> tuple[str, list[str]]:
-    """Split a lettered multiple-choice question into its stem and option texts (the inverse of
-    :func:`format_options`): the first run of lines ``A. …``, ``B. …`` (or ``A) …``) in letter order.
-
-    Text after the block (an instruction such as "Choose A, B, C, or D.") is not an option. Returns
-    ``(text, [])`` when there is no such block."""
-    lines = text.split("\n")
-    for start, line in enumerate(lines):
-        m = _OPTION_LINE.match(line)
-        if not m or m.group(1) != "A":
-            continue
-        options = []
-        for follow in lines[start:]:
-            m = _OPTION_LINE.match(follow)
-            if not m or m.group(1) != string.ascii_uppercase[len(options)]:
-                break
-            options.append(m.group(2))
-        if len(options) >= 2:
-            return "\n".join(lines[:start]).rstrip(), options
-    return text, []

@@ -12,27 +12,19 @@ per rule in ``filter_report.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from vlm_classdata.errors import UserError, run_cli
-
-if TYPE_CHECKING:
-    from builders.verify.items import ItemSet
-    from builders.verify.passes import PassSettings
-    from builders.verify.runner import RunOptions
-    from vlm_classdata.stages import RunLock
-    from vlm_classdata.vocabulary import ClassVocabulary
+from vlm_classdata.errors import run_cli
+from vlm_classdata.verification.filtered_build import filter_build
+from vlm_classdata.verification.passes import DEFAULT_OUTPUT, PASSES
+from vlm_classdata.verification.session import RunRequest, run_verification
+from vlm_classdata.verification.summary import read_summaries, summary_line, summary_table
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface; every option explained in --help."""
-    from builders.verify.passes import DEFAULT_OUTPUT, PASSES
-
     p = argparse.ArgumentParser(prog="python -m builders.verify", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -90,163 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise UserError(f"--shard {text!r}: need 0 <= I < N")
-    return i, n
-
-
 def _run(args: argparse.Namespace) -> int:
-    from builders.verify.items import build_vocabulary
-    from builders.verify.passes import PASSES, PassSettings
-    from builders.verify.runner import RunOptions, model_alias
-    from vlm_classdata.vlm.runtime import model_source
-    from vlm_classdata.vocabulary import ClassVocabulary
-
-    if bool(args.build) == bool(args.input):
-        raise UserError("give exactly one of --build and --input")
-    passes = [x.strip() for x in args.passes.split(",") if x.strip()]
-    unknown = [x for x in passes if x not in PASSES]
-    if unknown or not passes:
-        raise UserError(f"unknown pass {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(PASSES)}")
-    aliases = args.alias or []
-    if aliases and len(aliases) != len(args.model):
-        raise UserError(f"{len(aliases)} --alias for {len(args.model)} --model; give one per model or none")
-    aliases = aliases or [model_alias(m) for m in args.model]
-    # a wrong path is one line before any work starts; local folders are named by their absolute path
-    models = [str(Path(src).resolve()) if Path(src).is_dir() else src for src in map(model_source, args.model)]
-    if len(set(aliases)) != len(aliases):
-        raise UserError(f"two models share the alias {aliases!r}; name them with --alias")
-    for name, value in (("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens),
-                        ("--score-batch-size", args.score_batch_size), ("--num-workers", args.num_workers),
-                        ("--limit", args.limit if args.limit is not None else 1)):
-        if value < 1:
-            raise UserError(f"{name} must be at least 1")
-    if args.quiet:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-
-    if args.classes:
-        vocab = ClassVocabulary.load(args.classes)
-    elif args.build:
-        vocab = build_vocabulary(args.build)
-    else:
-        vocab = None
-    if vocab is None and any(p in ("label_check", "rank") for p in passes):
-        raise UserError("label_check and rank need the class list: give --classes")
-    out = Path(args.out) if args.out else (Path(args.build) / "verify" if args.build
-                                           else Path(args.input).parent / "verify")
-    shard = _parse_shard(args.shard)
-    settings = PassSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                            score_batch_size=args.score_batch_size, max_prompt_tokens=args.max_prompt_tokens)
-    options = RunOptions(chunk_size=args.chunk_size, executor=args.executor, num_workers=args.num_workers,
-                         gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address,
-                         shard=shard, progress=not args.quiet)
-    with _claim_out(out, args, shard):
-        return _run_passes(args, passes, models, aliases, vocab, settings, options, out)
-
-
-def _claim_out(out: Path, args: argparse.Namespace, shard: tuple[int, int] | None) -> RunLock:
-    """Check ``--out`` (a folder, not the build or the input) and lock it for this run; leftovers of dead runs
-    are removed. Shards of one run share OUT: each locks its own shard instead (the same shard twice is refused)
-    and the next run without ``--shard`` removes leftovers."""
-    from vlm_classdata.stages import check_out, lock_out, open_out
-
-    check_out(out, [args.input] if args.input else [])
-    if args.build:
-        build, where = Path(args.build).expanduser().resolve(), out.expanduser().resolve()
-        if where == build or where in build.parents:
-            raise UserError(f"--out {out} is the build folder or holds it; sidecars go beside the build's files, "
-                            f"e.g. {Path(args.build) / 'verify'} (the default)")
-    if shard is None:
-        return open_out(out, command="builders.verify run")
-    return lock_out(out / ".shards" / f"{shard[0]}-of-{shard[1]}")
-
-
-def _run_passes(args: argparse.Namespace, passes: list[str], models: list[str], aliases: list[str],
-                vocab: ClassVocabulary | None, settings: PassSettings, options: RunOptions, out: Path) -> int:
-    """Every pass × model, each with its own cache and sidecar under ``out``."""
-    from builders.verify.items import load_build, load_items
-    from builders.verify.passes import DEFAULT_OUTPUT
-    from builders.verify.runner import PassJob, run_pass
-
-    loaded: dict[str, ItemSet] = {}
-    for pass_name in passes:
-        source = args.output or DEFAULT_OUTPUT[pass_name]
-        if source not in loaded:
-            if args.build:
-                splits = [s.strip() for s in args.splits.split(",")] if args.splits else None
-                loaded[source] = load_build(args.build, source, splits, vocab)
-            else:
-                loaded[source] = load_items(args.input, args.image_root, vocab=vocab)
-            skipped = loaded[source].skipped
-            if skipped:
-                print(f"input {source}: skipped {sum(skipped.values())} rows "
-                      + ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())), file=sys.stderr)
-        items = loaded[source].items[:args.limit] if args.limit else loaded[source].items
-        if not items:
-            raise UserError(f"no items to ask in {source!r}")
-        for model, alias in zip(models, aliases, strict=True):
-            job = PassJob(pass_name, model, alias, vocab.to_json() if vocab is not None else None, settings,
-                          args.device, args.dtype)
-            started = time.perf_counter()
-            summary = run_pass(items, job, out, options)
-            _log_run(out, summary, time.perf_counter() - started)
-            print(_summary_line(summary, out))
+    request = RunRequest(**{k: v for k, v in vars(args).items() if k != "command"})
+    run_verification(request, lambda summary, out: print(summary_line(summary, out)))
     return 0
 
 
-def _summary_line(s: dict, out: Path) -> str:
-    head = f"{s['pass']}[{s['model']}]"
-    if not s.get("complete"):
-        return f"{head}: shard done ({s['answered_now']} answered now, {s['remaining']} left for other shards)"
-    acc = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
-    errors = ", ".join(f"{k}={v}" for k, v in s["errors"].items()) or "none"
-    extra = f", top-5 {s['top5_accuracy']:.3f}, mean rank {s['mean_rank']}" if "top5_accuracy" in s else ""
-    return (f"{head}: {s['items']} items, {s['ok']} ok, accuracy {acc}{extra}; errors: {errors}; "
-            f"answered now {s['answered_now']}, from cache {s['cached']} → {out / s['sidecar']}")
-
-
-def _log_run(out: Path, summary: dict, seconds: float) -> None:
-    entry = {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 3),
-             "argv": sys.argv, **{k: summary.get(k) for k in ("pass", "model", "answered_now", "cached",
-                                                              "items_per_s", "complete")}}
-    with open(out / "runs.jsonl", "a") as f:
-        f.write(json.dumps(entry) + "\n")
-
-
 def _filter(args: argparse.Namespace) -> int:
-    from builders.verify.filters import parse_rule, run_filter, write_build_meta
-    from vlm_classdata.errors import read_user_json
-    from vlm_classdata.stages import open_out
-
-    build = Path(args.build)
-    manifest = read_user_json(build / "manifest.json", "build manifest")
-    wanted = {o.strip() for o in args.outputs.split(",")} if args.outputs else None
-    files, names = [], []
-    for name, info in sorted(manifest.get("outputs", {}).items()):
-        if wanted is not None and name not in wanted:
-            continue
-        if info.get("writer") in ("json_array", "jsonl", "hf_parquet"):
-            names.append(name)
-            files += [build / f for f in info["files"] if f.endswith((".json", ".jsonl", ".parquet"))]
-    if wanted is not None and (missing := wanted - set(manifest.get("outputs", {}))):
-        raise UserError(f"build {build} has no output {sorted(missing)[0]!r}")
-    if not files:
-        raise UserError("no JSON, JSONL or parquet outputs to filter")
-    verify_dir = Path(args.verify_dir) if args.verify_dir else build / "verify"
-    for rule in args.rule:  # a mistyped rule is one line before the output folder is made
-        parse_rule(rule)
-    with open_out(args.out, inputs=[build, verify_dir], command="builders.verify filter"):
-        report = run_filter(files, build, verify_dir, args.rule, Path(args.out))
-        write_build_meta(build, Path(args.out), report, names)
+    outputs = {o.strip() for o in args.outputs.split(",")} if args.outputs else None
+    report = filter_build(Path(args.build), args.rule, Path(args.out), args.verify_dir, outputs)
     print(f"kept {report['kept']} of {report['input']} samples → {args.out}")
     for r in report["rules"]:
         print(f"  {r['rule']:<28} dropped {r['dropped']:>6}  (alone {r['dropped_alone']}; models: "
@@ -256,24 +100,8 @@ def _filter(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace) -> int:
     folder = Path(args.verify_dir) if args.verify_dir else (Path(args.build) / "verify" if args.build else None)
-    if folder is None:
-        raise UserError("give --build or --verify-dir")
-    rows = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            s = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            print(f"skipped {path}: not valid JSON ({exc})", file=sys.stderr)
-            continue
-        if isinstance(s, dict) and "pass" in s:
-            rows.append(s)
-    if not rows:
-        raise UserError(f"no readable pass results in {folder}")
-    print(f"{'pass':<12} {'model':<24} {'items':>7} {'ok':>7} {'accuracy':>9}  errors")
-    for s in rows:
-        acc = "n/a" if s.get("accuracy") is None else f"{s['accuracy']:.3f}"
-        errors = ", ".join(f"{k}={v}" for k, v in s.get("errors", {}).items()) or "-"
-        print(f"{s['pass']:<12} {s['model']:<24} {s['items']:>7} {s['ok']:>7} {acc:>9}  {errors}")
+    for line in summary_table(read_summaries(folder)):
+        print(line)
     return 0
 
 

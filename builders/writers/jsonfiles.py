@@ -20,15 +20,10 @@ from typing import BinaryIO
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer, close_and_discard
-from vlm_classdata.atomic import atomic_output, atomic_path, commit, naming
+from vlm_classdata.atomic import atomic_output, atomic_path, commit, dumps_compact, naming
 from vlm_classdata.errors import UserError
 
 PARTS_DIR = ".parts"
-
-
-def dumps_compact(row: dict) -> str:
-    """One row as compact JSON text on one line (UTF-8 kept as is, no NaN)."""
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def iter_part_lines(parts: list[Path]) -> Iterator[bytes]:

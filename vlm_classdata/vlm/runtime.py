@@ -3,7 +3,7 @@
 Every verification pass, evaluator and benchmark builder goes through :class:`VLM`:
 
 * :meth:`VLM.load` — ``AutoProcessor`` + ``AutoModelForImageTextToText`` (or the family class named in the
-  config), bf16 on CUDA and fp32 on CPU.
+  config), bf16 on CUDA and fp32 on CPU (:mod:`vlm_classdata.vlm.loading`).
 * :meth:`VLM.generate` — length-sorted, left-padded batches, greedy by default; the batch is halved and the
   failed chunk retried on out-of-memory.
 * :meth:`VLM.score` — sum and mean log-likelihood of each candidate answer given image + question; the prompt is
@@ -15,27 +15,21 @@ from __future__ import annotations
 
 import copy
 import inspect
-import json
 import logging
-import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
 
 from vlm_classdata.errors import UserError, first_line
+from vlm_classdata.vlm.batching import is_out_of_memory, run_with_halving
+from vlm_classdata.vlm.loading import load_checkpoint
 
 if TYPE_CHECKING:
     import torch
-    from PIL import Image
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-_DTYPES = {
-    "bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16", "half": "float16",
-    "fp32": "float32", "float32": "float32", "float": "float32",
-}
 
 
 @dataclass
@@ -52,132 +46,13 @@ PACKED_SCORING = frozenset({"llava", "llava_next", "llama", "mistral", "qwen2", 
 """Model types whose candidates are scored packed in one row (plain positions, custom 4D masks accepted)."""
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for ``torch.cuda.OutOfMemoryError`` and a ``RuntimeError`` whose message says out of memory."""
-    import torch
-
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-    )
-
-
-def run_with_halving(items: Sequence[T], batch_size: int, fn: Callable[[list[T]], list[Any]]) -> list[Any]:
-    """Apply ``fn`` to consecutive chunks of ``items``; results in input order.
-
-    On out-of-memory the failed chunk is retried with half the batch size (kept for the remaining chunks),
-    down to 1; an out-of-memory at batch size 1 is raised.
-    """
-    import torch
-
-    out: list[Any] = []
-    bs, start = max(1, int(batch_size)), 0
-    while start < len(items):
-        chunk = list(items[start:start + bs])
-        try:
-            res = fn(chunk)
-        except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
-            if not is_out_of_memory(exc) or bs == 1:
-                raise
-            del exc
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            bs = max(1, bs // 2)
-            log.warning("out of memory; retrying with batch size %d", bs)
-            continue
-        if len(res) != len(chunk):
-            raise RuntimeError(f"batch function returned {len(res)} results for {len(chunk)} items")
-        out.extend(res)
-        start += len(chunk)
-    return out
-
-
-def resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[str, torch.dtype]:
-    """``(device, torch dtype)``: CUDA when available else CPU; bf16 on CUDA, fp32 on CPU unless ``dtype``."""
-    import torch
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} requested but CUDA is not available")
-    if dtype is None or dtype == "auto":
-        name = "bfloat16" if device.startswith("cuda") else "float32"
-    elif str(dtype).removeprefix("torch.") in _DTYPES:
-        name = _DTYPES[str(dtype).removeprefix("torch.")]
-    else:
-        raise UserError(f"unknown dtype {dtype!r} (use one of: {', '.join(sorted(_DTYPES))})")
-    return device, getattr(torch, name)
-
-
-def _load_model(source: str, torch_dtype: torch.dtype) -> Any:
-    """``AutoModelForImageTextToText``, else the family class named in ``config.architectures``."""
-    import transformers
-    from transformers import AutoConfig, AutoModelForImageTextToText
-
-    try:
-        return AutoModelForImageTextToText.from_pretrained(source, dtype=torch_dtype)
-    except ValueError as exc:  # "Unrecognized configuration class ..." when the auto class does not map it
-        first = exc
-    config = AutoConfig.from_pretrained(source)
-    for arch in getattr(config, "architectures", None) or []:
-        cls = getattr(transformers, arch, None)
-        if cls is not None and hasattr(cls, "from_pretrained"):
-            return cls.from_pretrained(source, dtype=torch_dtype)
-    raise UserError(f"cannot load model {source!r}: {first_line(first)}")
-
-
-def _safetensors_errors() -> tuple[type[BaseException], ...]:
-    """The error type ``safetensors`` raises for a damaged file (absent when it is not installed)."""
-    try:
-        from safetensors import SafetensorError
-    except ImportError:
-        return ()
-    return (SafetensorError,)
-
-
-def damaged_checkpoint_file(folder: Path) -> str | None:
-    """``"<file>: <cause>"`` for the first damaged file of a saved checkpoint (a JSON file that does not parse,
-    a ``.safetensors`` file whose header or size is wrong), None when every file reads.
-
-    Called after a load failed, so the one-line error names the file instead of the library's message."""
-    from safetensors import safe_open
-
-    folder = Path(folder)
-    for path in sorted(folder.glob("*.json")):
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            return f"{path}: not valid JSON ({first_line(exc)})"
-        except OSError as exc:
-            return f"{path}: {exc.strerror or first_line(exc)}"
-    for path in sorted(folder.glob("*.safetensors")):
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                f.keys()
-        except OSError as exc:
-            return f"{path}: {exc.strerror or first_line(exc)}"
-        except Exception as exc:  # noqa: BLE001 - SafetensorError and friends: the file is damaged
-            return f"{path}: damaged or truncated safetensors file ({first_line(exc)})"
-    return None
-
-
-def model_source(model_id_or_path: str) -> str:
-    """The folder (or hub id) to load ``model_id_or_path`` from; a local-looking path that is not a folder is
-    one :class:`UserError` line."""
-    src = str(model_id_or_path)
-    path = Path(src).expanduser()
-    looks_local = path.exists() or src.startswith(("/", ".", "~")) or src.count("/") > 1
-    if looks_local and not path.is_dir():
-        raise UserError(f"model path {src!r} not found (expected a folder saved with save_pretrained)")
-    return str(path) if path.is_dir() else src
-
-
 def expand_cache(cache: Any, batch: int) -> Any:
     """A copy of a batch-1 KV cache for ``batch`` rows; ``cache`` itself is left untouched.
 
     Plain ``DynamicLayer`` layers (which grow by concatenation, never in place) get stride-0 ``expand`` views,
     so the prefix is copied once, by that concatenation; any other cache is deep-copied and repeated.
     """
-    from transformers.cache_utils import DynamicLayer
+    from transformers.cache_utils import DynamicLayer  # heavy: only model work needs it
 
     layers = getattr(cache, "layers", None)
     if layers and all(type(layer) is DynamicLayer for layer in layers):
@@ -222,29 +97,10 @@ class VLM:
         """Load a checkpoint (local folder, or hub id already in the local cache when offline).
 
         bf16 on CUDA and fp32 on CPU unless ``dtype`` says otherwise. A path or id that cannot be loaded is
-        one :class:`UserError` line.
+        one :class:`UserError` line (see :func:`vlm_classdata.vlm.loading.load_checkpoint`).
         """
-        from transformers import AutoProcessor
-
-        device, torch_dtype = resolve_device_dtype(device, dtype)
-        src = str(model_id_or_path)
-        source = model_source(src)
-        path = Path(source)
-        try:
-            processor = AutoProcessor.from_pretrained(source)
-            model = _load_model(source, torch_dtype)
-        except UserError:
-            raise
-        except (OSError, ValueError, KeyError, ImportError, RuntimeError, EOFError, pickle.UnpicklingError,
-                *_safetensors_errors()) as exc:
-            if path.is_dir():
-                damaged = damaged_checkpoint_file(path)
-                cause = damaged or first_line(exc)
-                raise UserError(f"cannot load model {src!r}: {cause}") from None
-            hint = " (offline: is it in the local Hugging Face cache?)"
-            raise UserError(f"cannot load model {src!r}{hint}: {first_line(exc)}") from None
-        model.to(device).eval()
-        return cls(model, processor, name=src, device=device)
+        model, processor, device = load_checkpoint(str(model_id_or_path), device, dtype)
+        return cls(model, processor, name=str(model_id_or_path), device=device)
 
     @property
     def tokenizer(self) -> Any:
@@ -294,8 +150,6 @@ class VLM:
         n = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
         if with_image:
             if self._image_tokens is None:
-                from PIL import Image
-
                 probe = self.build_prompt("", True)
                 plain = len(self.tokenizer(probe, add_special_tokens=False)["input_ids"])
                 enc = self.processor(text=[probe], images=[Image.new("RGB", (336, 336), (127, 127, 127))],
@@ -363,7 +217,7 @@ class VLM:
 
     def _generate_batch(self, prompts: list[str], images: list[Image.Image] | None,
                         config: GenerationConfig) -> list[str]:
-        import torch
+        import torch  # heavy: only model work needs it
 
         enc = self._encode(prompts, images)
         kwargs: dict[str, Any] = {
@@ -411,7 +265,7 @@ class VLM:
         ``batch_size`` on copies of its KV cache (halved on out-of-memory); ``mode="naive"`` runs one full
         forward pass per candidate. Both agree within float tolerance.
         """
-        import torch
+        import torch  # heavy: only model work needs it
 
         if mode not in ("shared", "naive"):
             raise UserError(f"unknown scoring mode {mode!r} (use 'shared' or 'naive')")
@@ -426,7 +280,7 @@ class VLM:
             return self._score_shared(enc, cand, batch_size)
 
     def _score_naive(self, enc: dict[str, torch.Tensor], ids: list[int]) -> tuple[float, float]:
-        import torch
+        import torch  # heavy: only model work needs it
 
         n_prompt, n = enc["input_ids"].shape[1], len(ids)
         cand = torch.tensor([ids], dtype=enc["input_ids"].dtype, device=self.device)
@@ -442,7 +296,7 @@ class VLM:
 
     def _score_shared(self, enc: dict[str, torch.Tensor], cand: list[list[int]],
                       batch_size: int) -> list[tuple[float, float]]:
-        import torch
+        import torch  # heavy: only model work needs it
 
         extra = {"logits_to_keep": 1} if self._keep_logits else {}
         out = self.model(**enc, use_cache=True, **extra)

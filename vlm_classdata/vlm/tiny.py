@@ -1,12 +1,31 @@
-"""Tiny randomly initialised LLaVA checkpoints, built fully offline, for tests and timings.
+"""Tiny LLaVA checkpoints, built fully offline, for tests and timings: randomly initialised, or *scripted*.
 
-The checkpoint is saved with ``save_pretrained`` (model, processor, tokenizer, chat template) so that loading it
+A checkpoint is saved with ``save_pretrained`` (model, processor, tokenizer, chat template) so that loading it
 back with ``from_pretrained`` takes the same path as a real checkpoint.
+
+A random tiny model answers gibberish, so tests could only check that passes run, not that they judge right. A
+scripted model (:func:`make_scripted_llava`) is the same architecture with weights edited so that greedy decoding
+after the ``ASSISTANT:`` token always produces ``reply`` and then ``</s>``:
+
+* every attention output and MLP output projection is zero, so each position's hidden state is its own
+  token embedding (the image and the question do not change the answer);
+* the embedding of the i-th token of the chain ``ASSISTANT: t1 … tn`` is the i-th unit vector, every other
+  embedding is zero;
+* the output row of token ``t(i+1)`` (``</s>`` after ``tn``) is ``scale`` times the i-th unit vector.
+
+So ``P(t(i+1) | … t(i)) ≈ 1`` and the log-likelihood of ``reply`` as an answer is close to 0 while any other
+candidate's is far below: rank passes rank it first.
+
+``python -m vlm_classdata.vlm.tiny OUT [--reply TEXT] [--seed N]`` saves one.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
+
+from vlm_classdata.errors import run_cli
 
 # LLaVA-1.5 style: "USER: <image>\n{text} ASSISTANT:" (string or list content; assistant turns end with </s>).
 CHAT_TEMPLATE = (
@@ -41,20 +60,20 @@ ROLE_TOKENS = ["USER:", "ASSISTANT:"]
 
 def build_tokenizer(vocab_size: int = 512):
     """A byte-level BPE tokenizer trained on a small built-in text; BOS ``<s>`` is added to every sequence."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    import tokenizers  # heavy: only building a checkpoint needs the tokenizer stack
+    from transformers import PreTrainedTokenizerFast  # heavy: only building a checkpoint needs transformers
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(_CORPUS.splitlines() * 4, trainer=trainer)
-    tok.add_tokens([AddedToken(t, normalized=False) for t in ROLE_TOKENS])
+    tok.add_tokens([tokenizers.AddedToken(t, normalized=False) for t in ROLE_TOKENS])
     bos = tok.token_to_id("<s>")
-    tok.post_processor = processors.TemplateProcessing(
+    tok.post_processor = tokenizers.processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)],
     )
     return PreTrainedTokenizerFast(
@@ -68,7 +87,7 @@ def build_processor(image_size: int = 32, patch_size: int = 8, tokenizer=None):
     """The ``LlavaProcessor`` of :func:`make_tiny_llava`: CLIP image processor (``image_size`` shortest edge and
     centre crop), the :func:`build_tokenizer` tokenizer (unless one is given) and the LLaVA-1.5 chat template;
     ``<image>`` expands to ``(image_size // patch_size) ** 2`` tokens."""
-    from transformers import CLIPImageProcessorPil, LlavaProcessor
+    from transformers import CLIPImageProcessorPil, LlavaProcessor  # heavy: only building needs it
 
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
     image_processor = CLIPImageProcessorPil(
@@ -88,7 +107,7 @@ def llava_config(tokenizer, text_hidden: int = 64, text_layers: int = 2, image_s
     """A ``LlavaConfig`` (CLIP vision tower + Llama text model) for ``tokenizer``; the defaults are
     :func:`make_tiny_llava`'s. Intermediate sizes default to twice the hidden size; ``vocab_size`` defaults to
     the tokenizer's size (a larger one is fine: the extra ids are never produced by the tokenizer)."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig  # heavy: only building needs it
 
     vision = CLIPVisionConfig(
         hidden_size=vision_hidden, intermediate_size=vision_intermediate or 2 * vision_hidden,
@@ -118,8 +137,8 @@ def make_tiny_llava(path: str, seed: int = 0, text_hidden: int = 64, text_layers
     Further keyword arguments (``vision_hidden``, ``vision_layers``, ``vocab_size``, ``vision_feature_layer``,
     ...) go to :func:`llava_config`. Deterministic given ``seed``. Returns ``path``.
     """
-    import torch
-    from transformers import LlavaForConditionalGeneration
+    import torch  # heavy: only building a checkpoint needs it
+    from transformers import LlavaForConditionalGeneration  # heavy, as torch
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,8 +156,8 @@ def make_tiny_llava(path: str, seed: int = 0, text_hidden: int = 64, text_layers
 def make_tiny_causal_lm(path: str, seed: int = 0, hidden: int = 64, layers: int = 2) -> str:
     """Build and save a tiny random text-only ``LlamaForCausalLM`` with the same tokenizer and chat template
     (no processor): the local text-generation backend's test model. Deterministic given ``seed``."""
-    import torch
-    from transformers import LlamaForCausalLM
+    import torch  # heavy: only building a checkpoint needs it
+    from transformers import LlamaForCausalLM  # heavy, as torch
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,10 +170,42 @@ def make_tiny_causal_lm(path: str, seed: int = 0, hidden: int = 64, layers: int 
     return str(out)
 
 
+def make_scripted_llava(path: str, reply: str, seed: int = 0, scale: float = 30.0) -> str:
+    """Build and save a tiny LLaVA (see the module docstring) that always answers ``reply``; returns ``path``.
+
+    Raises ValueError when the reply's tokens repeat (the chain needs distinct tokens) or outnumber the
+    hidden size."""
+    import torch  # heavy: only building a checkpoint needs it
+    from transformers import AutoProcessor, LlavaForConditionalGeneration  # heavy, as torch
+
+    make_tiny_llava(path, seed=seed)
+    processor = AutoProcessor.from_pretrained(path)
+    tok = processor.tokenizer
+    model = LlavaForConditionalGeneration.from_pretrained(path)
+    chain = [tok.convert_tokens_to_ids("ASSISTANT:"), *tok(" " + reply, add_special_tokens=False)["input_ids"]]
+    hidden = model.config.text_config.hidden_size
+    if len(set(chain)) != len(chain):
+        raise ValueError(f"reply {reply!r} repeats a token; a scripted model needs distinct tokens")
+    if len(chain) > hidden:
+        raise ValueError(f"reply {reply!r} has more tokens than the hidden size {hidden}")
+    targets = [*chain[1:], tok.eos_token_id]
+    with torch.no_grad():
+        for layer in model.model.language_model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        emb = model.get_input_embeddings().weight
+        head = model.get_output_embeddings().weight
+        emb.zero_()
+        head.zero_()
+        for i, (token, nxt) in enumerate(zip(chain, targets, strict=True)):
+            emb[token, i] = 1.0
+            head[nxt, i] = scale
+    model.save_pretrained(Path(path))
+    return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m vlm_classdata.vlm.tiny OUT [--reply TEXT] [--seed N]``: save a tiny random (or scripted) LLaVA."""
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m vlm_classdata.vlm.tiny",
                                 description="Save a tiny randomly initialised LLaVA checkpoint (offline), to try "
                                             "the verification passes without downloading a model.")
@@ -163,8 +214,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.reply:
-        from vlm_classdata.vlm.scripted import make_scripted_llava
-
         make_scripted_llava(args.out, args.reply, seed=args.seed)
     else:
         make_tiny_llava(args.out, seed=args.seed)
@@ -173,8 +222,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
-    from vlm_classdata.errors import run_cli
-
     sys.exit(run_cli(main))

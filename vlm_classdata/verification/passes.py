@@ -10,7 +10,7 @@
 * ``rank`` — the log-likelihood of every class name as the answer to the open question (shared-prefix
   scoring); the rank of the true class by summed and by mean token log-probability.
 
-A pass turns a list of :class:`~builders.verify.items.Item` into one row per item with the columns of
+A pass turns a list of :class:`~vlm_classdata.verification.items.Item` into one row per item with the columns of
 :data:`COMMON_COLUMNS` plus its own (``columns``). Unusable items (no image, unreadable image, prompt too
 long, no options/class) become rows with ``status="error"`` and a reason, never exceptions.
 """
@@ -19,23 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
+from PIL import Image, UnidentifiedImageError
 
-from builders.verify.items import Item
+from vlm_classdata.answers import LabelMatcher, parse_choice
 from vlm_classdata.errors import UserError
+from vlm_classdata.lexicon import Lexicon
+from vlm_classdata.verification.items import Item
+from vlm_classdata.vlm import VLM, GenerationConfig
 from vlm_classdata.vocabulary import ClassVocabulary
-
-if TYPE_CHECKING:
-    from PIL import Image
-
-    from vlm_classdata.vlm import VLM
-
-log = logging.getLogger(__name__)
 
 COMMON_COLUMNS: dict[str, pl.DataType] = {
     "sample_id": pl.String, "split": pl.String, "pass": pl.String, "model": pl.String,
@@ -55,8 +51,6 @@ class PassSettings:
 
 def load_image(path: str | None) -> tuple[Image.Image | None, str | None]:
     """``(RGB image, None)`` or ``(None, reason)``: ``no_image``, ``missing_image`` or ``unreadable_image``."""
-    from PIL import Image, UnidentifiedImageError
-
     if not path:
         return None, "no_image"
     try:
@@ -148,8 +142,6 @@ class _GenerationPass(Pass):
     """Passes that generate a reply and judge it."""
 
     def _answer(self, vlm: VLM, items: list[Item], images: list[Image.Image | None]) -> list[dict]:
-        from vlm_classdata.vlm import GenerationConfig
-
         config = GenerationConfig(max_new_tokens=self.settings.max_new_tokens, batch_size=self.settings.batch_size)
         asked = [(im if self.uses_image else None, self.prompt(it)) for it, im in zip(items, images, strict=True)]
         replies = vlm.generate_each(asked, config)
@@ -177,16 +169,13 @@ class LabelCheckPass(_GenerationPass):
         if vocab is None:
             raise UserError("label_check needs the build's class vocabulary")
         super().__init__(settings, vocab)
-        self._matcher: Any = None
+        self._matcher: LabelMatcher | None = None
 
     def unsuitable(self, item: Item) -> str | None:
         return None if item.class_id else "no_class"
 
     def judge(self, item: Item, reply: str) -> dict:
-        if self._matcher is None:
-            from vlm_classdata.answers import LabelMatcher
-            from vlm_classdata.lexicon import Lexicon
-
+        if self._matcher is None:  # built on first use: the WordNet forms of every class take a while
             self._matcher = LabelMatcher(Lexicon.build(self.vocab))
         m = self._matcher.match(item.class_id, reply)
         return {"class_id": item.class_id, "label": self.vocab[item.class_id].name, "correct": m.correct,
@@ -206,8 +195,6 @@ class McqPass(_GenerationPass):
         return None
 
     def judge(self, item: Item, reply: str) -> dict:
-        from vlm_classdata.answers import parse_choice
-
         parsed = parse_choice(reply, list(item.options))
         return {"pred_index": parsed.index, "pred_letter": parsed.letter, "parse_how": parsed.how,
                 "answer_index": item.answer_index, "correct": parsed.index == item.answer_index}

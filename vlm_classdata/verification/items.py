@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builders.formats.mcq import parse_options
+from vlm_classdata.answers import parse_options
 from vlm_classdata.errors import UserError, read_user_json
 from vlm_classdata.vocabulary import ClassVocabulary
 
@@ -58,6 +59,21 @@ class ItemSet:
         """Count one unusable row; keep the first detail per reason."""
         self.skipped[reason] += 1
         self.examples.setdefault(reason, detail)
+
+
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict | None]]:
+    """``(line number, row)`` per non-blank line of a JSONL file; ``row`` is None for a line that is not a JSON
+    object. Row positions (see :func:`row_id`) count the objects only."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                yield n, None
+                continue
+            yield n, row if isinstance(row, dict) else None
 
 
 def _resolve_image(value: object, image_root: Path | None, image_prefix: str) -> str | None:
@@ -121,31 +137,23 @@ def load_items(path: str | Path, image_root: str | Path | None = None, image_pre
     out = into if into is not None else ItemSet()
     seen = {it.sample_id for it in out.items}
     split = split or p.stem
-    with open(p, encoding="utf-8", errors="replace") as f:
-        position = 0
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                out.skip("bad_json", f"{p.name}:{n}")
-                continue
-            if not isinstance(row, dict):
-                out.skip("bad_json", f"{p.name}:{n}")
-                continue
-            try:
-                item = _item(row, position, split, root, image_prefix, vocab)
-            except ValueError as exc:
-                out.skip(str(exc), f"{p.name}:{n}")
-                continue
-            finally:
-                position += 1
-            if item.sample_id in seen:
-                out.skip("duplicate_id", f"{p.name}:{n} {item.sample_id}")
-                continue
-            seen.add(item.sample_id)
-            out.items.append(item)
+    position = 0
+    for n, row in jsonl_objects(p):
+        if row is None:
+            out.skip("bad_json", f"{p.name}:{n}")
+            continue
+        try:
+            item = _item(row, position, split, root, image_prefix, vocab)
+        except ValueError as exc:
+            out.skip(str(exc), f"{p.name}:{n}")
+            continue
+        finally:
+            position += 1
+        if item.sample_id in seen:
+            out.skip("duplicate_id", f"{p.name}:{n} {item.sample_id}")
+            continue
+        seen.add(item.sample_id)
+        out.items.append(item)
     return out
 
 
@@ -154,7 +162,7 @@ def build_vocabulary(build_dir: str | Path) -> ClassVocabulary:
     build = Path(build_dir)
     classes = build / "classes.json"
     if classes.is_file():
-        return ClassVocabulary.from_json(read_user_json(classes, "class list"))
+        return ClassVocabulary.load(classes)
     manifest = read_user_json(build / "manifest.json", "build manifest")
     return ClassVocabulary.load(manifest.get("vocabulary", {}).get("dataset", ""))
 
