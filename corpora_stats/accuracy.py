@@ -35,9 +35,9 @@ class PredictionJudge:
     A JSON integer is a class index, and a text that is a class id or WordNet id (as given, or normalised)
     names that class: vocabulary resolution, not a text match. Any other text goes to the one label judge,
     :class:`LabelMatcher`, over the counted forms (``lexicon``, when the counts folder has them) plus the
-    vocabulary's display names and synonyms; the report credits its ``exact`` verdict only
-    (:meth:`LabelMatcher.exact_form`: the whole reply, leading articles aside, is a form of the class), not a
-    name found inside a longer reply nor a fuzzy match.
+    vocabulary's display names and synonyms, with the same verdict as verification's ``label_check`` pass
+    (exact form, whole-word mention with no other class named, or a near match) — the open-world protocol of
+    arXiv 2405.18415, where a reply is correct when it names the class.
     """
 
     def __init__(self, vocab: ClassVocabulary, lexicon: Lexicon | None = None) -> None:
@@ -56,7 +56,7 @@ class PredictionJudge:
         for text in (pred.strip(), normalize(pred)):
             if text in self._ids:
                 return self._ids[text] == class_id
-        return self.labels.exact_form(class_id, pred) is not None
+        return self.labels.match(class_id, pred).correct
 
 
 def _first_key(row: dict, keys: Sequence[str]) -> tuple[bool, Any]:

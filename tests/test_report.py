@@ -324,14 +324,15 @@ def test_lexicon_forms_count_plurals_as_correct(folder, tmp_path):
     assert read_accuracy(path, VOCAB, lex)[0]["correct"].sum() == N  # but they are lexicon forms
 
 
-def test_prediction_is_the_label_when_the_whole_reply_names_it(folder, tmp_path):
-    """The one label judge, exact verdict: the reply is the class's name (articles aside), a synonym, its id or
-    its index; a name inside a sentence, another class's id or name, and digits as text are not."""
+def test_prediction_is_the_label_when_the_reply_names_it(folder, tmp_path):
+    """The one label judge (verification's label_check verdict): the reply is or names the class (its name,
+    articles aside, a synonym, inside a sentence), or it is its id or index; another class's id or name, and digits
+    as text are not."""
     lex = corpus_lexicon(folder, VOCAB, "pretrain", "wordnet")
     tench = ClassVocabulary.bundled("imagenet1k")["n01440764"]
     vocab = ClassVocabulary.bundled("imagenet1k").subset([tench.class_id, *VOCAB.ids[1:]])
     replies = {"a tench": True, "The Tench!": True, tench.synonyms[0]: True, tench.class_id.upper(): True, 0: True,
-               "It is a tench.": False, VOCAB.ids[1]: False, VOCAB.names[1]: False, "0": False, "tenches": False}
+               "It is a tench.": True, VOCAB.ids[1]: False, VOCAB.names[1]: False, "0": False, "tenches": False}
     path = tmp_path / "p.jsonl"
     for reply, correct in replies.items():
         path.write_text(json.dumps({"label": tench.class_id, "pred": reply}) + "\n")

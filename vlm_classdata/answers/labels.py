@@ -95,12 +95,6 @@ class LabelMatcher:
                 i += 1
         return out
 
-    def exact_form(self, class_id: str, reply: str) -> str | None:
-        """The form of class ``class_id`` that ``reply`` is as a whole (normalised, leading articles aside), or
-        None: the ``exact`` step of :meth:`match` alone, without its word search and fuzzy scoring."""
-        tokens = normalize(reply).split() if isinstance(reply, str) else []
-        return _exact(self._credited.get(class_id, set()), tokens, strip_articles(tokens)) if tokens else None
-
     def match(self, class_id: str, reply: str) -> LabelMatch:
         """Whether ``reply`` names class ``class_id`` (KeyError for a class id not in the vocabulary).
 
