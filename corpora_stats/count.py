@@ -214,7 +214,7 @@ def count_corpora(corpora: dict[str, str], vocab: ClassVocabulary, out_dir: str 
 def _count_into(stage: Path, opened: dict[str, Corpus], vocab: ClassVocabulary, lexicon: Lexicon,
                 config: CountConfig, executor: Executor, show_progress: bool) -> dict:
     """Count each opened corpus and write its tables into ``stage``; → ``count_meta.json`` (without tables)."""
-    write_text_atomic(stage / "classes.json", json.dumps(vocab.to_json(), indent=1))
+    vocab.save(stage / "classes.json")
     forms = lexicon.forms
     meta: dict[str, Any] = {"method": config.method, "forms_policy": config.forms,
                             "flags_excluded": [] if config.forms == "all" else ["shared", "ambiguous", "short"],

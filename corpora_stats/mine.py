@@ -165,7 +165,7 @@ def mine_urls(options: MineOptions) -> dict:
     }
     out.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out / "urls.parquet", _urls_parquet(rows))
-    write_bytes_atomic(out / "classes.json", (json.dumps(vocab.to_json(), indent=1, ensure_ascii=False) + "\n").encode())
+    vocab.save(out / "classes.json")
     write_bytes_atomic(out / "mine_report.json",
                        (json.dumps(report, indent=1, ensure_ascii=False) + "\n").encode())
     return report
