@@ -10,7 +10,7 @@ import pytest
 
 from imagewikiqa.audit import MASK, key_check
 from imagewikiqa.debias import debias
-from imagewikiqa.report import cross_class_duplicates, leak_check
+from imagewikiqa.quality import cross_class_duplicates, leak_check
 from imagewikiqa.wordnet_questions import _name_words, generate_wordnet_questions, leaks_name
 from vlm_classdata.hierarchy import entry_synset
 from vlm_classdata.lexicon import Lexicon

@@ -19,13 +19,8 @@ from imagewikiqa.debias import (
     tidy_options,
 )
 from imagewikiqa.records import Question
-from imagewikiqa.report import (
-    blind_baselines,
-    quality_report,
-    questions_from_benchmark,
-    report_markdown,
-    write_report,
-)
+from imagewikiqa.quality import blind_baselines, quality_report, questions_from_benchmark
+from imagewikiqa.report import report_markdown, write_report
 
 
 def q(qid: str, options: list[str], answer: int, cls: str = "c1", stem: str | None = None, **kw) -> Question:

@@ -31,7 +31,7 @@ from imagewikiqa.__main__ import main
 from imagewikiqa.audit import audit_sample, key_check
 from imagewikiqa.evaluate import load_benchmark
 from imagewikiqa.records import Question
-from imagewikiqa.report import cross_class_duplicates, leak_check
+from imagewikiqa.quality import cross_class_duplicates, leak_check
 from vlm_classdata.errors import run_cli
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.vocabulary import ClassVocabulary
