@@ -16,17 +16,18 @@ from typing import Any
 
 from builders.sources import open_source
 from imagewikiqa.adversarial import adversarial_fingerprint, adversarial_line, adversarial_stage
+from imagewikiqa.articles import load_articles
 from imagewikiqa.assemble import PairedItem, pair_images, shift_options
 from imagewikiqa.audit import audit_sample, write_audit
 from imagewikiqa.build_config import BuildConfig, model_name
 from imagewikiqa.debias import balance_letters, control_length_bias
 from imagewikiqa.exports import export_all
 from imagewikiqa.llm_questions import generate_llm_questions
+from imagewikiqa.offline_articles import fallback_articles
 from imagewikiqa.quality import key_check_block, leak_check, quality_report, with_key_check
 from imagewikiqa.records import Article, Question
 from imagewikiqa.report import write_report
 from imagewikiqa.rules import apply_rules, leaks, merge_near_duplicates
-from imagewikiqa.sources import fallback_articles, load_articles
 from imagewikiqa.stage_runner import StageRunner
 from imagewikiqa.verify_text import verification_summary, verify_questions
 from imagewikiqa.wordnet_questions import generate_wordnet_questions
