@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 FILLER = frozenset({"genus", "family", "order", "class", "subfamily", "suborder", "subclass", "superfamily",
                     "tribe", "phylum", "kind", "type", "sort", "used", "usually", "especially", "often",
                     "typically", "one", "something", "thing", "things", "various", "etc", "having", "made"})
-KINDS_BY_SYNSET = ("hypernym", "part", "inherited_part", "part_of", "member_of", "substance", "domain")
 MASK = "…"  # a hidden word run in a masked definition option (imagewikiqa.wordnet_questions.MASK)
 MAX_DESCENDANTS = 400  # descendants whose glosses/parts count as facts of the class (dog has ~200 breeds)
 
