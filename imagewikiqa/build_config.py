@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imagewikiqa.llm_client import ChatBackend, ChatClient
+from imagewikiqa.chat import ChatBackend
+from imagewikiqa.llm_client import ChatClient
 from imagewikiqa.local_backend import LocalChatModel
 from vlm_classdata.errors import UserError
 from vlm_classdata.vocabulary import ClassVocabulary

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from imagewikiqa.llm_client import ChatBackend, ChatRequest, ChatResult, ReplyCache
+from imagewikiqa.chat import ChatBackend, ChatRequest, ChatResult, ReplyCache
 from vlm_classdata.progress import make_bar
 from vlm_classdata.vlm.runtime import VLM, GenerationConfig
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from imagewikiqa.build_config import BuildConfig, open_backend
-from imagewikiqa.llm_client import ChatBackend, TalliedBackend
+from imagewikiqa.chat import ChatBackend, TalliedBackend
 from vlm_classdata.atomic import write_jsonl_atomic
 from vlm_classdata.errors import UserError
 from vlm_classdata.stages import Stages

@@ -30,7 +30,7 @@ import regex
 
 from builders.formats.mcq import letters
 from builders.records import sample_rng
-from imagewikiqa.llm_client import ChatBackend, ChatRequest, ChatResult
+from imagewikiqa.chat import ChatBackend, ChatRequest, ChatResult
 from imagewikiqa.records import Question
 from vlm_classdata.answers import parse_choice
 from vlm_classdata.errors import UserError

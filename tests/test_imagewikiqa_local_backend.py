@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from imagewikiqa.llm_client import ChatRequest
+from imagewikiqa.chat import ChatRequest
 from imagewikiqa.local_backend import LocalChatModel
 from vlm_classdata.vlm.scripted import make_scripted_llava
 from vlm_classdata.vlm.tiny import make_tiny_causal_lm
