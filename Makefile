@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh Debian machine (root, apt and PyPI reachable):
 #   make demo   — set up, then run the main job on the embedded ImageNet sample → out/demo (+ its dataset card)
 #   make test   — set up, then run the whole test suite
+#   make lint   — ruff, and the import contracts of ARCHITECTURE.md (import-linter)
 PY := .venv/bin/python
 
 .PHONY: setup demo test lint bench
@@ -16,6 +17,7 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports
 
 bench: setup
 	$(PY) scripts/bench_builders.py

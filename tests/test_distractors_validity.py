@@ -77,7 +77,8 @@ def pairs_offered(rows: list[dict]) -> set[tuple[str, str]]:
 def test_known_second_correct_options_are_invalid(policy):
     for a, b in BAD_PAIRS + [(SUNGLASS, SUNGLASSES)]:
         assert policy.invalid_reason(a, b) is not None and policy.invalid_reason(b, a) is not None, (a, b)
-        assert b not in policy.valid_pool(a) and a not in policy.valid_pool(b)
+        assert b not in policy.sample_valid(a, policy.valid_count(a), random.Random(0))  # the whole pool
+        assert a not in policy.sample_valid(b, policy.valid_count(b), random.Random(0))
     assert policy.explain(PROJECTILE, MISSILE) == "shared_form 'missile'"  # a lemma of projectile.n.01
     assert policy.explain(CRAYFISH, SPINY_LOBSTER) in ("shared_form 'crayfish'", "shared_form 'crawfish'")
     assert policy.invalid_reason(LAPTOP, NOTEBOOK) == "curated"  # WordNet links them by no lemma or hypernym
@@ -85,7 +86,9 @@ def test_known_second_correct_options_are_invalid(policy):
     # "syringes" is only a plural in both (syrinx, syringe): no shared name, a valid distractor
     assert policy.invalid_reason(PAN_FLUTE, SYRINGE) is None
     assert policy.invalid_reason(TENCH, TENCH) == "answer"
-    assert policy.valid_count(TENCH) == 999 and len(policy.valid_pool(PROJECTILE)) == policy.valid_count(PROJECTILE) == 998
+    assert policy.valid_count(TENCH) == 999 and policy.valid_count(PROJECTILE) == 998
+    pool = set(policy.sample_valid(PROJECTILE, 998, random.Random(0)))  # the whole pool sampling draws from
+    assert len(pool) == 998 and PROJECTILE not in pool and MISSILE not in pool
     with pytest.raises(KeyError, match="not in vocabulary"):
         policy.invalid_reason("n00000000", TENCH)
     desc = policy.describe()
@@ -101,7 +104,9 @@ def test_ancestors_descendants_synonyms_and_relations():
     assert p.invalid_reason(beagle, dog) == "ancestor"  # "dog" is no wrong answer for a beagle photo
     assert p.invalid_reason(dog, beagle) == "descendant"
     assert p.invalid_reason(GOLDEN, DOG) == "ancestor" and p.invalid_reason(DOG, TABBY) is None
-    assert sorted(p.valid_pool(DOG)) == sorted([TABBY, TENCH])
+    assert sorted(p.sample_valid(DOG, 2, random.Random(0))) == sorted([TABBY, TENCH])
+    with pytest.raises(ValueError):  # nothing else is valid for a dog photo
+        p.sample_valid(DOG, 3, random.Random(0))
     assert p.relation(BEAGLE, BASSET) == "sibling"  # both hound.n.01
     assert p.relation(BEAGLE, GOLDEN) == "cousin"  # hunting_dog.n.01: 2 steps above beagle, 3 above golden
     assert p.relation(BEAGLE, TENCH) == "unrelated"
@@ -187,14 +192,14 @@ def test_seeded_draws_survive_pickling_and_random_mode_keeps_unaffected_draws(in
 def test_policy_is_fast_cold_and_sampling_is_per_item(inet, policy, prompts):
     import vlm_classdata.distractors
     import vlm_classdata.hierarchy
-    import vlm_classdata.lexicon
+    import vlm_classdata.lexicon.wordnet_senses
 
     # cold except WordNet's own load (measured apart: ~2.8 s on an idle 2-core machine)
     vlm_classdata.distractors._CACHE.clear()
     vlm_classdata.hierarchy._closures_cached.cache_clear()
     vlm_classdata.hierarchy._neighbors_cached.cache_clear()
-    for name in ("_exceptions", "_noun_senses", "_sense_count", "_is_noun", "_in_wordnet", "_noun_bases"):
-        getattr(vlm_classdata.lexicon, name).cache_clear()
+    for name in ("noun_exceptions", "noun_senses", "sense_count", "is_noun", "in_wordnet", "noun_bases"):
+        getattr(vlm_classdata.lexicon.wordnet_senses, name).cache_clear()
     start = time.perf_counter()
     distractor_policy(inet).hard_pool(TENCH, 75)
     build = time.perf_counter() - start

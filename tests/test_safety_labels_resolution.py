@@ -84,11 +84,9 @@ def test_every_label_kind_resolves_the_same_way():
         assert vocab.resolve_label(name) == (cid, None, "")  # the display name wins over a synonym
         assert vocab.resolve_label(name.upper().replace(" ", "_")) == (cid, None, "")
         assert vocab.resolve_label(cid) == (cid, None, "")
-        assert vocab.resolve_folder(name).class_id == cid
     assert vocab.resolve_label("Cardigan Welsh corgi")[0] == "n02113186"
     assert vocab.resolve_label("projectile")[0] == "n04008634"
     assert vocab.resolve_label("crane") == (None, "ambiguous_class", CRANE_DETAIL)
-    assert vocab.resolve_folder("crane") is None
     assert vocab.resolve_label(5) == vocab.resolve_label("5") == (vocab.ids[5], None, "")
     assert vocab.resolve_label(1000) == (None, "unknown_class", "label 1000 (index out of range 0..999)")
     assert vocab.resolve_label("unicorn") == (None, "unknown_class", "label 'unicorn'")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from vlm_classdata.atomic import json_text
 from vlm_classdata.errors import UserError
-from vlm_classdata.vocabulary import BUNDLED, ClassVocabulary
+from vlm_classdata.vocabulary import BUNDLED, ClassEntry, ClassVocabulary
 from vlm_classdata.wordnet import cache_dir, ensure_wordnet, synset_from_wnid, wnid_of, wordnet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,8 +37,8 @@ def test_imagenet_clashes_are_resolved_explicitly():
     assert set(v.renamed) == {"n04008634", "n04355933"}
     assert all({"from", "to", "why"} <= set(r) for r in v.renamed.values())
     # a name two classes share resolves to neither; a unique synonym resolves
-    assert v.resolve_folder("crane") is None
-    assert v.resolve_folder("Tinca_tinca").class_id == "n01440764"
+    assert v.resolve_label("crane")[:2] == (None, "ambiguous_class")
+    assert v.resolve_label("Tinca_tinca") == ("n01440764", None, "")
     assert v.by_name("TENCH").class_id == "n01440764"
 
 
@@ -63,6 +64,36 @@ def test_load_class_list_files(tmp_path):
     sub = ClassVocabulary.bundled("imagenet1k").subset(["n01443537", "n01440764"])
     assert sub.ids == ["n01440764", "n01443537"] and sub.by_index(1).index == 1
     assert set(BUNDLED) >= {"imagenet1k", "food101"}
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_save_is_the_one_classes_json_writer_and_load_reads_it_back(tmp_path, name):
+    vocab = ClassVocabulary.bundled(name)
+    vocab.save(tmp_path / "out" / "classes.json")
+    text = (tmp_path / "out" / "classes.json").read_text(encoding="utf-8")
+    assert text == json_text(vocab.to_json())  # the layout builds have always written
+    assert ClassVocabulary.load(tmp_path / "out" / "classes.json") == vocab
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["classes.json"]  # no temporary sibling left
+
+
+def test_save_round_trips_renames_synonyms_and_foreign_wnids(tmp_path):
+    renamed = ClassVocabulary.from_names(["cat", "dog", "Cat"], ["a", "b", "n01440764"], dataset="pets")
+    custom = ClassVocabulary("rös", [
+        ClassEntry(0, "7", "tench", ("Tinca tinca",), "n01440764"), ClassEntry(1, "9", "crème brûlée")])
+    for vocab in (renamed, renamed.subset(["b", "n01440764"]), custom):
+        vocab.save(tmp_path / "classes.json")
+        back = ClassVocabulary.load(tmp_path / "classes.json")
+        assert back == vocab and back.renamed == vocab.renamed
+        assert [e.wnid for e in back] == [e.wnid for e in vocab]
+    assert "crème brûlée" in (tmp_path / "classes.json").read_text(encoding="utf-8")  # non-ASCII kept
+
+
+def test_load_reads_the_classes_json_layouts_count_and_mine_write(tmp_path):
+    vocab = ClassVocabulary.from_names(["crème", "dog"], dataset="x")
+    (tmp_path / "count.json").write_text(json.dumps(vocab.to_json(), indent=1))
+    (tmp_path / "mine.json").write_text(json.dumps(vocab.to_json(), indent=1, ensure_ascii=False) + "\n")
+    assert ClassVocabulary.load(tmp_path / "count.json") == vocab
+    assert ClassVocabulary.load(tmp_path / "mine.json") == vocab
 
 
 def test_from_wnids_uses_clean_names_then_wordnet():

@@ -55,6 +55,7 @@ from threadpoolctl import threadpool_limits
 
 from vlm_classdata.errors import UserError
 from vlm_classdata.lexicon import normalize, stopwords
+from vlm_classdata.wordnet import WordNetMissingError, wordnet
 
 __all__ = [
     "DEFAULT_MARGIN", "MIN_GROUPS", "SOLVERS", "FilterResult", "MCQ", "SolverScores", "adversarial_filter",
@@ -114,8 +115,6 @@ def _tokens(text: str) -> list[str]:
 @lru_cache(maxsize=200_000)
 def _wordnet_stats(text: str) -> tuple[float, float, float, float]:
     """(is a noun lemma, min depth of its first sense, log senses, log1p SemCor count) of a normalised text."""
-    from vlm_classdata.wordnet import wordnet
-
     wn = wordnet()
     if not text:
         return 0.0, 0.0, 0.0, 0.0
@@ -128,8 +127,6 @@ def _wordnet_stats(text: str) -> tuple[float, float, float, float]:
 
 
 def _wordnet_available() -> bool:
-    from vlm_classdata.wordnet import WordNetMissingError, wordnet
-
     try:
         wordnet()
     except WordNetMissingError:

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from vlm_classdata.hierarchy import _entries_key, class_closures, neighbor_order
+from vlm_classdata.hierarchy import class_closures, neighbor_order, vocabulary_key
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.vocabulary import ClassVocabulary
 
@@ -153,10 +153,6 @@ class DistractorPolicy:
             pool = self._pools[a] = tuple(cid for b, cid in enumerate(self.ids) if b != a and b not in bad)
         return pool
 
-    def valid_pool(self, class_id: str) -> list[str]:
-        """Every valid distractor class for ``class_id``, in vocabulary order."""
-        return list(self._pool(self._i(class_id)))
-
     def sample_valid(self, class_id: str, k: int, rng) -> list[str]:
         """``rng.sample`` of ``k`` valid distractors (O(k) per call once the class's pool is built)."""
         return rng.sample(self._pool(self._i(class_id)), k)
@@ -207,7 +203,7 @@ _CACHE_SIZE = 8
 def distractor_policy(vocab: ClassVocabulary) -> DistractorPolicy:
     """The default policy of ``vocab`` (its WordNet lexicon, :data:`CURATED_EQUIVALENTS`), cached per
     vocabulary content (ids, names, synonyms, wnids)."""
-    key = _entries_key(vocab)
+    key = vocabulary_key(vocab)
     policy = _CACHE.get(key)
     if policy is None:
         if len(_CACHE) >= _CACHE_SIZE:

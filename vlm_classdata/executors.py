@@ -12,13 +12,16 @@ parent's threads or state (unlike ``fork``).
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from multiprocessing import forkserver
 from typing import Any
+from urllib.parse import urlsplit
 
 from vlm_classdata import progress
 from vlm_classdata.errors import UserError
@@ -51,8 +54,6 @@ def keep_freed_memory(limit: int = 256 << 20) -> bool:
     Workers allocate and free ~100 KB image buffers by the thousand (and MB-sized row groups); by default glibc
     returns the heap top as soon as 128 KB of it are free, so the next images land on fresh zeroed pages: ~28
     page faults and ~40 µs per 110 KB image, more than reading it. Returns False where malloc is not glibc's."""
-    import ctypes
-
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
@@ -98,8 +99,6 @@ class LocalExecutor(Executor):
         pool starts. A server already running (started earlier in this process) is kept as it is."""
         if self.num_workers == 1 or self.start_method != "forkserver":
             return
-        from multiprocessing import forkserver
-
         ctx = mp.get_context("forkserver")
         if preload:  # "__main__" is the default preload: the server imports a main script once for all workers
             ctx.set_forkserver_preload(["__main__", *sorted(set(preload) - {"__main__"})])
@@ -160,7 +159,7 @@ class RayExecutor(Executor):
             check_ray_address(self.address, timeout)
 
     def map(self, fn, jobs, bar=None, context=_NO_CONTEXT):
-        import ray
+        import ray  # heavy and optional (the ray extra): only the ray executor needs it
 
         ensure_ray(self.address, self.num_workers, self.timeout)
         if context is _NO_CONTEXT:
@@ -186,8 +185,6 @@ _H2_SETTINGS = 4
 def _ray_endpoint(address: str) -> tuple[str, int] | None:
     """``(host, port)`` of a Ray GCS (``host:port``) or Ray Client (``ray://host[:port]``) address; None for
     addresses Ray resolves itself (``auto``, ``local``) or that are not host/port ones."""
-    from urllib.parse import urlsplit
-
     if address in ("auto", "local"):
         return None
     scheme = address.split("://", 1)[0] if "://" in address else ""
@@ -240,7 +237,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None,
     :func:`check_ray_address`), else start a local instance with ``num_cpus`` CPUs bound to 127.0.0.1; a
     no-op when Ray is already initialised in this process."""
     try:
-        import ray
+        import ray  # heavy and optional (the ray extra): only the ray executor needs it
     except ImportError:
         raise UserError("Ray is not installed: pip install 'ray[data]'") from None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

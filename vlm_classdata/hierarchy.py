@@ -21,6 +21,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
+from rapidfuzz import fuzz, process, utils
 
 from vlm_classdata.vocabulary import ClassEntry, ClassVocabulary
 from vlm_classdata.wordnet import WordNetMissingError, synset_from_wnid, wordnet
@@ -82,13 +83,12 @@ def _max_depths(synsets: list[Synset]) -> dict[str, int]:
     return memo
 
 
-def _entries_key(vocab: ClassVocabulary) -> _Key:
+def vocabulary_key(vocab: ClassVocabulary) -> _Key:
+    """A hashable key of a vocabulary's content (ids, names, synonyms, wnids): the cache key of its rankings."""
     return tuple((e.class_id, e.name, tuple(e.synonyms), e.wnid) for e in vocab.entries)
 
 
 def _fuzzy_matrix(names: list[str]) -> np.ndarray:
-    from rapidfuzz import fuzz, process, utils
-
     return process.cdist(names, names, scorer=fuzz.token_set_ratio, processor=utils.default_process,
                          dtype=np.float32, workers=1)
 
@@ -115,7 +115,7 @@ def class_closures(vocab: ClassVocabulary) -> tuple[list[str | None], list[dict[
 
     Cached per vocabulary content, shared with :func:`class_neighbors`; callers must not mutate the dicts.
     """
-    synsets, ancestors = _closures_cached(_entries_key(vocab))
+    synsets, ancestors = _closures_cached(vocabulary_key(vocab))
     return [s.name() if s is not None else None for s in synsets], list(ancestors)
 
 
@@ -164,18 +164,12 @@ def class_neighbors(vocab: ClassVocabulary) -> dict[str, list[str]]:
     Cached per vocabulary content (ids, names, synonyms, wnids); 1000 ImageNet classes take a few
     seconds including WordNet's first load.
     """
-    order = _neighbors_cached(_entries_key(vocab))
+    order = _neighbors_cached(vocabulary_key(vocab))
     ids = vocab.ids
     return {ids[a]: [ids[b] for b in row] for a, row in enumerate(order)}
 
 
 def neighbor_order(vocab: ClassVocabulary) -> tuple[tuple[int, ...], ...]:
     """:func:`class_neighbors` as vocabulary indices: row ``a`` ranks every other class index nearest first."""
-    return _neighbors_cached(_entries_key(vocab))
+    return _neighbors_cached(vocabulary_key(vocab))
 
-
-def nearest_classes(vocab: ClassVocabulary, class_id: str, k: int) -> list[str]:
-    """The ``k`` classes nearest to ``class_id`` (fewer when the vocabulary is smaller)."""
-    order = _neighbors_cached(_entries_key(vocab))
-    ids = vocab.ids
-    return [ids[b] for b in order[vocab[class_id].index][:k]]

@@ -20,6 +20,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold
@@ -193,8 +194,6 @@ def to_rgb_jpeg(data: bytes, quality: int = 95) -> bytes:
     with Image.open(io.BytesIO(data)) as img:
         img.load()
         if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-            import numpy as np
-
             arr = np.asarray(img, dtype=np.uint32)
             peak = 65535 if img.mode.startswith("I;16") or arr.max() > 255 else 255
             img = Image.fromarray((arr * 255 // max(peak, 1)).astype("uint8"))

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from vlm_classdata.atomic import write_json_atomic
 from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.wordnet import synset_from_wnid
 
 BUNDLED = ("imagenet1k", "flowers102", "stanford_cars", "caltech101", "cub200", "food101", "objectnet")
 WNID_RE = re.compile(r"^[nvar]\d{8}$")
@@ -136,11 +138,6 @@ class ClassVocabulary:
         norm = normalize_name(text)
         return list(self._norm_names.get(norm) or self._norm_synonyms.get(norm) or ())
 
-    def resolve_folder(self, folder: str) -> ClassEntry | None:
-        """The class a folder (or any) name denotes when exactly one does (see :meth:`candidates`)."""
-        found = self.candidates(folder)
-        return found[0] if len(found) == 1 else None
-
     def resolve_label(self, value: object) -> tuple[str | None, str | None, str]:
         """``(class_id, skip_reason, detail)`` for a raw label of any kind, from any source.
 
@@ -196,6 +193,12 @@ class ClassVocabulary:
              **({"wnid": e.wnid} if e.wnid and e.wnid != e.class_id else {})} for e in self.entries],
             "renamed": self.renamed}
 
+    def save(self, path: str | Path) -> None:
+        """Write this vocabulary as ``classes.json`` (the one writer of that file): :meth:`to_json` in the
+        project's JSON layout (:func:`vlm_classdata.atomic.json_text`), published atomically. :meth:`load`
+        reads it back to an equal vocabulary."""
+        write_json_atomic(Path(path), self.to_json())
+
     # ----- constructors -------------------------------------------------------------------------
     @classmethod
     def from_json(cls, data: dict, dataset: str | None = None) -> ClassVocabulary:
@@ -250,8 +253,6 @@ class ClassVocabulary:
                 names.append(inet[w].name)
                 syns.append(inet[w].synonyms)
             else:
-                from vlm_classdata.wordnet import synset_from_wnid
-
                 lemmas = [lemma.replace("_", " ") for lemma in synset_from_wnid(w).lemma_names()]
                 names.append(lemmas[0])
                 syns.append(tuple(lemmas[1:]))

@@ -71,7 +71,7 @@ def _install_into_cache(src: Path, nltk_root: Path) -> None:
 
 
 def _nltk_has_wordnet() -> bool:
-    import nltk
+    import nltk  # heavy (~2 s): loaded only when WordNet is, not when a module using it is imported
 
     for name in ("corpora/wordnet", "corpora/wordnet.zip"):
         try:
@@ -87,7 +87,7 @@ def _nltk_has_wordnet() -> bool:
 
 def ensure_wordnet() -> str:
     """Make WordNet 3.0 visible to NLTK; return a short description of where it was found."""
-    import nltk
+    import nltk  # heavy (~2 s): loaded only when WordNet is, not when a module using it is imported
 
     if _nltk_has_wordnet():
         return "nltk-data"
@@ -106,7 +106,7 @@ def ensure_wordnet() -> str:
 def wordnet() -> WordNetCorpusReader:
     """The loaded NLTK WordNet 3.0 reader (found with :func:`ensure_wordnet`)."""
     ensure_wordnet()
-    from nltk.corpus import wordnet as wn
+    from nltk.corpus import wordnet as wn  # heavy (~2 s): see ensure_wordnet
 
     try:
         wn.ensure_loaded()

@@ -1,15 +1,6 @@
-"""The project's one multiple-choice answer parser and one synonym-aware label matcher.
-
-* :func:`parse_choice` turns a model's reply to a lettered multiple-choice question into an option index
-  (``ParsedAnswer``). An unparseable, hedged or refused reply has ``index=None``: it is "unknown", never
-  "wrong".
-* :class:`LabelMatcher` decides whether an open-ended reply names a class, using every form of the class
-  in a :class:`~vlm_classdata.lexicon.Lexicon` (display name, WordNet lemmas, plurals, aliases), whole-word
-  leftmost-longest matching against the forms of *all* classes (so "a tiger shark" does not count as
-  "tiger"), and rapidfuzz ``fuzz.ratio`` ≥ :data:`FUZZY_THRESHOLD` (0-100) for typos.
-
-Both work on text normalised with :func:`vlm_classdata.lexicon.normalize`.
-"""
+"""The project's one multiple-choice reply parser: :func:`parse_choice` turns a model's reply to a lettered
+multiple-choice question into an option index (:class:`ParsedAnswer`). An unparseable, hedged or refused reply
+has ``index=None``: it is "unknown", never "wrong"."""
 
 from __future__ import annotations
 
@@ -19,16 +10,31 @@ import string
 from dataclasses import dataclass
 
 import regex
-from rapidfuzz import fuzz, process
 
-from vlm_classdata.lexicon import Lexicon, normalize
-from vlm_classdata.wordnet import WordNetMissingError, wordnet
-
-__all__ = ["FUZZY_THRESHOLD", "REFUSALS", "LabelMatch", "LabelMatcher", "ParsedAnswer", "parse_choice"]
-
-FUZZY_THRESHOLD = 90.0
-"""Minimum rapidfuzz ``fuzz.ratio`` (0-100, Indel similarity) for a near match ("tenche" → tench: 90.9;
-"chihuahwa" → chihuahua: 88.9, a one-letter substitution in a 9-letter word, is below it)."""
+from vlm_classdata.answers.patterns import (
+    AFTER_MARKER,
+    CLOSE,
+    DECIDED,
+    DECISION,
+    HEDGE,
+    HEDGE_WORDS,
+    I_FOLLOWERS,
+    LETS,
+    LETTER_FOLLOWERS,
+    LETTER_FORMS,
+    MARKER,
+    NEWLINE,
+    OPTION_LABEL,
+    OWNER,
+    START_BARE,
+    SUBJECT,
+    TOKEN,
+    UNDECIDED,
+    WHOLE,
+    WORD_AHEAD,
+)
+from vlm_classdata.answers.words import ARTICLES, strip_articles
+from vlm_classdata.lexicon import normalize
 
 MAX_LETTERED = 26
 """More options than this are listed without letters (see builders.formats.mcq), so only option text counts."""
@@ -41,78 +47,6 @@ REFUSALS: tuple[str, ...] = (
     "i don't know", "i do not know", "i'm sorry", "i am sorry", "as an ai",
 )
 """Phrases that make a reply a refusal (matched whole-word on normalised text, outside option texts)."""
-
-ARTICLES = frozenset({"a", "an", "the"})
-# words after a bare "A"/"I" that make it an option letter ("A is correct") rather than an article/pronoun
-_LETTER_FOLLOWERS = ("is", "was", "would", "seems", "seem", "appears", "appear", "looks", "fits", "matches",
-                     "describes", "because", "since", "and", "or", "best", "correctly", "which")
-# after "I" only verb forms the pronoun cannot take ("I is right", not "I would", "I was")
-_I_FOLLOWERS = ("is", "seems", "appears", "looks", "fits", "matches", "describes")
-_FOLLOWERS_RE = "|".join(_LETTER_FOLLOWERS)
-_NOT_WORD = r"(?![\p{L}\p{N}])"
-# Every pattern below runs in time linear in the reply: quantifiers that meet a character class they overlap
-# are possessive (``*+``), so a long run of spaces, newlines or brackets is scanned once, not once per start.
-
-# answer markers: "Answer:", "Final answer:", "the answer is", "the correct option is", ...
-_MARKER = regex.compile(
-    r"(?i)\b(?:final\s++answer|(?:correct|right|best)\s++(?:answer|option|choice)|answer)\b"
-    r"(?:\s*+(?:is|would\s++be|should\s++be|will\s++be|must\s++be|seems\s++to\s++be|appears\s++to\s++be)\b)?")
-# final decisions: "I'll go with", "I choose", "I'd say", "my final choice is", "going with", "opt for", ...
-# found by their verb (or "choice is"), then the words before it are read: a subject, "my", "let's", or none
-# (those patterns end in "$" and search backwards, ``(?r)``: one attempt at the verb, not one per character)
-_DECISION = regex.compile(
-    r"(?i)(?<![\p{L}\p{N}'’])(?:(?P<noun>choice|pick|selection|decision)[^\S\n]++(?:is|would[^\S\n]++be|"
-    r"will[^\S\n]++be)|(?P<bare>going[^\S\n]++with|settle[^\S\n]++on|settling[^\S\n]++on|opt[^\S\n]++for|"
-    r"opting[^\S\n]++for)|(?P<go>go[^\S\n]++with)|choose|pick|select|say)(?![\p{L}\p{N}])")
-_SUBJECT = regex.compile(
-    r"(?ri)(?<![\p{L}\p{N}'’])(?:i|we)(?:[^\S\n]*+['’][^\S\n]*+(?:ll|d|m|re)|[^\S\n]++(?:will|would|shall|am|are))?"
-    r"[^\S\n]++(?:(?:now|finally|ultimately|therefore|then|still|just|definitely)[^\S\n]++)?$")
-_OWNER = regex.compile(r"(?ri)(?<![\p{L}\p{N}'’])my[^\S\n]++(?:final[^\S\n]++)?$")
-_LETS = regex.compile(r"(?ri)(?<![\p{L}\p{N}'’])let(?:['’]s|[^\S\n]++us)[^\S\n]++$")
-# words just before a decision that make it no decision: "if I choose A", "instead of going with A"
-_UNDECIDED = regex.compile(
-    r"(?ri)\b(?:if|when|whether|unless|before|than|of|not|never|to|could|might|avoid|against|without|"
-    r"don['’]t|won['’]t|wouldn['’]t|can['’]t|cannot|shouldn['’]t)[^\S\n]*+,?[^\S\n]*+$")
-_AFTER_MARKER = regex.compile(
-    r"[\s:=*#\-–—]*+(?:(?i:option|choice|letter)\b\s*+[:#]?\s*+)?(?P<open>[\(\[]\s*+)?(?P<l>[A-Za-z])")
-_CLOSE = regex.compile(r"\s*+[\)\]]")
-_WORD_AHEAD = regex.compile(r"\s++([\p{L}\p{N}]+)")
-# after a decided letter: the end, a line break, punctuation, or a word that gives a reason ("C because ...")
-_DECIDED = regex.compile(
-    r"(?i)[\)\]*]*+[^\S\n]*+(?:$|\n|[.,;:!?\"”’'*\-–—]|(?:because|since|as|for|over|here|instead|rather|"
-    r"based|given|due|then|now|finally)(?![\p{L}\p{N}]))")
-# a second letter offered beside the first: "B or C", "(B) / (C)", "B, or maybe C", "B and C"
-_HEDGE = regex.compile(
-    r"(?i)[\)\]*]*+[^\S\n]*+[,;]?[^\S\n]*+(?:/|(?:or|and|vs|versus)(?![\p{L}\p{N}])\.?)[^\S\n]*+"
-    r"(?:(?:maybe|perhaps|possibly|probably|even|also)[^\S\n]++)?(?:(?:option|choice|letter)[^\S\n]*+)?"
-    r"[\(\[*]*+[^\S\n]*+(?P<l>[A-Za-z])(?![\p{L}\p{N}'’\-_])")
-_HEDGE_WORDS = frozenset({"or", "vs", "versus"})
-_TOKEN = regex.compile(r"[\p{L}\p{N}]+")
-_NEWLINE = regex.compile(r"\n")
-
-# letter forms outside answer markers; each has one group, the letter
-_WHOLE = regex.compile(
-    r"^[\W_]*+(?:(?i:option|choice|letter)\b\s*+[:#]?\s*+[\(\[]?\s*+)?([A-Za-z])[\W_]*+$")
-_LETTER_FORMS = (
-    # "(B)", "[b]"
-    regex.compile(r"(?<![\p{L}\p{N}])[\(\[]\s*+([A-Za-z])\s*+[\)\]]"),
-    # "**B**", "**B.**"
-    regex.compile(r"\*\*\s*+([A-Za-z])\s*+[.):]?\s*+\*\*"),
-    # "Option B", "choice (c)", "letter D"
-    regex.compile(r"(?i:\b(?:option|choice|letter)\b)\s*+[:#]?\s*+[\(\[]?\s*+([A-Za-z])" + _NOT_WORD),
-    # "B) ...", "b. ...", "C: ...", "D - ..." at the start of a line (after blank lines, quotes, bullets)
-    regex.compile(r"(?m)(?<=^[\s>*#\-]*)([A-Za-z])(?:\s*+[).:]|\s++[-–—]\s)(?![\p{L}\p{N}])"),
-    # "... B) ..." anywhere (upper case)
-    regex.compile(r"(?<![\p{L}\p{N}(\[])([A-Z])\)"),
-    # a standalone upper-case letter before punctuation, the end, or a verb: "go with C.", "B is correct"
-    regex.compile(r"(?<![\p{L}\p{N}'’\-.])([A-HJ-Z])(?=\s*+$|\s*+[,;:!?\"”’')\]](?![\p{L}\p{N}])"
-                  r"|\.(?![\p{L}\p{N}])|\s++(?:" + _FOLLOWERS_RE + r")\b|\s++[-–—]\s)"),
-    # "I" only where it cannot be the pronoun
-    regex.compile(r"(?<![\p{L}\p{N}'’\-.])(I)(?=\s*+$|\s*+[)\]]|\.(?![\p{L}\p{N}]))"),
-)
-# the reply starts with a bare upper-case letter and a word: "B The dog ...", "A is right" (not "A dog")
-_START_BARE = regex.compile(r"^[\s*>#]*+([A-Z])\s++([\p{L}\p{N}]+)")
-_OPTION_LABEL = regex.compile(r"^\s*+[\(\[]?\s*+([A-Za-z])\s*+(?:[\)\]]|[.:])\s+")
 
 
 @dataclass(frozen=True)
@@ -130,13 +64,6 @@ class ParsedAnswer:
     index: int | None
     letter: str | None
     how: str
-
-
-def _strip_articles(tokens: list[str]) -> list[str]:
-    i = 0
-    while i < len(tokens) - 1 and tokens[i] in ARTICLES:
-        i += 1
-    return tokens[i:]
 
 
 class _Phrases:
@@ -190,14 +117,14 @@ def _is_letter_here(text: str, end: int, letter: str, after_marker: bool) -> boo
         return True
     if nxt.isalnum() or nxt in "'’-_" or (nxt == "." and text[end + 1:end + 2].isalnum()):
         return False
-    word = _WORD_AHEAD.match(text, end)
+    word = WORD_AHEAD.match(text, end)
     if word is None:  # punctuation follows: "A.", "B,", "C)"
         return True
     follower = word.group(1).lower()
     if letter in "Ii":
-        return follower in _I_FOLLOWERS
+        return follower in I_FOLLOWERS
     if letter in "Aa" or not after_marker:
-        return follower in _LETTER_FOLLOWERS
+        return follower in LETTER_FOLLOWERS
     return True  # "Answer: B because ..."
 
 
@@ -205,9 +132,9 @@ def _offset_tokens(text: str) -> tuple[list[str], list[int]]:
     """``normalize(text).split()`` with each token's start offset in ``text`` (tokens never span a line)."""
     low = text.lower()
     if len(low) == len(text):  # one character each: offsets carry over
-        found = [(m.group(), m.start()) for m in _TOKEN.finditer(low)]
+        found = [(m.group(), m.start()) for m in TOKEN.finditer(low)]
     else:
-        found = [(t, m.start()) for m in _TOKEN.finditer(text) for t in normalize(m.group()).split()]
+        found = [(t, m.start()) for m in TOKEN.finditer(text) for t in normalize(m.group()).split()]
     return [t for t, _ in found], [s for _, s in found]
 
 
@@ -220,10 +147,10 @@ class _Choices:
         ids: dict[tuple[str, ...], int] = {}
         for i, opt in enumerate(options):
             text = str(opt)
-            label = _OPTION_LABEL.match(text)
+            label = OPTION_LABEL.match(text)
             if label and i < len(valid) and label.group(1).upper() == valid[i]:
                 text = text[label.end():]
-            toks = tuple(_strip_articles(normalize(text).split()))
+            toks = tuple(strip_articles(normalize(text).split()))
             if toks:
                 if toks in ids:
                     self.repeated.add(toks)
@@ -243,7 +170,7 @@ class _Choices:
 
     def whole(self, tokens: list[str]) -> ParsedAnswer | None:
         """The option that ``tokens`` (articles ignored) are, else None."""
-        whole = tuple(_strip_articles(tokens))
+        whole = tuple(strip_articles(tokens))
         return self.by_phrase(whole) if whole in self.phrases.ids else None
 
     def option_in(self, tokens: list[str]) -> ParsedAnswer | None:
@@ -289,18 +216,18 @@ MAX_CUES = 64
 
 def _cues(reply: str) -> list[tuple[int, int, bool]]:
     """The last :data:`MAX_CUES` answer markers and final decisions, in reply order: ``[(start, end, is_decision)]``."""
-    cues = [(m.start(), m.end(), False) for m in _MARKER.finditer(reply)][-MAX_CUES:]
-    for m in list(_DECISION.finditer(reply))[-MAX_CUES:]:
+    cues = [(m.start(), m.end(), False) for m in MARKER.finditer(reply)][-MAX_CUES:]
+    for m in list(DECISION.finditer(reply))[-MAX_CUES:]:
         start = m.start()
         window = max(0, start - 40)
         if m.group("noun"):
-            who = _OWNER.search(reply, window, start)
+            who = OWNER.search(reply, window, start)
         else:
-            who = _SUBJECT.search(reply, window, start) or (m.group("go") and _LETS.search(reply, window, start))
+            who = SUBJECT.search(reply, window, start) or (m.group("go") and LETS.search(reply, window, start))
             if not who and not m.group("bare"):
                 continue
         start = who.start() if who else start
-        if m.group("noun") and not who or _UNDECIDED.search(reply, max(0, start - 40), start):
+        if m.group("noun") and not who or UNDECIDED.search(reply, max(0, start - 40), start):
             continue
         cues.append((start, m.end(), True))
     return sorted(cues)[-MAX_CUES:]
@@ -308,7 +235,7 @@ def _cues(reply: str) -> list[tuple[int, int, bool]]:
 
 def _hedged(text: str, end: int) -> bool:
     """Whether the letter ending at ``end`` is offered beside another: "B or C", "(B)/(C)", "B and C"."""
-    m = _HEDGE.match(text, end)
+    m = HEDGE.match(text, end)
     return m is not None and _is_letter_here(text, m.end(), m.group("l"), after_marker=True)
 
 
@@ -338,7 +265,7 @@ def parse_choice(reply: str, options: list[str]) -> ParsedAnswer:
         return got
     lines = [ln for ln in reply.splitlines() if ln.strip()]
     if len(lines) > 1:
-        last = _WHOLE.match(lines[-1].strip())
+        last = WHOLE.match(lines[-1].strip())
         if last:
             return choices.pick(last.group(1), "final_answer")
 
@@ -357,16 +284,16 @@ def parse_choice(reply: str, options: list[str]) -> ParsedAnswer:
                 # a word of the same length: "A dog is ..." stays an article before a word
                 masked = _phrase_regex(toks).sub(lambda mm: "x" * len(mm.group(0)), masked)
         letters: list[str] = []
-        single = _WHOLE.match(masked.strip())
+        single = WHOLE.match(masked.strip())
         if single and masked.strip():
             letters.append(single.group(1).upper())
-        for pattern in _LETTER_FORMS:
+        for pattern in LETTER_FORMS:
             for mm in pattern.finditer(masked):
                 # lower-case "a"/"i" only where no word follows ("option a." but not "option a dog")
                 if mm.group(1) in "ai" and not _is_letter_here(masked, mm.end(1), mm.group(1), False):
                     continue
                 letters.append(mm.group(1).upper())
-        start = _START_BARE.match(masked)
+        start = START_BARE.match(masked)
         if start and _is_letter_here(masked, start.end(1), start.group(1), after_marker=True):
             letters.append(start.group(1))
         distinct = set(letters)
@@ -387,17 +314,17 @@ def _read_cues(reply: str, choices: _Choices) -> ParsedAnswer | None:
     cues = _cues(reply)
     if not cues:
         return None
-    newlines = [m.start() for m in _NEWLINE.finditer(reply)]
+    newlines = [m.start() for m in NEWLINE.finditer(reply)]
     tokens: list[str] | None = None
     starts: list[int] = []
     lines: dict[int, tuple[int, int]] = {}  # line number → its tokens' range [a, b)
     summaries: dict[int, list[tuple[bool, int | None, bool]]] = {}  # line number → scan()
     for _, end, decision in reversed(cues):
-        after = _AFTER_MARKER.match(reply, end)
+        after = AFTER_MARKER.match(reply, end)
         if after is not None:
             letter, stop = after.group("l"), after.end()
             if after.group("open"):
-                close = _CLOSE.match(reply, stop)
+                close = CLOSE.match(reply, stop)
                 ok, stop = (True, close.end()) if close else (False, stop)
             else:
                 ok = _is_letter_here(reply, stop, letter, after_marker=True)
@@ -405,7 +332,7 @@ def _read_cues(reply: str, choices: _Choices) -> ParsedAnswer | None:
                 return _AMBIGUOUS
             if ok and not decision:
                 return choices.pick(letter, "final_answer")
-            if ok and _DECIDED.match(reply, stop):
+            if ok and DECIDED.match(reply, stop):
                 return choices.pick(letter, "letter")
         # the rest of the line: an option's text
         if tokens is None:
@@ -423,7 +350,7 @@ def _read_cues(reply: str, choices: _Choices) -> ParsedAnswer | None:
         if decision:  # the option's text right after the decision: "I'll go with the dog"
             p = choices.phrases.at(tokens, k, b)
             if p is not None:
-                if k + len(p) < b and tokens[k + len(p)] in _HEDGE_WORDS:
+                if k + len(p) < b and tokens[k + len(p)] in HEDGE_WORDS:
                     return _AMBIGUOUS
                 got = choices.by_phrase(p)
                 if got.index is not None:
@@ -449,134 +376,3 @@ def _has_refusal(tokens: list[str], opt_phrases: _Phrases) -> bool:
     for s, e, _ in opt_phrases.find(tokens):
         kept[s:e] = [""] * (e - s)
     return bool(_refusal_phrases().find(kept))
-
-
-# ----- open answers against class labels -----------------------------------------------------------------
-@dataclass(frozen=True)
-class LabelMatch:
-    """Whether an open-ended reply names a class.
-
-    ``how``: ``"exact"`` (the reply, articles stripped, is a form of the class), ``"contains"`` (a form of
-    the class occurs whole-word and no other class is named elsewhere), ``"fuzzy"`` (rapidfuzz
-    ``fuzz.ratio`` ≥ the threshold), ``"other_class"`` (the reply names a different class at a place not
-    covered by this class's own match, with or without naming this one), ``"none"``. ``matched_form``: the
-    form found (this class's, or the other class's for ``other_class``). ``score``: 0-100 on the same scale
-    as :data:`FUZZY_THRESHOLD`: 100 for exact/contains/other_class by words, else the best ``fuzz.ratio``.
-    """
-
-    correct: bool
-    how: str
-    matched_form: str | None
-    score: float
-
-
-@functools.lru_cache(maxsize=65536)
-def _dictionary_word(word: str) -> bool | None:
-    """Whether WordNet knows ``word`` (any part of speech, with morphology); None without WordNet."""
-    try:
-        return bool(wordnet().synsets(word))
-    except WordNetMissingError:
-        return None
-
-
-class LabelMatcher:
-    """Matches open-ended replies against the forms of a :class:`~vlm_classdata.lexicon.Lexicon`.
-
-    ``include_flagged=False`` gives no credit for forms flagged shared/ambiguous/short ("crane", "mouse").
-    A form of another class counts as naming that class unless it is flagged ``ambiguous`` or ``short``
-    (words whose usual sense is something else: "light" of lighter, "chain" of chain mail, "ox"), so
-    "a tench in the light" is still a tench; ``shared`` forms do count ("crane" for crane bird is
-    ``other_class`` when ``include_flagged=False``: it also names the crane machine). The per-vocabulary
-    index is built once here.
-    """
-
-    def __init__(self, lexicon: Lexicon, fuzzy_threshold: float = FUZZY_THRESHOLD,
-                 include_flagged: bool = True) -> None:
-        self.lexicon = lexicon
-        self.fuzzy_threshold = float(fuzzy_threshold)
-        self.include_flagged = include_flagged
-        self._credited: dict[str, set[str]] = {}
-        self._owners: dict[str, set[str]] = {}
-        self._naming: dict[str, set[str]] = {}  # text -> classes it names when it occurs in a reply
-        for f in lexicon.forms:
-            self._owners.setdefault(f.text, set()).add(f.class_id)
-            names = self._naming.setdefault(f.text, set())
-            if "ambiguous" not in f.flags and "short" not in f.flags:
-                names.add(f.class_id)
-            if include_flagged or not f.flags:
-                self._credited.setdefault(f.class_id, set()).add(f.text)
-        self._texts = list(self._owners)
-        self._phrases = {tuple(t.split()): i for i, t in enumerate(self._texts)}
-        by_first: dict[str, list[tuple[str, ...]]] = {}
-        for p in sorted(self._phrases, key=len, reverse=True):
-            by_first.setdefault(p[0], []).append(p)
-        self._by_first = by_first
-
-    def _spans(self, tokens: list[str]) -> list[str]:
-        """Leftmost-longest whole-word occurrences of any form (over all classes), as form texts."""
-        out, i = [], 0
-        while i < len(tokens):
-            for p in self._by_first.get(tokens[i], ()):
-                if tuple(tokens[i:i + len(p)]) == p:
-                    out.append(self._texts[self._phrases[p]])
-                    i += len(p)
-                    break
-            else:
-                i += 1
-        return out
-
-    def match(self, class_id: str, reply: str) -> LabelMatch:
-        """Whether ``reply`` names class ``class_id`` (KeyError for a class id not in the vocabulary).
-
-        Tried in order: exact form, whole-word form with no other class named elsewhere (leftmost-longest
-        over all classes' forms, so "a tiger shark" names tiger shark, not tiger; another class's forms
-        flagged ambiguous/short name nothing), another class named (``other_class``), then ``fuzz.ratio`` ≥ the threshold between the best form of the class and the
-        normalised reply, the reply without leading articles, or the words after its last article; a fuzzy
-        candidate made only of dictionary words ("an eagle" vs beagle) is not a typo and is skipped, and a
-        candidate closer to another class's form is ``other_class``.
-        """
-        if class_id not in self.lexicon.vocab:
-            raise KeyError(f"class id {class_id!r} not in vocabulary {self.lexicon.vocab.dataset!r}")
-        own = self._credited.get(class_id, set())
-        tokens = normalize(reply).split() if isinstance(reply, str) else []
-        if not tokens:
-            return LabelMatch(False, "none", None, 0.0)
-        stripped = _strip_articles(tokens)
-        for cand in (" ".join(stripped), " ".join(tokens)):
-            if cand in own:
-                return LabelMatch(True, "exact", cand, 100.0)
-
-        mine: list[str] = []
-        others: list[str] = []
-        for text in self._spans(tokens):
-            if text in own:
-                mine.append(text)
-            elif self._naming[text] - {class_id}:
-                others.append(text)
-        if others:
-            return LabelMatch(False, "other_class", others[0], 100.0)
-        if mine:
-            return LabelMatch(True, "contains", mine[0], 100.0)
-
-        candidates = [" ".join(stripped), " ".join(tokens)]
-        last_article = max((i for i, t in enumerate(tokens) if t in ARTICLES), default=None)
-        if last_article is not None and last_article + 1 < len(tokens):
-            candidates.append(" ".join(tokens[last_article + 1:]))
-        best: tuple[float, str, str] = (0.0, "", "")
-        own_list = sorted(own)
-        for cand in dict.fromkeys(candidates):
-            hit = process.extractOne(cand, own_list, scorer=fuzz.ratio) if own_list else None
-            if hit is not None and hit[1] > best[0]:
-                best = (float(hit[1]), hit[0], cand)
-        score, form, cand = best
-        if score < self.fuzzy_threshold or not self._may_be_typo(cand):
-            return LabelMatch(False, "none", None, score)
-        rival = process.extractOne(cand, self._texts, scorer=fuzz.ratio, score_cutoff=score)
-        if rival is not None and rival[1] > score and class_id not in self._owners[rival[0]]:
-            return LabelMatch(False, "other_class", rival[0], float(rival[1]))
-        return LabelMatch(True, "fuzzy", form, score)
-
-    @staticmethod
-    def _may_be_typo(candidate: str) -> bool:
-        """False when every word of ``candidate`` is a dictionary word (a real word, not a misspelling)."""
-        return not all(_dictionary_word(w) is True for w in candidate.split())
