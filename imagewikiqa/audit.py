@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PIL import Image, UnidentifiedImageError
+
 from builders.records import sample_rng
 from imagewikiqa.records import Question
 from vlm_classdata.atomic import write_text_atomic
@@ -304,8 +306,6 @@ def _data_uri(image: str | Path | bytes) -> str:
     else:
         data, mime = bytes(image), None
     if not mime or not mime.startswith("image/"):
-        from PIL import Image, UnidentifiedImageError
-
         try:
             with Image.open(io.BytesIO(data)) as im:
                 mime = Image.MIME.get(im.format or "", "application/octet-stream")

@@ -31,7 +31,7 @@ from imagewikiqa.rules import apply_rules, leaks, merge_near_duplicates
 from imagewikiqa.stage_runner import StageRunner
 from imagewikiqa.verify_text import verification_summary, verify_questions
 from imagewikiqa.wordnet_questions import generate_wordnet_questions
-from vlm_classdata.atomic import write_json_atomic, write_jsonl_atomic
+from vlm_classdata.atomic import write_jsonl_atomic
 from vlm_classdata.errors import UserError
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.secrets import redact
@@ -251,7 +251,7 @@ def export_stage(ctx: BuildContext, candidates: list[Question],
     config = ctx.config
     final = balance_letters(candidates, seed=config.seed)
     write_jsonl_atomic(ctx.out / "questions.jsonl", rows_of(final))
-    write_json_atomic(ctx.out / "classes.json", ctx.vocab.to_json())
+    ctx.vocab.save(ctx.out / "classes.json")
     exports: dict[str, str] = {}
     if items:
         items = rebalanced(items, final)

@@ -37,7 +37,7 @@ class LocalChatModel(ChatBackend):
 
     def complete_many(self, reqs: Sequence[ChatRequest], progress: bool = False) -> list[ChatResult]:
         """Answer from the cache where possible; the rest in batches grouped by decoding settings."""
-        import torch
+        import torch  # heavy: only a local model needs it
 
         reqs = list(reqs)
         results: list[ChatResult | None] = [self.cache.get(self._key(r)) for r in reqs]

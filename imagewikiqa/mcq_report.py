@@ -23,6 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from builders.formats.mcq import MAX_LETTERS, letters, parse_options
 from imagewikiqa.debias import blind_longest_accuracy, blind_shortest_accuracy
 from imagewikiqa.evaluate import jsonl_rows, question_stem
@@ -126,9 +129,6 @@ def read_builders_mcq(path: str | Path, split: str | None = None) -> tuple[list[
     skipped: Counter = Counter()
     rows: list[dict] = []
     if p.is_dir():
-        import pyarrow as pa  # heavy; only an mcq_hf folder needs it
-        import pyarrow.parquet as pq
-
         _, files = _hf_split_files(p, split)
         raw = []
         for f in files:

@@ -17,20 +17,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from imagewikiqa.article_rows import ArticleCollector, Articles, norm_title
-from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.errors import UserError
+from vlm_classdata.local_datasets import SAVED_KINDS, detect_local_dataset, saved_data_files
 from vlm_classdata.vocabulary import ClassVocabulary
 
 GLOB_CHARS = re.compile(r"[*?\[]")
-
-
-def _arrow_files_of_saved(folder: Path) -> list[Path]:
-    """Data files of a ``save_to_disk`` folder (Dataset: state.json; DatasetDict: dataset_dict.json)."""
-    if (folder / "dataset_dict.json").is_file():
-        splits = read_user_json(folder / "dataset_dict.json", "dataset_dict.json").get("splits", [])
-        return [f for s in splits for f in _arrow_files_of_saved(folder / s)]
-    state = read_user_json(folder / "state.json", "state.json") if (folder / "state.json").is_file() else {}
-    names = [d["filename"] for d in state.get("_data_files", []) if isinstance(d, dict) and "filename" in d]
-    return [folder / n for n in names] if names else sorted(folder.glob("*.arrow"))
 
 
 def _hf_files(path: str | Path) -> list[Path]:
@@ -47,8 +38,8 @@ def _hf_files(path: str | Path) -> list[Path]:
         return [p]
     if not p.is_dir():
         raise UserError(f"Wikipedia dump {text!r} not found")
-    if (p / "state.json").is_file() or (p / "dataset_dict.json").is_file():
-        files = _arrow_files_of_saved(p)
+    if detect_local_dataset(p) in SAVED_KINDS:
+        files = saved_data_files(p)
     else:
         files = sorted(p.rglob("*.parquet")) or sorted(p.rglob("*.arrow"))
     if not files:
