@@ -56,14 +56,17 @@ def read_titles(titles: str | Path | Mapping[str, Any], vocab: ClassVocabulary
             have = out.setdefault(cid, [])
             have += [t for t in names if t not in have]
 
+    def add_label(label: object, value: object) -> None:
+        ids, reason = res.label(label)
+        if reason:
+            skipped[reason] += 1
+        else:
+            add(ids, value)
+
     if isinstance(titles, Mapping):
         items: Iterable[tuple[Any, Any]] = titles.items()
         for key, value in items:
-            ids, reason = res.label(key)
-            if reason:
-                skipped[reason] += 1
-            else:
-                add(ids, value)
+            add_label(key, value)
     else:
         path = Path(titles).expanduser()
         if not path.is_file():
@@ -72,11 +75,7 @@ def read_titles(titles: str | Path | Mapping[str, Any], vocab: ClassVocabulary
             if not is_correspondence_csv(path):
                 raise UserError(f"titles file {path}: expected ImageNet-Wiki 'wnid, Title-1, ...' rows")
             for _, wnid, names in _read_correspondence_csv(path):
-                ids, reason = res.label(wnid)
-                if reason:
-                    skipped[reason] += 1
-                else:
-                    add(ids, names)
+                add_label(wnid, names)
         else:
             data = read_user_json(path, "titles file")
             if isinstance(data, dict):

@@ -55,6 +55,12 @@ class BuildContext:
         """Add a stage's non-zero rejection counts."""
         self.rejections.update({k: v for k, v in info.get("rejections", {}).items() if v})
 
+    def settle(self, rows: Sequence[dict], info: dict, message: str, after: str) -> None:
+        """After a stage: add its rejections, log ``message`` and :meth:`require` a question left ``after`` it."""
+        self.add_rejections(info)
+        self.log(message)
+        self.require(rows, after)
+
     def require(self, rows: Sequence[dict], after: str) -> None:
         """Fail with one line (the main rejection reasons) when no question is left ``after`` a stage."""
         if not rows:
@@ -134,9 +140,7 @@ def generate_stage(ctx: BuildContext, fp_articles: str,
             return rows_of(qs), {"rejections": dict(reasons)}
 
     rows, info = ctx.stages.run("generated", fp, generate)
-    ctx.add_rejections(info)
-    ctx.log(f"[generate] {len(rows)} candidate questions ({config.generator})")
-    ctx.require(rows, "generation")
+    ctx.settle(rows, info, f"[generate] {len(rows)} candidate questions ({config.generator})", "generation")
     return fp, rows
 
 
@@ -150,9 +154,7 @@ def rules_stage(ctx: BuildContext, fp_gen: str, rows: list[dict],
         return rows_of(kept), {"rejections": dict(reasons)}
 
     rows, info = ctx.stages.run("ruled", fp, rules)
-    ctx.add_rejections(info)
-    ctx.log(f"[rules] {len(rows)} questions pass the rules")
-    ctx.require(rows, "the rules")
+    ctx.settle(rows, info, f"[rules] {len(rows)} questions pass the rules", "the rules")
     return fp, rows
 
 
@@ -202,11 +204,9 @@ def debias_stage(ctx: BuildContext, fp_verify: str, rows: list[dict]) -> tuple[l
         return rows_of(kept), {"rejections": dict(reasons), "adversarial": adversarial}
 
     rows, info = ctx.stages.run("debiased", fp, debiased)
-    ctx.add_rejections(info)
     adversarial = info.get("adversarial") or {"enabled": False}
-    ctx.log(f"[debias] {len(rows)} questions kept ({info.get('rejections', {}).get('length_bias', 0)} dropped for "
-            f"option length); {adversarial_line(adversarial)}")
-    ctx.require(rows, "debiasing")
+    ctx.settle(rows, info, f"[debias] {len(rows)} questions kept ({info.get('rejections', {}).get('length_bias', 0)} "
+                           f"dropped for option length); {adversarial_line(adversarial)}", "debiasing")
     return rows, adversarial
 
 

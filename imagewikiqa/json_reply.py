@@ -40,22 +40,12 @@ def parse_json_reply(text: str) -> tuple[Any, str | None]:
     return None, first_err
 
 
+_TYPE_NAMES = ((type(None), "null"), (bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+               (list, "array"), (dict, "object"))  # bool before int: a bool is an int too
+
+
 def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+    return next((name for t, name in _TYPE_NAMES if isinstance(value, t)), type(value).__name__)
 
 
 def _is_type(value: Any, t: str) -> bool:
@@ -65,6 +55,16 @@ def _is_type(value: Any, t: str) -> bool:
     if t == "integer":
         return actual == "integer" or (actual == "number" and float(value).is_integer())
     return actual == t
+
+
+def _broken_bound(schema: dict, size: Any, low_key: str, high_key: str) -> tuple[bool, Any]:
+    """``(True, lower bound)`` when ``size`` is below ``schema[low_key]``, ``(False, upper bound)`` when above
+    ``schema[high_key]``, else ``(False, None)``."""
+    if low_key in schema and size < schema[low_key]:
+        return True, schema[low_key]
+    if high_key in schema and size > schema[high_key]:
+        return False, schema[high_key]
+    return False, None
 
 
 def validate_json(value: Any, schema: dict, path: str = "$") -> str | None:
@@ -87,20 +87,17 @@ def validate_json(value: Any, schema: dict, path: str = "$") -> str | None:
     if "enum" in schema and value not in schema["enum"]:
         return f"{path}: {json.dumps(value, ensure_ascii=False)[:80]} is not one of {schema['enum']}"
     if isinstance(value, str):
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            return f"{path}: string shorter than {schema['minLength']}"
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            return f"{path}: string longer than {schema['maxLength']}"
+        low, limit = _broken_bound(schema, len(value), "minLength", "maxLength")
+        if limit is not None:
+            return f"{path}: string {'shorter' if low else 'longer'} than {limit}"
     if _type_name(value) in ("integer", "number"):
-        if "minimum" in schema and value < schema["minimum"]:
-            return f"{path}: {value} is less than minimum {schema['minimum']}"
-        if "maximum" in schema and value > schema["maximum"]:
-            return f"{path}: {value} is greater than maximum {schema['maximum']}"
+        low, limit = _broken_bound(schema, value, "minimum", "maximum")
+        if limit is not None:
+            return f"{path}: {value} is {'less than minimum' if low else 'greater than maximum'} {limit}"
     if isinstance(value, list):
-        if "minItems" in schema and len(value) < schema["minItems"]:
-            return f"{path}: expected at least {schema['minItems']} items, got {len(value)}"
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            return f"{path}: expected at most {schema['maxItems']} items, got {len(value)}"
+        low, limit = _broken_bound(schema, len(value), "minItems", "maxItems")
+        if limit is not None:
+            return f"{path}: expected {'at least' if low else 'at most'} {limit} items, got {len(value)}"
         if isinstance(schema.get("items"), dict):
             for i, item in enumerate(value):
                 err = validate_json(item, schema["items"], f"{path}[{i}]")
