@@ -18,7 +18,7 @@ from builders.sources import open_source
 from imagewikiqa.adversarial import adversarial_fingerprint, adversarial_line, adversarial_stage
 from imagewikiqa.articles import load_articles
 from imagewikiqa.assemble import PairedItem, pair_images, shift_options
-from imagewikiqa.audit import audit_sample, write_audit
+from imagewikiqa.audit_pages import audit_sample, write_audit
 from imagewikiqa.build_config import BuildConfig, model_name
 from imagewikiqa.debias import balance_letters, control_length_bias
 from imagewikiqa.exports import export_all

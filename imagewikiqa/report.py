@@ -14,9 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from imagewikiqa.mcq_report import MCQ_KIND
+from imagewikiqa.prose import render
 from vlm_classdata.atomic import write_bytes_atomic
 
 __all__ = ["JSON_NAME", "MARKDOWN_NAME", "key_check_markdown", "report_markdown", "write_report"]
@@ -77,24 +76,22 @@ def _meta_table(meta: Mapping[str, Any]) -> str:
                                   for k, v in meta.items()])
 
 
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("imagewikiqa", "templates"), autoescape=False, trim_blocks=True,
-    lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-_TEMPLATES.globals.update(table=_table, pct=_pct, pairs=_pairs, rows=_rows, letter_rows=_letter_rows,
-                          share_rows=_share_rows, targets_table=_targets_table, solvers_table=_solvers_table,
-                          meta_table=_meta_table)
+_CELLS = {"table": _table, "pct": _pct, "pairs": _pairs, "rows": _rows, "letter_rows": _letter_rows,
+          "share_rows": _share_rows, "targets_table": _targets_table, "solvers_table": _solvers_table,
+          "meta_table": _meta_table}
+"""The helpers the report templates format their cells with."""
 
 
 def report_markdown(report: dict[str, Any]) -> str:
     """A readable Markdown rendering of a quality report's dict (overview, targets, letters, baselines,
     generators/kinds, rejections, meta); a builders MCQ report (``kind`` :data:`MCQ_KIND`) renders as one."""
     name = "mcq_report.md.j2" if report.get("kind") == MCQ_KIND else "quality_report.md.j2"
-    return _TEMPLATES.get_template(name).render(r=report)
+    return render(name, r=report, **_CELLS)
 
 
 def key_check_markdown(key_block: dict[str, Any]) -> str:
     """The report's key-check section (Markdown)."""
-    return _TEMPLATES.get_template("key_check.md.j2").render(key_block=key_block)
+    return render("key_check.md.j2", key_block=key_block, **_CELLS)
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:

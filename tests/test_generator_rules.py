@@ -10,7 +10,8 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
-from imagewikiqa.audit import ancestors_of, key_check, senses, write_audit
+from imagewikiqa.audit import ancestors_of, key_check, senses
+from imagewikiqa.audit_pages import write_audit
 from imagewikiqa.wordnet_questions import TAXONOMY, generate_wordnet_questions
 from vlm_classdata.lexicon import normalize
 from vlm_classdata.vocabulary import ClassVocabulary
