@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from imagewikiqa.audit import MASK, key_check
-from imagewikiqa.debias import debias
+from imagewikiqa.debias import balance_letters, control_length_bias, filter_predictable
 from imagewikiqa.quality import cross_class_duplicates, leak_check
 from imagewikiqa.wordnet_questions import _name_words, generate_wordnet_questions, leaks_name
 from vlm_classdata.hierarchy import entry_synset
@@ -27,8 +27,13 @@ def chain():
     vocab = imagenet.subset(sorted(set(ids[::13] + [LENS_CAP, VELVET, STREET_SIGN]), key=ids.index))
     lexicon = Lexicon.build(vocab)
     qs, reasons = generate_wordnet_questions(vocab, per_class=5, seed=0, lexicon=lexicon)
-    final, dropped = debias(qs, seed=0, adversarial=True)
-    return vocab, lexicon, qs, final, dropped
+    # debias(adversarial=True) with one seeded fold split per filter round instead of two (60% less CPU): what
+    # is asserted here is what the filter leaves, which its drop order decides (a class's last question goes
+    # last); the default filter is proven on the released file (test_blind_released) and in the build
+    kept, dropped = control_length_bias(qs, seed=0)
+    filtered, more, _ = filter_predictable(kept, seed=0, repeats=1)
+    final = balance_letters(filtered, seed=0)
+    return vocab, lexicon, qs, final, dropped + more
 
 
 def test_every_class_has_two_questions_and_keeps_one_after_the_filter(chain):
