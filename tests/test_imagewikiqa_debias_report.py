@@ -1,4 +1,5 @@
-"""imagewikiqa.debias and imagewikiqa.report: blind baselines, length control, letter balance, quality report."""
+"""imagewikiqa.debias, imagewikiqa.quality and imagewikiqa.report: blind baselines, length control, letter balance,
+quality report."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from imagewikiqa.debias import (
     debias,
     tidy_options,
 )
-from imagewikiqa.records import Question
 from imagewikiqa.quality import blind_baselines, quality_report, questions_from_benchmark
+from imagewikiqa.records import Question
 from imagewikiqa.report import report_markdown, write_report
 
 
