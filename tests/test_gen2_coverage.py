@@ -11,7 +11,8 @@ import pytest
 from imagewikiqa.audit import MASK, key_check
 from imagewikiqa.debias import balance_letters, control_length_bias, filter_predictable
 from imagewikiqa.quality import cross_class_duplicates, leak_check
-from imagewikiqa.wordnet_questions import _name_words, generate_wordnet_questions, leaks_name
+from imagewikiqa.wordnet_answers import class_name_words, leaks_name
+from imagewikiqa.wordnet_questions import generate_wordnet_questions
 from vlm_classdata.hierarchy import entry_synset
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.vocabulary import ClassVocabulary
@@ -62,7 +63,7 @@ def test_a_definition_naming_the_class_is_asked_masked(chain):
     assert len(set(lens.options)) == 4
     synsets = {e.class_id: entry_synset(e) for e in vocab}
     for cid in (LENS_CAP, VELVET):
-        names = _name_words(frozenset(f.text for f in lexicon.forms_of(cid)), synsets[cid])
+        names = class_name_words(frozenset(f.text for f in lexicon.forms_of(cid)), synsets[cid])
         mine = [q for q in qs if q.class_id == cid]
         assert mine
         assert not any(leaks_name(t, names) for q in mine for t in [q.question, *q.options])
