@@ -32,6 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from imagewikiqa.build import GENERATORS, BuildConfig, build
+from imagewikiqa.evaluate import evaluate_files, summary_text, write_per_class_csv
+from imagewikiqa.evaluate import write_report as write_evaluation
+from imagewikiqa.mcq_report import is_builders_mcq, mcq_class_list, mcq_quality_report, read_builders_mcq
+from imagewikiqa.quality import quality_report, questions_from_benchmark
+from imagewikiqa.report import report_markdown, write_report
 from vlm_classdata.errors import UserError, run_cli
 
 
@@ -60,8 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_build(sub: Any) -> None:
-    from imagewikiqa.build import GENERATORS
-
     b = sub.add_parser("build", help="build a benchmark end to end (resumable)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     b.add_argument("--out", required=True, help="output folder (a rerun resumes finished stages)")
@@ -128,8 +132,6 @@ def _class_ids(value: str | None) -> list[str] | None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from imagewikiqa.build import BuildConfig, build
-
     options = {k: v for k, v in vars(args).items() if k not in ("command", "class_ids", "formats", "argv")}
     config = BuildConfig(**options, class_ids=_class_ids(args.class_ids),
                          formats=[f.strip() for f in args.formats.split(",") if f.strip()])
@@ -138,17 +140,6 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from imagewikiqa.report import (
-        is_builders_mcq,
-        mcq_class_list,
-        mcq_quality_report,
-        quality_report,
-        questions_from_benchmark,
-        read_builders_mcq,
-        report_markdown,
-        write_report,
-    )
-
     if is_builders_mcq(args.benchmark):
         vocab, class_list = mcq_class_list(args.benchmark, args.classes)
         rows, skipped = read_builders_mcq(args.benchmark, args.split)
@@ -168,12 +159,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from imagewikiqa.evaluate import evaluate_files, summary_text, write_per_class_csv, write_report
-
     report = evaluate_files(args.predictions, args.questions)
     print(summary_text(report))
     if args.out:
-        write_report(report, args.out)
+        write_evaluation(report, args.out)
         print(f"report → {args.out}")
     if args.per_class_csv:
         write_per_class_csv(report, args.per_class_csv)

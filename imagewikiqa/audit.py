@@ -1,4 +1,5 @@
-"""The key audit of ImageWikiQA questions: what WordNet says is true of a class, and pages for human review.
+"""The key audit of ImageWikiQA questions: what WordNet says is true of a class (the review pages are
+:mod:`imagewikiqa.audit_pages`).
 
 :class:`ClassFacts` gathers, for one class synset, everything WordNet 3.0 states about it or lets it
 inherit: its ancestors (hypernyms and instance hypernyms, any distance) and descendants, the *part
@@ -14,30 +15,17 @@ being one of those synsets, or at least half of its content words occurring in t
 evidence as one line; None when WordNet gives no reason to think so. :func:`key_check` runs it on every
 wrong option of a question set: an item it lists has a second correct option or a disputable key.
 :func:`key_evidence` explains the key (the relation path that makes it true).
-
-:func:`write_audit` exports a seeded sample of N questions as one self-contained Markdown page and one
-self-contained HTML page (``audit.md``, ``audit.html``): question, options with the key marked, the class's
-synset and definition, the key's evidence and for each distractor why it is false; an image per class (a
-path or bytes) is embedded as a data URI.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import html
-import io
-import mimetypes
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builders.records import sample_rng
 from imagewikiqa.records import Question
-from vlm_classdata.atomic import write_text_atomic
-from vlm_classdata.errors import UserError
 from vlm_classdata.hierarchy import ancestor_distances
 from vlm_classdata.lexicon import normalize, stopwords
 from vlm_classdata.wordnet import synset_from_wnid, wordnet
@@ -49,7 +37,6 @@ if TYPE_CHECKING:
 FILLER = frozenset({"genus", "family", "order", "class", "subfamily", "suborder", "subclass", "superfamily",
                     "tribe", "phylum", "kind", "type", "sort", "used", "usually", "especially", "often",
                     "typically", "one", "something", "thing", "things", "various", "etc", "having", "made"})
-KINDS_BY_SYNSET = ("hypernym", "part", "inherited_part", "part_of", "member_of", "substance", "domain")
 MASK = "…"  # a hidden word run in a masked definition option (imagewikiqa.wordnet_questions.MASK)
 MAX_DESCENDANTS = 400  # descendants whose glosses/parts count as facts of the class (dog has ~200 breeds)
 
@@ -290,134 +277,3 @@ def key_check(questions: Iterable[Question]) -> list[KeyProblem]:
             if why:
                 problems.append(KeyProblem(q.qid, q.class_name, opt, why))
     return problems
-
-
-# ----- review pages -----------------------------------------------------------------------------------------
-def _data_uri(image: str | Path | bytes) -> str:
-    """A ``data:`` URI of an image file or bytes (type from the file name, else sniffed with Pillow)."""
-    if isinstance(image, (str, Path)):
-        path = Path(image)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read the audit image ({exc.strerror or exc})") from None
-        mime = mimetypes.guess_type(path.name)[0]
-    else:
-        data, mime = bytes(image), None
-    if not mime or not mime.startswith("image/"):
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                mime = Image.MIME.get(im.format or "", "application/octet-stream")
-        except (UnidentifiedImageError, OSError):
-            raise UserError(f"audit image {str(image)[:80] if not isinstance(image, bytes) else '<bytes>'}: "
-                            f"not an image") from None
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-@dataclass
-class _Item:
-    q: Question
-    synset: str
-    definition: str
-    key: str
-    distractors: list[tuple[str, str]]
-    image: str | None
-
-
-def _explain(q: Question, image: str | None) -> _Item:
-    s = class_synset(q)
-    if s is None:
-        return _Item(q, "(no WordNet synset)", "", q.reference or "(no reference)",
-                     [(o, "not checked: no WordNet synset") for i, o in enumerate(q.options) if i != q.answer_index],
-                     image)
-    facts = ClassFacts.of(s)
-    rows = []
-    for i, o in enumerate(q.options):
-        if i == q.answer_index:
-            continue
-        why = why_true(facts, o, gloss_match=q.kind != "gloss_cloze")
-        if why:
-            rows.append((o, f"POSSIBLY TRUE: {why}"))
-        else:
-            named = ", ".join(c.name() for c in senses(o)[:3])
-            rows.append((o, f"false per WordNet: {'senses ' + named if named else 'no synset'} not an ancestor, "
-                            f"descendant, part, whole, group, substance or domain of {s.name()}; words not in "
-                            f"its glosses"))
-    return _Item(q, s.name(), s.definition(), key_evidence(facts, q.kind, q.answer), rows, image)
-
-
-def audit_sample(questions: list[Question], n: int, seed: int) -> list[Question]:
-    """``n`` questions drawn with a seeded generator (all when fewer), in their original order."""
-    if n < 1:
-        raise UserError(f"audit size must be at least 1, got {n}")
-    idx = sorted(sample_rng(seed, "audit").sample(range(len(questions)), min(n, len(questions))))
-    return [questions[i] for i in idx]
-
-
-def render_markdown(items: list[_Item]) -> str:
-    """The Markdown review page."""
-    lines = ["# Key audit", "", f"{len(items)} questions. For each: is the key correct, and is every other "
-             "option false? Mark wrong keys and second correct options.", ""]
-    for k, it in enumerate(items, 1):
-        q = it.q
-        lines += [f"## {k}. {q.qid}", "", f"**Class:** {q.class_name} — `{it.synset}`: {it.definition}", ""]
-        if it.image:
-            lines += [f"![{q.class_name}]({it.image})", ""]
-        lines += [f"**Q ({q.kind}):** {q.question}", ""]
-        for i, o in enumerate(q.options):
-            mark = " ✅ **key**" if i == q.answer_index else ""
-            lines.append(f"- {chr(65 + i)}. {o}{mark}")
-        lines += ["", f"**Key evidence:** {it.key}", "", f"**Reference:** {q.reference}", "", "**Distractors:**", ""]
-        lines += [f"- {o}: {why}" for o, why in it.distractors]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def render_html(items: list[_Item]) -> str:
-    """The HTML review page (one ``<section class="item">`` per question; no external resources)."""
-    e = html.escape
-    out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\"><title>Key audit</title>",
-           "<style>body{font-family:sans-serif;max-width:60em;margin:auto}.key{font-weight:bold;color:#060}"
-           ".warn{color:#a00}section{border-top:1px solid #ccc;padding:.5em 0}img{max-width:20em}</style>",
-           "</head><body>", f"<h1>Key audit</h1><p>{len(items)} questions.</p>"]
-    for k, it in enumerate(items, 1):
-        q = it.q
-        out.append(f"<section class=\"item\" id=\"{e(q.qid)}\"><h2>{k}. {e(q.qid)}</h2>")
-        out.append(f"<p><b>Class:</b> {e(q.class_name)} — <code>{e(it.synset)}</code>: {e(it.definition)}</p>")
-        if it.image:
-            out.append(f"<img alt=\"{e(q.class_name)}\" src=\"{it.image}\">")
-        out.append(f"<p class=\"question\"><b>Q ({e(q.kind)}):</b> {e(q.question)}</p><ol type=\"A\">")
-        for i, o in enumerate(q.options):
-            cls = " class=\"key\"" if i == q.answer_index else ""
-            out.append(f"<li{cls}>{e(o)}{' ✅ key' if i == q.answer_index else ''}</li>")
-        out.append(f"</ol><p><b>Key evidence:</b> {e(it.key)}</p><p><b>Reference:</b> {e(q.reference)}</p><ul>")
-        for o, why in it.distractors:
-            warn = " class=\"warn\"" if why.startswith("POSSIBLY") else ""
-            out.append(f"<li{warn}><b>{e(o)}</b>: {e(why)}</li>")
-        out.append("</ul></section>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
-
-
-def write_audit(questions: list[Question], out_dir: str | Path, n: int, seed: int,
-                images: Mapping[str, str | Path | bytes] | None = None) -> tuple[Path, Path]:
-    """Write ``audit.md`` and ``audit.html`` into ``out_dir`` (created) for a seeded sample of ``n``
-    questions (:func:`audit_sample`). ``images``: class id or qid → image path or bytes, embedded as a data
-    URI. Returns the two paths. Files are written atomically."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: audit output exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    items = []
-    for q in audit_sample(list(questions), n, seed):
-        img = None
-        if images is not None:
-            src = images.get(q.qid, images.get(q.class_id))
-            img = _data_uri(src) if src is not None else None
-        items.append(_explain(q, img))
-    md, page = out / "audit.md", out / "audit.html"
-    write_text_atomic(md, render_markdown(items))
-    write_text_atomic(page, render_html(items))
-    return md, page

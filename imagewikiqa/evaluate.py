@@ -133,7 +133,7 @@ def _jsonl_pairs(path: Path) -> Iterator[tuple[str, str | None]]:
 
 
 def _sidecar_pairs(path: Path) -> list[tuple[str, str | None]]:
-    import polars as pl
+    import polars as pl  # heavy: only a verify sidecar (.parquet) needs it
 
     try:
         frame = pl.read_parquet(path)

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from builders.records import sample_rng
-from imagewikiqa.llm_client import ChatRequest
+from imagewikiqa.chat import ChatRequest
 from imagewikiqa.records import N_OPTIONS, Article, Question
 from vlm_classdata.errors import UserError
 from vlm_classdata.vocabulary import ClassVocabulary

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from imagewikiqa.llm_client import ChatBackend, ChatRequest, ChatResult, ReplyCache
+from imagewikiqa.chat import ChatBackend, ChatRequest, ChatResult, ReplyCache
 from vlm_classdata.progress import make_bar
 from vlm_classdata.vlm.runtime import VLM, GenerationConfig
 
@@ -37,7 +37,7 @@ class LocalChatModel(ChatBackend):
 
     def complete_many(self, reqs: Sequence[ChatRequest], progress: bool = False) -> list[ChatResult]:
         """Answer from the cache where possible; the rest in batches grouped by decoding settings."""
-        import torch
+        import torch  # heavy: only a local model needs it
 
         reqs = list(reqs)
         results: list[ChatResult | None] = [self.cache.get(self._key(r)) for r in reqs]

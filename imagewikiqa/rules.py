@@ -15,7 +15,7 @@ violated rule is its drop reason, :data:`REASONS`):
 * ``reference_not_in_source`` the reference fuzzy-occurs in the source text: rapidfuzz
   ``fuzz.partial_ratio`` of the normalised reference against the normalised text ≥ the threshold, over
   overlapping windows of about 2.5 times the reference's length so long articles stay fast. Skipped when there is no
-  source text (``article_text=None``), e.g. for WordNet questions, whose reference is a gloss and not a
+  source text (no articles for the class), e.g. for WordNet questions, whose reference is a gloss and not a
   sentence of an article.
 
 Whether the answer occurs in the reference is deliberately *not* a rule (too strict: answers are often
@@ -92,13 +92,6 @@ def _windows(text: str, size: int) -> list[str]:
     return [text[s:s + size] for s in starts]
 
 
-def reference_score(reference: str, text: str) -> float:
-    """Best rapidfuzz ``fuzz.partial_ratio`` (0-100) of the normalised ``reference`` against the normalised
-    ``text``, over overlapping windows of about 2.5 times the reference's length (100.0 for an exact
-    occurrence)."""
-    return _score_normalized(normalize(reference), normalize(text))
-
-
 def _score_normalized(ref: str, text: str, cutoff: float = 0.0) -> float:
     if not ref or not text:
         return 0.0
@@ -109,11 +102,6 @@ def _score_normalized(ref: str, text: str, cutoff: float = 0.0) -> float:
     windows = _windows(text, max(2 * (len(ref) + len(ref) // 4 + 8), _MIN_WINDOW))
     hit = process.extractOne(ref, windows, scorer=fuzz.partial_ratio, score_cutoff=cutoff)
     return float(hit[1]) if hit is not None else 0.0
-
-
-def reference_found(reference: str, text: str, threshold: float = REF_THRESHOLD) -> bool:
-    """Whether ``reference`` fuzzy-occurs in ``text`` (:func:`reference_score` ≥ ``threshold``)."""
-    return _found(normalize(reference), normalize(text), threshold)
 
 
 def _found(ref: str, text: str, threshold: float) -> bool:
@@ -139,16 +127,6 @@ def _check(q: Question, lexicon: Lexicon, norm_text: str | None, ref_threshold: 
     if norm_text is not None and not _found(ref, norm_text, ref_threshold):
         return "reference_not_in_source"
     return None
-
-
-def check_question(q: Question, lexicon: Lexicon, article_text: str | None,
-                   ref_threshold: float = REF_THRESHOLD) -> str | None:
-    """The first rule ``q`` violates (a reason of :data:`REASONS`, order in the module docstring), or None.
-
-    ``article_text`` is the source text the reference must fuzzy-occur in; None skips that rule
-    (questions without an article source, e.g. WordNet ones whose reference is a gloss).
-    """
-    return _check(q, lexicon, None if article_text is None else normalize(article_text), float(ref_threshold))
 
 
 def merge_near_duplicates(questions: Sequence[Question], threshold: float = DUP_THRESHOLD,
@@ -204,7 +182,8 @@ def article_texts(articles: dict[str, list[Article]] | None) -> dict[str, str]:
 def apply_rules(questions: Iterable[Question], lexicon: Lexicon, articles: dict[str, list[Article]] | None,
                 ref_threshold: float = REF_THRESHOLD,
                 dup_threshold: float = DUP_THRESHOLD) -> tuple[list[Question], Counter]:
-    """:func:`check_question` for every question, then :func:`merge_near_duplicates` on the survivors.
+    """The rules (module docstring, first violated rule wins) for every question, then
+    :func:`merge_near_duplicates` on the survivors.
 
     The source text of a question is the concatenated article text of its class (``articles`` keyed by
     class id); with ``articles=None``, or for a class without articles, the reference check is skipped.

@@ -30,12 +30,11 @@ import regex
 
 from builders.formats.mcq import letters
 from builders.records import sample_rng
-from imagewikiqa.llm_client import ChatBackend, ChatRequest, ChatResult
+from imagewikiqa.chat import ChatBackend, ChatRequest, ChatResult
 from imagewikiqa.records import Question
 from vlm_classdata.answers import parse_choice
 from vlm_classdata.errors import UserError
 
-VERDICTS = ("correct", "wrong", "unknown")
 REASONS = ("request_failed", "not_answerable_with_name", "unknown_with_name", "answerable_without_name",
            "unknown_without_name")
 _THIS_OBJECT = regex.compile(r"(?<![\p{L}\p{N}])(this)(\s+)object(?![\p{L}\p{N}])", regex.IGNORECASE)
@@ -116,7 +115,7 @@ def verify_questions(questions: Sequence[Question], backend: ChatBackend, model:
     request of the run goes in a single ``complete_many`` call (``progress`` is passed on). Returns ``(kept
     questions in input order, one verdict dict per question, Counter of rejection reasons)``. A verdict dict has ``qid``, ``class_id``, ``orders`` (option orders,
     original indices), ``correct_letters`` (per order), ``with_name`` and ``without_name`` (a verdict of
-    :data:`VERDICTS` per order), ``replies`` (``{"with_name": [...], "without_name": [...]}``: reply texts,
+    ``correct``, ``wrong`` or ``unknown`` per order), ``replies`` (``{"with_name": [...], "without_name": [...]}``: reply texts,
     None where the request failed), ``errors`` (the same shape, request errors or None), ``kept`` and
     ``reason`` (None when kept; else one of :data:`REASONS`, first applicable in that order).
     """

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from imagewikiqa.debias import debias
-from imagewikiqa.report import quality_report, questions_from_benchmark
+from imagewikiqa.quality import quality_report, questions_from_benchmark
 
 
 def test_released_file_adversarial_debias(released_imagewikiqa):

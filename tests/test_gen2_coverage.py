@@ -9,9 +9,10 @@ from collections import Counter
 import pytest
 
 from imagewikiqa.audit import MASK, key_check
-from imagewikiqa.debias import debias
-from imagewikiqa.report import cross_class_duplicates, leak_check
-from imagewikiqa.wordnet_questions import _name_words, generate_wordnet_questions, leaks_name
+from imagewikiqa.debias import balance_letters, control_length_bias, filter_predictable
+from imagewikiqa.quality import cross_class_duplicates, leak_check
+from imagewikiqa.wordnet_answers import class_name_words, leaks_name
+from imagewikiqa.wordnet_questions import generate_wordnet_questions
 from vlm_classdata.hierarchy import entry_synset
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.vocabulary import ClassVocabulary
@@ -27,8 +28,13 @@ def chain():
     vocab = imagenet.subset(sorted(set(ids[::13] + [LENS_CAP, VELVET, STREET_SIGN]), key=ids.index))
     lexicon = Lexicon.build(vocab)
     qs, reasons = generate_wordnet_questions(vocab, per_class=5, seed=0, lexicon=lexicon)
-    final, dropped = debias(qs, seed=0, adversarial=True)
-    return vocab, lexicon, qs, final, dropped
+    # debias(adversarial=True) with one seeded fold split per filter round instead of two (60% less CPU): what
+    # is asserted here is what the filter leaves, which its drop order decides (a class's last question goes
+    # last); the default filter is proven on the released file (test_blind_released) and in the build
+    kept, dropped = control_length_bias(qs, seed=0)
+    filtered, more, _ = filter_predictable(kept, seed=0, repeats=1)
+    final = balance_letters(filtered, seed=0)
+    return vocab, lexicon, qs, final, dropped + more
 
 
 def test_every_class_has_two_questions_and_keeps_one_after_the_filter(chain):
@@ -57,7 +63,7 @@ def test_a_definition_naming_the_class_is_asked_masked(chain):
     assert len(set(lens.options)) == 4
     synsets = {e.class_id: entry_synset(e) for e in vocab}
     for cid in (LENS_CAP, VELVET):
-        names = _name_words(frozenset(f.text for f in lexicon.forms_of(cid)), synsets[cid])
+        names = class_name_words(frozenset(f.text for f in lexicon.forms_of(cid)), synsets[cid])
         mine = [q for q in qs if q.class_id == cid]
         assert mine
         assert not any(leaks_name(t, names) for q in mine for t in [q.question, *q.options])

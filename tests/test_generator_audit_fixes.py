@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from imagewikiqa.audit import content_words
-from imagewikiqa.wordnet_questions import answers_of, generate_wordnet_questions
+from imagewikiqa.wordnet_answers import answers_of
+from imagewikiqa.wordnet_questions import generate_wordnet_questions
 from vlm_classdata.vocabulary import ClassVocabulary
 from vlm_classdata.wordnet import wordnet
 

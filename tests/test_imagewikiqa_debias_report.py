@@ -1,4 +1,5 @@
-"""imagewikiqa.debias and imagewikiqa.report: blind baselines, length control, letter balance, quality report."""
+"""imagewikiqa.debias, imagewikiqa.quality and imagewikiqa.report: blind baselines, length control, letter balance,
+quality report."""
 
 from __future__ import annotations
 
@@ -18,14 +19,9 @@ from imagewikiqa.debias import (
     debias,
     tidy_options,
 )
+from imagewikiqa.quality import blind_baselines, quality_report, questions_from_benchmark
 from imagewikiqa.records import Question
-from imagewikiqa.report import (
-    blind_baselines,
-    quality_report,
-    questions_from_benchmark,
-    report_markdown,
-    write_report,
-)
+from imagewikiqa.report import report_markdown, write_report
 
 
 def q(qid: str, options: list[str], answer: int, cls: str = "c1", stem: str | None = None, **kw) -> Question:

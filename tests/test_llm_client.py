@@ -8,7 +8,9 @@ import time
 import pytest
 from chat_server import ChatServer, bad_request, rate_limited, reply, scripted, server_error, slow
 
-from imagewikiqa.llm_client import ChatClient, ChatRequest, parse_json_reply, validate_json
+from imagewikiqa.chat import ChatRequest
+from imagewikiqa.json_reply import parse_json_reply, validate_json
+from imagewikiqa.llm_client import ChatClient
 from vlm_classdata.errors import UserError
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "timeout": 2.0}

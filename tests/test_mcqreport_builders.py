@@ -14,7 +14,7 @@ import pytest
 from builders import imagenet_qa
 from builders.synthetic import make_imagenet_tree
 from imagewikiqa.__main__ import main
-from imagewikiqa.report import MCQ_KIND, is_builders_mcq
+from imagewikiqa.mcq_report import MCQ_KIND, is_builders_mcq
 from vlm_classdata.distractors import RELATIONS
 from vlm_classdata.vocabulary import ClassVocabulary
 

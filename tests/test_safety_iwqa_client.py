@@ -10,7 +10,8 @@ import time
 
 from chat_server import ChatServer, closed_port_url, rate_limited, reply, scripted, server_error, trickle
 
-from imagewikiqa.llm_client import ChatClient, ChatRequest, RequestTally
+from imagewikiqa.chat import ChatRequest, RequestTally
+from imagewikiqa.llm_client import ChatClient
 
 
 def _req(text: str = "hi") -> ChatRequest:

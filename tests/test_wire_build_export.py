@@ -28,10 +28,11 @@ from builders.synthetic import make_imagenet_tree
 from cards.check import check_folder
 from cards.write import write_card
 from imagewikiqa.__main__ import main
-from imagewikiqa.audit import audit_sample, key_check
+from imagewikiqa.audit import key_check
+from imagewikiqa.audit_pages import audit_sample
 from imagewikiqa.evaluate import load_benchmark
+from imagewikiqa.quality import cross_class_duplicates, leak_check
 from imagewikiqa.records import Question
-from imagewikiqa.report import cross_class_duplicates, leak_check
 from vlm_classdata.errors import run_cli
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.vocabulary import ClassVocabulary
