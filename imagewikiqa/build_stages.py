@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builders.sources import open_source
+from builders.sources.registry import open_source
 from imagewikiqa.adversarial import adversarial_fingerprint, adversarial_line, adversarial_stage
 from imagewikiqa.articles import load_articles
 from imagewikiqa.assemble import PairedItem, pair_images, shift_options

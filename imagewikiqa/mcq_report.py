@@ -26,11 +26,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from builders.formats.mcq import MAX_LETTERS, letters, parse_options
+from builders.formats.mcq import MAX_LETTERS, letters
 from imagewikiqa.debias import blind_longest_accuracy, blind_shortest_accuracy
 from imagewikiqa.evaluate import jsonl_rows, question_stem
 from imagewikiqa.quality import learned_baselines, round6, sorted_counts, target_check
 from imagewikiqa.records import Question
+from vlm_classdata.answers import parse_options
 from vlm_classdata.blind import DEFAULT_MARGIN, chance, mcq_items
 from vlm_classdata.distractors import distractor_policy, distractor_report
 from vlm_classdata.errors import UserError
