@@ -7,18 +7,19 @@ import base64
 import hashlib
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
 import tarfile
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from inprocess import run_main
 from PIL import Image
+from signal_at import command
 
+from builders.imagenet_qa import main as build_main
 from builders.pipeline import Build, BuildConfig
 from builders.sources.imagenet import ImageNetSource
 from builders.synthetic import DEFAULT_WNIDS, add_bad_inputs, make_imagenet_tree
@@ -141,34 +142,32 @@ def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300, **kw)
 
 
+# (run, signal point): each run resumes what the runs before it left; the last one is killed in the finalize step
+KILL_POINTS = [("before", 2, "*/.state/build/*.done.json"),  # a shard published, its marker not yet
+               ("after", 3, "*/.state/build/*.done.json"),   # mid-build, after resuming the first kill
+               ("before", 1, "*/manifest.json")]             # every shard done and the outputs finalised
+
+
 def test_kill_and_resume_is_byte_identical(tmp_path):
     root = tmp_path / "inet"
-    make_imagenet_tree(root, DEFAULT_WNIDS, train_per_class=40, val_per_class=0, size=(160, 120))
+    make_imagenet_tree(root, DEFAULT_WNIDS, train_per_class=8, val_per_class=0, size=(64, 48))
     add_bad_inputs(root)
     common = ["--root", str(root), "--classes", str(tmp_path / "classes.txt"), "--outputs",
               "llava,hf,wds,mcq,vlmevalkit", "--shard-size", "6", "--verify", "full", "--quiet", "--seed", "3"]
     (tmp_path / "classes.txt").write_text("\n".join(f"{w} {ClassVocabulary.bundled('imagenet1k')[w].name}"
                                                     for w in DEFAULT_WNIDS) + "\n")
-    ref = _cli(*common, "--out", str(tmp_path / "ref"))
+    ref = run_main(build_main, *common, "--out", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
+    assert len(list((tmp_path / "ref" / ".state" / "build").glob("*.done.json"))) >= 7  # room for the kills
 
     out = tmp_path / "killed"
-    kills = 0
-    for threshold in (2, 12, 30):
-        proc = subprocess.Popen([sys.executable, "-m", "builders.imagenet_qa", *common, "--out", str(out)],
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            if len(list((out / ".state" / "build").glob("*.json"))) >= threshold:
-                os.killpg(proc.pid, signal.SIGKILL)
-                kills += 1
-                break
-            time.sleep(0.005)
-        proc.wait()
-        assert not (out / "manifest.json").exists() or proc.returncode == 0
-    assert kills >= 2, "the build finished before it could be killed; make it longer"
-    done = _cli(*common, "--out", str(out))
+    for when, nth, pattern in KILL_POINTS:  # real processes, SIGKILLed at an exact publication (signal_at)
+        killed = subprocess.run(command("KILL", when, nth, pattern, "builders.imagenet_qa", *common, "--out", str(out)),
+                                cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert killed.returncode == -signal.SIGKILL, (when, nth, pattern, killed.stderr)
+        assert not (out / "manifest.json").exists()
+    assert (out / "llava" / "train.json").is_file()  # the last kill came after the outputs were finalised
+    done = run_main(build_main, *common, "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert tree_digest(out) == tree_digest(tmp_path / "ref")
     manifest = json.loads((out / "manifest.json").read_text())
