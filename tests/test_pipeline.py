@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from inprocess import run_main
 from PIL import Image
-from signal_at import command
+from signal_at import start
 
 from builders.imagenet_qa import main as build_main
 from builders.pipeline import Build, BuildConfig
@@ -162,9 +162,9 @@ def test_kill_and_resume_is_byte_identical(tmp_path):
 
     out = tmp_path / "killed"
     for when, nth, pattern in KILL_POINTS:  # real processes, SIGKILLed at an exact publication (signal_at)
-        killed = subprocess.run(command("KILL", when, nth, pattern, "builders.imagenet_qa", *common, "--out", str(out)),
-                                cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert killed.returncode == -signal.SIGKILL, (when, nth, pattern, killed.stderr)
+        killed = start("KILL", when, nth, pattern, "builders.imagenet_qa", *common, "--out", str(out),
+                       log=tmp_path / "killed.log")
+        assert killed.wait() == -signal.SIGKILL, (when, nth, pattern, killed.output())
         assert not (out / "manifest.json").exists()
     assert (out / "llava" / "train.json").is_file()  # the last kill came after the outputs were finalised
     done = run_main(build_main, *common, "--out", str(out))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from inprocess import run_main
-from signal_at import command
+from signal_at import start
 
 from builders.imagenet_qa import main as build_main
 from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes, make_imagenet_tree
@@ -140,20 +140,17 @@ def test_a_second_run_into_a_busy_out_is_refused_and_the_first_completes(tmp_pat
     _, common = tree
     out = tmp_path / "busy"
     # the first run stops itself right after it took the lock and published its owner file (pid, host)
-    first = subprocess.Popen(command("STOP", "after", 1, "*/.vlm-classdata.lock.owner", "builders.imagenet_qa",
-                                     *common, "--out", str(out), "--quiet"),
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = start("STOP", "after", 1, "*/.vlm-classdata.lock.owner", "builders.imagenet_qa", *common,
+                  "--out", str(out), "--quiet", log=tmp_path / "first.log")
     try:
-        _, status = os.waitpid(first.pid, os.WUNTRACED)
-        assert os.WIFSTOPPED(status), f"the first build ended (status {status}) before it stopped"
+        first.wait_stopped()
         second = cli(*common, "--out", str(out))
         assert f"is in use by another run (pid {first.pid}" in one_line(second, 2)
         second = cli(*common, "--out", str(out), "--overwrite")
         assert f"is in use by another run (pid {first.pid}" in one_line(second, 2)
     finally:
         os.kill(first.pid, signal.SIGCONT)
-    _, err = first.communicate(timeout=120)
-    assert first.returncode == 0, err
+    assert first.wait() == 0, first.output()
     assert digest(out) == clean
     assert cli(*common, "--out", str(out)).returncode == 0  # the lock went with the first run
 

@@ -19,13 +19,11 @@ from pathlib import Path
 
 import pytest
 from inprocess import run_main
-from signal_at import command
+from signal_at import start
 
 from builders.imagenet_qa import main as build_main
 from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes, make_imagenet_tree
 from vlm_classdata.vocabulary import ClassVocabulary
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -69,10 +67,9 @@ def test_killed_build_whose_source_changed_is_refused_not_mixed(tmp_path, tree):
     root, common = tree
     common = [*common, "--verify", "full"]
     out = tmp_path / "o"
-    killed = subprocess.run(command("KILL", "after", 1, "*/.state/build/*.done.json", "builders.imagenet_qa",
-                                    *common, "--out", str(out), "--quiet"),
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    killed = start("KILL", "after", 1, "*/.state/build/*.done.json", "builders.imagenet_qa", *common,
+                   "--out", str(out), "--quiet", log=tmp_path / "killed.log")
+    assert killed.wait() == -signal.SIGKILL, killed.output()
     assert list((out / ".state" / "build").glob("*.done.json")) and not (out / "manifest.json").exists()
     rel = add_image(root)
     err = one_line(cli(*common, "--out", str(out)))
