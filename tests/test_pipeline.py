@@ -142,7 +142,7 @@ def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300, **kw)
 
 
-# (run, signal point): each run resumes what the runs before it left; the last one is killed in the finalize step
+# (when, nth, target) of each killed run; each resumes what the runs before it left (see signal_at.start)
 KILL_POINTS = [("before", 2, "*/.state/build/*.done.json"),  # a shard published, its marker not yet
                ("after", 3, "*/.state/build/*.done.json"),   # mid-build, after resuming the first kill
                ("before", 1, "*/manifest.json")]             # every shard done and the outputs finalised
