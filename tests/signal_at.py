@@ -82,11 +82,11 @@ class Run:
         """Wait until the process has stopped itself (SIGSTOP); fail if it ended instead."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            if fields[0] == "T":
-                return
             if not self.process.is_alive():
                 raise AssertionError(f"the run ended (exit {self.process.exitcode}) before it stopped: {self.output()}")
+            with contextlib.suppress(FileNotFoundError):  # gone between the two checks: reported next round
+                if Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
+                    return
             time.sleep(0.01)
         raise AssertionError(f"run {self.pid} did not stop within {timeout}s")
 
