@@ -23,7 +23,8 @@ from builders.imagenet_qa import main as build_main
 from builders.pipeline import Build, BuildConfig
 from builders.sources.imagenet import ImageNetSource
 from builders.synthetic import DEFAULT_WNIDS, add_bad_inputs, make_imagenet_tree
-from vlm_classdata.executors import LocalExecutor
+from vlm_classdata.errors import UserError
+from vlm_classdata.executors import LocalExecutor, RayExecutor
 from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def test_full_build_counts_and_every_output(dirty_tree, tmp_path):
             assert item["conversations"][1]["value"] == names[by_key[item["id"]]]
 
     # HF parquet loads offline with decoded RGB images and the right split sizes
-    import datasets
+    import datasets  # heavy: only this test reads the parquet back
 
     ds = datasets.load_dataset(str(out / "hf"))
     assert ds["train"].num_rows == train["written"] and ds["val"].num_rows == len(truth["val"])
@@ -85,7 +86,7 @@ def test_full_build_counts_and_every_output(dirty_tree, tmp_path):
     assert ds["train"].features["label"].names[0] == names[DEFAULT_WNIDS[0]]
 
     # WebDataset shards iterate with webdataset itself
-    import webdataset as wds
+    import webdataset as wds  # heavy: only this test reads the shards back
 
     tars = sorted(str(p) for p in (out / "wds").glob("train-*.tar"))
     samples = list(wds.WebDataset(tars, shardshuffle=False))
@@ -102,7 +103,7 @@ def test_full_build_counts_and_every_output(dirty_tree, tmp_path):
             assert f"{r['label']}. {r['class_name']}" in r["text"]
 
     # VLMEvalKit TSV: pandas reads it, images are base64 of real images
-    import pandas as pd
+    import pandas as pd  # heavy: only this test reads the TSV back
 
     tsv = pd.read_csv(out / "vlmevalkit" / "val.tsv", sep="\t")
     assert len(tsv) == len(truth["val"])
@@ -131,8 +132,6 @@ def test_rerun_is_a_noop_and_changed_config_is_refused(imagenet_tree, tmp_path):
     before = tree_digest(tmp_path / "o")
     build(root, tmp_path / "o", seed=1)
     assert tree_digest(tmp_path / "o") == before
-    from vlm_classdata.errors import UserError
-
     with pytest.raises(UserError, match="seed"):
         build(root, tmp_path / "o", seed=2)
 
@@ -177,14 +176,12 @@ def test_kill_and_resume_is_byte_identical(tmp_path):
 
 def test_ray_executor_matches_local(imagenet_tree, tmp_path):
     pytest.importorskip("ray")
-    from vlm_classdata.executors import RayExecutor
-
     root, _ = imagenet_tree
     vocab = ClassVocabulary.bundled("imagenet1k").subset(DEFAULT_WNIDS)
     config = BuildConfig(outputs=["llava", "hf", "wds", "mcq"], shard_size=5, seed=4)
     Build(ImageNetSource(str(root), vocabulary=vocab), tmp_path / "local", config, LocalExecutor(1),
           show_progress=False).run()
-    import ray
+    import ray  # heavy and optional: only the Ray test needs it
 
     try:
         Build(ImageNetSource(str(root), vocabulary=vocab), tmp_path / "ray", config, RayExecutor(2),

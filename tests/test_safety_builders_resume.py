@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,8 @@ from inprocess import run_main
 from signal_at import start
 
 from builders.imagenet_qa import main as build_main
+from builders.pipeline import SourceListing
+from builders.sources.imagenet import ImageNetSource
 from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes, make_imagenet_tree
 from vlm_classdata.vocabulary import ClassVocabulary
 
@@ -56,8 +59,6 @@ def tree(tmp_path) -> tuple[Path, list[str]]:
 
 def add_image(root: Path) -> str:
     rel = f"train/{DEFAULT_WNIDS[1]}/new.JPEG"
-    import random
-
     (root / rel).write_bytes(jpeg_bytes(random.Random(99), size=(64, 48)))
     return rel
 
@@ -191,12 +192,9 @@ def test_mix_without_llava_output_is_refused(tmp_path, tree):
 
 def test_source_listing_costs_one_stat_per_file(tmp_path):
     """10k files: the listing (one stat each) and its hash stay well under the scan's own order of cost."""
-    from builders.pipeline import SourceListing
-    from builders.sources.imagenet import ImageNetSource
-
     root = tmp_path / "big"
     root.mkdir()
-    (root / "one.JPEG").write_bytes(jpeg_bytes(__import__("random").Random(1)))
+    (root / "one.JPEG").write_bytes(jpeg_bytes(random.Random(1)))
     for w in DEFAULT_WNIDS[:2]:
         folder = root / "train" / w
         folder.mkdir(parents=True)

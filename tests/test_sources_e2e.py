@@ -78,7 +78,7 @@ def test_manifest_jsonl_source(tmp_path, imagenet_tree):
 
 @pytest.fixture()
 def hf_folder(tmp_path):
-    import datasets
+    import datasets  # heavy: only the hf source test needs it
 
     rng = random.Random(1)
     names = ["tench", "goldfish", "great white shark"]
@@ -103,7 +103,7 @@ def test_hf_parquet_folder_source_exports_images(hf_folder, tmp_path):
 
 
 def test_webdataset_source(tmp_path):
-    import webdataset as wds
+    import webdataset as wds  # heavy: only the WebDataset source test needs it
 
     vocab = ClassVocabulary.bundled("imagenet1k").subset(["n01440764", "n01443537"])
     rng = random.Random(2)
