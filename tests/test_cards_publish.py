@@ -230,7 +230,8 @@ def test_single_commit_path_without_xet(hub_env, dataset, monkeypatch):
 
 def test_publishes_the_embedded_demo_build(hub_env, tmp_path):
     out = tmp_path / "demo"
-    proc = run_main(build_main, "--out", str(out), "--overwrite")  # in-process: the exit code python -m gives
+    # in-process (the exit code python -m gives); only the hf output, the folder that is published
+    proc = run_main(build_main, "--out", str(out), "--overwrite", "--outputs", "hf")
     assert proc.returncode == 0, proc.stderr[-2000:]
     folder = out / "hf"
     plan = plan_upload(folder)
