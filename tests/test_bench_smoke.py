@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from scripts_loader import load_script
 
+from vlm_classdata.errors import UserError
+
 
 def _load_bench():
     return load_script('bench_builders')
@@ -35,8 +37,6 @@ def test_bench_smoke(tmp_path, capsys):
     # a second run reuses the tree instead of regenerating it; a tree of another image size is refused
     assert bench.main(argv) == 0
     assert "tree: reusing" in capsys.readouterr().out
-    from vlm_classdata.errors import UserError
-
     with pytest.raises(UserError, match="64x48 JPEGs, not 80x60"):
         bench.main([*argv, "--size", "80x60"])
 

