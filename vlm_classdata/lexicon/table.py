@@ -32,7 +32,6 @@ class Lexicon:
             owners = self._by_text.setdefault(f.text, [])
             if f.class_id not in owners:
                 owners.append(f.class_id)
-        self._texts = {cid: {f.text for f in fs} for cid, fs in self._by_class.items()}
 
     @classmethod
     def build(cls, vocab: ClassVocabulary, method: str = "wordnet", plurals: bool = True,
@@ -102,13 +101,6 @@ class Lexicon:
             raise UserError(f"unknown form flag(s) {', '.join(bad)}; known: {', '.join(FLAGS)}")
         drop = set(exclude_flags)
         return [f for f in self.forms if not drop.intersection(f.flags)]
-
-    def matches_label(self, class_id: str, text: str) -> bool:
-        """Whether ``normalize(text)`` is one of the class's forms (False for non-text or unknown ids)."""
-        if not isinstance(text, str):
-            return False
-        t = normalize(text)
-        return bool(t) and t in self._texts.get(class_id, ())
 
     def to_frame(self) -> polars.DataFrame:
         """One row per form: ``class_id, class_name, form, kind, flags`` (comma-joined) ``, note``."""
