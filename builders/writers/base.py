@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from builders.records import Record
-from vlm_classdata.atomic import discard
+from vlm_classdata.atomic import commit, discard, naming
 
 
 class ShardWriter(ABC):
@@ -61,3 +61,12 @@ def close_and_discard(handle: Any, tmp: Path | None) -> None:
     finally:
         if tmp is not None:
             discard(tmp)
+
+
+def close_and_publish(handle: Any, tmp: Path, final: Path) -> list[Path]:
+    """What a shard writer's ``close`` does for its one file: close ``handle`` (a close error names ``final``),
+    then publish ``tmp`` atomically as ``final``; returns ``[final]``."""
+    with naming(final):
+        handle.close()
+    commit(tmp, final)
+    return [final]

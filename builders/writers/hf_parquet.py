@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from builders.records import Record
-from builders.writers.base import ShardWriter, Writer, close_and_discard
-from vlm_classdata.atomic import atomic_path, commit, naming, write_text_atomic
+from builders.writers.base import ShardWriter, Writer, close_and_discard, close_and_publish
+from vlm_classdata.atomic import atomic_path, naming, write_text_atomic
 from vlm_classdata.errors import UserError
 
 IMAGE_COLUMN = "image"
@@ -149,11 +149,8 @@ class _ParquetShardWriter(ShardWriter):
         if self._pq is None:
             self.final.unlink(missing_ok=True)
             return []
-        with naming(self.final):
-            self._pq.close()
-        self._pq = None
-        commit(self.tmp, self.final)
-        return [self.final]
+        pq_writer, self._pq = self._pq, None
+        return close_and_publish(pq_writer, self.tmp, self.final)
 
     def abort(self) -> None:
         """Drop the temporary file (also when closing it fails, e.g. on a full disk)."""

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from builders.records import Record
-from builders.writers.base import ShardWriter, Writer, close_and_discard
-from vlm_classdata.atomic import atomic_output, atomic_path, commit, dumps_compact, naming
+from builders.writers.base import ShardWriter, Writer, close_and_discard, close_and_publish
+from vlm_classdata.atomic import atomic_output, atomic_path, dumps_compact, naming
 from vlm_classdata.errors import UserError
 
 PARTS_DIR = ".parts"
@@ -70,11 +70,8 @@ class _PartShardWriter(ShardWriter):
     def close(self) -> list[Path]:
         """Publish the part file (empty when the shard had no rows)."""
         assert self._fh is not None, "shard writer already closed"
-        with naming(self.final):
-            self._fh.close()
-        self._fh = None
-        commit(self.tmp, self.final)
-        return [self.final]
+        fh, self._fh = self._fh, None
+        return close_and_publish(fh, self.tmp, self.final)
 
     def abort(self) -> None:
         """Drop the temporary part file (also when closing it fails, e.g. on a full disk)."""
