@@ -95,6 +95,9 @@ def test_irregular_plurals_come_from_wordnet_exceptions(lex):
     ("fly", ["flies"]), ("day", ["days"]), ("tench", ["tenches"]), ("cat", ["cats"]),
     ("goose", ["geese"]), ("mouse", ["mice"]), ("wolf", ["wolves"]), ("knife", ["knives"]),
     ("ox", ["oxen"]), ("great white shark", ["great white sharks"]), ("bird of prey", ["birds of prey"]),
+    # the head of a compound: a hyphenated "X-of-Y" alone is X, before another word it modifies that word
+    ("hen-of-the-woods", ["hens of the woods"]), ("coat-of-mail shell", ["coat of mail shells"]),
+    ("coat-of-mail_shell", ["coat of mail shells"]), ("hen-of-the-woods mushroom", ["hen of the woods mushrooms"]),
     ("brother-in-law", ["brothers in law"]), ("Grey Wolf", ["grey wolves"]),
     ("trunks", []), ("glasses", []), ("species", []), ("pj's", []), ("B-52", []), ("", []),
 ])
@@ -310,3 +313,11 @@ def test_imagenet_build_is_fast_from_a_cold_start():
     assert out.returncode == 0, out.stderr
     n, seconds = out.stdout.split()
     assert int(n) > 3000 and float(seconds) < 30
+
+
+def test_chiton_plural_is_on_its_head_noun(lex):
+    """Chiton's 'coat-of-mail shell' pluralises its head 'shell' (a text about chitons says "coat-of-mail
+    shells"), not 'coat' ("coats of mail shell" is no English text)."""
+    chiton = "n01955084"
+    assert has_form(lex, chiton, "coat-of-mail shells") and not has_form(lex, chiton, "coats of mail shell")
+    assert classes_matching(lex, "coat-of-mail shells") == [chiton]

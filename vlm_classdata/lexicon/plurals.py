@@ -13,8 +13,10 @@ from vlm_classdata.lexicon.wordnet_senses import in_wordnet, is_noun, noun_bases
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset
 
-# "X of Y" forms pluralise X ("bird of prey" -> "birds of prey")
+# "X of Y" forms pluralise X ("bird of prey" -> "birds of prey", "hen-of-the-woods" -> "hens-of-the-woods"); a
+# hyphenated "X-of-Y" before another word is a modifier of that word ("coat-of-mail shell" -> "... shells")
 _OF_WORDS = frozenset({"of", "de", "des", "du"})
+_WORD_GAPS = regex.compile(r"[\s_]+")  # between the words of a form as written (a hyphenated compound is one)
 # Latin-looking word endings (a genus or species epithet not known to WordNet: "Lycaon pictus")
 _LATIN_END = regex.compile(r"(?:us|um|a|ae|i|is|es|ii|or|ix|ex|ax|on|ensis|oides)$")
 
@@ -93,26 +95,47 @@ def is_binomial(raw: str, synset: Synset | None, use_wordnet: bool) -> bool:
 def pluralize(text: str, *, use_wordnet: bool = True) -> list[str]:
     """Plurals of a normalised form, most likely first; ``[]`` when it gets none.
 
-    The whole form, then its head word (the last word, or the word before "of"/"de"/"des"/"du": "bird of
-    prey" → "birds of prey"), is looked up in WordNet's noun exception list ("goose" → "geese", "wolf" →
+    The whole form, then its head word (see :func:`_head`: "bird of prey" → "birds of prey", "hen-of-the-woods"
+    → "hens of the woods", "coat-of-mail shell" → "coat of mail shells"), is looked up in WordNet's noun exception list ("goose" → "geese", "wolf" →
     "wolves"); where that list gives only an alternative learned plural ("camera" → "camerae") the regular
     plural is added. Otherwise English rules apply (s/x/z/ch/sh → +es, consonant + y → ies, else +s).
     Heads that already look plural ("trunks", "potatoes", "species") or are not a word of letters get none.
     """
-    text = normalize(text)
-    words = text.split()
-    if not words:
+    if not normalize(text):
         return []
     if use_wordnet:
         inverse, _ = noun_exceptions()
-        if len(words) > 1 and text in inverse:
-            return list(inverse[text])
-    at = len(words) - 1
-    for i, w in enumerate(words[1:-1], start=1):
-        if w in _OF_WORDS:
-            at = i - 1
-            break
-    head = words[at]
+        whole = normalize(text)
+        if len(whole.split()) > 1 and whole in inverse:
+            return list(inverse[whole])
+    tokens, at, part = _head(text)
+    parts = tokens[at].split("-")
+    *before, head = normalize(parts[part]).split() or [""]  # a part like "pj's" is two words: "s" is the head
     if len(head) < 2 or not head.isalpha() or _looks_plural(head, use_wordnet):
         return []
-    return [" ".join([*words[:at], p, *words[at + 1:]]) for p in _word_plurals(head, use_wordnet)]
+    plurals = []
+    for p in _word_plurals(head, use_wordnet):
+        written = [*tokens[:at], "-".join([*parts[:part], " ".join([*before, p]), *parts[part + 1:]]),
+                   *tokens[at + 1:]]
+        plurals.append(normalize(" ".join(written)))
+    return plurals
+
+
+def _head(text: str) -> tuple[list[str], int, int]:
+    """Where the head noun of a form stands: its words as written (split at spaces and underscores), the index of
+    the word holding the head, and the index of the head among that word's hyphen-separated parts.
+
+    The head is the word before a separate "of"/"de"/"des"/"du" ("bird of prey"), else the last word; inside a
+    hyphenated last word it is the part before an inner "of" ("hen-of-the-woods"), else its last part. So a
+    hyphenated "X-of-Y" followed by another word modifies that word: "coat-of-mail shell" → "shell"."""
+    tokens = [t for t in _WORD_GAPS.split(text.strip()) if t]
+    at = len(tokens) - 1
+    for i, token in enumerate(tokens[1:-1], start=1):
+        if normalize(token) in _OF_WORDS:
+            at = i - 1
+            break
+    parts = tokens[at].split("-")
+    inner_of = next((j for j, q in enumerate(parts[1:-1], start=1) if normalize(q) in _OF_WORDS), None)
+    return tokens, at, (inner_of - 1 if inner_of is not None else len(parts) - 1)
+
+
