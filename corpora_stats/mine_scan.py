@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 from corpora_stats.counts_folder import CountsFolder
 from corpora_stats.matcher import Matcher
 from corpora_stats.mine_files import CorpusFile
-from corpora_stats.readers.base import one_line
 from vlm_classdata import progress
+from vlm_classdata.errors import one_line
 
 SKIP_REASONS = ("missing_url", "bad_url", "empty_caption")
 _URL_OK = r"(?i)^https?://[^\s/?#]+(?:[/?#]\S*)?$"

@@ -38,6 +38,12 @@ def first_line(exc: BaseException, limit: int | None = None) -> str:
     return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line: its whole message with whitespace collapsed (at most ``limit``
+    characters), else its type's name."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__
+
+
 def describe_os_error(exc: OSError) -> str:
     """One line for a failed file operation: the path(s), the cause, and what to do for the usual ones."""
     paths = " → ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)

@@ -22,7 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.errors import UserError, one_line, read_user_json
 
 
 class LocalKind(str, Enum):
@@ -61,10 +61,6 @@ def detect_local_dataset(path: str | Path) -> LocalKind | None:
     if (p / "dataset_info.json").is_file() or _has_parquet_files(p / "data"):
         return LocalKind.HUB_FOLDER
     return LocalKind.DATA_FOLDER
-
-
-def _one_line(exc: BaseException) -> str:
-    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
 
 
 def _load(p: Path, kind: LocalKind, streaming: bool) -> dict[str, Any]:
@@ -107,7 +103,7 @@ def open_local_dataset(path: str | Path, *, streaming: bool = False, split: str 
     except UserError:
         raise
     except Exception as exc:  # datasets raises many types for unusable folders and files
-        raise UserError(f"cannot load Hugging Face dataset {str(path)!r}: {_one_line(exc)}") from None
+        raise UserError(f"cannot load Hugging Face dataset {str(path)!r}: {one_line(exc, 300)}") from None
     if split is None:
         return splits
     if split not in splits:

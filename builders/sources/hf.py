@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from builders.records import SampleRef, safe_key
 from builders.sources.base import Source
-from vlm_classdata.errors import UserError
+from vlm_classdata.errors import UserError, one_line
 from vlm_classdata.local_datasets import LocalKind, detect_local_dataset, open_local_dataset
 from vlm_classdata.names import name_problem
 from vlm_classdata.vocabulary import WNID_RE, ClassVocabulary
@@ -48,11 +48,6 @@ _PROBE_ROWS = 1000  # first rows of each split whose labels must not all fail to
 #: how each kind of local dataset is opened (as the manifest's source "loader" says)
 _LOADERS = {LocalKind.SAVED_DATASET_DICT: "load_from_disk", LocalKind.SAVED_DATASET: "load_from_disk",
             LocalKind.ARROW_FILE: "from_file"}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
 
 
 class HFSource(Source):
@@ -128,7 +123,7 @@ class HFSource(Source):
         except UserError:
             raise
         except Exception as exc:  # datasets raises many types for unusable Hub ids
-            raise UserError(f"cannot load Hugging Face Hub dataset {self.path!r}: {_one_line(exc)}") from None
+            raise UserError(f"cannot load Hugging Face Hub dataset {self.path!r}: {one_line(exc, 300)}") from None
         if isinstance(loaded, datasets.Dataset):
             loaded = {str(loaded.split) if loaded.split else "train": loaded}
         out = {str(k): self._cast(v) for k, v in dict(loaded).items()}

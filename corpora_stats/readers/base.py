@@ -26,11 +26,6 @@ class ReadStats:
 
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as one short line (its message with whitespace collapsed, else its type)."""
-    return " ".join(str(exc).split())[:200] or type(exc).__name__
-
-
 class Block:
     """Texts gathered one by one, handed on (filtered by ``Corpus._keep``) when a batch or a chunk is full."""
 

@@ -10,8 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from corpora_stats.readers.base import BLOCK_DOCS, TEXT_FIELDS, one_line
-from vlm_classdata.errors import UserError
+from corpora_stats.readers.base import BLOCK_DOCS, TEXT_FIELDS
+from vlm_classdata.errors import UserError, one_line
 from vlm_classdata.local_datasets import open_local_dataset
 
 

@@ -14,7 +14,6 @@ from corpora_stats.readers.base import (
     TURNS,
     WORDNET_GLOSSES,
     ReadStats,
-    one_line,
 )
 from corpora_stats.readers.columnar import ColumnarReaders
 from corpora_stats.readers.detect import detect_format, folder_listing, kind_of_name
@@ -22,7 +21,7 @@ from corpora_stats.readers.sources import Source
 from corpora_stats.readers.text import TextReaders
 from corpora_stats.readers.webdataset import WebDatasetReader
 from corpora_stats.readers.wordnet_glosses import WordNetGlossesReader
-from vlm_classdata.errors import UserError
+from vlm_classdata.errors import UserError, one_line
 
 IMAGE_TOKEN = "<image>"
 ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "model": "gpt", "chatgpt": "gpt"}

@@ -11,7 +11,7 @@ from typing import Any
 
 import zstandard
 
-from corpora_stats.readers.base import one_line
+from vlm_classdata.errors import one_line
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

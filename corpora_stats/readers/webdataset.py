@@ -5,7 +5,8 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterator
 
-from corpora_stats.readers.base import Block, one_line
+from corpora_stats.readers.base import Block
+from vlm_classdata.errors import one_line
 
 
 class WebDatasetReader:
