@@ -13,7 +13,6 @@ import numpy as np
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 from scipy import sparse
-from sklearn.feature_extraction.text import HashingVectorizer
 
 from vlm_classdata.blind.items import MCQ
 from vlm_classdata.lexicon import normalize, stopwords
@@ -130,6 +129,8 @@ def build_features(items: Sequence[MCQ], use_wordnet: bool | None = None, answer
             owords = (set(norm.split()) - stop) or set(norm.split()[-1:])
             cross_docs.append(" ".join(f"{a}__{b}" for a in qwords for b in sorted(owords)))
     dense = np.vstack(blocks) if blocks else np.zeros((0, 1))
+    from sklearn.feature_extraction.text import HashingVectorizer  # heavy (~0.6 s): only featurising needs it
+
     words = HashingVectorizer(analyzer="word", ngram_range=(1, 2), n_features=WORD_HASH, alternate_sign=False,
                               norm="l2", token_pattern=r"\S+")
     cross = HashingVectorizer(analyzer="word", n_features=WORD_HASH, alternate_sign=False, norm="l2",

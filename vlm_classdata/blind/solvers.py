@@ -10,10 +10,6 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
 from vlm_classdata.blind.features import Features, answer_prior_features, build_features
@@ -29,6 +25,11 @@ MIN_GROUPS = 2
 
 def _make(solver: str, seed: int) -> Any:
     """A fresh, unfitted model of ``solver``."""
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,  # heavy (~0.6 s): only fitting solvers needs it
+    )
+    from sklearn.linear_model import LogisticRegression  # heavy: as above
+
     if solver == "logistic":
         return LogisticRegression(C=1.0, tol=1e-3, max_iter=300)
     if solver == "boosting":
@@ -77,6 +78,8 @@ def _fold_scores(f: Features, solver: str, train_rows: np.ndarray, test_rows: np
     p_test = answer_prior_features(f, train_rows, test_rows, False)
     dense_train = np.column_stack([f.dense[train_rows], p_train])
     mean, scale = dense_train.mean(axis=0), dense_train.std(axis=0) + 1e-9
+    from sklearn.exceptions import ConvergenceWarning  # heavy: only fitting solvers needs scikit-learn
+
     model = _make(solver, seed)
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -95,6 +98,8 @@ def held_out_scores(f: Features, alive: np.ndarray | None = None, solvers: Seque
     is unknown."""
     for s in solvers:
         _make(s, seed)
+    from sklearn.model_selection import GroupKFold  # heavy: only cross-validating solvers needs scikit-learn
+
     idx = np.arange(len(f.items)) if alive is None else np.flatnonzero(alive)
     n_groups = len(np.unique(f.groups[idx]))
     if n_groups < MIN_GROUPS:
