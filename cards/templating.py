@@ -11,6 +11,7 @@ from typing import Any
 import jinja2
 
 from cards import markdown
+from vlm_classdata.templates import template_environment
 
 FILTERS = {"cell": markdown.cell, "num": markdown.num, "plural": markdown.plural, "pct": markdown.pct,
            "median": markdown.median, "pairs": markdown.pairs}
@@ -32,9 +33,7 @@ GLOBALS = {"table": markdown.table, "code": markdown.code, "bibtex": bibtex}
 @cache
 def environment() -> jinja2.Environment:
     """The environment: templates from the ``cards`` package, Markdown filters and globals, no autoescape."""
-    env = jinja2.Environment(loader=jinja2.PackageLoader("cards", "templates"), autoescape=False,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=False)
+    env = template_environment("cards", keep_trailing_newline=False)
     env.filters.update(FILTERS)
     env.globals.update(GLOBALS)
     return env

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
 from corpora_stats.accuracy import read_accuracy
@@ -26,6 +26,7 @@ from corpora_stats.counts_folder import corpus_lexicon, load_counts, report_voca
 from corpora_stats.plots import plot_accuracy_scatter, plot_binned, plot_extremes, plot_histogram, plot_pair
 from corpora_stats.statistics import bin_label, binned_accuracy, correlate, spearman, under_exposed
 from vlm_classdata.errors import UserError
+from vlm_classdata.templates import template_environment
 
 ALL_FLAGS = ("shared", "ambiguous", "short")
 SUM_MEASURE = "all corpora (sum)"
@@ -73,8 +74,7 @@ def _safe(name: str) -> str:
 @functools.cache
 def _templates() -> Environment:
     """The report's Jinja2 environment (HTML autoescaped; text escaped the way ``html.escape`` does)."""
-    env = Environment(loader=PackageLoader("corpora_stats", "templates"), autoescape=select_autoescape(["html.j2"]),
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined)
+    env = template_environment("corpora_stats", autoescape=select_autoescape(["html.j2"]))
     env.filters.update(fmt=_fmt, h=lambda v: Markup(html.escape(str(v))),
                        md_cell=lambda v: str(v).replace("|", "\\|"), suffix=lambda v, text: f"{v}{text}")
     return env

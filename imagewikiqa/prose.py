@@ -11,11 +11,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import jinja2
+from vlm_classdata.templates import template_environment
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("imagewikiqa", "templates"), autoescape=False, trim_blocks=True,
-    lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+_ENV = template_environment("imagewikiqa")
 _ENV.filters["h"] = html.escape
 _ENV.globals["chr"] = chr
 
