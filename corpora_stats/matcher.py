@@ -39,10 +39,18 @@ def seed_mix(seed: int) -> int:
     return (seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % 2**64
 
 
-def original_span_regex(text: str) -> re.Pattern:
-    """Regex finding a normalised form in the original text (for snippets; ``re`` compiles fast)."""
-    tokens = [re.escape(t) for t in text.split()]
-    return re.compile(r"(?<![^\W_])" + r"[\W_]+".join(tokens) + r"(?![^\W_])", re.IGNORECASE)
+_TOKEN = re.compile(r"[^\W_]+")  # a run of letters and numbers, as the engine cuts text
+
+
+def form_span(text: str, form: str) -> tuple[int, int] | None:
+    """Where the form (a normalised text) first occurs in ``text`` as whole tokens: (start, end), or None."""
+    want = form.split()
+    tokens = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(text)]
+    n = len(want)
+    for i in range(len(tokens) - n + 1):
+        if all(tokens[i + j][2] == want[j] for j in range(n)):
+            return tokens[i][0], tokens[i + n - 1][1]
+    return None
 
 
 @dataclass
@@ -132,7 +140,6 @@ class Matcher:
         self.index = FormIndex(texts, rows, len(self.class_ids))
         self.snippet_k = snippets
         self.seed = seed
-        self._span_cache: dict[int, re.Pattern] = {}
         self._matching: Scanner | None = None
 
     def new_state(self) -> CountState:
@@ -161,13 +168,10 @@ class Matcher:
 
     def snippet(self, text: str, pat: int) -> str:
         """±60 characters of ``text`` around the first occurrence of pattern ``pat``, the match in «…»."""
-        rx = self._span_cache.get(pat)
-        if rx is None:
-            rx = self._span_cache[pat] = original_span_regex(self.texts[pat])
-        hit = rx.search(text)
-        if hit is None:
+        span = form_span(text, self.texts[pat])
+        if span is None:
             return text[: 2 * SNIPPET_CONTEXT]
-        lo, hi = hit.span()
+        lo, hi = span
         left = text[max(0, lo - SNIPPET_CONTEXT):lo]
         right = text[hi:hi + SNIPPET_CONTEXT]
         return (("…" if lo > SNIPPET_CONTEXT else "") + left + "«" + text[lo:hi] + "»" + right
