@@ -219,6 +219,8 @@ cdef class FormIndex:
     cdef uint8_t* pool
     cdef uint64_t tok_mask
     cdef uint64_t filter[FILTER_WORDS]  # one bit per hash prefix of a form token: most text tokens stop here
+    cdef uint64_t start_filter[FILTER_WORDS]  # the same for the first tokens of forms
+    cdef list hashes  # token id → hash
     cdef int max_tok_len
     cdef int32_t* root_child
     cdef uint64_t* edge_key
@@ -286,6 +288,7 @@ cdef class FormIndex:
         for k in range(size):
             self.tok_id[k] = -1
         memset(self.filter, 0, sizeof(self.filter))
+        self.hashes = []
         self.max_tok_len = 0
         total = 0
         for i in range(n):
@@ -293,6 +296,7 @@ cdef class FormIndex:
             p = <const uint8_t*><const char*>b
             h = hash_bytes(p, len(b))
             self.filter[(h >> 52) & (FILTER_WORDS - 1)] |= 1ULL << ((h >> 46) & 63)
+            self.hashes.append(h)
             memcpy(self.pool + total, p, len(b))
             slot = h & self.tok_mask
             while self.tok_id[slot] >= 0:
@@ -309,6 +313,7 @@ cdef class FormIndex:
 
     cdef void _build_trie(self, list seqs) except *:
         cdef Py_ssize_t nodes = 1, edges = 0, size = 16, node, child, pid
+        cdef uint64_t h
         cdef dict children = {}
         cdef list pats = [-1]
         for pid in range(len(seqs)):
@@ -338,9 +343,12 @@ cdef class FormIndex:
             self.root_child[i] = -1
         for i in range(nodes):
             self.node_pat[i] = pats[i]
+        memset(self.start_filter, 0, sizeof(self.start_filter))
         for (node, t), child in children.items():
             if node == 0:
                 self.root_child[t] = <int32_t>child
+                h = self.hashes[t]
+                self.start_filter[(h >> 52) & (FILTER_WORDS - 1)] |= 1ULL << ((h >> 46) & 63)
             else:
                 self._set_edge(node, t, child)
 
@@ -387,6 +395,9 @@ cdef class FormIndex:
 
     cdef inline bint maybe_token(self, uint64_t h) noexcept:
         return (self.filter[(h >> 52) & (FILTER_WORDS - 1)] >> ((h >> 46) & 63)) & 1
+
+    cdef inline bint maybe_start(self, uint64_t h) noexcept:
+        return (self.start_filter[(h >> 52) & (FILTER_WORDS - 1)] >> ((h >> 46) & 63)) & 1
 
     cdef inline int32_t token_id(self, const uint8_t* buf, int length, uint64_t h) noexcept:
         cdef uint64_t slot = h & self.tok_mask
@@ -438,13 +449,8 @@ cdef class Scanner:
     cdef bint doc_prio_set
     cdef const uint8_t* doc_ptr
     cdef Py_ssize_t doc_len
-    cdef int32_t* ids
-    cdef Py_ssize_t ids_cap
     cdef bint recording
     cdef list rec_doc, rec_pat
-
-    def __cinit__(self):
-        self.ids = NULL
 
     def __init__(self, FormIndex index, bint overlapping, int snippets=0, uint64_t seed=0):
         cdef int np_ = index.num_patterns, nc = index.num_classes
@@ -470,141 +476,122 @@ cdef class Scanner:
         self.snip_pat = np.zeros(max(nc * snippets, 1), dtype=np.int32)
         self.snip_fill = np.zeros(nc, dtype=np.int32)
         self.snip_slot = np.full(nc, -1, dtype=np.int32)
-        self.ids_cap = 1024
-        self.ids = <int32_t*>malloc(self.ids_cap * sizeof(int32_t))
-        if self.ids == NULL:
-            raise MemoryError()
         self.recording = False
 
-    def __dealloc__(self):
-        free(self.ids)
-
-    cdef Py_ssize_t _tokenize(self, const uint8_t* s, Py_ssize_t n, Py_ssize_t readable) except -1:
-        """Token ids of ``s[:n]`` into ``self.ids`` (a run of unknown tokens → one -1); → how many.
+    cdef Py_ssize_t _next_token(self, const uint8_t* s, Py_ssize_t n, Py_ssize_t readable, Py_ssize_t i,
+                                bint starts_only, int32_t* tid) noexcept:
+        """Find the next token at or after ``s[i]``; → the index after it, with its id in ``tid`` (-1: not a form
+        token — with ``starts_only``, not the first token of a form; -2: no token left).
 
         ``s[n]`` must be readable and not a letter or digit (a newline, a carriage return or the NUL after a bytes or
         str buffer); ``readable`` bytes from ``s`` can be read (for whole-word loads)."""
         cdef FormIndex ix = self.index
-        cdef Py_ssize_t i = 0, nt = 0, start
+        cdef Py_ssize_t start
         cdef uint32_t cp, nxt
         cdef int step, blen, maxlen = ix.max_tok_len, k
         cdef uint8_t buf[MAX_TOKEN_BYTES + 8]
-        cdef bint toolong, cut
-        cdef int32_t tid
+        cdef bint toolong = False, cut = False
         cdef uint8_t kind
         cdef uint64_t h
         while True:
             while i < n and BYTE_KIND[s[i]] == 0:
                 i += 1
             if i >= n:
-                break
+                tid[0] = -2
+                return n
             kind = BYTE_KIND[s[i]]
             if kind == 1:  # an ASCII token, unless a non-ASCII letter follows (then the general path below)
                 start = i
                 i += 1
-                while BYTE_KIND[s[i]] == 1:  # s[n] is a separator: see count_lines and count_texts
+                while BYTE_KIND[s[i]] == 1:  # stops at s[n] at the latest
                     i += 1
                 if i >= n or BYTE_KIND[s[i]] == 0:
                     blen = <int>(i - start)
-                    tid = -1
+                    tid[0] = -1
                     if blen <= maxlen:
                         h = hash_short(s + start, blen) if blen < 8 and start + 8 <= readable else hash_bytes(
                             s + start, blen)
-                        if ix.maybe_token(h):
+                        if ix.maybe_start(h) if starts_only else ix.maybe_token(h):
                             for k in range(blen):
                                 buf[k] = ASCII_LOWER[s[start + k]]
-                            tid = ix.token_id(buf, blen, h)
-                    nt = self._push(nt, tid)
-                    continue
+                            tid[0] = ix.token_id(buf, blen, h)
+                            if starts_only and tid[0] >= 0 and ix.root_child[tid[0]] < 0:
+                                tid[0] = -1
+                    return i
                 i = start
             step = decode(s, i, n, &cp)
-            if not is_word(cp):
-                i += step
-                continue
-            blen = 0
-            toolong = False
-            cut = False
-            while True:  # the general path: lower-case code point by code point
-                if cp < 0x80:
-                    cp = ASCII_LOWER[cp]
-                elif cp == 0x130:  # İ lowers to "i" + U+0307 (not a letter): the token ends after the i
-                    cp = 0x69
-                    cut = True
-                elif cp == 0x3A3:  # Σ at the end of a word lowers to the final sigma
-                    cp = 0x3C3
-                    if blen > 0:
-                        if i + step >= n:
+            if is_word(cp):
+                break
+            i += step
+        blen = 0
+        while True:  # the general path: lower-case code point by code point
+            if cp < 0x80:
+                cp = ASCII_LOWER[cp]
+            elif cp == 0x130:  # İ lowers to "i" + U+0307 (not a letter): the token ends after the i
+                cp = 0x69
+                cut = True
+            elif cp == 0x3A3:  # Σ at the end of a word lowers to the final sigma
+                cp = 0x3C3
+                if blen > 0:
+                    if i + step >= n:
+                        cp = 0x3C2
+                    else:
+                        decode(s, i + step, n, &nxt)
+                        if not is_word(nxt):
                             cp = 0x3C2
-                        else:
-                            decode(s, i + step, n, &nxt)
-                            if not is_word(nxt):
-                                cp = 0x3C2
-                else:
-                    cp = Py_UNICODE_TOLOWER(cp)
-                if not toolong:  # buf has room for maxlen + 4 bytes
-                    blen += encode(cp, buf + blen)
-                    toolong = blen > maxlen
-                i += step
-                if cut or i >= n:
-                    break
-                step = decode(s, i, n, &cp)
-                if not is_word(cp):
-                    break
-            tid = -1 if toolong else ix.token_id(buf, blen, hash_bytes(buf, blen))
-            nt = self._push(nt, tid)
-        return nt
-
-    cdef inline Py_ssize_t _push(self, Py_ssize_t nt, int32_t tid) except -1:
-        if tid < 0 and nt > 0 and self.ids[nt - 1] < 0:
-            return nt
-        if nt >= self.ids_cap:
-            self.ids_cap *= 2
-            self.ids = <int32_t*>realloc(self.ids, self.ids_cap * sizeof(int32_t))
-            if self.ids == NULL:
-                raise MemoryError()
-        self.ids[nt] = tid
-        return nt + 1
+            else:
+                cp = Py_UNICODE_TOLOWER(cp)
+            if not toolong:  # buf has room for maxlen + 4 bytes
+                blen += encode(cp, buf + blen)
+                toolong = blen > maxlen
+            i += step
+            if cut or i >= n:
+                break
+            step = decode(s, i, n, &cp)
+            if not is_word(cp):
+                break
+        tid[0] = -1 if toolong else ix.token_id(buf, blen, hash_bytes(buf, blen))
+        if starts_only and tid[0] >= 0 and ix.root_child[tid[0]] < 0:
+            tid[0] = -1
+        return i
 
     cdef int _scan_doc(self, const uint8_t* s, Py_ssize_t n, Py_ssize_t readable, int64_t key) except -1:
-        """Find the forms of one document and count them (or record them, in :meth:`matches`)."""
+        """Find the forms of one document and count them (or record them, in :meth:`matches`): at each token
+        that starts a form, walk the trie over the tokens that follow."""
         cdef FormIndex ix = self.index
-        cdef Py_ssize_t nt = self._tokenize(s, n, readable), i = 0, j, best_end
+        cdef Py_ssize_t i = 0, j, after, best_end
         cdef int32_t t, node, best
         self.doc_key = key
         self.doc_prio_set = False
         self.doc_ptr = s
         self.doc_len = n
-        while i < nt:
-            t = self.ids[i]
+        while True:
+            i = self._next_token(s, n, readable, i, True, &t)
+            if t == -2:
+                break
             if t < 0:
-                i += 1
                 continue
             node = ix.root_child[t]
-            if node < 0:
-                i += 1
-                continue
             best = ix.node_pat[node]
-            best_end = i + 1
+            best_end = i
             if self.overlapping and best >= 0:
                 self._found(best)
-            j = i + 1
-            while j < nt:
-                t = self.ids[j]
+            j = i
+            while True:
+                after = self._next_token(s, n, readable, j, False, &t)
                 if t < 0:
                     break
                 node = ix.child_of(node, t)
                 if node < 0:
                     break
-                j += 1
+                j = after
                 if ix.node_pat[node] >= 0:
                     if self.overlapping:
                         self._found(ix.node_pat[node])
                     else:
                         best = ix.node_pat[node]
                         best_end = j
-            if self.overlapping or best < 0:
-                i += 1
-            else:
+            if not self.overlapping and best >= 0:
                 self._found(best)
                 i = best_end
         self.documents += 1

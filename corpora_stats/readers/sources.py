@@ -197,7 +197,7 @@ def line_blocks(src: Source, chunk_size: int, max_bytes: int, skipped: Counter[s
         else:
             yield data_at, data[:last]
             carry, carry_at = data[last + 1:], data_at + last + 1
-        if len(carry) > max_bytes:
+        if len(carry) > max_bytes + 1 or (len(carry) == max_bytes + 1 and carry[-1:] != b"\r"):  # a final \r goes
             skipped["too_long"] += 1
             carry = b""
             skipping = True
