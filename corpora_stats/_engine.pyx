@@ -21,8 +21,14 @@ from libc.string cimport memchr, memcmp, memcpy, memset
 import numpy as np
 
 
+cdef extern from *:
+    int ctz "__builtin_ctzll"(unsigned long long x) nogil
+
+
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
+    int _PyUnicode_IsCaseIgnorable(uint32_t ch) nogil
+    int _PyUnicode_IsCased(uint32_t ch) nogil
 
 
 cdef uint64_t EMPTY_EDGE = 0xFFFFFFFFFFFFFFFFULL
@@ -90,6 +96,17 @@ cdef inline uint64_t hash_doc(const uint8_t* p, Py_ssize_t n, uint64_t seed) noe
     return h
 
 
+cdef inline uint64_t word_lanes(uint64_t w) noexcept nogil:
+    """The high bit of each byte of ``w`` that is an ASCII letter or digit (SWAR: no branch per byte)."""
+    cdef uint64_t ones7 = 0x7F7F7F7F7F7F7F7FULL, high = 0x8080808080808080ULL
+    cdef uint64_t low = w | 0x2020202020202020ULL, x7, d7
+    x7 = low & ones7
+    d7 = w & ones7
+    letters = (((0x0101010101010101ULL * (127 + 0x7B)) - x7) & ~low & (x7 + 0x0101010101010101ULL * (127 - 0x60)))
+    digits = (((0x0101010101010101ULL * (127 + 0x3A)) - d7) & ~w & (d7 + 0x0101010101010101ULL * (127 - 0x2F)))
+    return (letters | digits) & high & ~w
+
+
 cdef inline int decode(const uint8_t* s, Py_ssize_t i, Py_ssize_t n, uint32_t* cp) noexcept nogil:
     """The code point at ``s[i]`` (valid UTF-8 assumed; a stray byte reads as U+FFFD) → its length in bytes."""
     cdef uint8_t c = s[i]
@@ -133,6 +150,30 @@ cdef inline bint is_word(uint32_t cp) noexcept:
     if cp < 0x80:
         return ASCII_WORD[cp]
     return Py_UNICODE_ISALPHA(cp) or Py_UNICODE_ISNUMERIC(cp)
+
+
+cdef bint final_sigma(const uint8_t* s, Py_ssize_t n, Py_ssize_t i, int step) noexcept:
+    """Whether the capital sigma at ``s[i]`` lowers to the final sigma, by ``str.lower``'s rule: a cased letter
+    comes before it and none after it (case-ignorable characters such as apostrophes are skipped)."""
+    cdef Py_ssize_t j = i
+    cdef uint32_t cp = 0
+    cdef bint found = False
+    while j > 0:
+        j -= 1
+        while j > 0 and (s[j] & 0xC0) == 0x80:
+            j -= 1
+        decode(s, j, n, &cp)
+        if not _PyUnicode_IsCaseIgnorable(cp):
+            found = True
+            break
+    if not (found and _PyUnicode_IsCased(cp)):
+        return False
+    j = i + step
+    while j < n:
+        j += decode(s, j, n, &cp)
+        if not _PyUnicode_IsCaseIgnorable(cp):
+            return not _PyUnicode_IsCased(cp)
+    return True
 
 
 cdef bint valid_utf8(const uint8_t* s, Py_ssize_t n) noexcept nogil:
@@ -487,12 +528,12 @@ cdef class Scanner:
         str buffer); ``readable`` bytes from ``s`` can be read (for whole-word loads)."""
         cdef FormIndex ix = self.index
         cdef Py_ssize_t start
-        cdef uint32_t cp, nxt
+        cdef uint32_t cp
         cdef int step, blen, maxlen = ix.max_tok_len, k
         cdef uint8_t buf[MAX_TOKEN_BYTES + 8]
         cdef bint toolong = False, cut = False
         cdef uint8_t kind
-        cdef uint64_t h
+        cdef uint64_t h, w, stop
         while True:
             while i < n and BYTE_KIND[s[i]] == 0:
                 i += 1
@@ -503,8 +544,16 @@ cdef class Scanner:
             if kind == 1:  # an ASCII token, unless a non-ASCII letter follows (then the general path below)
                 start = i
                 i += 1
-                while BYTE_KIND[s[i]] == 1:  # stops at s[n] at the latest
-                    i += 1
+                while i + 8 <= readable:  # eight bytes at a time to the first byte that is not a letter or digit
+                    memcpy(&w, s + i, 8)
+                    stop = ~word_lanes(w) & 0x8080808080808080ULL
+                    if stop:
+                        i += ctz(stop) >> 3
+                        break
+                    i += 8
+                else:
+                    while BYTE_KIND[s[i]] == 1:  # stops at s[n] at the latest
+                        i += 1
                 if i >= n or BYTE_KIND[s[i]] == 0:
                     blen = <int>(i - start)
                     tid[0] = -1
@@ -531,14 +580,7 @@ cdef class Scanner:
                 cp = 0x69
                 cut = True
             elif cp == 0x3A3:  # Σ at the end of a word lowers to the final sigma
-                cp = 0x3C3
-                if blen > 0:
-                    if i + step >= n:
-                        cp = 0x3C2
-                    else:
-                        decode(s, i + step, n, &nxt)
-                        if not is_word(nxt):
-                            cp = 0x3C2
+                cp = 0x3C2 if final_sigma(s, n, i, step) else 0x3C3
             else:
                 cp = Py_UNICODE_TOLOWER(cp)
             if not toolong:  # buf has room for maxlen + 4 bytes

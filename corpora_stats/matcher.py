@@ -59,7 +59,8 @@ class CountState:
 
     ``picks``: snippet candidates, one row per (class, document) in :data:`PICK_FIELDS` order — the document's
     priority, shard (file), key within the file, first form, unit of work and ordinal within the unit;
-    ``texts``: the text of candidates already known (``{(shard, key): text}``, filled by :meth:`Matcher.count_batch`).
+    ``texts``: the snippets of candidates already known (``{(shard, key, pattern): snippet}``, filled by
+    :meth:`Matcher.count_batch`).
     """
 
     num_patterns: int
@@ -72,7 +73,7 @@ class CountState:
     class_docs_clean: np.ndarray = field(default=None)  # type: ignore[assignment]
     class_mentions_clean: np.ndarray = field(default=None)  # type: ignore[assignment]
     picks: np.ndarray = field(default=None)  # type: ignore[assignment]
-    texts: dict[tuple[int, int], str] = field(default_factory=dict)
+    texts: dict[tuple[int, int, int], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in COUNTERS:
@@ -106,7 +107,7 @@ class CountState:
         where it is known)."""
         out: dict[int, list[tuple]] = {}
         for cls, prio, shard, key, pat, _unit, _ordinal in self.picks.tolist():
-            out.setdefault(cls, []).append((prio, (shard, key), pat, self.texts.get((shard, key), "")))
+            out.setdefault(cls, []).append((prio, (shard, key), pat, self.texts.get((shard, key, pat), "")))
         return {c: sorted(v, reverse=True) for c, v in out.items()}
 
 
@@ -163,7 +164,7 @@ class Matcher:
         part = self.new_state()
         part.add_scanner(scanner, shard)
         for _cls, _prio, _shard, key, pat, _unit, _ordinal in part.picks.tolist():
-            part.texts[(shard, key)] = self.snippet(texts[key - first_doc], pat)
+            part.texts[(shard, key, pat)] = self.snippet(texts[key - first_doc], pat)
         state.merge(part, self.snippet_k)
 
     def snippet(self, text: str, pat: int) -> str:
