@@ -1,7 +1,10 @@
 """The ``count`` step: corpus files → matcher → per-class and per-form tables, snippets and metadata.
 
-Each corpus file is one job on an executor (local processes or Ray); partial counts merge in file order,
-so the result is the same whatever the executor or worker count.
+The unit of work is a file, or with several workers a part of a big one (line-aligned byte ranges of a plain
+txt or JSONL file, runs of parquet row groups: :meth:`Corpus.units`); units run on an executor (local processes
+or Ray) and their counts merge in reading order, so the result is the same whatever the executor, the worker
+count or the split. Snippets are picked while counting (a seeded hash of each matched document's text) and their
+texts read in a second pass over only the chosen documents.
 
 A count is published as a whole: the tables are staged in ``OUT/.count.tmp<pid>/`` under the run lock of
 :func:`vlm_classdata.stages.open_out`, then moved into ``OUT`` one by one with ``count_meta.json`` last; the meta lists
@@ -14,14 +17,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from corpora_stats.matcher import CountState, Matcher
+from corpora_stats._engine import split_lines
+from corpora_stats.matcher import CountState, Matcher, best_picks
 from corpora_stats.readers import Corpus, open_corpus
+from corpora_stats.readers.base import LineBlock
 from vlm_classdata import progress
 from vlm_classdata.atomic import (
     atomic_path,
@@ -69,41 +76,109 @@ class CountConfig:
             raise UserError("--snippets must be >= 0 and --batch-size >= 1")
 
 
-@dataclass
-class FileJob:
-    """Count one file of one corpus (``reader``: that file alone, as :meth:`Corpus.part` opens it)."""
+MIN_SPLIT_BYTES = 4 << 20  # with several workers, big files are split in parts of at least this size
 
-    corpus: str
-    shard: int
-    path: str
-    fmt: str
+
+@dataclass
+class CountContext:
+    """What every unit of one count shares (sent to each worker once): the forms and the settings."""
+
+    key: str  # names this count's compiled forms in a worker's cache
     forms: list
     class_ids: list[str]
     config: CountConfig
-    reader: Any = None
 
 
 @dataclass
-class FileResult:
+class UnitJob:
+    """Count one unit of one corpus: file ``shard`` whole or its ``span`` (``reader``: as :meth:`Corpus.part`
+    opens it); ``unit``: the unit's place in reading order."""
+
     corpus: str
     shard: int
+    unit: int
+    reader: Any
+
+
+@dataclass
+class UnitResult:
+    corpus: str
+    shard: int
+    unit: int
     state: CountState
     stats: dict
-    num_items: int = 0
 
 
-def count_file(job: FileJob) -> FileResult:
-    """Run the matcher over one corpus file."""
-    cfg = job.config
-    matcher = Matcher(job.forms, job.class_ids, cfg.method, cfg.snippets, cfg.seed)
+_MATCHERS: dict[str, Matcher] = {}  # per process: the compiled forms of the count running now
+
+
+def _matcher(context: CountContext) -> Matcher:
+    matcher = _MATCHERS.get(context.key)
+    if matcher is None:
+        _MATCHERS.clear()
+        cfg = context.config
+        matcher = _MATCHERS[context.key] = Matcher(context.forms, context.class_ids, cfg.method, cfg.snippets,
+                                                   cfg.seed)
+    return matcher
+
+
+def count_unit(item: tuple[CountContext, UnitJob]) -> UnitResult:
+    """Run the engine over one unit of work."""
+    context, job = item
+    matcher = _matcher(context)
+    scanner = matcher.scanner()
+    corpus = job.reader
+    limit = context.config.max_doc_bytes
+    line_docs = line_bytes = 0
+    for block in corpus.blocks():
+        docs, nbytes = scanner.documents, scanner.bytes
+        if isinstance(block, LineBlock):
+            scanner.count_lines(block.data, block.offset, limit)
+            line_docs += scanner.documents - docs
+            line_bytes += scanner.bytes - nbytes
+        else:
+            scanner.count_texts(block.texts, block.keys)
+        progress.tick(scanner.documents - docs)
+    corpus.add_line_counts(line_docs, line_bytes, {"too_long": scanner.too_long, "non_utf8": scanner.non_utf8,
+                                                   "empty": scanner.empty})
     state = matcher.new_state()
-    corpus = job.reader or open_corpus(job.path, job.fmt, text_field=cfg.text_field, turns=cfg.turns,
-                                       max_doc_bytes=cfg.max_doc_bytes, batch_size=cfg.batch_size)
-    for first, texts in corpus.batches():
-        matcher.count_batch(state, texts, first, job.shard)
-        progress.tick(len(texts))
-    stats = corpus.describe()
-    return FileResult(job.corpus, job.shard, state, stats, state.documents)
+    state.add_scanner(scanner, job.shard, job.unit)
+    return UnitResult(job.corpus, job.shard, job.unit, state, corpus.describe())
+
+
+def split_size(corpus: Corpus, executor: Executor, split_bytes: int | None) -> int | None:
+    """The byte size of the parts big files are split into: ``split_bytes`` when given; else none with one worker,
+    and with ``n`` workers about a quarter of the largest file's share of each (at least :data:`MIN_SPLIT_BYTES`)."""
+    if split_bytes is not None:
+        return split_bytes
+    workers = getattr(executor, "num_workers", None) or os.cpu_count() or 1
+    if workers <= 1:
+        return None
+    sizes = [Path(f).stat().st_size for f in corpus.files() if Path(f).is_file()]
+    return max(MIN_SPLIT_BYTES, max(sizes, default=0) // (4 * workers) + 1)
+
+
+def snippet_texts(jobs: list[UnitJob], picks: Any, max_doc_bytes: int) -> dict[tuple[int, int], str]:
+    """``{(unit, key): text}`` of the chosen snippet documents: a second pass over only the units that hold one,
+    decoding only those documents, stopping at a unit's last wanted document."""
+    wanted: dict[int, set[int]] = defaultdict(set)
+    for _cls, _prio, _shard, key, _pat, unit, _ordinal in picks.tolist():
+        wanted[unit].add(key)
+    found: dict[tuple[int, int], str] = {}
+    for unit, keys in sorted(wanted.items()):
+        left = set(keys)
+        for block in jobs[unit].reader.again().blocks():
+            if isinstance(block, LineBlock):
+                texts, got, _ = split_lines(block.data, block.offset, max_doc_bytes, left)
+            else:
+                got_texts = [(t, k) for t, k in zip(block.texts, block.keys, strict=True) if k in left]
+                texts, got = [t for t, _ in got_texts], [k for _, k in got_texts]
+            for text, key in zip(texts, got, strict=True):
+                found[(unit, key)] = text
+                left.discard(key)
+            if not left:
+                break
+    return found
 
 
 def _merge_stats(parts: list[dict]) -> dict:
@@ -177,18 +252,23 @@ def _publish(stage: Path, out: Path, meta: dict) -> None:
 
 def count_corpora(corpora: dict[str, str], vocab: ClassVocabulary, out_dir: str | os.PathLike,
                   config: CountConfig | None = None, executor: Executor | None = None,
-                  formats: dict[str, str] | None = None, show_progress: bool = True) -> dict:
+                  formats: dict[str, str] | None = None, show_progress: bool = True,
+                  split_bytes: int | None = None) -> dict:
     """Count every corpus (name → path); write the counts folder (see docs/CORPORA_STATS_DESIGN.md).
 
     Every corpus is opened (and every option checked) before anything is written. The tables are written
     into a temporary ``OUT/.count.tmp<pid>/`` and published together at the end, ``count_meta.json`` last,
     listing each table with its size and sha256 (checked by :func:`verify_counts_folder`); a failed or
     killed run leaves the previous counts in place, and the next run removes what it left.
+    ``split_bytes``: the size of the parts big files are split into (default: see :func:`split_size`); the
+    counts do not depend on it.
     """
     config = config or CountConfig()
     config.validate()
     if not corpora:
         raise UserError("no corpus given (use --corpus NAME=PATH)")
+    if split_bytes is not None and split_bytes < 1:
+        raise UserError("split_bytes must be positive")
     for name in corpora:
         check_name(name, "corpus name")
     executor = executor or LocalExecutor(1)
@@ -202,7 +282,7 @@ def count_corpora(corpora: dict[str, str], vocab: ClassVocabulary, out_dir: str 
     stage = atomic_path(out / "count")
     try:
         stage.mkdir()
-        meta = _count_into(stage, opened, vocab, lexicon, config, executor, show_progress)
+        meta = _count_into(stage, opened, vocab, lexicon, config, executor, show_progress, split_bytes)
         meta["tables"] = _table_listing(stage)
         _publish(stage, out, meta)
     finally:
@@ -212,7 +292,7 @@ def count_corpora(corpora: dict[str, str], vocab: ClassVocabulary, out_dir: str 
 
 
 def _count_into(stage: Path, opened: dict[str, Corpus], vocab: ClassVocabulary, lexicon: Lexicon,
-                config: CountConfig, executor: Executor, show_progress: bool) -> dict:
+                config: CountConfig, executor: Executor, show_progress: bool, split_bytes: int | None) -> dict:
     """Count each opened corpus and write its tables into ``stage``; → ``count_meta.json`` (without tables)."""
     vocab.save(stage / "classes.json")
     forms = lexicon.forms
@@ -222,34 +302,46 @@ def _count_into(stage: Path, opened: dict[str, Corpus], vocab: ClassVocabulary, 
                             "tool": package_versions()}
     if config.method == "paper":
         meta["flags_excluded"] = []
+    context = CountContext(uuid.uuid4().hex, forms, vocab.ids, config)
+    matcher = _matcher(context)
     for name, corpus in opened.items():
         files, fmts = corpus.files(), corpus.file_formats()
-        jobs = [FileJob(name, i, f, fmts[i], forms, vocab.ids, config, corpus.part(i)) for i, f in enumerate(files)]
+        units = corpus.units(split_size(corpus, executor, split_bytes))
+        jobs = [UnitJob(name, shard, i, corpus.part(shard, span)) for i, (shard, span) in enumerate(units)]
         bar = progress.make_bar(None, f"count {name}", unit="doc", disable=not show_progress)
         try:
-            results = sorted(executor.map(count_file, jobs, bar=bar), key=lambda r: r.shard)
+            results = sorted(executor.map(count_unit, jobs, bar=bar, context=context), key=lambda r: r.unit)
         finally:
             bar.close()
-        matcher = Matcher(forms, vocab.ids, config.method, config.snippets, config.seed)
         total = matcher.new_state()
-        offsets, running = {}, 0
+        first_doc, running = {}, 0
+        per_file: dict[int, list[dict]] = defaultdict(list)
         for r in results:
-            offsets[r.shard] = running
+            first_doc[r.unit] = running
             running += r.state.documents
             total.merge(r.state, config.snippets)
-        stats = _merge_stats([r.stats for r in results])
-        skipped_files = corpus.unread_files() + [d for r in results for d in r.stats.get("skipped_files", [])]
+            per_file[r.shard].append(r.stats)
+        file_stats = [_merge_stats(per_file[i]) | {"skipped_files": [d for p in per_file[i]
+                                                                      for d in p.get("skipped_files", [])]}
+                      for i in range(len(files))]
+        stats = _merge_stats(file_stats)
+        skipped_files = corpus.unread_files() + [d for f in file_stats for d in f["skipped_files"]]
         meta["corpora"][name] = {"path": corpus.path, "format": corpus.format, "files": len(files), **stats,
-                                 "file_list": [_file_record(f, fmts[r.shard], r.stats)
-                                               for f, r in zip(files, results, strict=True)],
+                                 "file_list": [_file_record(f, fmts[i], file_stats[i]) for i, f in enumerate(files)],
                                  "skipped_files": skipped_files}
-        _write_tables(stage, name, vocab, lexicon, matcher, total, config, offsets)
+        picks = best_picks(total.picks, config.snippets)
+        texts = snippet_texts(jobs, picks, config.max_doc_bytes)
+        snippets = [(cls, {"class_id": vocab.ids[cls], "form": matcher.texts[pat],
+                           "doc_index": first_doc[unit] + ordinal,
+                           "snippet": matcher.snippet(texts.get((unit, key), ""), pat)})
+                    for cls, _prio, _shard, key, pat, unit, ordinal in picks.tolist()]
+        _write_tables(stage, name, vocab, lexicon, matcher, total, config, snippets)
     write_with(stage / "forms.csv", lambda p: lexicon.to_frame().write_csv(p))
     return meta
 
 
 def _write_tables(out: Path, name: str, vocab: ClassVocabulary, lexicon: Lexicon, matcher: Matcher,
-                  state: CountState, config: CountConfig, offsets: dict[int, int]) -> None:
+                  state: CountState, config: CountConfig, snippets: list[tuple[int, dict]]) -> None:
     flags_by_class: dict[str, set[str]] = {}
     for f in lexicon.forms:
         flags_by_class.setdefault(f.class_id, set()).update(f.flags)
@@ -272,10 +364,5 @@ def _write_tables(out: Path, name: str, vocab: ClassVocabulary, lexicon: Lexicon
         "mentions": [int(state.pattern_mentions[pid[f.text]]) for f in lexicon.forms],
     })
     write_with(out / f"forms_{name}.parquet", lambda p: forms.write_parquet(p))
-    lines = []
-    for cls in sorted(state.snippets):
-        for _prio, (shard, doc), pat, text in sorted(state.snippets[cls], reverse=True):
-            lines.append(json.dumps({"class_id": vocab.ids[cls], "form": matcher.texts[pat],
-                                     "doc_index": offsets.get(shard, 0) + doc, "snippet": text},
-                                    ensure_ascii=False))
+    lines = [json.dumps(row, ensure_ascii=False) for _cls, row in snippets]
     write_text_atomic(out / f"snippets_{name}.jsonl", "".join(x + "\n" for x in lines))

@@ -1,21 +1,23 @@
-"""Whole-word, leftmost-longest class-name matching in compiled code (polars' Aho-Corasick), and counting.
+"""Whole-word, leftmost-longest class-name matching and counting, on the compiled engine.
 
-Polars' ``str.extract_many`` matches substrings; whole words and leftmost-longest are added here:
+The semantics (implemented once, in :mod:`corpora_stats._engine`, over raw UTF-8 bytes):
 
-* text and patterns are normalised alike: lower case, every run of non-letter/digit characters → a separator;
-* in the text the separator is TWO spaces and the text is padded with one space at each end; a pattern is
-  its tokens joined by two spaces with one space at each end. A pattern can then only start and end at
-  token boundaries ("hen" never matches inside "then"), and two adjacent names both match (each keeps one
-  of the two separator spaces);
-* patterns are ordered longest first and matched with ``leftmost=True`` (leftmost-first), which makes the
-  longest pattern win at the leftmost position: "tiger shark" counts for tiger shark, not for tiger.
+* a text is cut into tokens — maximal runs of Unicode letters and numbers — lower-cased as ``str.lower`` does; a
+  form is the token sequence of its normalised text (:func:`vlm_classdata.lexicon.normalize`), so "hen" never
+  matches inside "then" and "Tiger-Shark" matches "tiger shark";
+* ``method="wordnet"``: scanning left to right, the longest form starting at a token wins ("tiger shark" counts
+  for tiger shark, not for tiger) and the scan goes on after it; ``method="paper"``: every occurrence of every
+  form counts independently, overlapping ones too, like the paper's per-class loop;
+* per form: documents and mentions; per class: documents and mentions over all its forms and over its
+  unflagged ones (a form shared by several classes counts for each).
 
-``method="paper"`` matches every pattern independently (``overlapping=True``), like the paper's per-class loop.
+Snippets: per class, the ``snippets`` matched documents with the highest seeded priority — a hash of the
+document's text, so the choice does not depend on the file format, the batching or how a file is split — each
+shown around the first match of the class's first form (longest, then alphabetical) with ±60 characters.
 """
 
 from __future__ import annotations
 
-import heapq
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,34 +25,43 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from corpora_stats._engine import FormIndex, Scanner
 from vlm_classdata.lexicon import Form
 
-SEPARATORS = r"[^\p{L}\p{N}]+"
 SNIPPET_CONTEXT = 60
+COUNTERS = ("pattern_docs", "pattern_mentions", "class_docs_all", "class_mentions_all", "class_docs_clean",
+            "class_mentions_clean")
+PICK_FIELDS = ("cls", "prio", "shard", "key", "pat", "unit", "ordinal")
 
 
-def pattern_of(text: str) -> str:
-    """The padded pattern for a normalised form: ``"tiger shark"`` → ``" tiger  shark "``."""
-    return " " + "  ".join(text.split()) + " "
+def seed_mix(seed: int) -> int:
+    """The 64-bit seed of the engine's snippet priorities for a user seed (any int)."""
+    return (seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % 2**64
 
 
-def normalize_expr(column: str | pl.Expr) -> pl.Expr:
-    """Polars expression giving the padded, double-spaced normal form of a text column."""
-    col = pl.col(column) if isinstance(column, str) else column
-    body = col.str.to_lowercase().str.replace_all(SEPARATORS, "  ")
-    out = pl.concat_str([pl.lit(" "), body, pl.lit(" ")])
-    return out.alias(column) if isinstance(column, str) else out
+_TOKEN = re.compile(r"[^\W_]+")  # a run of letters and numbers, as the engine cuts text
 
 
-def original_span_regex(text: str) -> re.Pattern:
-    """Regex finding a normalised form in the original text (for snippets; ``re`` compiles fast)."""
-    tokens = [re.escape(t) for t in text.split()]
-    return re.compile(r"(?<![^\W_])" + r"[\W_]+".join(tokens) + r"(?![^\W_])", re.IGNORECASE)
+def form_span(text: str, form: str) -> tuple[int, int] | None:
+    """Where the form (a normalised text) first occurs in ``text`` as whole tokens: (start, end), or None."""
+    want = form.split()
+    tokens = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(text)]
+    n = len(want)
+    for i in range(len(tokens) - n + 1):
+        if all(tokens[i + j][2] == want[j] for j in range(n)):
+            return tokens[i][0], tokens[i + n - 1][1]
+    return None
 
 
 @dataclass
 class CountState:
-    """Partial counts over some documents; merge states from several files with :meth:`merge`."""
+    """Partial counts over some documents; merge the states of several units of work with :meth:`merge`.
+
+    ``picks``: snippet candidates, one row per (class, document) in :data:`PICK_FIELDS` order — the document's
+    priority, shard (file), key within the file, first form, unit of work and ordinal within the unit;
+    ``texts``: the snippets of candidates already known (``{(shard, key, pattern): snippet}``, filled by
+    :meth:`Matcher.count_batch`).
+    """
 
     num_patterns: int
     num_classes: int
@@ -61,47 +72,59 @@ class CountState:
     class_mentions_all: np.ndarray = field(default=None)  # type: ignore[assignment]
     class_docs_clean: np.ndarray = field(default=None)  # type: ignore[assignment]
     class_mentions_clean: np.ndarray = field(default=None)  # type: ignore[assignment]
-    # per class: min-heap of (priority, (shard, doc), pattern id, snippet) holding the k highest priorities
-    snippets: dict[int, list] = field(default_factory=dict)
+    picks: np.ndarray = field(default=None)  # type: ignore[assignment]
+    texts: dict[tuple[int, int, int], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, n in (("pattern_docs", self.num_patterns), ("pattern_mentions", self.num_patterns),
-                        ("class_docs_all", self.num_classes), ("class_mentions_all", self.num_classes),
-                        ("class_docs_clean", self.num_classes), ("class_mentions_clean", self.num_classes)):
+        for name in COUNTERS:
             if getattr(self, name) is None:
+                n = self.num_patterns if name.startswith("pattern") else self.num_classes
                 setattr(self, name, np.zeros(n, dtype=np.int64))
+        if self.picks is None:
+            self.picks = np.zeros((0, len(PICK_FIELDS)), dtype=np.int64)
+
+    def add_scanner(self, scanner: Scanner, shard: int, unit: int = 0) -> None:
+        """Add what ``scanner`` counted over one unit of work of file ``shard``."""
+        self.documents += scanner.documents
+        for name in COUNTERS:
+            getattr(self, name).__iadd__(getattr(scanner, name))
+        cls, prio, key, ordinal, pat = scanner.picks()
+        if len(cls):
+            rows = np.stack([cls, prio, np.full_like(cls, shard), key, pat, np.full_like(cls, unit), ordinal], axis=1)
+            self.picks = np.concatenate([self.picks, rows])
 
     def merge(self, other: CountState, k: int) -> None:
-        """Add ``other``'s counts; keep the ``k`` lowest-priority snippets per class."""
+        """Add ``other``'s counts and snippet candidates; keep the ``k`` best candidates per class."""
         self.documents += other.documents
-        for name in ("pattern_docs", "pattern_mentions", "class_docs_all", "class_mentions_all",
-                     "class_docs_clean", "class_mentions_clean"):
+        for name in COUNTERS:
             getattr(self, name).__iadd__(getattr(other, name))
-        for cls, items in other.snippets.items():
-            for item in items:
-                _push(self.snippets.setdefault(cls, []), item, k)
+        self.picks = best_picks(np.concatenate([self.picks, other.picks]), k)
+        self.texts.update(other.texts)
+
+    @property
+    def snippets(self) -> dict[int, list[tuple]]:
+        """Per class, its chosen snippets as ``(priority, (shard, key), pattern id, text)``, best first (the text
+        where it is known)."""
+        out: dict[int, list[tuple]] = {}
+        for cls, prio, shard, key, pat, _unit, _ordinal in self.picks.tolist():
+            out.setdefault(cls, []).append((prio, (shard, key), pat, self.texts.get((shard, key, pat), "")))
+        return {c: sorted(v, reverse=True) for c, v in out.items()}
 
 
-def _push(heap: list, item: tuple, k: int) -> None:
-    if len(heap) < k:
-        heapq.heappush(heap, item)
-    elif item > heap[0]:
-        heapq.heapreplace(heap, item)
-
-
-def priorities(seed: int, shard: int, docs: np.ndarray) -> np.ndarray:
-    """Seeded pseudo-random priority per document (splitmix64), identical whatever the batching."""
-    with np.errstate(over="ignore"):
-        z = docs.astype(np.uint64) ^ np.uint64((seed * 0x9E3779B97F4A7C15 + shard * 0xBF58476D1CE4E5B9) % 2**64)
-        z = (z + np.uint64(0x9E3779B97F4A7C15))
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(1)).astype(np.int64)
+def best_picks(picks: np.ndarray, k: int) -> np.ndarray:
+    """Per class, the ``k`` candidates with the highest (priority, shard, key), in that order (best first)."""
+    if not len(picks):
+        return picks
+    order = np.lexsort((-picks[:, 3], -picks[:, 2], -picks[:, 1], picks[:, 0]))
+    picks = picks[order]
+    cls = picks[:, 0]
+    starts = np.r_[0, np.flatnonzero(cls[1:] != cls[:-1]) + 1]
+    rank = np.arange(len(cls)) - np.repeat(starts, np.diff(np.r_[starts, len(cls)]))
+    return picks[rank < k]
 
 
 class Matcher:
-    """Counts class mentions in batches of texts for a fixed set of forms."""
+    """The forms of a vocabulary compiled for the engine, and what counts and snippets need around it."""
 
     def __init__(self, forms: Sequence[Form], class_ids: Sequence[str], method: str = "wordnet",
                  snippets: int = 5, seed: int = 0) -> None:
@@ -111,73 +134,45 @@ class Matcher:
         class_index = {c: i for i, c in enumerate(self.class_ids)}
         texts = sorted({f.text for f in forms if f.text}, key=lambda t: (-len(t), t))
         self.texts = texts
-        self.patterns = [pattern_of(t) for t in texts]
         pid = {t: i for i, t in enumerate(texts)}
-        rows = [(pid[f.text], class_index[f.class_id], bool(f.flags)) for f in forms if f.text]
+        rows = list(dict.fromkeys((pid[f.text], class_index[f.class_id], bool(f.flags)) for f in forms if f.text))
         self.pairs = pl.DataFrame(rows, schema={"pat": pl.UInt32, "cls": pl.UInt32, "flagged": pl.Boolean},
-                                  orient="row").unique(maintain_order=True)
-        self.lookup = pl.DataFrame({"match": self.patterns, "pat": pl.Series(range(len(texts)), dtype=pl.UInt32)})
+                                  orient="row")
+        self.index = FormIndex(texts, rows, len(self.class_ids))
         self.snippet_k = snippets
         self.seed = seed
-        self._span_cache: dict[int, re.Pattern] = {}
+        self._matching: Scanner | None = None
 
     def new_state(self) -> CountState:
-        return CountState(len(self.patterns), len(self.class_ids))
+        return CountState(len(self.texts), len(self.class_ids))
+
+    def scanner(self) -> Scanner:
+        """A fresh engine scanner (counters at zero) for one unit of work."""
+        return Scanner(self.index, self.overlapping, self.snippet_k, seed_mix(self.seed))
 
     def matches(self, texts: list[str]) -> pl.DataFrame:
         """One row per match: ``doc`` (position in ``texts``) and ``pat`` (pattern id)."""
-        df = pl.DataFrame({"text": texts}, schema={"text": pl.String})
-        found = df.select(normalize_expr("text").str.extract_many(
-            self.patterns, leftmost=not self.overlapping, overlapping=self.overlapping).alias("match"))
-        return (found.with_row_index("doc").explode("match").drop_nulls("match")
-                .join(self.lookup, on="match", how="inner").select("doc", "pat"))
+        if self._matching is None:
+            self._matching = Scanner(self.index, self.overlapping, 0, 0)
+        doc, pat = self._matching.matches(texts)
+        return pl.DataFrame({"doc": doc, "pat": pat}, schema={"doc": pl.UInt32, "pat": pl.UInt32})
 
     def count_batch(self, state: CountState, texts: list[str], first_doc: int, shard: int = 0) -> None:
-        """Add one batch of documents (``first_doc`` = index of ``texts[0]`` within its shard)."""
-        state.documents += len(texts)
-        if not texts or not self.patterns:
-            return
-        m = self.matches(texts)
-        if m.height == 0:
-            return
-        per_pat = m.group_by("pat").agg(pl.len().alias("n"), pl.col("doc").n_unique().alias("d"))
-        np.add.at(state.pattern_mentions, per_pat["pat"].to_numpy(), per_pat["n"].to_numpy())
-        np.add.at(state.pattern_docs, per_pat["pat"].to_numpy(), per_pat["d"].to_numpy())
-        mc = m.join(self.pairs, on="pat", how="inner")
-        for flagged_ok, docs_arr, ment_arr in ((True, state.class_docs_all, state.class_mentions_all),
-                                               (False, state.class_docs_clean, state.class_mentions_clean)):
-            sub = mc if flagged_ok else mc.filter(~pl.col("flagged"))
-            if sub.height == 0:
-                continue
-            agg = sub.group_by("cls").agg(pl.len().alias("n"), pl.col("doc").n_unique().alias("d"))
-            np.add.at(ment_arr, agg["cls"].to_numpy(), agg["n"].to_numpy())
-            np.add.at(docs_arr, agg["cls"].to_numpy(), agg["d"].to_numpy())
-        if self.snippet_k:
-            self._sample_snippets(state, texts, mc, first_doc, shard)
-
-    def _sample_snippets(self, state: CountState, texts: list[str], mc: pl.DataFrame, first_doc: int,
-                         shard: int) -> None:
-        """Keep, per class, the ``k`` matched documents with the highest seeded priority."""
-        firsts = mc.group_by("cls", "doc").agg(pl.col("pat").min())
-        docs = firsts["doc"].to_numpy().astype(np.uint64) + np.uint64(first_doc)
-        prio = priorities(self.seed, shard, docs)
-        best = (firsts.with_columns(pl.Series("prio", prio)).sort(["cls", "prio", "doc"], descending=[False, True, False])
-                .group_by("cls", maintain_order=True).head(self.snippet_k))
-        for cls, doc, pat, p in best.iter_rows():
-            heap = state.snippets.setdefault(cls, [])
-            item = (int(p), (shard, first_doc + doc), pat, "")
-            if len(heap) < self.snippet_k or item > heap[0]:
-                _push(heap, (int(p), (shard, first_doc + doc), pat, self.snippet(texts[doc], pat)), self.snippet_k)
+        """Add one batch of documents (``first_doc`` = key of ``texts[0]``: documents are keyed by position)."""
+        scanner = self.scanner()
+        scanner.count_texts(texts, np.arange(first_doc, first_doc + len(texts), dtype=np.int64))
+        part = self.new_state()
+        part.add_scanner(scanner, shard)
+        for _cls, _prio, _shard, key, pat, _unit, _ordinal in part.picks.tolist():
+            part.texts[(shard, key, pat)] = self.snippet(texts[key - first_doc], pat)
+        state.merge(part, self.snippet_k)
 
     def snippet(self, text: str, pat: int) -> str:
         """±60 characters of ``text`` around the first occurrence of pattern ``pat``, the match in «…»."""
-        rx = self._span_cache.get(pat)
-        if rx is None:
-            rx = self._span_cache[pat] = original_span_regex(self.texts[pat])
-        hit = rx.search(text)
-        if hit is None:
+        span = form_span(text, self.texts[pat])
+        if span is None:
             return text[: 2 * SNIPPET_CONTEXT]
-        lo, hi = hit.span()
+        lo, hi = span
         left = text[max(0, lo - SNIPPET_CONTEXT):lo]
         right = text[hi:hi + SNIPPET_CONTEXT]
         return (("…" if lo > SNIPPET_CONTEXT else "") + left + "«" + text[lo:hi] + "»" + right

@@ -21,9 +21,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q -U pip
 fi
-stamp="$VENV/.installed-$(sha1sum pyproject.toml | cut -c1-12)"
+# the stamp covers what the install builds: a changed pyproject, setup.py or engine source re-installs
+stamp="$VENV/.installed-$(cat pyproject.toml setup.py corpora_stats/_engine.pyx | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-  echo "[setup] installing torch==2.13.0 (CPU) and the project"
+  echo "[setup] installing torch==2.13.0 (CPU) and the project (compiling the counting engine)"
   "$VENV/bin/python" -m pip install -q torch==2.13.0
   "$VENV/bin/python" -m pip install -q -e '.[dev,ray]'
   rm -f "$VENV"/.installed-*

@@ -1,4 +1,4 @@
-"""What every corpus reader shares: the format names, the read statistics and the block of texts."""
+"""What every corpus reader shares: the format names, the read statistics and the blocks of documents."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ TEXT_FIELDS = ("TEXT", "caption", "text", "Caption", "txt")
 TURNS = ("all", "human", "gpt")
 WORDNET_GLOSSES = "wordnet:glosses"
 DEFAULT_CHUNK_SIZE = 1 << 20
+NOT_UTF8 = object()  # a value read from a binary column that is not UTF-8 (counted as non_utf8)
 BLOCK_DOCS = 16_384
 
 
@@ -24,6 +25,34 @@ class ReadStats:
     skipped: Counter[str] = field(default_factory=Counter)
     damaged: list[dict] = field(default_factory=list)  # {"file", "reason"} of each damaged file
 
+
+
+@dataclass
+class LineBlock:
+    """Whole lines of a txt file as read (joined by ``\\n``, not decoded): the counting engine splits, checks and
+    counts them itself (:func:`corpora_stats._engine.split_lines` for everyone else). ``offset``: where ``data``
+    starts in the (decompressed) file; a line's key is its own offset."""
+
+    data: bytes
+    offset: int
+
+
+@dataclass
+class TextBlock:
+    """Checked document texts, each with its key: a number that names the document within its file whatever
+    part of the file is read (a line's byte offset, a parquet row's index, else the document's ordinal)."""
+
+    texts: list[str]
+    keys: list[int]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A part of one file read alone: the lines that start in bytes ``[start, stop)`` of a plain txt or JSONL
+    file (``start`` and ``stop`` are line starts), or parquet row groups ``[start, stop)``."""
+
+    start: int
+    stop: int
 
 
 class Block:
@@ -43,7 +72,7 @@ class Block:
             self.chars += len(text)
         return len(self.items) >= self.max_docs or self.chars >= self.max_chars
 
-    def take(self) -> list[str]:
+    def take(self) -> TextBlock:
         items, self.items, self.chars = self.items, [], 0
         return self.corpus._keep(items)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from corpora_stats.readers.base import BLOCK_DOCS, TEXT_FIELDS
+from corpora_stats.readers.base import BLOCK_DOCS, NOT_UTF8, TEXT_FIELDS, Span, TextBlock
 from vlm_classdata.errors import UserError, one_line
 from vlm_classdata.local_datasets import open_local_dataset
 
@@ -52,7 +52,7 @@ class ColumnarReaders:
         return column
 
     def _arrow_values(self, arr: Any) -> list[Any]:
-        """Python values of one Arrow text column chunk; values that are not UTF-8 are counted and left out."""
+        """Python values of one Arrow text column chunk, one per row; a value that is not UTF-8 is ``NOT_UTF8``."""
         if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
             try:
                 return arr.to_pylist()
@@ -65,16 +65,32 @@ class ColumnarReaders:
             try:
                 out.append(raw if raw is None else raw.decode("utf-8"))
             except UnicodeDecodeError:
-                self.stats.skipped["non_utf8"] += 1
+                out.append(NOT_UTF8)
         return out
 
-    def _column_texts(self, column: str, values: list[Any]) -> list[str]:
+    def _column_texts(self, column: str, values: list[Any], keys: range | None = None) -> TextBlock:
         if column == "conversations" or (values and isinstance(next((v for v in values if v is not None), None),
                                                                     list)):
             values = [self._conversation_text(v) for v in values]
-        return self._keep(values)
+        return self._keep(values, keys)
 
-    def _read_parquet(self, path: str) -> Iterator[list[str]]:
+    def parquet_spans(self, path: str, split_bytes: int) -> list[Span] | None:
+        """Row-group spans of about ``split_bytes`` (uncompressed) each, or None to read the file whole."""
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except Exception:  # a damaged file: read whole, and reported as damaged then
+            return None
+        spans, first, size = [], 0, 0
+        for group in range(meta.num_row_groups):
+            size += meta.row_group(group).total_byte_size
+            if size >= split_bytes:
+                spans.append(Span(first, group + 1))
+                first, size = group + 1, 0
+        if first < meta.num_row_groups:
+            spans.append(Span(first, meta.num_row_groups))
+        return spans if len(spans) > 1 else None
+
+    def _read_parquet(self, path: str, span: Span | None = None) -> Iterator[TextBlock]:
         try:
             pf = pq.ParquetFile(path)
             column = self._pick_column(pf.schema_arrow.names)
@@ -85,16 +101,20 @@ class ColumnarReaders:
             self.stats.skipped["no_text"] += pf.metadata.num_rows
             return
         bad: list[str] = []
-        for group in range(pf.num_row_groups):  # a damaged row group is skipped; the others are read
+        groups = range(span.start, span.stop) if span else range(pf.num_row_groups)
+        first = sum(pf.metadata.row_group(g).num_rows for g in range(groups.start))  # rows are keyed by index
+        for group in groups:  # a damaged row group is skipped; the others are read
             rows = 0
             try:
                 for batch in pf.iter_batches(batch_size=min(self.batch_size, BLOCK_DOCS), row_groups=[group],
                                              columns=[column]):
+                    keys = range(first + rows, first + rows + batch.num_rows)
                     rows += batch.num_rows
-                    yield self._column_texts(column, self._arrow_values(batch.column(0)))
+                    yield self._column_texts(column, self._arrow_values(batch.column(0)), keys)
             except Exception as exc:  # ArrowInvalid, OSError, ...: the rest of this row group is lost
                 lost = pf.metadata.row_group(group).num_rows - rows
                 bad.append(f"row group {group} ({lost:,} of its rows lost: {one_line(exc)})")
+            first += pf.metadata.row_group(group).num_rows
         if bad:
             self._damaged(path, f"damaged parquet: {'; '.join(bad)}")
 
@@ -133,10 +153,10 @@ class ColumnarReaders:
             files += [f["filename"] for f in cache]
         return files if len(files) > 1 and p.is_dir() else [str(p)]
 
-    def _read_hf(self, path: str) -> Iterator[list[str]]:
+    def _read_hf(self, path: str, span: Span | None = None) -> Iterator[TextBlock]:
         skipped = self.stats.skipped
         if path.endswith(".parquet") and Path(path).is_file():
-            yield from self._read_parquet(path)
+            yield from self._read_parquet(path, span)
             return
         try:
             splits = self._hf_load(path)

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import copy
+import math
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from corpora_stats._engine import split_lines
 from corpora_stats.readers.base import (
     DEFAULT_CHUNK_SIZE,
     FORMATS,
+    NOT_UTF8,
     TEXT_FIELDS,
     TURNS,
     WORDNET_GLOSSES,
+    LineBlock,
     ReadStats,
+    Span,
+    TextBlock,
 )
 from corpora_stats.readers.columnar import ColumnarReaders
 from corpora_stats.readers.detect import detect_format, folder_listing, kind_of_name
-from corpora_stats.readers.sources import Source
+from corpora_stats.readers.sources import Source, line_start
 from corpora_stats.readers.text import TextReaders
 from corpora_stats.readers.webdataset import WebDatasetReader
 from corpora_stats.readers.wordnet_glosses import WordNetGlossesReader
@@ -65,6 +72,8 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
         self.batch_size = batch_size
         self.chunk_size = chunk_size
         self.stats = ReadStats()
+        self._span: Span | None = None  # the part of the one file a work unit reads (see units())
+        self._ordinal = 0  # the next document key of a format keyed by ordinal
         self._column: str | None = None  # resolved text column (parquet / hf)
         self._unread: list[dict] = []  # files of the folder this corpus does not read, with the reason
         if fmt == "wordnet_glosses":
@@ -114,14 +123,79 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
         """``{"file", "reason"}`` of each file in the corpus folder that is not read (another type)."""
         return [dict(u) for u in self._unread]
 
-    def part(self, index: int) -> Corpus:
-        """File ``index`` alone, read with this corpus's settings (the unit of work of ``count``)."""
+    def part(self, index: int, span: Span | None = None) -> Corpus:
+        """File ``index`` alone (or its ``span``), read with this corpus's settings (a unit of work of ``count``)."""
         part = copy.copy(self)
         part._files, part._formats = [self._files[index]], [self._formats[index]]
         part.format = self._formats[index]
         part.turns = "gpt" if part.format == "llava_pretrain" else self._turns
-        part.stats, part._unread = ReadStats(), []
+        part.stats, part._unread, part._span = ReadStats(), [], span
         return part
+
+    def again(self) -> Corpus:
+        """The same files (or span) to read once more, with fresh statistics."""
+        again = copy.copy(self)
+        again.stats = ReadStats()
+        return again
+
+    def units(self, split_bytes: int | None = None) -> list[tuple[int, Span | None]]:
+        """``(file index, span)`` units of work: every file whole, or with ``split_bytes`` a plain (uncompressed)
+        txt or JSONL file larger than that in line-aligned byte ranges of about ``split_bytes``, and a parquet
+        file in runs of row groups of about ``split_bytes``. Documents keep their keys whatever the split."""
+        out: list[tuple[int, Span | None]] = []
+        for i, (path, fmt) in enumerate(zip(self._files, self._formats, strict=True)):
+            spans = self._spans(path, fmt, split_bytes) if split_bytes else None
+            out += [(i, s) for s in spans] if spans else [(i, None)]
+        return out
+
+    def _spans(self, path: str, fmt: str, split_bytes: int) -> list[Span] | None:
+        if fmt == "parquet" or (fmt == "hf" and path.endswith(".parquet")):
+            return self.parquet_spans(path, split_bytes)
+        if fmt not in ("txt", "jsonl"):
+            return None
+        try:
+            size = os.path.getsize(path)
+            if size <= split_bytes:
+                return None
+            with Source(path) as src:
+                if src.compressed:
+                    return None
+            cuts = {line_start(path, k * split_bytes) for k in range(math.ceil(size / split_bytes))} | {size}
+        except OSError:  # reported when the file is read
+            return None
+        bounds = sorted(cuts)
+        return [Span(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+
+    def blocks(self) -> Iterator[LineBlock | TextBlock]:
+        """The documents in blocks as read: raw lines of a txt file (:class:`LineBlock`: the consumer checks and
+        counts them, then reports with :meth:`add_line_counts`), checked texts with their keys for the others.
+        Resets ``stats`` first, so a second pass counts afresh."""
+        self.stats = ReadStats()
+        for block in self._blocks():
+            if isinstance(block, TextBlock):
+                if not block.texts:
+                    continue
+                self.stats.documents += len(block.texts)
+            yield block
+
+    def add_line_counts(self, documents: int, nbytes: int, skipped: dict[str, int]) -> None:
+        """What the consumer of :class:`LineBlock` lines kept (documents and their bytes) and skipped, by reason."""
+        self.stats.documents += documents
+        self.stats.bytes += nbytes
+        for reason, n in skipped.items():
+            if n:
+                self.stats.skipped[reason] += n
+
+    def texts(self) -> Iterator[TextBlock]:
+        """Every block as checked texts with their keys (txt lines split and checked by the engine's rules)."""
+        for block in self.blocks():
+            if isinstance(block, LineBlock):
+                texts, keys, counts = split_lines(block.data, block.offset, self.max_doc_bytes)
+                nbytes = counts.pop("bytes")
+                self.add_line_counts(len(texts), nbytes, counts)
+                block = TextBlock(texts, keys)
+            if block.texts:
+                yield block
 
     def batches(self) -> Iterator[tuple[int, list[str]]]:
         """``(index of the first document, texts)`` with ``batch_size`` texts (the last batch may be shorter).
@@ -129,14 +203,11 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
         Indices are consecutive from 0 over all files in order; skipped documents take none. Resets
         ``stats`` first, so a second pass counts afresh.
         """
-        self.stats = ReadStats()
         size = self.batch_size
         pending: list[str] = []
         first = 0
-        for block in self._blocks():
-            if not block:
-                continue
-            self.stats.documents += len(block)
+        for text_block in self.texts():
+            block = text_block.texts
             if pending:
                 pending.extend(block)
             else:
@@ -163,7 +234,7 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
     def __repr__(self) -> str:
         return f"Corpus({self.path!r}, format={self.format!r}, files={len(self._files)})"
 
-    def _blocks(self) -> Iterator[list[str]]:
+    def _blocks(self) -> Iterator[LineBlock | TextBlock]:
         readers = {"llava_pretrain": self._read_json_array, "llava_instruct": self._read_json_array,
                    "jsonl": self._read_jsonl, "txt": self._read_txt, "parquet": self._read_parquet,
                    "hf": self._read_hf, "webdataset": self._read_tar, "wordnet_glosses": self._read_wordnet}
@@ -172,14 +243,15 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
             for f, fmt in zip(self._files, self._formats, strict=True):
                 if self.format == "mixed":  # a LLaVA pretrain file of a mixed folder: its gpt turns
                     self.turns = "gpt" if fmt == "llava_pretrain" else self._turns
-                yield from readers[fmt](f)
+                self._ordinal = 0
+                yield from readers[fmt](f, self._span)
         finally:
             self.turns = turns
 
-    def _open(self, path: str) -> Source | None:
-        """The byte source of ``path``, or None (recorded as damaged) when it cannot be opened."""
+    def _open(self, path: str, span: Span | None = None) -> Source | None:
+        """The byte source of ``path`` (or of its ``span``), or None (recorded as damaged) when it cannot be opened."""
         try:
-            return Source(path)
+            return Source(path, span.start, span.stop) if span else Source(path)
         except Exception as exc:  # OSError, or zstandard refusing the frame header
             self._damaged(path, f"cannot open ({getattr(exc, 'strerror', None) or one_line(exc)})")
             return None
@@ -189,13 +261,21 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
         self.stats.skipped[key] += 1
         self.stats.damaged.append({"file": path, "reason": reason})
 
-    def _keep(self, texts: Iterable[Any]) -> list[str]:
-        """The acceptable texts among ``texts``; the others are counted by reason."""
-        out = []
+    def _keep(self, texts: Iterable[Any], keys: Iterable[int] | None = None) -> TextBlock:
+        """The acceptable texts among ``texts`` with their keys (by default the ordinal in the file); the others
+        are counted by reason."""
+        texts = list(texts)
+        if keys is None:
+            keys = range(self._ordinal, self._ordinal + len(texts))
+            self._ordinal += len(texts)
+        out, kept = [], []
         skipped = self.stats.skipped
         limit = self.max_doc_bytes
         nbytes = 0
-        for text in texts:
+        for text, key in zip(texts, keys, strict=True):
+            if text is NOT_UTF8:
+                skipped["non_utf8"] += 1
+                continue
             if not isinstance(text, str):
                 skipped["no_text"] += 1
                 continue
@@ -210,9 +290,10 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
                 skipped["empty"] += 1
             else:
                 out.append(text)
+                kept.append(key)
                 nbytes += n
         self.stats.bytes += nbytes
-        return out
+        return TextBlock(out, kept)
 
     def _conversation_text(self, conversations: Any) -> str | None:
         """The selected turns of a LLaVA conversation, ``<image>`` removed, stripped, joined by newlines."""

@@ -60,7 +60,7 @@ class Source:
     ``failed`` is set and ``error`` says what was wrong (truncated or damaged stream, failed read).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, start: int = 0, stop: int | None = None) -> None:
         self.path = path
         self.failed = False
         self.error = ""
@@ -68,6 +68,12 @@ class Source:
         magic = self._raw.read(4)
         self._raw.seek(0)
         self._kind = "gzip" if magic[:2] == _GZIP_MAGIC else "zstd" if magic == _ZSTD_MAGIC else ""
+        self._left = None if stop is None else stop - start  # bytes [start, stop) of a plain file
+        if start or stop is not None:
+            if self._kind:
+                self._raw.close()
+                raise ValueError(f"{path}: a compressed file is read whole, not a byte range")
+            self._raw.seek(start)
         self._zstd: Any = None
         self._gzip: Any = None
         self._pending = b""  # gzip input not yet decompressed
@@ -92,7 +98,12 @@ class Source:
                 return self._read_gzip(size)
             if self._kind == "zstd":
                 return self._read_zstd(size)
-            data = self._raw.read(size)
+            if self._left is not None:
+                size = min(size, self._left)
+                data = self._raw.read(size) if size else b""
+                self._left -= len(data)
+            else:
+                data = self._raw.read(size)
         except OSError as exc:
             return self._fail(f"read failed ({exc.strerror or one_line(exc)})")
         if not data:
@@ -135,6 +146,10 @@ class Source:
             self._ended = True
         return out
 
+    @property
+    def compressed(self) -> bool:
+        return bool(self._kind)
+
     def close(self) -> None:
         try:
             if self._zstd is not None:
@@ -150,35 +165,58 @@ class Source:
         self.close()
 
 
-def line_blocks(src: Source, chunk_size: int, max_bytes: int, skipped: Counter[str]) -> Iterator[bytes]:
-    """Blocks of whole lines (joined by ``\\n``, without the final one), read ``chunk_size`` bytes at a time.
+def line_blocks(src: Source, chunk_size: int, max_bytes: int, skipped: Counter[str],
+                offset: int = 0) -> Iterator[tuple[int, bytes]]:
+    """``(offset, block)``: blocks of whole lines (joined by ``\\n``, without the final one) read ``chunk_size``
+    bytes at a time, and where each starts in the stream (``offset``: where the source starts).
 
     A line that grows past ``max_bytes`` before its newline is counted ``too_long`` and dropped while it is
     read, so no more than ``chunk_size + max_bytes`` bytes are held. Longer lines inside a block are left
     to the caller to count. After a read error the unfinished last line is dropped.
     """
-    carry = b""
+    carry, carry_at = b"", offset
+    read_at = offset
     skipping = False
     while True:
         chunk = src.read(chunk_size)
         if not chunk:
             break
+        chunk_at = read_at
+        read_at += len(chunk)
         if skipping:
             i = chunk.find(b"\n")
             if i < 0:
                 continue
             chunk = chunk[i + 1:]
+            chunk_at += i + 1
             skipping = False
-        data = carry + chunk if carry else chunk
+        data, data_at = (carry + chunk, carry_at) if carry else (chunk, chunk_at)
         last = data.rfind(b"\n")
         if last < 0:
-            carry = data
+            carry, carry_at = data, data_at
         else:
-            yield data[:last]
-            carry = data[last + 1:]
-        if len(carry) > max_bytes:
+            yield data_at, data[:last]
+            carry, carry_at = data[last + 1:], data_at + last + 1
+        if len(carry) > max_bytes + 1 or (len(carry) == max_bytes + 1 and carry[-1:] != b"\r"):  # a final \r goes
             skipped["too_long"] += 1
             carry = b""
             skipping = True
     if carry and not src.failed:
-        yield carry
+        yield carry_at, carry
+
+
+def line_start(path: str, at: int) -> int:
+    """The first line start at or after byte ``at`` of a plain file (its size when no line starts there)."""
+    if at <= 0:
+        return 0
+    with open(path, "rb") as fh:
+        fh.seek(at - 1)
+        pos = at - 1
+        while True:
+            piece = fh.read(RAW_CHUNK)
+            if not piece:
+                return pos
+            i = piece.find(b"\n")
+            if i >= 0:
+                return pos + i + 1
+            pos += len(piece)

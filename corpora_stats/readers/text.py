@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterator
 
-from corpora_stats.readers.base import Block
+from corpora_stats._engine import split_lines
+from corpora_stats.readers.base import Block, LineBlock, Span, TextBlock
 from corpora_stats.readers.json_stream import JsonElements, is_doc
 from corpora_stats.readers.sources import line_blocks
-
-
-def _decoded(lines: list[bytes], skipped: Counter[str]) -> Iterator[tuple[bytes, str]]:
-    """``(raw, text)`` of each line that is UTF-8 and not blank; the others are counted by reason."""
-    for raw in lines:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            skipped["non_utf8"] += 1
-            continue
-        if not text or text.isspace():
-            skipped["empty"] += 1
-            continue
-        yield raw, text
 
 
 class TextReaders:
     """The text-file readers of :class:`~corpora_stats.readers.corpus.Corpus`."""
 
-    def _read_json_array(self, path: str) -> Iterator[list[str]]:
+    def _read_json_array(self, path: str, span: Span | None = None) -> Iterator[TextBlock]:
         skipped = self.stats.skipped
         src = self._open(path)
         if src is None:
@@ -51,46 +37,33 @@ class TextReaders:
             if src.failed:
                 self._damaged(path, src.error)
 
-    def _lines(self, path: str) -> Iterator[list[bytes]]:
-        """Lines of a (compressed) text file in blocks; too long lines are counted and left out."""
-        skipped = self.stats.skipped
-        src = self._open(path)
+    def _line_blocks(self, path: str, span: Span | None) -> Iterator[tuple[int, bytes]]:
+        """``(offset, block)`` of whole lines of a (compressed) text file, or of the lines of ``span``; a line
+        that grows too long while it is read is counted and left out (see :func:`line_blocks`)."""
+        src = self._open(path, span)
         if src is None:
             return
-        limit = self.max_doc_bytes
         with src:
-            for block in line_blocks(src, self.chunk_size, limit, skipped):
-                lines = block.split(b"\n")
-                out = []
-                for raw in lines:
-                    if raw[-1:] == b"\r":
-                        raw = raw[:-1]
-                    if len(raw) > limit:
-                        skipped["too_long"] += 1
-                    else:
-                        out.append(raw)
-                yield out
+            yield from line_blocks(src, self.chunk_size, self.max_doc_bytes, self.stats.skipped,
+                                   span.start if span else 0)
             if src.failed:
                 self._damaged(path, src.error)
 
-    def _read_txt(self, path: str) -> Iterator[list[str]]:
-        skipped = self.stats.skipped
-        for lines in self._lines(path):
-            out = []
-            nbytes = 0
-            for raw, text in _decoded(lines, skipped):
-                out.append(text)
-                nbytes += len(raw)
-            self.stats.bytes += nbytes
-            yield out
+    def _read_txt(self, path: str, span: Span | None = None) -> Iterator[LineBlock]:
+        for at, block in self._line_blocks(path, span):
+            yield LineBlock(block, at)
 
-    def _read_jsonl(self, path: str) -> Iterator[list[str]]:
+    def _read_jsonl(self, path: str, span: Span | None = None) -> Iterator[TextBlock]:
         skipped = self.stats.skipped
         decoder = json.JSONDecoder(strict=False)
         scan, loads = decoder.scan_once, decoder.decode
-        for lines in self._lines(path):
-            texts = []
-            for _, line in _decoded(lines, skipped):
+        for at, block in self._line_blocks(path, span):
+            lines, line_keys, counts = split_lines(block, at, self.max_doc_bytes)
+            for reason in ("too_long", "non_utf8", "empty"):
+                if counts[reason]:
+                    skipped[reason] += counts[reason]
+            texts, keys = [], []
+            for line, key in zip(lines, line_keys, strict=True):
                 try:
                     obj, end = scan(line, 0)  # the C scanner: no wrapper overhead on the common case
                     if end != len(line) and not line[end:].isspace():
@@ -105,4 +78,5 @@ class TextReaders:
                     skipped["malformed_json"] += 1
                     continue
                 texts.append(self._text_of(obj))
-            yield self._keep(texts)
+                keys.append(key)
+            yield self._keep(texts, keys)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterator
 
-from corpora_stats.readers.base import Block
+from corpora_stats.readers.base import Block, Span, TextBlock
 from vlm_classdata.errors import one_line
 
 
 class WebDatasetReader:
     """The WebDataset reader of :class:`~corpora_stats.readers.corpus.Corpus`."""
 
-    def _read_tar(self, path: str) -> Iterator[list[str]]:
+    def _read_tar(self, path: str, span: Span | None = None) -> Iterator[TextBlock]:
         skipped = self.stats.skipped
         block = Block(self)
         src = self._open(path)

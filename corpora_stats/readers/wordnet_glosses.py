@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from corpora_stats.readers.base import Block
+from corpora_stats.readers.base import Block, Span, TextBlock
 from vlm_classdata.wordnet import wordnet
 
 
 class WordNetGlossesReader:
     """The ``wordnet_glosses`` reader of :class:`~corpora_stats.readers.corpus.Corpus`."""
 
-    def _read_wordnet(self, path: str) -> Iterator[list[str]]:
+    def _read_wordnet(self, path: str, span: Span | None = None) -> Iterator[TextBlock]:
         wn = wordnet()
         block = Block(self)
         for pos in ("n", "v", "a", "r"):  # "a" includes the satellites, in data.adj offset order
