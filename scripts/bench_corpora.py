@@ -242,8 +242,8 @@ def write_sample(corpus: Corpus, lines: int, path: Path) -> Path:
     else:
         import pyarrow.parquet as pq  # heavy (~0.3 s): only a parquet corpus needs it, in the preparing process
 
-        first = next(pq.ParquetFile(corpus.path).iter_batches(batch_size=lines, columns=["text"]))
-        head = "".join(f"{t}\n" for t in first.column("text").to_pylist())
+        texts = pq.read_table(corpus.path, columns=["text"]).column("text").slice(0, lines).to_pylist()
+        head = "".join(f"{t}\n" for t in texts)
     write_text_atomic(path, head)
     return path
 
@@ -318,7 +318,7 @@ def run_measured(cmd: list[str], logs: Path, env: dict[str, str] | None = None, 
         if pid:
             cpu, rss_kb = cpu + _cpu(ru), max(rss_kb, ru.ru_maxrss)
         elif time.monotonic() > deadline:
-            stragglers = _own_children()
+            stragglers = max(1, _own_children())
             break
         else:
             time.sleep(0.005)
@@ -627,7 +627,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise UserError(f"--naive-sample must be between 1 and --lines ({args.lines:,}), got {args.naive_sample}")
     if args.repeat < 1:
         raise UserError(f"--repeat must be at least 1, got {args.repeat}")
-    args.workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "bench-corpora").expanduser()
+    args.workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "bench-corpora").expanduser().resolve()
     if args.workdir.exists() and not args.workdir.is_dir():
         raise UserError(f"--workdir {args.workdir} is not a folder")
     return args
