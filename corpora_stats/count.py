@@ -161,7 +161,7 @@ def snippet_texts(jobs: list[UnitJob], picks: Any) -> dict[tuple[int, int], str]
     """``{(unit, key): text}`` of the chosen snippet documents, read in a second pass over only those documents
     (:meth:`Corpus.documents_at`)."""
     wanted: dict[int, set[int]] = defaultdict(set)
-    for _cls, _prio, _shard, key, _pat, unit, _ordinal in picks.tolist():
+    for _cls, _prio, _shard, key, _pat, unit, _ordinal in picks:
         wanted[unit].add(key)
     return {(unit, key): text for unit, keys in sorted(wanted.items())
             for key, text in jobs[unit].reader.documents_at(keys).items()}
@@ -321,7 +321,7 @@ def _count_into(stage: Path, opened: dict[str, Corpus], vocab: ClassVocabulary, 
         snippets = [(cls, {"class_id": class_ids[cls], "form": matcher.texts[pat],
                            "doc_index": first_doc[unit] + ordinal,
                            "snippet": matcher.snippet(texts.get((unit, key), ""), pat)})
-                    for cls, _prio, _shard, key, pat, unit, ordinal in picks.tolist()]
+                    for cls, _prio, _shard, key, pat, unit, ordinal in picks]
         _write_tables(stage, name, vocab, lexicon, matcher, total, config, snippets)
     write_with(stage / "forms.csv", lambda p: lexicon.to_frame().write_csv(p))
     return meta
@@ -335,10 +335,10 @@ def _write_tables(out: Path, name: str, vocab: ClassVocabulary, lexicon: Lexicon
     use_all = config.forms == "all"
     table = pl.DataFrame({
         "class_id": vocab.ids, "class_name": vocab.names,
-        "doc_freq": state.class_docs_all if use_all else state.class_docs_clean,
-        "mentions": state.class_mentions_all if use_all else state.class_mentions_clean,
-        "doc_freq_all": state.class_docs_all, "mentions_all": state.class_mentions_all,
-        "doc_freq_clean": state.class_docs_clean, "mentions_clean": state.class_mentions_clean,
+        "doc_freq": (state.class_docs_all if use_all else state.class_docs_clean).tolist(),
+        "mentions": (state.class_mentions_all if use_all else state.class_mentions_clean).tolist(),
+        "doc_freq_all": state.class_docs_all.tolist(), "mentions_all": state.class_mentions_all.tolist(),
+        "doc_freq_clean": state.class_docs_clean.tolist(), "mentions_clean": state.class_mentions_clean.tolist(),
         "flags": [",".join(sorted(flags_by_class.get(c, ()))) for c in vocab.ids],
     })
     write_with(out / f"counts_{name}.parquet", lambda p: table.write_parquet(p))
