@@ -6,7 +6,7 @@ One pass per document: cut it into tokens (maximal runs of Unicode letters and n
 become one "no match" marker), then walk a trie of forms over the token ids — leftmost-longest without overlap
 (``method="wordnet"``) or every occurrence of every form (``method="paper"``) — and add to per-form and
 per-class counters of documents and mentions, over all forms and over unflagged ones. No Python object is made
-per token or per match. See :mod:`corpora_stats.matcher` for the Python side.
+per token or per match; counters are ``array.array("q")`` (no numpy import on the count path). See :mod:`corpora_stats.matcher` for the Python side.
 
 Classes are Python's (``str.isalpha() or str.isnumeric()`` is ``\\p{L}|\\p{N}`` for every assigned code point);
 lower case is CPython's simple mapping plus the one full-mapping exception (``İ`` → ``i`` + a combining dot,
@@ -18,7 +18,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy, memset
 
-import numpy as np
+from array import array
 
 
 cdef extern from *:
@@ -249,6 +249,11 @@ def valid_line(bytes data) -> bool:
     return valid_utf8(<const uint8_t*><const char*>data, len(data))
 
 
+def zeros(Py_ssize_t n, long long value=0, str code="q"):
+    """An ``array.array`` of ``n`` times ``value`` (int64, or int32 with ``code="i"``)."""
+    return array(code, [value]) * n
+
+
 cdef class FormIndex:
     """The forms to find, compiled: a hash table of their tokens, a trie over token ids, form → (class, flagged)."""
 
@@ -469,7 +474,7 @@ cdef class FormIndex:
 cdef class Scanner:
     """Counts over the documents of one unit of work (a file, or a byte range of one) with a :class:`FormIndex`.
 
-    Counters (int64 numpy arrays): ``pattern_docs``, ``pattern_mentions``, ``class_docs_all``,
+    Counters (``array.array("q")``): ``pattern_docs``, ``pattern_mentions``, ``class_docs_all``,
     ``class_mentions_all``, ``class_docs_clean``, ``class_mentions_clean``; ``documents`` and ``bytes`` of the
     documents counted; ``too_long``, ``non_utf8``, ``empty``: lines skipped by :meth:`count_lines`.
     Snippet candidates: per class the ``snippets`` documents with the highest seeded priority (:meth:`picks`).
@@ -497,26 +502,26 @@ cdef class Scanner:
         cdef int np_ = index.num_patterns, nc = index.num_classes
         self.index = index
         self.overlapping = overlapping
-        self.pattern_docs = np.zeros(np_, dtype=np.int64)
-        self.pattern_mentions = np.zeros(np_, dtype=np.int64)
-        self.class_docs_all = np.zeros(nc, dtype=np.int64)
-        self.class_mentions_all = np.zeros(nc, dtype=np.int64)
-        self.class_docs_clean = np.zeros(nc, dtype=np.int64)
-        self.class_mentions_clean = np.zeros(nc, dtype=np.int64)
+        self.pattern_docs = zeros(np_)
+        self.pattern_mentions = zeros(np_)
+        self.class_docs_all = zeros(nc)
+        self.class_mentions_all = zeros(nc)
+        self.class_docs_clean = zeros(nc)
+        self.class_mentions_clean = zeros(nc)
         self.pdocs, self.pment = self.pattern_docs, self.pattern_mentions
         self.cdocs_all, self.cment_all = self.class_docs_all, self.class_mentions_all
         self.cdocs_clean, self.cment_clean = self.class_docs_clean, self.class_mentions_clean
-        self.pat_last = np.full(np_, -1, dtype=np.int64)
-        self.cls_last_all = np.full(nc, -1, dtype=np.int64)
-        self.cls_last_clean = np.full(nc, -1, dtype=np.int64)
+        self.pat_last = zeros(np_, -1)
+        self.cls_last_all = zeros(nc, -1)
+        self.cls_last_clean = zeros(nc, -1)
         self.k = snippets
         self.mix = seed
-        self.snip_prio = np.zeros(max(nc * snippets, 1), dtype=np.int64)
-        self.snip_key = np.zeros(max(nc * snippets, 1), dtype=np.int64)
-        self.snip_ord = np.zeros(max(nc * snippets, 1), dtype=np.int64)
-        self.snip_pat = np.zeros(max(nc * snippets, 1), dtype=np.int32)
-        self.snip_fill = np.zeros(nc, dtype=np.int32)
-        self.snip_slot = np.full(nc, -1, dtype=np.int32)
+        self.snip_prio = zeros(max(nc * snippets, 1))
+        self.snip_key = zeros(max(nc * snippets, 1))
+        self.snip_ord = zeros(max(nc * snippets, 1))
+        self.snip_pat = zeros(max(nc * snippets, 1), 0, "i")
+        self.snip_fill = zeros(nc, 0, "i")
+        self.snip_slot = zeros(nc, -1, "i")
         self.recording = False
 
     cdef Py_ssize_t _next_token(self, const uint8_t* s, Py_ssize_t n, Py_ssize_t readable, Py_ssize_t i,
@@ -723,7 +728,7 @@ cdef class Scanner:
         """Count documents given as Python strings (already checked by the reader); ``keys``: one int each."""
         cdef Py_ssize_t size, i
         cdef const char* p
-        cdef int64_t[::1] kv = np.ascontiguousarray(keys, dtype=np.int64)
+        cdef int64_t[::1] kv = keys if isinstance(keys, array) else array("q", keys)
         if kv.shape[0] != len(texts):
             raise ValueError("one key per text")
         for i in range(len(texts)):
@@ -732,7 +737,7 @@ cdef class Scanner:
             self._scan_doc(<const uint8_t*>p, size, size + 1, kv[i])
 
     def matches(self, list texts):
-        """``(doc, pattern)`` of every match in ``texts`` (doc = position in the list) as two int arrays."""
+        """``(doc, pattern)`` of every match in ``texts`` (doc = position in the list) as two lists."""
         cdef Py_ssize_t size, i
         cdef const char* p
         cdef int64_t before = self.documents
@@ -744,25 +749,21 @@ cdef class Scanner:
                 self._scan_doc(<const uint8_t*>p, size, size + 1, i)
         finally:
             self.recording = False
-        doc = np.array(self.rec_doc, dtype=np.int64) - before
-        pat = np.array(self.rec_pat, dtype=np.int64)
+        doc = [d - before for d in self.rec_doc]
+        pat = self.rec_pat
         self.rec_doc = self.rec_pat = None
         self.documents = before
         return doc, pat
 
-    def picks(self):
-        """Snippet candidates: ``(class, priority, key, ordinal, pattern)`` rows as five int arrays."""
-        cdef Py_ssize_t c, m
-        cls, prio, key, ordinal, pat = [], [], [], [], []
+    def picks(self) -> list:
+        """Snippet candidates: ``(class, priority, key, ordinal, pattern)`` tuples."""
+        cdef Py_ssize_t c, m, at
+        out = []
         for c in range(self.index.num_classes):
             for m in range(self.snip_fill[c]):
-                cls.append(c)
-                prio.append(self.snip_prio[c * self.k + m])
-                key.append(self.snip_key[c * self.k + m])
-                ordinal.append(self.snip_ord[c * self.k + m])
-                pat.append(self.snip_pat[c * self.k + m])
-        return (np.array(cls, dtype=np.int64), np.array(prio, dtype=np.int64), np.array(key, dtype=np.int64),
-                np.array(ordinal, dtype=np.int64), np.array(pat, dtype=np.int64))
+                at = c * self.k + m
+                out.append((c, self.snip_prio[at], self.snip_key[at], self.snip_ord[at], self.snip_pat[at]))
+        return out
 
 
 def split_lines(bytes data, int64_t offset, int64_t max_doc_bytes, wanted=None):

@@ -25,7 +25,6 @@ from typing import Any
 
 import polars as pl
 
-from corpora_stats._engine import split_lines
 from corpora_stats.matcher import CountState, Matcher, best_picks
 from corpora_stats.readers import Corpus, open_corpus
 from corpora_stats.readers.base import LineBlock
@@ -158,27 +157,14 @@ def split_size(corpus: Corpus, executor: Executor, split_bytes: int | None) -> i
     return max(MIN_SPLIT_BYTES, max(sizes, default=0) // (4 * workers) + 1)
 
 
-def snippet_texts(jobs: list[UnitJob], picks: Any, max_doc_bytes: int) -> dict[tuple[int, int], str]:
-    """``{(unit, key): text}`` of the chosen snippet documents: a second pass over only the units that hold one,
-    decoding only those documents, stopping at a unit's last wanted document."""
+def snippet_texts(jobs: list[UnitJob], picks: Any) -> dict[tuple[int, int], str]:
+    """``{(unit, key): text}`` of the chosen snippet documents, read in a second pass over only those documents
+    (:meth:`Corpus.documents_at`)."""
     wanted: dict[int, set[int]] = defaultdict(set)
-    for _cls, _prio, _shard, key, _pat, unit, _ordinal in picks.tolist():
+    for _cls, _prio, _shard, key, _pat, unit, _ordinal in picks:
         wanted[unit].add(key)
-    found: dict[tuple[int, int], str] = {}
-    for unit, keys in sorted(wanted.items()):
-        left = set(keys)
-        for block in jobs[unit].reader.again().blocks():
-            if isinstance(block, LineBlock):
-                texts, got, _ = split_lines(block.data, block.offset, max_doc_bytes, left)
-            else:
-                got_texts = [(t, k) for t, k in zip(block.texts, block.keys, strict=True) if k in left]
-                texts, got = [t for t, _ in got_texts], [k for _, k in got_texts]
-            for text, key in zip(texts, got, strict=True):
-                found[(unit, key)] = text
-                left.discard(key)
-            if not left:
-                break
-    return found
+    return {(unit, key): text for unit, keys in sorted(wanted.items())
+            for key, text in jobs[unit].reader.documents_at(keys).items()}
 
 
 def _merge_stats(parts: list[dict]) -> dict:
@@ -330,11 +316,12 @@ def _count_into(stage: Path, opened: dict[str, Corpus], vocab: ClassVocabulary, 
                                  "file_list": [_file_record(f, fmts[i], file_stats[i]) for i, f in enumerate(files)],
                                  "skipped_files": skipped_files}
         picks = best_picks(total.picks, config.snippets)
-        texts = snippet_texts(jobs, picks, config.max_doc_bytes)
-        snippets = [(cls, {"class_id": vocab.ids[cls], "form": matcher.texts[pat],
+        texts = snippet_texts(jobs, picks)
+        class_ids = vocab.ids
+        snippets = [(cls, {"class_id": class_ids[cls], "form": matcher.texts[pat],
                            "doc_index": first_doc[unit] + ordinal,
                            "snippet": matcher.snippet(texts.get((unit, key), ""), pat)})
-                    for cls, _prio, _shard, key, pat, unit, ordinal in picks.tolist()]
+                    for cls, _prio, _shard, key, pat, unit, ordinal in picks]
         _write_tables(stage, name, vocab, lexicon, matcher, total, config, snippets)
     write_with(stage / "forms.csv", lambda p: lexicon.to_frame().write_csv(p))
     return meta
@@ -348,10 +335,10 @@ def _write_tables(out: Path, name: str, vocab: ClassVocabulary, lexicon: Lexicon
     use_all = config.forms == "all"
     table = pl.DataFrame({
         "class_id": vocab.ids, "class_name": vocab.names,
-        "doc_freq": state.class_docs_all if use_all else state.class_docs_clean,
-        "mentions": state.class_mentions_all if use_all else state.class_mentions_clean,
-        "doc_freq_all": state.class_docs_all, "mentions_all": state.class_mentions_all,
-        "doc_freq_clean": state.class_docs_clean, "mentions_clean": state.class_mentions_clean,
+        "doc_freq": (state.class_docs_all if use_all else state.class_docs_clean).tolist(),
+        "mentions": (state.class_mentions_all if use_all else state.class_mentions_clean).tolist(),
+        "doc_freq_all": state.class_docs_all.tolist(), "mentions_all": state.class_mentions_all.tolist(),
+        "doc_freq_clean": state.class_docs_clean.tolist(), "mentions_clean": state.class_mentions_clean.tolist(),
         "flags": [",".join(sorted(flags_by_class.get(c, ()))) for c in vocab.ids],
     })
     write_with(out / f"counts_{name}.parquet", lambda p: table.write_parquet(p))

@@ -19,10 +19,12 @@ shown around the first match of the class's first form (longest, then alphabetic
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import add
 
-import numpy as np
 import polars as pl
 
 from corpora_stats._engine import FormIndex, Scanner
@@ -57,7 +59,8 @@ def form_span(text: str, form: str) -> tuple[int, int] | None:
 class CountState:
     """Partial counts over some documents; merge the states of several units of work with :meth:`merge`.
 
-    ``picks``: snippet candidates, one row per (class, document) in :data:`PICK_FIELDS` order — the document's
+    Counters are ``array.array("q")``. ``picks``: snippet candidates, one tuple per (class, document) in
+    :data:`PICK_FIELDS` order — the document's
     priority, shard (file), key within the file, first form, unit of work and ordinal within the unit;
     ``texts``: the snippets of candidates already known (``{(shard, key, pattern): snippet}``, filled by
     :meth:`Matcher.count_batch`).
@@ -66,39 +69,34 @@ class CountState:
     num_patterns: int
     num_classes: int
     documents: int = 0
-    pattern_docs: np.ndarray = field(default=None)  # type: ignore[assignment]
-    pattern_mentions: np.ndarray = field(default=None)  # type: ignore[assignment]
-    class_docs_all: np.ndarray = field(default=None)  # type: ignore[assignment]
-    class_mentions_all: np.ndarray = field(default=None)  # type: ignore[assignment]
-    class_docs_clean: np.ndarray = field(default=None)  # type: ignore[assignment]
-    class_mentions_clean: np.ndarray = field(default=None)  # type: ignore[assignment]
-    picks: np.ndarray = field(default=None)  # type: ignore[assignment]
+    pattern_docs: array = field(default=None)  # type: ignore[assignment]
+    pattern_mentions: array = field(default=None)  # type: ignore[assignment]
+    class_docs_all: array = field(default=None)  # type: ignore[assignment]
+    class_mentions_all: array = field(default=None)  # type: ignore[assignment]
+    class_docs_clean: array = field(default=None)  # type: ignore[assignment]
+    class_mentions_clean: array = field(default=None)  # type: ignore[assignment]
+    picks: list[tuple] = field(default_factory=list)
     texts: dict[tuple[int, int, int], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in COUNTERS:
             if getattr(self, name) is None:
                 n = self.num_patterns if name.startswith("pattern") else self.num_classes
-                setattr(self, name, np.zeros(n, dtype=np.int64))
-        if self.picks is None:
-            self.picks = np.zeros((0, len(PICK_FIELDS)), dtype=np.int64)
+                setattr(self, name, array("q", [0]) * n)
 
     def add_scanner(self, scanner: Scanner, shard: int, unit: int = 0) -> None:
         """Add what ``scanner`` counted over one unit of work of file ``shard``."""
         self.documents += scanner.documents
         for name in COUNTERS:
-            getattr(self, name).__iadd__(getattr(scanner, name))
-        cls, prio, key, ordinal, pat = scanner.picks()
-        if len(cls):
-            rows = np.stack([cls, prio, np.full_like(cls, shard), key, pat, np.full_like(cls, unit), ordinal], axis=1)
-            self.picks = np.concatenate([self.picks, rows])
+            setattr(self, name, array("q", map(add, getattr(self, name), getattr(scanner, name))))
+        self.picks += [(cls, prio, shard, key, pat, unit, ordinal) for cls, prio, key, ordinal, pat in scanner.picks()]
 
     def merge(self, other: CountState, k: int) -> None:
         """Add ``other``'s counts and snippet candidates; keep the ``k`` best candidates per class."""
         self.documents += other.documents
         for name in COUNTERS:
-            getattr(self, name).__iadd__(getattr(other, name))
-        self.picks = best_picks(np.concatenate([self.picks, other.picks]), k)
+            setattr(self, name, array("q", map(add, getattr(self, name), getattr(other, name))))
+        self.picks = best_picks(self.picks + other.picks, k)
         self.texts.update(other.texts)
 
     @property
@@ -106,21 +104,15 @@ class CountState:
         """Per class, its chosen snippets as ``(priority, (shard, key), pattern id, text)``, best first (the text
         where it is known)."""
         out: dict[int, list[tuple]] = {}
-        for cls, prio, shard, key, pat, _unit, _ordinal in self.picks.tolist():
+        for cls, prio, shard, key, pat, _unit, _ordinal in self.picks:
             out.setdefault(cls, []).append((prio, (shard, key), pat, self.texts.get((shard, key, pat), "")))
         return {c: sorted(v, reverse=True) for c, v in out.items()}
 
 
-def best_picks(picks: np.ndarray, k: int) -> np.ndarray:
+def best_picks(picks: list[tuple], k: int) -> list[tuple]:
     """Per class, the ``k`` candidates with the highest (priority, shard, key), in that order (best first)."""
-    if not len(picks):
-        return picks
-    order = np.lexsort((-picks[:, 3], -picks[:, 2], -picks[:, 1], picks[:, 0]))
-    picks = picks[order]
-    cls = picks[:, 0]
-    starts = np.r_[0, np.flatnonzero(cls[1:] != cls[:-1]) + 1]
-    rank = np.arange(len(cls)) - np.repeat(starts, np.diff(np.r_[starts, len(cls)]))
-    return picks[rank < k]
+    ranked = sorted(picks, key=lambda r: (r[0], -r[1], -r[2], -r[3]))
+    return [row for _cls, rows in groupby(ranked, key=lambda r: r[0]) for row in list(rows)[:k]]
 
 
 class Matcher:
@@ -160,10 +152,10 @@ class Matcher:
     def count_batch(self, state: CountState, texts: list[str], first_doc: int, shard: int = 0) -> None:
         """Add one batch of documents (``first_doc`` = key of ``texts[0]``: documents are keyed by position)."""
         scanner = self.scanner()
-        scanner.count_texts(texts, np.arange(first_doc, first_doc + len(texts), dtype=np.int64))
+        scanner.count_texts(texts, range(first_doc, first_doc + len(texts)))
         part = self.new_state()
         part.add_scanner(scanner, shard)
-        for _cls, _prio, _shard, key, pat, _unit, _ordinal in part.picks.tolist():
+        for _cls, _prio, _shard, key, pat, _unit, _ordinal in part.picks:
             part.texts[(shard, key, pat)] = self.snippet(texts[key - first_doc], pat)
         state.merge(part, self.snippet_k)
 

@@ -166,6 +166,48 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
         bounds = sorted(cuts)
         return [Span(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
 
+    def documents_at(self, keys: set[int]) -> dict[int, str]:
+        """``{key: text}`` of the documents with these keys (a second, partial pass): a plain txt or JSONL file
+        seeks to each key (a line's offset), anything else is read again up to its last wanted document."""
+        fmt = self._formats[0]
+        if fmt in ("txt", "jsonl") and not self._compressed(self._files[0]):
+            return self._lines_at(self._files[0], fmt, sorted(keys))
+        found: dict[int, str] = {}
+        left = set(keys)
+        for block in self.again().blocks():
+            if isinstance(block, LineBlock):
+                texts, got, _ = split_lines(block.data, block.offset, self.max_doc_bytes, left)
+            else:
+                pairs = [(t, k) for t, k in zip(block.texts, block.keys, strict=True) if k in left]
+                texts, got = [t for t, _ in pairs], [k for _, k in pairs]
+            found.update(zip(got, texts, strict=True))
+            left.difference_update(got)
+            if not left:
+                break
+        return found
+
+    @staticmethod
+    def _compressed(path: str) -> bool:
+        try:
+            with Source(path) as src:
+                return src.compressed
+        except (OSError, ValueError):
+            return True
+
+    def _lines_at(self, path: str, fmt: str, offsets: list[int]) -> dict[int, str]:
+        """The documents of the lines starting at ``offsets`` of a plain file, by the readers' rules."""
+        found: dict[int, str] = {}
+        with open(path, "rb") as fh:
+            for at in offsets:
+                fh.seek(at)
+                line = fh.readline(self.max_doc_bytes + 2)
+                texts, _, _ = split_lines(line[:-1] if line.endswith(b"\n") else line, at, self.max_doc_bytes)
+                if fmt == "jsonl" and texts:
+                    texts = self._keep([self._jsonl_text(texts[0])], [at]).texts
+                if texts:
+                    found[at] = texts[0]
+        return found
+
     def blocks(self) -> Iterator[LineBlock | TextBlock]:
         """The documents in blocks as read: raw lines of a txt file (:class:`LineBlock`: the consumer checks and
         counts them, then reports with :meth:`add_line_counts`), checked texts with their keys for the others.

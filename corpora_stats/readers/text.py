@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 from corpora_stats._engine import split_lines
 from corpora_stats.readers.base import Block, LineBlock, Span, TextBlock
 from corpora_stats.readers.json_stream import JsonElements, is_doc
 from corpora_stats.readers.sources import line_blocks
+
+_DECODER = json.JSONDecoder(strict=False)
+_SCAN, _LOADS = _DECODER.scan_once, _DECODER.decode
+_MALFORMED = object()
 
 
 class TextReaders:
@@ -55,8 +60,6 @@ class TextReaders:
 
     def _read_jsonl(self, path: str, span: Span | None = None) -> Iterator[TextBlock]:
         skipped = self.stats.skipped
-        decoder = json.JSONDecoder(strict=False)
-        scan, loads = decoder.scan_once, decoder.decode
         for at, block in self._line_blocks(path, span):
             lines, line_keys, counts = split_lines(block, at, self.max_doc_bytes)
             for reason in ("too_long", "non_utf8", "empty"):
@@ -64,19 +67,25 @@ class TextReaders:
                     skipped[reason] += counts[reason]
             texts, keys = [], []
             for line, key in zip(lines, line_keys, strict=True):
-                try:
-                    obj, end = scan(line, 0)  # the C scanner: no wrapper overhead on the common case
-                    if end != len(line) and not line[end:].isspace():
-                        raise ValueError("extra data")
-                except StopIteration:  # leading whitespace, or no JSON value at all
-                    try:
-                        obj = loads(line)
-                    except (ValueError, RecursionError):
-                        skipped["malformed_json"] += 1
-                        continue
-                except (ValueError, RecursionError):
-                    skipped["malformed_json"] += 1
-                    continue
-                texts.append(self._text_of(obj))
-                keys.append(key)
+                text = self._jsonl_text(line)
+                if text is not _MALFORMED:
+                    texts.append(text)
+                    keys.append(key)
             yield self._keep(texts, keys)
+
+    def _jsonl_text(self, line: str) -> Any:
+        """The document text of one JSON line (None without one); a malformed line is counted, → ``_MALFORMED``."""
+        try:
+            obj, end = _SCAN(line, 0)  # the C scanner: no wrapper overhead on the common case
+            if end != len(line) and not line[end:].isspace():
+                raise ValueError("extra data")
+        except StopIteration:  # leading whitespace, or no JSON value at all
+            try:
+                obj = _LOADS(line)
+            except (ValueError, RecursionError):
+                self.stats.skipped["malformed_json"] += 1
+                return _MALFORMED
+        except (ValueError, RecursionError):
+            self.stats.skipped["malformed_json"] += 1
+            return _MALFORMED
+        return self._text_of(obj)
