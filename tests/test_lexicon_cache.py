@@ -124,6 +124,8 @@ def test_each_input_of_the_key_makes_a_miss(cache, tmp_path):
     assert "gander" in {f.text for f in miss(vocab=small_vocab(synonyms=["gander"])).forms_of(GOOSE)}
     assert miss(vocab=small_vocab(name="grey goose")).forms_of(GOOSE)[0].text == "grey goose"
     miss(vocab=small_vocab(wnid="n07646821"))  # goose.n.03 (the meat): another synset, same display name
+    renamed_id = miss(vocab=small_vocab(id="goose-1", wnid=GOOSE), aliases={})  # the class id alone
+    assert renamed_id.forms_of("goose-1")[0].text == "goose"
     miss(vocab=ClassVocabulary.from_json({"dataset": "small", "classes": list(reversed(
         small_vocab().to_json()["classes"]))}))  # order
     miss(plurals=False)
@@ -131,7 +133,7 @@ def test_each_input_of_the_key_makes_a_miss(cache, tmp_path):
     aliases.write_text(f"{GOOSE}\thonker\tbrant\n", encoding="utf-8")
     assert "brant" in {f.text for f in miss().forms_of(GOOSE)}
     assert "snow goose" in {f.text for f in miss(aliases={GOOSE: ["snow goose"]}).forms_of(GOOSE)}
-    # unchanged inputs hit again, and the folder's name is not part of the key of an unchanged vocabulary
+    # unchanged inputs hit again; the vocabulary's dataset name is not an input of the forms
     Lexicon.build(ClassVocabulary.from_json({**small_vocab().to_json(), "dataset": "renamed"}), aliases={
         GOOSE: ["snow goose"]})
     assert entries(cache) == seen
@@ -210,6 +212,14 @@ def test_a_damaged_entry_is_rebuilt_and_overwritten(cache, damage):
     assert lexicon_cache.load_forms(path.stem, vocab) is None
     same_lexicon(Lexicon.build(vocab), fresh)
     assert json.loads(path.read_bytes()) == good  # overwritten with a good entry
+
+
+def test_an_entry_that_cannot_be_read_is_no_cache(cache):
+    vocab = small_vocab()
+    key = lexicon_cache.cache_key(vocab, "wordnet", True, {})
+    (cache / f"{key}.json").mkdir(parents=True)  # a folder where the entry file should be
+    same_lexicon(Lexicon.build(vocab), Lexicon.build(vocab, cache=False))
+    assert (cache / f"{key}.json").is_dir() and lexicon_cache.load_forms(key, vocab) is None
 
 
 def test_a_cache_folder_that_cannot_be_written_is_no_cache(cache):
