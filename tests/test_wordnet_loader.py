@@ -17,7 +17,7 @@ from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
 from vlm_classdata.lexicon import stopwords
 from vlm_classdata.vocabulary import ClassVocabulary
-from vlm_classdata.wordnet import locate_wordnet, synset_from_wnid, wordnet
+from vlm_classdata.wordnet import locate_wordnet, nltk_data_dirs, synset_from_wnid, wordnet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,17 @@ def test_nltk_data_dirs_are_nltks_own_list(tmp_path):
     ours, theirs = json.loads(_run(code, env).stdout)
     assert ours == theirs and ours[:3] == [str(tmp_path / "a"), str(tmp_path / "home" / "b"),
                                            str(tmp_path / "home" / "nltk_data")]
+
+
+def test_the_project_cache_put_on_nltks_path_is_not_taken_for_user_data():
+    """wordnet() puts the project cache on ``nltk.data.path`` (NLTK reads only there); the search order and the
+    place found in this process stay what a fresh process (NLTK not imported) finds, so both stamp the same files."""
+    wordnet()
+    code = ("import json; from vlm_classdata.wordnet import locate_wordnet, nltk_data_dirs; w = locate_wordnet(); "
+            "print(json.dumps([nltk_data_dirs(), str(w.path), w.source]))")
+    env = {k: v for k, v in os.environ.items() if k in ("HOME", "NLTK_DATA")}
+    here = locate_wordnet()
+    assert json.loads(_run(code, env).stdout) == [nltk_data_dirs(), str(here.path), here.source]
 
 
 def _copy_to_nltk_data(root: Path) -> Path:

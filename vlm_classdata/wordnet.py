@@ -36,6 +36,8 @@ SYSTEM_DIRS = ("/usr/share/wordnet", "/usr/local/share/wordnet", "/usr/share/Wor
                "/usr/local/WordNet-3.0/dict", "/opt/homebrew/share/wordnet")
 _REQUIRED = ("data.noun", "index.noun", "noun.exc", "data.verb", "index.verb")
 _COPY_GLOBS = ("data.*", "index.*", "*.exc", "cntlist.rev", "cntlist")
+# project caches this process put on nltk.data.path (NLTK reads only under its path): not the user's NLTK data
+_ADDED_TO_NLTK_PATH: set[str] = set()
 
 
 class WordNetMissingError(UserError):
@@ -78,11 +80,11 @@ def _install_into_cache(src: Path, nltk_root: Path) -> None:
 
 def nltk_data_dirs() -> list[str]:
     """The folders NLTK searches for data, in its order, without importing NLTK (~1 s): ``nltk.data.path``
-    when NLTK is already imported, else its defaults (``NLTK_DATA``, ``~/nltk_data``, under ``sys.prefix``,
-    the system folders)."""
+    when NLTK is already imported (less the project caches :func:`wordnet` put there), else its defaults
+    (``NLTK_DATA``, ``~/nltk_data``, under ``sys.prefix``, the system folders)."""
     loaded = sys.modules.get("nltk.data")
     if loaded is not None:
-        return [str(d) for d in loaded.path]
+        return [str(d) for d in loaded.path if str(d) not in _ADDED_TO_NLTK_PATH]
     if os.name != "posix":  # NLTK's Windows defaults are not repeated here
         import nltk.data  # heavy (~1 s): only off POSIX, where NLTK's own list is the answer
 
@@ -171,7 +173,8 @@ def wordnet() -> WordNetCorpusReader:
 
     nltk_root = str(cache_dir() / "nltk_data")
     if where.data_dir == Path(nltk_root) and nltk_root not in nltk.data.path:
-        nltk.data.path.insert(0, nltk_root)  # other NLTK users in this process find the copy too
+        nltk.data.path.insert(0, nltk_root)  # NLTK opens files only under its path; other NLTK users find it too
+        _ADDED_TO_NLTK_PATH.add(nltk_root)
     resource = "corpora/wordnet.zip/wordnet/" if where.path.suffix == ".zip" else "corpora/wordnet"
     try:
         root = nltk.data.find(resource, paths=[str(where.data_dir)])
