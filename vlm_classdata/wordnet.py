@@ -121,7 +121,7 @@ def locate_wordnet() -> WordNetLocation:
     nltk_root = cache_dir() / "nltk_data"
     for d in nltk_data_dirs():
         data_dir = Path(d)
-        if data_dir == nltk_root:  # the project cache, put on NLTK's path by wordnet(): step 2 below
+        if data_dir == nltk_root:  # the project cache itself is step 2 below (its source: a system dict)
             continue
         corpora = data_dir / "corpora"
         if (corpora / "wordnet" / "lexnames").is_file():
@@ -152,7 +152,7 @@ def _reader_class() -> type[WordNetCorpusReader]:
     because it compares the version "3.0" with the corpus name "wordnet". For a loaded WordNet 3.0 that map is
     the identity, and ``None`` (no map) is what NLTK itself returns when no mapping is needed; every other case
     is left to NLTK."""
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader  # heavy (~1 s): see ensure_wordnet
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader  # heavy (~1 s): loaded only when WordNet is
 
     class WordNet30Reader(WordNetCorpusReader):
         def map_wn(self, version: str = "wordnet") -> dict[str, str] | None:
