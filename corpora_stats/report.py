@@ -14,12 +14,10 @@ import html
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from jinja2 import Environment, select_autoescape
-from markupsafe import Markup
 
 from corpora_stats.accuracy import read_accuracy
 from corpora_stats.counts_folder import corpus_lexicon, load_counts, report_vocabulary
@@ -27,6 +25,9 @@ from corpora_stats.plots import plot_accuracy_scatter, plot_binned, plot_extreme
 from corpora_stats.statistics import bin_label, binned_accuracy, correlate, spearman, under_exposed
 from vlm_classdata.errors import UserError
 from vlm_classdata.templates import template_environment
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 ALL_FLAGS = ("shared", "ambiguous", "short")
 SUM_MEASURE = "all corpora (sum)"
@@ -74,6 +75,9 @@ def _safe(name: str) -> str:
 @functools.cache
 def _templates() -> Environment:
     """The report's Jinja2 environment (HTML autoescaped; text escaped the way ``html.escape`` does)."""
+    from jinja2 import select_autoescape  # heavy (~20 ms): only writing a report needs Jinja2, not 'count'
+    from markupsafe import Markup  # heavy: as above (Jinja2's own dependency)
+
     env = template_environment("corpora_stats", autoescape=select_autoescape(["html.j2"]))
     env.filters.update(fmt=_fmt, h=lambda v: Markup(html.escape(str(v))),
                        md_cell=lambda v: str(v).replace("|", "\\|"), suffix=lambda v, text: f"{v}{text}")

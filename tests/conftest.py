@@ -15,6 +15,8 @@ os.environ.update({
     "HF_HOME": os.path.join(_CACHE, "hf"), "HF_DATASETS_CACHE": os.path.join(_CACHE, "hf", "datasets"),
     "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1",
     "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1",
+    # the project cache (WordNet copy, lexicon cache) of this test session, not ~/.cache; subprocesses inherit it
+    "VLMCD_CACHE": os.environ.get("VLMCD_CACHE") or os.path.join(_CACHE, "vlmcd"),
 })
 
 import pytest  # noqa: E402

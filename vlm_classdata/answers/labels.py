@@ -10,8 +10,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from rapidfuzz import fuzz, process
-
 from vlm_classdata.answers.words import ARTICLES, strip_articles
 from vlm_classdata.lexicon import Lexicon, normalize
 from vlm_classdata.wordnet import WordNetMissingError, wordnet
@@ -127,6 +125,8 @@ class LabelMatcher:
             return LabelMatch(False, "other_class", others[0], 100.0)
         if mine:
             return LabelMatch(True, "contains", mine[0], 100.0)
+
+        from rapidfuzz import fuzz, process  # heavy (~10 ms): only a reply that is no exact form needs it
 
         candidates = [" ".join(stripped), " ".join(tokens)]
         last_article = max((i for i, t in enumerate(tokens) if t in ARTICLES), default=None)

@@ -31,7 +31,9 @@ built (English plural rules only, no ``ambiguous`` flag); a vocabulary with wnid
 
 The parts: :mod:`~vlm_classdata.lexicon.text` (``normalize``, the stoplist), :mod:`~vlm_classdata.lexicon.plurals`,
 :mod:`~vlm_classdata.lexicon.wordnet_senses` (cached WordNet lookups), :mod:`~vlm_classdata.lexicon.aliases`,
-:mod:`~vlm_classdata.lexicon.forms` (a form, and the drafting and flagging of one class's forms) and
+:mod:`~vlm_classdata.lexicon.forms` (a form, and the drafting and flagging of one class's forms),
+:mod:`~vlm_classdata.lexicon.cache` (built lexicons kept in ``cache_dir()/lexicon/``, keyed by everything that
+decides the forms, so a warm ``Lexicon.build`` reads a file instead of loading WordNet) and
 :mod:`~vlm_classdata.lexicon.table` (the :class:`Lexicon`); import their public names from here.
 """
 

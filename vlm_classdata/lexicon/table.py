@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from vlm_classdata.errors import UserError
 from vlm_classdata.lexicon.aliases import load_aliases
+from vlm_classdata.lexicon.cache import cache_enabled, cache_key, load_forms, store_forms
 from vlm_classdata.lexicon.forms import FLAGS, KINDS, METHODS, Draft, Form, draft_forms, word_flags_of
 from vlm_classdata.lexicon.text import normalize, stopwords
 from vlm_classdata.lexicon.wordnet_senses import class_synset
@@ -35,56 +36,22 @@ class Lexicon:
 
     @classmethod
     def build(cls, vocab: ClassVocabulary, method: str = "wordnet", plurals: bool = True,
-              aliases: str | Path | dict[str, list[str]] | None = None) -> Lexicon:
+              aliases: str | Path | dict[str, list[str]] | None = None, cache: bool = True) -> Lexicon:
         """Forms of every class of ``vocab``; ``method`` "wordnet" (all forms, flagged) or "paper"
-        (display names only). ``aliases``: a JSON/TSV file or ``{class_id: [alias, ...]}``."""
+        (display names only). ``aliases``: a JSON/TSV file or ``{class_id: [alias, ...]}``.
+
+        Served from the lexicon cache (:mod:`vlm_classdata.lexicon.cache`) when an entry of exactly these
+        inputs exists, else built and stored there; ``cache=False`` or ``VLMCD_LEXICON_CACHE=0`` bypasses it."""
         if method not in METHODS:
             raise UserError(f"unknown lexicon method {method!r}; expected one of {', '.join(METHODS)}")
-        if method == "paper":
-            forms = [Form(t, e.class_id, "name", ()) for e in vocab if (t := normalize(e.name))]
-            return cls(vocab, forms, method)
-        alias_map = load_aliases(aliases, vocab) if aliases is not None else {}
-
-        try:
-            wordnet()
-            use_wordnet = True
-        except WordNetMissingError:
-            if any(e.wnid for e in vocab):
-                raise
-            use_wordnet = False
-
-        per_class: list[tuple[ClassEntry, Synset | None, list[Draft]]] = []
-        for e in vocab:
-            synset, from_wnid = class_synset(e) if use_wordnet else (None, False)
-            drafts = draft_forms(e, synset, from_wnid, alias_map.get(e.class_id, ()), plurals, use_wordnet)
-            per_class.append((e, synset, drafts))
-
-        owners: dict[str, list[str]] = {}
-        for e, _, drafts in per_class:
-            for d in drafts:
-                owners.setdefault(d.text, []).append(e.class_id)
-        stop = stopwords()
-
-        forms: list[Form] = []
-        for e, synset, drafts in per_class:
-            word_flags = {id(d): word_flags_of(d, synset, stop, use_wordnet) for d in drafts if d.source is None}
-            for d in drafts:
-                flags: set[str] = set()
-                notes: list[str] = []
-                others = [c for c in owners[d.text] if c != e.class_id]
-                if others:
-                    flags.add("shared")
-                    notes.append("shared with " + ", ".join(others[:5])
-                                 + (f" (+{len(others) - 5} more)" if len(others) > 5 else ""))
-                if d.source is None:
-                    for flag, note in word_flags[id(d)]:
-                        flags.add(flag)
-                        notes.append(note)
-                else:
-                    for flag, note in word_flags[id(d.source)]:
-                        flags.add(flag)
-                        notes.append(f"{note} (singular {d.source.text!r})")
-                forms.append(Form(d.text, e.class_id, d.kind, tuple(sorted(flags)), "; ".join(notes)))
+        use_cache = cache and cache_enabled()
+        alias_map = load_aliases(aliases, vocab) if aliases is not None and method != "paper" else {}
+        key = cache_key(vocab, method, plurals, alias_map) if use_cache else None
+        forms = load_forms(key, vocab) if key is not None else None
+        if forms is None:
+            forms = _paper_forms(vocab) if method == "paper" else _wordnet_forms(vocab, plurals, alias_map)
+            if key is not None:
+                store_forms(key, forms)
         return cls(vocab, forms, method)
 
     # ----- queries ------------------------------------------------------------------------------
@@ -139,3 +106,53 @@ class Lexicon:
 
     def __repr__(self) -> str:
         return f"Lexicon({self.vocab.dataset!r}, method={self.method!r}, forms={len(self.forms)})"
+
+
+def _paper_forms(vocab: ClassVocabulary) -> list[Form]:
+    """``method="paper"``: the normalised display names, unflagged."""
+    return [Form(t, e.class_id, "name", ()) for e in vocab if (t := normalize(e.name))]
+
+
+def _wordnet_forms(vocab: ClassVocabulary, plurals: bool, alias_map: dict[str, list[str]]) -> list[Form]:
+    """``method="wordnet"``: names, lemmas, aliases and plurals of every class, flagged (package docstring)."""
+    try:
+        wordnet()
+        use_wordnet = True
+    except WordNetMissingError:
+        if any(e.wnid for e in vocab):
+            raise
+        use_wordnet = False
+
+    per_class: list[tuple[ClassEntry, Synset | None, list[Draft]]] = []
+    for e in vocab:
+        synset, from_wnid = class_synset(e) if use_wordnet else (None, False)
+        drafts = draft_forms(e, synset, from_wnid, alias_map.get(e.class_id, ()), plurals, use_wordnet)
+        per_class.append((e, synset, drafts))
+
+    owners: dict[str, list[str]] = {}
+    for e, _, drafts in per_class:
+        for d in drafts:
+            owners.setdefault(d.text, []).append(e.class_id)
+    stop = stopwords()
+
+    forms: list[Form] = []
+    for e, synset, drafts in per_class:
+        word_flags = {id(d): word_flags_of(d, synset, stop, use_wordnet) for d in drafts if d.source is None}
+        for d in drafts:
+            flags: set[str] = set()
+            notes: list[str] = []
+            others = [c for c in owners[d.text] if c != e.class_id]
+            if others:
+                flags.add("shared")
+                notes.append("shared with " + ", ".join(others[:5])
+                             + (f" (+{len(others) - 5} more)" if len(others) > 5 else ""))
+            if d.source is None:
+                for flag, note in word_flags[id(d)]:
+                    flags.add(flag)
+                    notes.append(note)
+            else:
+                for flag, note in word_flags[id(d.source)]:
+                    flags.add(flag)
+                    notes.append(f"{note} (singular {d.source.text!r})")
+            forms.append(Form(d.text, e.class_id, d.kind, tuple(sorted(flags)), "; ".join(notes)))
+    return forms

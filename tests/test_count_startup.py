@@ -1,0 +1,49 @@
+"""Start-up of ``python -m corpora_stats count``: a warm count (lexicon cached) imports neither NLTK nor the
+libraries only other subcommands use, and writes the same counts as a count without the cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# used by report/mine/builders/imagewikiqa, or by building a lexicon; never needed to count with a cached one
+NOT_FOR_COUNT = ("nltk", "jinja2", "markupsafe", "rapidfuzz", "matplotlib", "scipy", "sklearn", "datasets",
+                 "transformers", "torch", "pandas", "PIL", "httpx", "ray")
+RUN = ("import json, sys; from corpora_stats.__main__ import main; rc = main(sys.argv[1:]); "
+       f"print(json.dumps([rc, sorted({{m.split('.')[0] for m in sys.modules}} & set({list(NOT_FOR_COUNT)!r}))]))")
+
+
+def _count(tmp_path: Path, out: str, env: dict[str, str], *args: str) -> list:
+    res = subprocess.run([sys.executable, "-c", RUN, *args, "--out", str(tmp_path / out), "--quiet"], cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO), **env}, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.splitlines()[-1])
+
+
+def test_a_warm_count_loads_only_what_counting_needs(tmp_path):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("a tench swims near two geese\nthe computer mouse\nno class here\n", encoding="utf-8")
+    cache = {"VLMCD_CACHE": str(tmp_path / "cache")}
+    args = ("count", "--corpus", f"tiny={corpus}")
+    rc, loaded = _count(tmp_path, "cold", cache, *args)  # builds the lexicon: loads NLTK
+    assert rc == 0 and "nltk" in loaded
+    rc, loaded = _count(tmp_path, "warm", cache, *args)
+    assert rc == 0 and loaded == []
+    rc, _ = _count(tmp_path, "uncached", {**cache, "VLMCD_LEXICON_CACHE": "0"}, *args)
+    counts = [(tmp_path / run / "counts_tiny.csv").read_text(encoding="utf-8") for run in ("cold", "warm", "uncached")]
+    assert counts[0] == counts[1] == counts[2] and "n01440764" in counts[0]
+
+
+def test_the_cli_module_imports_nothing_heavy():
+    """What every ``python -m corpora_stats ...`` (``--help`` and one-line errors included) loads before work."""
+    probe = ("import sys, corpora_stats.__main__; "
+             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(NOT_FOR_COUNT)!r})))")
+    res = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
