@@ -45,13 +45,32 @@ _TOKEN = re.compile(r"[^\W_]+")  # a run of letters and numbers, as the engine c
 
 
 def form_span(text: str, form: str) -> tuple[int, int] | None:
-    """Where the form (a normalised text) first occurs in ``text`` as whole tokens: (start, end), or None."""
+    """Where the form (a normalised text) first occurs in ``text`` as whole tokens: (start, end), or None.
+
+    Each occurrence of the form's first word that is a whole token is tried in order, the next tokens compared
+    with the form's; a text whose lower case changes length ("İ") has its tokens listed instead."""
+    low = text.lower()
     want = form.split()
-    tokens = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(text)]
-    n = len(want)
-    for i in range(len(tokens) - n + 1):
-        if all(tokens[i + j][2] == want[j] for j in range(n)):
-            return tokens[i][0], tokens[i + n - 1][1]
+    if len(low) != len(text):
+        tokens = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(text)]
+        n = len(want)
+        for i in range(len(tokens) - n + 1):
+            if all(tokens[i + j][2] == want[j] for j in range(n)):
+                return tokens[i][0], tokens[i + n - 1][1]
+        return None
+    first = want[0]
+    at = low.find(first)
+    while at >= 0:
+        end = at + len(first)
+        if (at == 0 or not low[at - 1].isalnum()) and (end == len(low) or not low[end].isalnum()):
+            for word in want[1:]:
+                hit = _TOKEN.search(low, end)
+                if hit is None or hit.group() != word:
+                    break
+                end = hit.end()
+            else:
+                return at, end
+        at = low.find(first, at + 1)
     return None
 
 
