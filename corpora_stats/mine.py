@@ -41,9 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from corpora_stats.count import FORMS_POLICIES
 from corpora_stats.counts_folder import load_counts_folder
 from corpora_stats.matcher import Matcher
@@ -77,6 +74,9 @@ def _command(o: MineOptions, specs: list[tuple[str | None, str]]) -> str:
 
 def _urls_parquet(rows: list[tuple]) -> bytes:
     """The ``urls.parquet`` file (zstd) of the mined rows, every column typed even when there are none."""
+    import pyarrow as pa  # heavy (+ numpy, ~0.15 CPU-s): only mining needs it, never a txt count
+    import pyarrow.parquet as pq  # heavy: as above
+
     schema = pa.schema([(c, pa.string()) for c in URL_COLUMNS[:-1]] + [("row", pa.int64())])
     columns = list(zip(*rows, strict=True)) if rows else [[] for _ in URL_COLUMNS]
     table = pa.Table.from_arrays([pa.array(list(col), type=f.type) for col, f in zip(columns, schema, strict=True)],

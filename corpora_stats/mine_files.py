@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from vlm_classdata.errors import UserError
 
 _GLOB_MAGIC = re.compile(r"[*?\[]")
@@ -68,6 +66,8 @@ class CorpusFile:
 
 
 def resolve_specs(specs: list[tuple[str | None, str]], url_col: str, text_col: str) -> list[CorpusFile]:
+    import pyarrow.parquet as pq  # heavy (+ numpy, ~0.15 CPU-s): only mining needs it, never a txt count
+
     if not specs:
         raise UserError("no corpus given (use --corpus PATH)")
     files: dict[Path, str | None] = {}

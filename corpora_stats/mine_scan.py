@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from corpora_stats.counts_folder import CountsFolder
 from corpora_stats.matcher import Matcher
@@ -69,6 +67,8 @@ _NON_UTF8 = "\0non_utf8"
 
 def _strings(arr: Any) -> pl.Series:
     """An Arrow column as a polars string series; undecodable binary values become a marker (``non_utf8``)."""
+    import pyarrow as pa  # heavy (+ numpy, ~0.15 CPU-s): only mining needs it, never a txt count
+
     if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
         values = []
         for raw in arr.to_pylist():
@@ -122,6 +122,8 @@ def _mine_file(cf: CorpusFile, matcher: Matcher, pairs: pl.DataFrame, picks: dic
     def damaged(reason: str) -> None:
         stats["skipped"]["read_error"] = stats["skipped"].get("read_error", 0) + 1
         stats["damaged_files"].append({"file": str(cf.path), "reason": reason})
+
+    import pyarrow.parquet as pq  # heavy (+ numpy, ~0.15 CPU-s): only mining needs it, never a txt count
 
     try:
         pf = pq.ParquetFile(cf.path)

@@ -16,7 +16,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from corpora_stats.accuracy import read_accuracy
@@ -27,6 +26,7 @@ from vlm_classdata.errors import UserError
 from vlm_classdata.templates import template_environment
 
 if TYPE_CHECKING:
+    import numpy as np
     from jinja2 import Environment
 
 ALL_FLAGS = ("shared", "ambiguous", "short")

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from vlm_classdata.errors import UserError
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's ρ of two per-class measures (NaN when either is constant)."""
+    import numpy as np  # heavy (~0.08 CPU-s): only the report needs numpy, not 'count' (which imports this)
     from scipy import stats  # heavy: only the correlations need scipy
 
     with warnings.catch_warnings():
@@ -27,6 +30,8 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    import numpy as np  # heavy (~0.08 CPU-s): only the report needs numpy, not 'count' (which imports this)
+
     xc = x - x.mean(axis=1, keepdims=True)
     yc = y - y.mean(axis=1, keepdims=True)
     den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
@@ -43,6 +48,7 @@ def correlate(freq: np.ndarray, acc: np.ndarray, seed: int = 0, n_boot: int = 20
     "pearson_log1p": {...}}``; non-finite pairs are dropped; statistics are NaN with fewer than 3 classes
     or constant input. Bootstrap resamples where a statistic is undefined are left out of its interval.
     """
+    import numpy as np  # heavy (~0.08 CPU-s): only the report needs numpy, not 'count' (which imports this)
     from scipy import stats  # heavy: only the correlations need scipy
 
     f = np.asarray(freq, dtype=float).ravel()
@@ -82,6 +88,8 @@ def correlate(freq: np.ndarray, acc: np.ndarray, seed: int = 0, n_boot: int = 20
 
 def bin_edges(freq: np.ndarray, bins: str | int = "log") -> list[int]:
     """Bin edges for frequencies: ``[0, 1)`` (the zero bin), then decades (``"log"``) or ``bins`` log-spaced bins."""
+    import numpy as np  # heavy (~0.08 CPU-s): only the report needs numpy, not 'count' (which imports this)
+
     f = np.asarray(freq, dtype=float)
     f = f[np.isfinite(f)]
     top = float(f.max()) if f.size else 0.0
@@ -107,6 +115,8 @@ def binned_accuracy(freq: np.ndarray, acc: np.ndarray, bins: str | int = "log") 
     else ``bins`` log-spaced integer edges). Empty bins are left out; ``n_classes`` over bins sums to the
     number of classes with finite frequency and accuracy.
     """
+    import numpy as np  # heavy (~0.08 CPU-s): only the report needs numpy, not 'count' (which imports this)
+
     f = np.asarray(freq, dtype=float).ravel()
     a = np.asarray(acc, dtype=float).ravel()
     if f.shape != a.shape:

@@ -1,5 +1,6 @@
-"""Start-up of ``python -m corpora_stats count``: a warm count (lexicon cached) imports neither NLTK nor the
-libraries only other subcommands use, and writes the same counts as a count without the cache."""
+"""Start-up of ``python -m corpora_stats count``: a warm count (lexicon cached) of a txt corpus imports
+neither NLTK nor pyarrow/numpy nor the libraries only other subcommands use, and writes the same counts as
+a count without the cache; a parquet corpus still loads pyarrow, when it is read, and counts the same."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# used by report/mine/builders/imagewikiqa, or by building a lexicon; never needed to count with a cached one
-NOT_FOR_COUNT = ("nltk", "jinja2", "markupsafe", "rapidfuzz", "matplotlib", "scipy", "sklearn", "datasets",
-                 "transformers", "torch", "pandas", "PIL", "httpx", "ray")
+# used by report/mine/builders/imagewikiqa, by parquet / HF corpora, or by building a lexicon; never needed to
+# count a txt corpus with a cached lexicon
+NOT_FOR_COUNT = ("nltk", "pyarrow", "numpy", "jinja2", "markupsafe", "rapidfuzz", "matplotlib", "scipy",
+                 "sklearn", "datasets", "transformers", "torch", "pandas", "PIL", "httpx", "ray")
+LINES = ["a tench swims near two geese", "the computer mouse", "no class here"]
 RUN = ("import json, sys; from corpora_stats.__main__ import main; rc = main(sys.argv[1:]); "
        f"print(json.dumps([rc, sorted({{m.split('.')[0] for m in sys.modules}} & set({list(NOT_FOR_COUNT)!r}))]))")
 
@@ -27,7 +30,7 @@ def _count(tmp_path: Path, out: str, env: dict[str, str], *args: str) -> list:
 
 def test_a_warm_count_loads_only_what_counting_needs(tmp_path):
     corpus = tmp_path / "tiny.txt"
-    corpus.write_text("a tench swims near two geese\nthe computer mouse\nno class here\n", encoding="utf-8")
+    corpus.write_text("".join(line + "\n" for line in LINES), encoding="utf-8")
     cache = {"VLMCD_CACHE": str(tmp_path / "cache")}
     args = ("count", "--corpus", f"tiny={corpus}")
     rc, loaded = _count(tmp_path, "cold", cache, *args)  # builds the lexicon: loads NLTK
@@ -47,3 +50,18 @@ def test_the_cli_module_imports_nothing_heavy():
                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+def test_a_parquet_count_still_loads_pyarrow_and_counts_the_same(tmp_path):
+    import pyarrow as pa  # heavy: only this test writes a parquet corpus
+    import pyarrow.parquet as pq  # heavy: as above
+
+    pq.write_table(pa.table({"text": LINES}), tmp_path / "tiny.parquet")
+    (tmp_path / "tiny.txt").write_text("".join(line + "\n" for line in LINES), encoding="utf-8")
+    cache = {"VLMCD_CACHE": str(tmp_path / "cache")}
+    rc, _ = _count(tmp_path, "txt", cache, "count", "--corpus", f"tiny={tmp_path / 'tiny.txt'}")
+    assert rc == 0  # that count built and cached the lexicon
+    rc, loaded = _count(tmp_path, "parquet", cache, "count", "--corpus", f"tiny={tmp_path / 'tiny.parquet'}")
+    assert rc == 0 and "pyarrow" in loaded and "nltk" not in loaded
+    counts = [(tmp_path / run / "counts_tiny.csv").read_text(encoding="utf-8") for run in ("txt", "parquet")]
+    assert counts[0] == counts[1] and "n01440764" in counts[0]

@@ -7,9 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from corpora_stats.readers.base import BLOCK_DOCS, NOT_UTF8, TEXT_FIELDS, Span, TextBlock
 from vlm_classdata.errors import UserError, one_line
 from vlm_classdata.local_datasets import open_local_dataset
@@ -34,12 +31,16 @@ class ColumnarReaders:
     @staticmethod
     def _parquet_names(path: str) -> list[str] | None:
         """The column names of a parquet file, or None when its footer does not read."""
+        import pyarrow.parquet as pq  # heavy (+ numpy, ~0.15 CPU-s): only parquet corpora need it, not txt
+
         try:
             return pq.read_schema(path).names
         except Exception:  # ArrowInvalid, OSError: a damaged file, reported when it is read
             return None
 
     def _parquet_column(self, path: str, strict: bool) -> str | None:
+        import pyarrow.parquet as pq  # heavy (+ numpy, ~0.15 CPU-s): only parquet corpora need it, not txt
+
         try:
             names = pq.read_schema(path).names
         except Exception as exc:
@@ -53,6 +54,8 @@ class ColumnarReaders:
 
     def _arrow_values(self, arr: Any) -> list[Any]:
         """Python values of one Arrow text column chunk, one per row; a value that is not UTF-8 is ``NOT_UTF8``."""
+        import pyarrow as pa  # heavy (+ numpy, ~0.15 CPU-s): only parquet / HF corpora need it, not txt
+
         if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
             try:
                 return arr.to_pylist()
@@ -76,6 +79,8 @@ class ColumnarReaders:
 
     def parquet_spans(self, path: str, split_bytes: int) -> list[Span] | None:
         """Row-group spans of about ``split_bytes`` (uncompressed) each, or None to read the file whole."""
+        import pyarrow.parquet as pq  # heavy (+ numpy, ~0.15 CPU-s): only parquet corpora need it, not txt
+
         try:
             meta = pq.ParquetFile(path).metadata
         except Exception:  # a damaged file: read whole, and reported as damaged then
@@ -91,6 +96,8 @@ class ColumnarReaders:
         return spans if len(spans) > 1 else None
 
     def _read_parquet(self, path: str, span: Span | None = None) -> Iterator[TextBlock]:
+        import pyarrow.parquet as pq  # heavy (+ numpy, ~0.15 CPU-s): only parquet corpora need it, not txt
+
         try:
             pf = pq.ParquetFile(path)
             column = self._pick_column(pf.schema_arrow.names)
