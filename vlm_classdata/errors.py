@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
-import gc
 import sys
 import traceback
 from collections.abc import Callable, Sequence
