@@ -37,7 +37,7 @@ from vlm_classdata.atomic import (
     write_with,
 )
 from vlm_classdata.errors import UserError
-from vlm_classdata.executors import Executor, LocalExecutor
+from vlm_classdata.executors import Executor, LocalExecutor, keep_freed_memory
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.names import check_name, name_problem
 from vlm_classdata.provenance import package_versions
@@ -251,6 +251,7 @@ def count_corpora(corpora: dict[str, str], vocab: ClassVocabulary, out_dir: str 
     """
     config = config or CountConfig()
     config.validate()
+    keep_freed_memory()  # reading allocates MB-sized blocks: reuse freed memory rather than fault in fresh pages
     if not corpora:
         raise UserError("no corpus given (use --corpus NAME=PATH)")
     if split_bytes is not None and split_bytes < 1:
