@@ -610,18 +610,57 @@ cdef class Scanner:
         """Find the forms of one document and count them (or record them, in :meth:`matches`): at each token
         that starts a form, walk the trie over the tokens that follow."""
         cdef FormIndex ix = self.index
-        cdef Py_ssize_t i = 0, j, after, best_end
+        cdef Py_ssize_t i = 0, j, after, best_end, start
         cdef int32_t t, node, best
+        cdef int blen, k, maxlen = ix.max_tok_len
+        cdef uint64_t h, w, stop
+        cdef uint8_t buf[MAX_TOKEN_BYTES + 8]
         self.doc_key = key
         self.doc_prio_set = False
         self.doc_ptr = s
         self.doc_len = n
         while True:
-            i = self._next_token(s, n, readable, i, True, &t)
-            if t == -2:
+            # the common case inline: an ASCII token that is not the first token of a form
+            while i < n and BYTE_KIND[s[i]] == 0:
+                i += 1
+            if i >= n:
                 break
-            if t < 0:
-                continue
+            if BYTE_KIND[s[i]] == 1:
+                start = i
+                i += 1
+                while i + 8 <= readable:
+                    memcpy(&w, s + i, 8)
+                    stop = ~word_lanes(w) & 0x8080808080808080ULL
+                    if stop:
+                        i += ctz(stop) >> 3
+                        break
+                    i += 8
+                else:
+                    while BYTE_KIND[s[i]] == 1:
+                        i += 1
+                if i >= n or BYTE_KIND[s[i]] == 0:
+                    blen = <int>(i - start)
+                    if blen > maxlen:
+                        continue
+                    h = hash_short(s + start, blen) if blen < 8 and start + 8 <= readable else hash_bytes(
+                        s + start, blen)
+                    if not ix.maybe_start(h):
+                        continue
+                    for k in range(blen):
+                        buf[k] = ASCII_LOWER[s[start + k]]
+                    t = ix.token_id(buf, blen, h)
+                    if t < 0 or ix.root_child[t] < 0:
+                        continue
+                else:  # a non-ASCII letter follows: the general path
+                    i = self._next_token(s, n, readable, start, True, &t)
+                    if t < 0:
+                        continue
+            else:
+                i = self._next_token(s, n, readable, i, True, &t)
+                if t == -2:
+                    break
+                if t < 0:
+                    continue
             node = ix.root_child[t]
             best = ix.node_pat[node]
             best_end = i
