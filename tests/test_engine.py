@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import multiprocessing
 
 import pytest
 from corpora_stats._engine import FormIndex, Scanner, split_lines, valid_line
@@ -76,3 +77,26 @@ def test_compressed_files_are_read_whole(tmp_path):
     with gzip.open(tmp_path / "c.txt.gz", "wt") as fh:
         fh.write("a tiger\n" * 1000)
     assert open_corpus(str(tmp_path / "c.txt.gz")).units(64) == [(0, None)]
+
+
+def _square(item: tuple[int, int]) -> int:
+    offset, x = item
+    return offset + x * x
+
+
+def test_map_threads_runs_every_job_once_with_the_context():
+    out = sorted(LocalExecutor(2).map_threads(_square, list(range(20)), context=100))
+    assert out == [100 + x * x for x in range(20)]
+
+
+def test_two_workers_on_one_txt_file_count_on_threads_and_agree(tmp_path):
+    # a split txt file runs on threads in this process: no worker process is started, the counts are the same
+    vocab = ClassVocabulary.load("imagenet1k")
+    (tmp_path / "c.txt").write_text("".join(f"{i} a tiger shark and a hen\n" for i in range(3000)))
+    outs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        count_corpora({"c": str(tmp_path / "c.txt")}, vocab, out, CountConfig(), executor=LocalExecutor(workers),
+                      show_progress=False, split_bytes=4096)
+        outs.append((out / "counts_c.csv").read_bytes())
+    assert outs[0] == outs[1] and not multiprocessing.active_children()
