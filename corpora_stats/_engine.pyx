@@ -13,7 +13,6 @@ lower case is CPython's simple mapping plus the one full-mapping exception (``İ
 which is not a letter, so the token ends) and the final sigma.
 """
 
-from cpython.unicode cimport Py_UNICODE_ISALPHA, Py_UNICODE_ISNUMERIC, Py_UNICODE_ISSPACE, Py_UNICODE_TOLOWER
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy, memset
@@ -29,6 +28,10 @@ cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
     int _PyUnicode_IsCaseIgnorable(uint32_t ch) nogil
     int _PyUnicode_IsCased(uint32_t ch) nogil
+    bint Py_UNICODE_ISALPHA(uint32_t ch) nogil  # CPython's character tables: no Python object, no GIL needed
+    bint Py_UNICODE_ISNUMERIC(uint32_t ch) nogil
+    bint Py_UNICODE_ISSPACE(uint32_t ch) nogil
+    uint32_t Py_UNICODE_TOLOWER(uint32_t ch) nogil
 
 
 cdef uint64_t EMPTY_EDGE = 0xFFFFFFFFFFFFFFFFULL
@@ -150,13 +153,13 @@ cdef inline int encode(uint32_t cp, uint8_t* out) noexcept nogil:
     return 4
 
 
-cdef inline bint is_word(uint32_t cp) noexcept:
+cdef inline bint is_word(uint32_t cp) noexcept nogil:
     if cp < 0x80:
         return ASCII_WORD[cp]
     return Py_UNICODE_ISALPHA(cp) or Py_UNICODE_ISNUMERIC(cp)
 
 
-cdef bint final_sigma(const uint8_t* s, Py_ssize_t n, Py_ssize_t i, int step) noexcept:
+cdef bint final_sigma(const uint8_t* s, Py_ssize_t n, Py_ssize_t i, int step) noexcept nogil:
     """Whether the capital sigma at ``s[i]`` lowers to the final sigma, by ``str.lower``'s rule: a cased letter
     comes before it and none after it (case-ignorable characters such as apostrophes are skipped)."""
     cdef Py_ssize_t j = i
@@ -225,7 +228,7 @@ cdef bint valid_utf8(const uint8_t* s, Py_ssize_t n) noexcept nogil:
     return True
 
 
-cdef bint is_blank(const uint8_t* s, Py_ssize_t n) noexcept:
+cdef bint is_blank(const uint8_t* s, Py_ssize_t n) noexcept nogil:
     """Whether the (valid UTF-8) text is empty or only whitespace, as ``str.isspace`` says."""
     cdef Py_ssize_t i = 0
     cdef uint32_t cp
@@ -402,7 +405,7 @@ cdef class FormIndex:
             else:
                 self._set_edge(node, t, child)
 
-    cdef inline uint64_t _edge_slot(self, uint64_t key) noexcept:
+    cdef inline uint64_t _edge_slot(self, uint64_t key) noexcept nogil:
         return ((key * 0x9E3779B97F4A7C15ULL) >> 17) & self.edge_mask
 
     cdef void _set_edge(self, Py_ssize_t node, Py_ssize_t tok, Py_ssize_t child) noexcept:
@@ -413,7 +416,7 @@ cdef class FormIndex:
         self.edge_key[slot] = key
         self.edge_child[slot] = <int32_t>child
 
-    cdef inline int32_t child_of(self, int32_t node, int32_t tok) noexcept:
+    cdef inline int32_t child_of(self, int32_t node, int32_t tok) noexcept nogil:
         cdef uint64_t key = (<uint64_t>node << 32) | <uint64_t>tok
         cdef uint64_t slot = self._edge_slot(key)
         while True:
@@ -443,13 +446,13 @@ cdef class FormIndex:
                 i += 1
         self.pair_start[self.num_patterns] = <int32_t>i
 
-    cdef inline bint maybe_token(self, uint64_t h) noexcept:
+    cdef inline bint maybe_token(self, uint64_t h) noexcept nogil:
         return (self.filter[(h >> 52) & (FILTER_WORDS - 1)] >> ((h >> 46) & 63)) & 1
 
-    cdef inline bint maybe_start(self, uint64_t h) noexcept:
+    cdef inline bint maybe_start(self, uint64_t h) noexcept nogil:
         return (self.start_filter[(h >> 52) & (FILTER_WORDS - 1)] >> ((h >> 46) & 63)) & 1
 
-    cdef inline int32_t token_id(self, const uint8_t* buf, int length, uint64_t h) noexcept:
+    cdef inline int32_t token_id(self, const uint8_t* buf, int length, uint64_t h) noexcept nogil:
         cdef uint64_t slot = (h >> 24) & self.tok_mask
         if not self.maybe_token(h):
             return -1
@@ -485,6 +488,11 @@ cdef class Scanner:
     """
 
     cdef FormIndex index
+    cdef int32_t* root_child  # the index's arrays, read without going through it
+    cdef int32_t* node_pat
+    cdef int32_t* pair_start
+    cdef int32_t* pair_cls
+    cdef uint8_t* pair_flag
     cdef readonly bint overlapping
     cdef readonly int64_t documents, bytes, too_long, non_utf8, empty
     cdef public object pattern_docs, pattern_mentions, class_docs_all, class_mentions_all
@@ -505,6 +513,8 @@ cdef class Scanner:
     def __init__(self, FormIndex index, bint overlapping, int snippets=0, uint64_t seed=0):
         cdef int np_ = index.num_patterns, nc = index.num_classes
         self.index = index
+        self.root_child, self.node_pat = index.root_child, index.node_pat
+        self.pair_start, self.pair_cls, self.pair_flag = index.pair_start, index.pair_cls, index.pair_flag
         self.overlapping = overlapping
         self.pattern_docs = zeros(np_)
         self.pattern_mentions = zeros(np_)
@@ -529,16 +539,15 @@ cdef class Scanner:
         self.recording = False
 
     cdef Py_ssize_t _next_token(self, const uint8_t* s, Py_ssize_t n, Py_ssize_t readable, Py_ssize_t i,
-                                bint starts_only, int32_t* tid) noexcept:
+                                bint starts_only, int32_t* tid) noexcept nogil:
         """Find the next token at or after ``s[i]``; → the index after it, with its id in ``tid`` (-1: not a form
         token — with ``starts_only``, not the first token of a form; -2: no token left).
 
         ``s[n]`` must be readable and not a letter or digit (a newline, a carriage return or the NUL after a bytes or
         str buffer); ``readable`` bytes from ``s`` can be read (for whole-word loads)."""
-        cdef FormIndex ix = self.index
         cdef Py_ssize_t start
         cdef uint32_t cp
-        cdef int step, blen, maxlen = ix.max_tok_len, k
+        cdef int step, blen, maxlen = self.index.max_tok_len, k
         cdef uint8_t buf[MAX_TOKEN_BYTES + 8]
         cdef bint toolong = False, cut = False
         cdef uint8_t kind
@@ -569,11 +578,11 @@ cdef class Scanner:
                     if blen <= maxlen:
                         h = hash_short(s + start, blen) if blen < 8 and start + 8 <= readable else hash_bytes(
                             s + start, blen)
-                        if ix.maybe_start(h) if starts_only else ix.maybe_token(h):
+                        if self.index.maybe_start(h) if starts_only else self.index.maybe_token(h):
                             for k in range(blen):
                                 buf[k] = ASCII_LOWER[s[start + k]]
-                            tid[0] = ix.token_id(buf, blen, h)
-                            if starts_only and tid[0] >= 0 and ix.root_child[tid[0]] < 0:
+                            tid[0] = self.index.token_id(buf, blen, h)
+                            if starts_only and tid[0] >= 0 and self.root_child[tid[0]] < 0:
                                 tid[0] = -1
                     return i
                 i = start
@@ -601,29 +610,67 @@ cdef class Scanner:
             step = decode(s, i, n, &cp)
             if not is_word(cp):
                 break
-        tid[0] = -1 if toolong else ix.token_id(buf, blen, hash_bytes(buf, blen))
-        if starts_only and tid[0] >= 0 and ix.root_child[tid[0]] < 0:
+        tid[0] = -1 if toolong else self.index.token_id(buf, blen, hash_bytes(buf, blen))
+        if starts_only and tid[0] >= 0 and self.root_child[tid[0]] < 0:
             tid[0] = -1
         return i
 
-    cdef int _scan_doc(self, const uint8_t* s, Py_ssize_t n, Py_ssize_t readable, int64_t key) except -1:
+    cdef int _scan_doc(self, const uint8_t* s, Py_ssize_t n, Py_ssize_t readable, int64_t key) except -1 nogil:
         """Find the forms of one document and count them (or record them, in :meth:`matches`): at each token
         that starts a form, walk the trie over the tokens that follow."""
-        cdef FormIndex ix = self.index
-        cdef Py_ssize_t i = 0, j, after, best_end
+        cdef Py_ssize_t i = 0, j, after, best_end, start
         cdef int32_t t, node, best
+        cdef int blen, k, maxlen = self.index.max_tok_len
+        cdef uint64_t h, w, stop
+        cdef uint8_t buf[MAX_TOKEN_BYTES + 8]
         self.doc_key = key
         self.doc_prio_set = False
         self.doc_ptr = s
         self.doc_len = n
         while True:
-            i = self._next_token(s, n, readable, i, True, &t)
-            if t == -2:
+            # the common case inline: an ASCII token that is not the first token of a form
+            while i < n and BYTE_KIND[s[i]] == 0:
+                i += 1
+            if i >= n:
                 break
-            if t < 0:
-                continue
-            node = ix.root_child[t]
-            best = ix.node_pat[node]
+            if BYTE_KIND[s[i]] == 1:
+                start = i
+                i += 1
+                while i + 8 <= readable:
+                    memcpy(&w, s + i, 8)
+                    stop = ~word_lanes(w) & 0x8080808080808080ULL
+                    if stop:
+                        i += ctz(stop) >> 3
+                        break
+                    i += 8
+                else:
+                    while BYTE_KIND[s[i]] == 1:
+                        i += 1
+                if i >= n or BYTE_KIND[s[i]] == 0:
+                    blen = <int>(i - start)
+                    if blen > maxlen:
+                        continue
+                    h = hash_short(s + start, blen) if blen < 8 and start + 8 <= readable else hash_bytes(
+                        s + start, blen)
+                    if not self.index.maybe_start(h):
+                        continue
+                    for k in range(blen):
+                        buf[k] = ASCII_LOWER[s[start + k]]
+                    t = self.index.token_id(buf, blen, h)
+                    if t < 0 or self.root_child[t] < 0:
+                        continue
+                else:  # a non-ASCII letter follows: the general path
+                    i = self._next_token(s, n, readable, start, True, &t)
+                    if t < 0:
+                        continue
+            else:
+                i = self._next_token(s, n, readable, i, True, &t)
+                if t == -2:
+                    break
+                if t < 0:
+                    continue
+            node = self.root_child[t]
+            best = self.node_pat[node]
             best_end = i
             if self.overlapping and best >= 0:
                 self._found(best)
@@ -632,15 +679,15 @@ cdef class Scanner:
                 after = self._next_token(s, n, readable, j, False, &t)
                 if t < 0:
                     break
-                node = ix.child_of(node, t)
+                node = self.index.child_of(node, t)
                 if node < 0:
                     break
                 j = after
-                if ix.node_pat[node] >= 0:
+                if self.node_pat[node] >= 0:
                     if self.overlapping:
-                        self._found(ix.node_pat[node])
+                        self._found(self.node_pat[node])
                     else:
-                        best = ix.node_pat[node]
+                        best = self.node_pat[node]
                         best_end = j
             if not self.overlapping and best >= 0:
                 self._found(best)
@@ -648,20 +695,20 @@ cdef class Scanner:
         self.documents += 1
         return 0
 
-    cdef int _found(self, int32_t p) except -1:
-        cdef FormIndex ix = self.index
+    cdef int _found(self, int32_t p) except -1 nogil:
         cdef int64_t doc = self.documents
         cdef int32_t q, c
         if self.recording:
-            self.rec_doc.append(doc)
-            self.rec_pat.append(p)
+            with gil:
+                self.rec_doc.append(doc)
+                self.rec_pat.append(p)
             return 0
         self.pment[p] += 1
         if self.pat_last[p] != doc:
             self.pat_last[p] = doc
             self.pdocs[p] += 1
-        for q in range(ix.pair_start[p], ix.pair_start[p + 1]):
-            c = ix.pair_cls[q]
+        for q in range(self.pair_start[p], self.pair_start[p + 1]):
+            c = self.pair_cls[q]
             if self.cls_last_all[c] != doc:
                 self.cls_last_all[c] = doc
                 self.cdocs_all[c] += 1
@@ -670,14 +717,14 @@ cdef class Scanner:
             elif self.k and self.snip_slot[c] >= 0 and p < self.snip_pat[c * self.k + self.snip_slot[c]]:
                 self.snip_pat[c * self.k + self.snip_slot[c]] = p
             self.cment_all[c] += 1
-            if not ix.pair_flag[q]:
+            if not self.pair_flag[q]:
                 self.cment_clean[c] += 1
                 if self.cls_last_clean[c] != doc:
                     self.cls_last_clean[c] = doc
                     self.cdocs_clean[c] += 1
         return 0
 
-    cdef void _offer(self, int32_t c, int32_t p) noexcept:
+    cdef void _offer(self, int32_t c, int32_t p) noexcept nogil:
         """The document's first match of class ``c``: keep it if its priority is among the ``k`` highest."""
         cdef int k = self.k, slot = -1, m
         cdef Py_ssize_t base = c * k
@@ -707,9 +754,15 @@ cdef class Scanner:
     def count_lines(self, bytes data, int64_t offset, int64_t max_doc_bytes) -> None:
         """Count the lines of ``data`` (whole lines joined by ``\\n``; ``offset``: where ``data`` starts in its
         file). A final ``\\r`` is dropped; a line over ``max_doc_bytes`` is skipped ``too_long``, one that is not
-        UTF-8 ``non_utf8``, an empty or whitespace-only one ``empty``. A line's key is its byte offset."""
+        UTF-8 ``non_utf8``, an empty or whitespace-only one ``empty``. A line's key is its byte offset.
+        The GIL is released meanwhile: scanners of other units can count on other threads."""
         cdef const uint8_t* s = <const uint8_t*><const char*>data
-        cdef Py_ssize_t n = len(data), a = 0, b, m
+        cdef Py_ssize_t n = len(data)
+        with nogil:
+            self._count_lines(s, n, offset, max_doc_bytes)
+
+    cdef int _count_lines(self, const uint8_t* s, Py_ssize_t n, int64_t offset, int64_t max_doc_bytes) except -1 nogil:
+        cdef Py_ssize_t a = 0, b, m
         cdef const uint8_t* nl
         cdef bint all_valid = valid_utf8(s, n)  # then every line is: lines end at ASCII newlines
         while a <= n:
@@ -728,6 +781,7 @@ cdef class Scanner:
                 self.bytes += m
                 self._scan_doc(s + a, m, n + 1 - a, offset + a)
             a = b + 1
+        return 0
 
     def count_texts(self, list texts, keys) -> None:
         """Count documents given as Python strings (already checked by the reader); ``keys``: one int each."""

@@ -76,3 +76,31 @@ def test_compressed_files_are_read_whole(tmp_path):
     with gzip.open(tmp_path / "c.txt.gz", "wt") as fh:
         fh.write("a tiger\n" * 1000)
     assert open_corpus(str(tmp_path / "c.txt.gz")).units(64) == [(0, None)]
+
+
+def _square(item: tuple[int, int]) -> int:
+    offset, x = item
+    return offset + x * x
+
+
+def test_map_threads_runs_every_job_once_with_the_context():
+    out = sorted(LocalExecutor(2).map_threads(_square, list(range(20)), context=100))
+    assert out == [100 + x * x for x in range(20)]
+
+
+def test_two_workers_on_one_txt_file_count_on_threads_and_agree(tmp_path, monkeypatch):
+    # a split txt file runs on threads in this process (no process pool), with the same counts as one worker
+    vocab = ClassVocabulary.load("imagenet1k")
+    (tmp_path / "c.txt").write_text("".join(f"{i} a tiger shark and a hen\n" for i in range(3000)))
+    one = tmp_path / "one"
+    count_corpora({"c": str(tmp_path / "c.txt")}, vocab, one, CountConfig(), show_progress=False)
+
+    def no_pool(*_args, **_kwargs):
+        raise AssertionError("a process pool was used for txt units")
+
+    monkeypatch.setattr(LocalExecutor, "map", no_pool)
+    two = tmp_path / "two"
+    count_corpora({"c": str(tmp_path / "c.txt")}, vocab, two, CountConfig(), executor=LocalExecutor(2),
+                  show_progress=False, split_bytes=4096)
+    assert (one / "counts_c.csv").read_bytes() == (two / "counts_c.csv").read_bytes()
+    assert (one / "snippets_c.jsonl").read_bytes() == (two / "snippets_c.jsonl").read_bytes()
