@@ -18,6 +18,7 @@ import pytest
 from vlm_classdata.errors import UserError
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.lexicon import cache as lexicon_cache
+from vlm_classdata.lexicon.table import build_apart
 from vlm_classdata.vocabulary import ClassVocabulary
 from vlm_classdata.wordnet import locate_wordnet
 
@@ -301,3 +302,28 @@ def test_a_bad_switch_value_is_a_one_line_cli_error(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == ["error: VLMCD_LEXICON_CACHE must be 1 or 0 (cache on or off), "
                                                "got 'maybe'"]
+
+
+# ----- a cold build runs in a child process ----------------------------------------------------------------------
+def test_a_cold_build_happens_in_a_child_and_the_caller_never_loads_nltk(cache, inet):
+    code = ("import sys; from vlm_classdata.vocabulary import ClassVocabulary; "
+            "from vlm_classdata.lexicon import Lexicon; lex = Lexicon.build(ClassVocabulary.bundled('imagenet1k')); "
+            "import json; print(json.dumps([[f.text, f.class_id, f.kind, list(f.flags)] for f in lex.forms])); "
+            "print('nltk' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    forms_json, nltk_loaded = out.stdout.splitlines()
+    fresh = Lexicon.build(inet, cache=False)
+    assert json.loads(forms_json) == [[f.text, f.class_id, f.kind, list(f.flags)] for f in fresh.forms]
+    assert nltk_loaded == "False" and len(entries(cache)) == 1
+
+
+def test_a_failing_child_leaves_the_build_to_the_caller(cache, monkeypatch):
+    vocab = small_vocab()
+    key = lexicon_cache.cache_key(vocab, "wordnet", True, {})
+    assert build_apart(vocab, True, {}, key) == Lexicon.build(vocab, cache=False).forms  # the real child
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    shutil.rmtree(cache)
+    assert build_apart(vocab, True, {}, key) is None  # the child failed: nothing stored, the caller builds
+    assert not entries(cache)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlm_classdata.errors import UserError
 from vlm_classdata.lexicon.aliases import load_aliases
-from vlm_classdata.lexicon.cache import cache_enabled, cache_key, load_forms, store_forms
+from vlm_classdata.lexicon.cache import cache_enabled, cache_folder, cache_key, load_forms, store_forms
 from vlm_classdata.lexicon.forms import FLAGS, KINDS, METHODS, Draft, Form, draft_forms, word_flags_of
 from vlm_classdata.lexicon.text import normalize, stopwords
 from vlm_classdata.lexicon.wordnet_senses import class_synset
@@ -48,8 +52,10 @@ class Lexicon:
         alias_map = load_aliases(aliases, vocab) if aliases is not None and method != "paper" else {}
         key = cache_key(vocab, method, plurals, alias_map) if use_cache else None
         forms = load_forms(key, vocab) if key is not None else None
+        if forms is None and key is not None and method == "wordnet" and not wordnet.cache_info().currsize:
+            forms = build_apart(vocab, plurals, alias_map, key)
         if forms is None:
-            forms = _paper_forms(vocab) if method == "paper" else _wordnet_forms(vocab, plurals, alias_map)
+            forms = _paper_forms(vocab) if method == "paper" else wordnet_forms(vocab, plurals, alias_map)
             if key is not None:
                 store_forms(key, forms)
         return cls(vocab, forms, method)
@@ -108,12 +114,31 @@ class Lexicon:
         return f"Lexicon({self.vocab.dataset!r}, method={self.method!r}, forms={len(self.forms)})"
 
 
+def build_apart(vocab: ClassVocabulary, plurals: bool, alias_map: dict[str, list[str]], key: str) -> list[Form] | None:
+    """Build the WordNet forms in a child process that stores them in the cache under ``key``, then read them
+    from there: NLTK (whose package imports scipy and scikit-learn: ~250 MB resident) never enters this process,
+    which keeps a count's memory at its own size. None when the child fails: the caller then builds here (and
+    reports what is wrong, e.g. no WordNet)."""
+    try:
+        folder = cache_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=folder) as tmp:
+            vocab.save(Path(tmp) / "classes.json")
+            spec = {"key": key, "plurals": bool(plurals), "aliases": alias_map}
+            (Path(tmp) / "spec.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+            done = subprocess.run([sys.executable, "-m", "vlm_classdata.lexicon.build_entry", tmp], check=False,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    return load_forms(key, vocab) if done.returncode == 0 else None
+
+
 def _paper_forms(vocab: ClassVocabulary) -> list[Form]:
     """``method="paper"``: the normalised display names, unflagged."""
     return [Form(t, e.class_id, "name", ()) for e in vocab if (t := normalize(e.name))]
 
 
-def _wordnet_forms(vocab: ClassVocabulary, plurals: bool, alias_map: dict[str, list[str]]) -> list[Form]:
+def wordnet_forms(vocab: ClassVocabulary, plurals: bool, alias_map: dict[str, list[str]]) -> list[Form]:
     """``method="wordnet"``: names, lemmas, aliases and plurals of every class, flagged (package docstring)."""
     try:
         wordnet()
