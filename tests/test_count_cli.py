@@ -123,9 +123,14 @@ def test_ray_run_matches_local_run(corpora, tmp_path):
     lines = [t for t, _ in DOCS] * 5
     for i in range(4):
         (folder / f"part-{i}.txt").write_text("\n".join(lines[i::4]) + "\n")
+    one = folder / "part-0.txt"
     count_corpora({"s": str(folder)}, vocab, tmp_path / "local", executor=LocalExecutor(1), show_progress=False)
+    count_corpora({"s": str(one)}, vocab, tmp_path / "local1", executor=LocalExecutor(1), show_progress=False)
     try:
         count_corpora({"s": str(folder)}, vocab, tmp_path / "ray", executor=RayExecutor(2), show_progress=False)
+        # one file split into line-aligned byte ranges, counted as Ray tasks
+        count_corpora({"s": str(one)}, vocab, tmp_path / "ray1", executor=RayExecutor(2), show_progress=False,
+                      split_bytes=64)
     finally:
         ray.shutdown()
 
@@ -134,6 +139,8 @@ def test_ray_run_matches_local_run(corpora, tmp_path):
                 if p.name != "count_meta.json"}
 
     assert digest(tmp_path / "ray") == digest(tmp_path / "local")
+    assert digest(tmp_path / "ray1") == digest(tmp_path / "local1")
+    assert len(json.loads((tmp_path / "ray1" / "count_meta.json").read_text())["corpora"]["s"]["file_list"]) == 1
     table = pl.read_parquet(tmp_path / "local" / "counts_s.parquet")
     assert dict(zip(table["class_id"], table["doc_freq"], strict=True))["n01440764"] == 15
 
