@@ -13,6 +13,7 @@ lower case is CPython's simple mapping plus the one full-mapping exception (``İ
 which is not a letter, so the token ends) and the final sigma.
 """
 
+cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy, memset
@@ -112,6 +113,21 @@ cdef inline uint64_t word_lanes(uint64_t w) noexcept nogil:
     letters = (((0x0101010101010101ULL * (127 + 0x7B)) - x7) & ~low & (x7 + 0x0101010101010101ULL * (127 - 0x60)))
     digits = (((0x0101010101010101ULL * (127 + 0x3A)) - d7) & ~w & (d7 + 0x0101010101010101ULL * (127 - 0x2F)))
     return (letters | digits) & high & ~w
+
+
+cdef inline Py_ssize_t ascii_run_end(const uint8_t* s, Py_ssize_t i, Py_ssize_t readable) noexcept nogil:
+    """The end of the run of ASCII letters and digits at ``s[i]``: eight bytes at a time while eight can be read,
+    then byte by byte (a run stops at ``s[n]`` at the latest, see :meth:`Scanner._next_token`)."""
+    cdef uint64_t w, stop
+    while i + 8 <= readable:
+        memcpy(&w, s + i, 8)
+        stop = ~word_lanes(w) & 0x8080808080808080ULL
+        if stop:
+            return i + (ctz(stop) >> 3)
+        i += 8
+    while BYTE_KIND[s[i]] == 1:
+        i += 1
+    return i
 
 
 cdef inline int decode(const uint8_t* s, Py_ssize_t i, Py_ssize_t n, uint32_t* cp) noexcept nogil:
@@ -261,6 +277,35 @@ def zeros(Py_ssize_t n, long long value=0, str code="q"):
     return array(code, [value]) * n
 
 
+cdef enum:
+    LINE_KEPT = 0
+    LINE_TOO_LONG = 1
+    LINE_NOT_UTF8 = 2
+    LINE_EMPTY = 3
+
+
+cdef inline int line_at(const uint8_t* s, Py_ssize_t n, Py_ssize_t a, int64_t max_doc_bytes, bint all_valid,
+                        Py_ssize_t* end, Py_ssize_t* length) noexcept nogil:
+    """The readers' line rules, once: the line starting at ``s[a]`` ends at ``end[0]`` (its newline, or ``n``); its
+    ``length[0]`` leaves out a final ``\\r``; → LINE_KEPT, or why it is skipped (over ``max_doc_bytes``, not UTF-8
+    — unless the whole block is known valid, ``all_valid`` — or empty / only whitespace)."""
+    cdef const uint8_t* nl = <const uint8_t*>memchr(s + a, 10, n - a)
+    cdef Py_ssize_t b = (nl - s) if nl != NULL else n
+    cdef Py_ssize_t m = b - a
+    if m > 0 and s[b - 1] == 13:
+        m -= 1
+    end[0] = b
+    length[0] = m
+    if m > max_doc_bytes:
+        return LINE_TOO_LONG
+    if not all_valid and not valid_utf8(s + a, m):
+        return LINE_NOT_UTF8
+    if is_blank(s + a, m):
+        return LINE_EMPTY
+    return LINE_KEPT
+
+
+@cython.final
 cdef class FormIndex:
     """The forms to find, compiled: a hash table of their tokens, a trie over token ids, form → (class, flagged)."""
 
@@ -452,6 +497,26 @@ cdef class FormIndex:
     cdef inline bint maybe_start(self, uint64_t h) noexcept nogil:
         return (self.start_filter[(h >> 52) & (FILTER_WORDS - 1)] >> ((h >> 46) & 63)) & 1
 
+    cdef inline int32_t ascii_token_id(self, const uint8_t* s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t readable,
+                                       bint starts_only) noexcept nogil:
+        """The id of the ASCII token ``s[start:end]`` (-1: not a form token; with ``starts_only``, not the first
+        token of a form). Hashed in place; lower-cased into a buffer only when the filter lets it through."""
+        cdef int blen = <int>(end - start), k
+        cdef uint8_t buf[MAX_TOKEN_BYTES + 8]
+        cdef uint64_t h
+        cdef int32_t tid
+        if blen > self.max_tok_len:
+            return -1
+        h = hash_short(s + start, blen) if blen < 8 and start + 8 <= readable else hash_bytes(s + start, blen)
+        if not (self.maybe_start(h) if starts_only else self.maybe_token(h)):
+            return -1
+        for k in range(blen):
+            buf[k] = ASCII_LOWER[s[start + k]]
+        tid = self.token_id(buf, blen, h)
+        if starts_only and tid >= 0 and self.root_child[tid] < 0:
+            return -1
+        return tid
+
     cdef inline int32_t token_id(self, const uint8_t* buf, int length, uint64_t h) noexcept nogil:
         cdef uint64_t slot = (h >> 24) & self.tok_mask
         if not self.maybe_token(h):
@@ -478,6 +543,7 @@ cdef class FormIndex:
         free(self.pair_flag)
 
 
+@cython.final
 cdef class Scanner:
     """Counts over the documents of one unit of work (a file, or a byte range of one) with a :class:`FormIndex`.
 
@@ -561,29 +627,9 @@ cdef class Scanner:
             kind = BYTE_KIND[s[i]]
             if kind == 1:  # an ASCII token, unless a non-ASCII letter follows (then the general path below)
                 start = i
-                i += 1
-                while i + 8 <= readable:  # eight bytes at a time to the first byte that is not a letter or digit
-                    memcpy(&w, s + i, 8)
-                    stop = ~word_lanes(w) & 0x8080808080808080ULL
-                    if stop:
-                        i += ctz(stop) >> 3
-                        break
-                    i += 8
-                else:
-                    while BYTE_KIND[s[i]] == 1:  # stops at s[n] at the latest
-                        i += 1
+                i = ascii_run_end(s, i + 1, readable)
                 if i >= n or BYTE_KIND[s[i]] == 0:
-                    blen = <int>(i - start)
-                    tid[0] = -1
-                    if blen <= maxlen:
-                        h = hash_short(s + start, blen) if blen < 8 and start + 8 <= readable else hash_bytes(
-                            s + start, blen)
-                        if self.index.maybe_start(h) if starts_only else self.index.maybe_token(h):
-                            for k in range(blen):
-                                buf[k] = ASCII_LOWER[s[start + k]]
-                            tid[0] = self.index.token_id(buf, blen, h)
-                            if starts_only and tid[0] >= 0 and self.root_child[tid[0]] < 0:
-                                tid[0] = -1
+                    tid[0] = self.index.ascii_token_id(s, start, i, readable, starts_only)
                     return i
                 i = start
             step = decode(s, i, n, &cp)
@@ -635,29 +681,10 @@ cdef class Scanner:
                 break
             if BYTE_KIND[s[i]] == 1:
                 start = i
-                i += 1
-                while i + 8 <= readable:
-                    memcpy(&w, s + i, 8)
-                    stop = ~word_lanes(w) & 0x8080808080808080ULL
-                    if stop:
-                        i += ctz(stop) >> 3
-                        break
-                    i += 8
-                else:
-                    while BYTE_KIND[s[i]] == 1:
-                        i += 1
+                i = ascii_run_end(s, i + 1, readable)
                 if i >= n or BYTE_KIND[s[i]] == 0:
-                    blen = <int>(i - start)
-                    if blen > maxlen:
-                        continue
-                    h = hash_short(s + start, blen) if blen < 8 and start + 8 <= readable else hash_bytes(
-                        s + start, blen)
-                    if not self.index.maybe_start(h):
-                        continue
-                    for k in range(blen):
-                        buf[k] = ASCII_LOWER[s[start + k]]
-                    t = self.index.token_id(buf, blen, h)
-                    if t < 0 or self.root_child[t] < 0:
+                    t = self.index.ascii_token_id(s, start, i, readable, True)
+                    if t < 0:
                         continue
                 else:  # a non-ASCII letter follows: the general path
                     i = self._next_token(s, n, readable, start, True, &t)
@@ -763,23 +790,19 @@ cdef class Scanner:
 
     cdef int _count_lines(self, const uint8_t* s, Py_ssize_t n, int64_t offset, int64_t max_doc_bytes) except -1 nogil:
         cdef Py_ssize_t a = 0, b, m
-        cdef const uint8_t* nl
         cdef bint all_valid = valid_utf8(s, n)  # then every line is: lines end at ASCII newlines
+        cdef int verdict
         while a <= n:
-            nl = <const uint8_t*>memchr(s + a, 10, n - a)
-            b = (nl - s) if nl != NULL else n
-            m = b - a
-            if m > 0 and s[b - 1] == 13:
-                m -= 1
-            if m > max_doc_bytes:
-                self.too_long += 1
-            elif not all_valid and not valid_utf8(s + a, m):
-                self.non_utf8 += 1
-            elif is_blank(s + a, m):
-                self.empty += 1
-            else:
+            verdict = line_at(s, n, a, max_doc_bytes, all_valid, &b, &m)
+            if verdict == LINE_KEPT:
                 self.bytes += m
                 self._scan_doc(s + a, m, n + 1 - a, offset + a)
+            elif verdict == LINE_TOO_LONG:
+                self.too_long += 1
+            elif verdict == LINE_NOT_UTF8:
+                self.non_utf8 += 1
+            else:
+                self.empty += 1
             a = b + 1
         return 0
 
@@ -831,25 +854,18 @@ def split_lines(bytes data, int64_t offset, int64_t max_doc_bytes, wanted=None):
     decoded and returned (the skips are still counted)."""
     cdef const uint8_t* s = <const uint8_t*><const char*>data
     cdef Py_ssize_t n = len(data), a = 0, b, m
-    cdef const uint8_t* nl
-    cdef int64_t too_long = 0, non_utf8 = 0, empty = 0, nbytes = 0
+    cdef int64_t counts[4]
+    cdef int verdict
+    memset(counts, 0, sizeof(counts))
     texts, keys = [], []
     while a <= n:
-        nl = <const uint8_t*>memchr(s + a, 10, n - a)
-        b = (nl - s) if nl != NULL else n
-        m = b - a
-        if m > 0 and s[b - 1] == 13:
-            m -= 1
-        if m > max_doc_bytes:
-            too_long += 1
-        elif not valid_utf8(s + a, m):
-            non_utf8 += 1
-        elif is_blank(s + a, m):
-            empty += 1
-        else:
-            nbytes += m
+        verdict = line_at(s, n, a, max_doc_bytes, False, &b, &m)
+        counts[verdict] += 1
+        if verdict == LINE_KEPT:
+            counts[LINE_KEPT] += m - 1  # the kept lines' bytes
             if wanted is None or (offset + a) in wanted:
                 texts.append(data[a:a + m].decode("utf-8"))
                 keys.append(offset + a)
         a = b + 1
-    return texts, keys, {"too_long": too_long, "non_utf8": non_utf8, "empty": empty, "bytes": nbytes}
+    return texts, keys, {"too_long": counts[LINE_TOO_LONG], "non_utf8": counts[LINE_NOT_UTF8],
+                         "empty": counts[LINE_EMPTY], "bytes": counts[LINE_KEPT]}
