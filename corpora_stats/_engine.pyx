@@ -500,22 +500,28 @@ cdef class FormIndex:
     cdef inline int32_t ascii_token_id(self, const uint8_t* s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t readable,
                                        bint starts_only) noexcept nogil:
         """The id of the ASCII token ``s[start:end]`` (-1: not a form token; with ``starts_only``, not the first
-        token of a form). Hashed in place; lower-cased into a buffer only when the filter lets it through."""
+        token of a form), hashed and compared in place, lower-cased on the fly."""
         cdef int blen = <int>(end - start), k
-        cdef uint8_t buf[MAX_TOKEN_BYTES + 8]
-        cdef uint64_t h
-        cdef int32_t tid
+        cdef uint64_t h, slot
+        cdef const uint8_t* want
         if blen > self.max_tok_len:
             return -1
         h = hash_short(s + start, blen) if blen < 8 and start + 8 <= readable else hash_bytes(s + start, blen)
         if not (self.maybe_start(h) if starts_only else self.maybe_token(h)):
             return -1
-        for k in range(blen):
-            buf[k] = ASCII_LOWER[s[start + k]]
-        tid = self.token_id(buf, blen, h)
-        if starts_only and tid >= 0 and self.root_child[tid] < 0:
-            return -1
-        return tid
+        slot = (h >> 24) & self.tok_mask
+        while self.tok_id[slot] >= 0:
+            if self.tok_hash[slot] == h and self.tok_len[slot] == blen:
+                want = self.pool + self.tok_off[slot]
+                k = 0
+                while k < blen and want[k] == ASCII_LOWER[s[start + k]]:
+                    k += 1
+                if k == blen:
+                    if starts_only and self.root_child[self.tok_id[slot]] < 0:
+                        return -1
+                    return self.tok_id[slot]
+            slot = (slot + 1) & self.tok_mask
+        return -1
 
     cdef inline int32_t token_id(self, const uint8_t* buf, int length, uint64_t h) noexcept nogil:
         cdef uint64_t slot = (h >> 24) & self.tok_mask
