@@ -38,6 +38,8 @@ cdef extern from "Python.h":
 cdef uint64_t EMPTY_EDGE = 0xFFFFFFFFFFFFFFFFULL
 cdef enum:
     MAX_TOKEN_BYTES = 255
+    LARGE_STRING_ID = 34  # pyarrow.lib.Type_LARGE_STRING
+    LARGE_BINARY_ID = 35  # pyarrow.lib.Type_LARGE_BINARY
     FILTER_WORDS = 4096
 
 cdef uint8_t ASCII_WORD[128]
@@ -566,7 +568,7 @@ cdef class Scanner:
     cdef int32_t* pair_cls
     cdef uint8_t* pair_flag
     cdef readonly bint overlapping
-    cdef readonly int64_t documents, bytes, too_long, non_utf8, empty
+    cdef readonly int64_t documents, bytes, too_long, non_utf8, empty, no_text
     cdef public object pattern_docs, pattern_mentions, class_docs_all, class_mentions_all
     cdef public object class_docs_clean, class_mentions_clean
     cdef int64_t[::1] pdocs, pment, cdocs_all, cment_all, cdocs_clean, cment_clean
@@ -811,6 +813,64 @@ cdef class Scanner:
                 self.empty += 1
             a = b + 1
         return 0
+
+    def count_arrow(self, array, int64_t first_key, int64_t max_doc_bytes) -> None:
+        """Count the values of an Arrow string or binary array straight from its buffers (no Python string per
+        value); the key of value ``r`` is ``first_key + r``. A null is skipped ``no_text``, a value that is not
+        UTF-8 ``non_utf8``, one over ``max_doc_bytes`` ``too_long``, an empty or blank one ``empty`` — the rules
+        the readers apply to Python values."""
+        cdef object buffers = array.buffers()
+        cdef bint large = array.type.id in (LARGE_STRING_ID, LARGE_BINARY_ID)
+        cdef Py_ssize_t n = len(array), base = array.offset, r, i
+        cdef const char[::1] valid_view, offsets_view, data_view
+        cdef const uint8_t* validity = NULL
+        cdef const uint8_t* data = NULL
+        cdef const int32_t* off32 = NULL
+        cdef const int64_t* off64 = NULL
+        cdef int64_t a, b, m
+        cdef uint8_t* scratch = NULL
+        cdef Py_ssize_t cap = 0
+        if n == 0:
+            return
+        if buffers[0] is not None:
+            valid_view = buffers[0]
+            validity = <const uint8_t*>&valid_view[0]
+        offsets_view = buffers[1]
+        if large:
+            off64 = <const int64_t*>&offsets_view[0]
+        else:
+            off32 = <const int32_t*>&offsets_view[0]
+        if buffers[2] is not None and len(buffers[2]):
+            data_view = buffers[2]
+            data = <const uint8_t*>&data_view[0]
+        try:
+            for r in range(n):
+                i = base + r
+                if validity != NULL and not (validity[i >> 3] >> (i & 7)) & 1:
+                    self.no_text += 1
+                    continue
+                a = off64[i] if large else off32[i]
+                b = off64[i + 1] if large else off32[i + 1]
+                m = b - a
+                if m and not valid_utf8(data + a, m):
+                    self.non_utf8 += 1
+                elif m > max_doc_bytes:
+                    self.too_long += 1
+                elif m == 0 or is_blank(data + a, m):
+                    self.empty += 1
+                else:
+                    if m + 16 > cap:  # a copy ending in NUL: the scan needs a separator after the text
+                        cap = 2 * m + 64
+                        free(scratch)
+                        scratch = <uint8_t*>malloc(cap)
+                        if scratch == NULL:
+                            raise MemoryError()
+                    memcpy(scratch, data + a, m)
+                    memset(scratch + m, 0, 16)
+                    self.bytes += m
+                    self._scan_doc(scratch, m, m + 16, first_key + r)
+        finally:
+            free(scratch)
 
     def count_texts(self, list texts, keys) -> None:
         """Count documents given as Python strings (already checked by the reader); ``keys``: one int each."""

@@ -27,7 +27,7 @@ import polars as pl
 
 from corpora_stats.matcher import CountState, Matcher, best_picks
 from corpora_stats.readers import Corpus, open_corpus
-from corpora_stats.readers.base import LineBlock
+from corpora_stats.readers.base import ArrowBlock, LineBlock, TextBlock
 from vlm_classdata import progress
 from vlm_classdata.atomic import (
     atomic_path,
@@ -133,13 +133,16 @@ def count_unit(item: tuple[CountContext, UnitJob]) -> UnitResult:
         docs, nbytes = scanner.documents, scanner.bytes
         if isinstance(block, LineBlock):
             scanner.count_lines(block.data, block.offset, limit)
-            line_docs += scanner.documents - docs
-            line_bytes += scanner.bytes - nbytes
+        elif isinstance(block, ArrowBlock):
+            scanner.count_arrow(block.array, block.first_key, limit)
         else:
             scanner.count_texts(block.texts, block.keys)
+        if not isinstance(block, TextBlock):  # checked by the engine: counted here, not by the reader
+            line_docs += scanner.documents - docs
+            line_bytes += scanner.bytes - nbytes
         progress.tick(scanner.documents - docs)
     corpus.add_line_counts(line_docs, line_bytes, {"too_long": scanner.too_long, "non_utf8": scanner.non_utf8,
-                                                   "empty": scanner.empty})
+                                                   "empty": scanner.empty, "no_text": scanner.no_text})
     state = matcher.new_state()
     state.add_scanner(scanner, job.shard, job.unit)
     return UnitResult(job.corpus, job.shard, job.unit, state, corpus.describe())

@@ -38,6 +38,18 @@ class LineBlock:
 
 
 @dataclass
+class ArrowBlock:
+    """A chunk of a text column as read (an Arrow string or binary array, not converted): the counting engine
+    checks and counts its values from their buffers (:meth:`corpora_stats._engine.Scanner.count_arrow`);
+    :meth:`Corpus.texts` turns it into a :class:`TextBlock` for everyone else. ``first_key``: the key (row index
+    in the file) of its first value; ``column``: the column it comes from."""
+
+    array: Any
+    first_key: int
+    column: str
+
+
+@dataclass
 class TextBlock:
     """Checked document texts, each with its key: a number that names the document within its file whatever
     part of the file is read (a line's byte offset, a parquet row's index, else the document's ordinal)."""

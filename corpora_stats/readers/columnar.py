@@ -7,9 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from corpora_stats.readers.base import BLOCK_DOCS, NOT_UTF8, TEXT_FIELDS, Span, TextBlock
+from corpora_stats.readers.base import BLOCK_DOCS, NOT_UTF8, TEXT_FIELDS, ArrowBlock, Span, TextBlock
 from vlm_classdata.errors import UserError, one_line
 from vlm_classdata.local_datasets import open_local_dataset
+
+
+def _flat_text(kind: Any) -> bool:
+    """Whether an Arrow type is a plain string or binary column (the engine reads those from their buffers)."""
+    import pyarrow as pa  # heavy (+ numpy): only parquet corpora need it, and they have imported it already
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) \
+        or pa.types.is_large_binary(kind)
 
 
 class ColumnarReaders:
@@ -95,7 +103,12 @@ class ColumnarReaders:
             spans.append(Span(first, meta.num_row_groups))
         return spans if len(spans) > 1 else None
 
-    def _read_parquet(self, path: str, span: Span | None = None) -> Iterator[TextBlock]:
+    def arrow_texts(self, block: ArrowBlock) -> TextBlock:
+        """An :class:`ArrowBlock` as checked texts with their keys (values counted and skipped as any others)."""
+        keys = range(block.first_key, block.first_key + len(block.array))
+        return self._column_texts(block.column, self._arrow_values(block.array), keys)
+
+    def _read_parquet(self, path: str, span: Span | None = None) -> Iterator[TextBlock | ArrowBlock]:
         import pyarrow.parquet as pq  # heavy (+ numpy, ~0.15 CPU-s): only parquet corpora need it, not txt
 
         try:
@@ -115,9 +128,13 @@ class ColumnarReaders:
             try:
                 for batch in pf.iter_batches(batch_size=min(self.batch_size, BLOCK_DOCS), row_groups=[group],
                                              columns=[column]):
-                    keys = range(first + rows, first + rows + batch.num_rows)
+                    values = batch.column(0)
+                    if column != "conversations" and _flat_text(values.type):
+                        yield ArrowBlock(values, first + rows, column)  # the engine reads its buffers
+                    else:
+                        keys = range(first + rows, first + rows + batch.num_rows)
+                        yield self._column_texts(column, self._arrow_values(values), keys)
                     rows += batch.num_rows
-                    yield self._column_texts(column, self._arrow_values(batch.column(0)), keys)
             except Exception as exc:  # ArrowInvalid, OSError, ...: the rest of this row group is lost
                 lost = pf.metadata.row_group(group).num_rows - rows
                 bad.append(f"row group {group} ({lost:,} of its rows lost: {one_line(exc)})")

@@ -17,6 +17,7 @@ from corpora_stats.readers.base import (
     TEXT_FIELDS,
     TURNS,
     WORDNET_GLOSSES,
+    ArrowBlock,
     LineBlock,
     ReadStats,
     Span,
@@ -175,6 +176,8 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
         found: dict[int, str] = {}
         left = set(keys)
         for block in self.again().blocks():
+            if isinstance(block, ArrowBlock):
+                block = self.arrow_texts(block)
             if isinstance(block, LineBlock):
                 texts, got, _ = split_lines(block.data, block.offset, self.max_doc_bytes, left)
             else:
@@ -208,9 +211,10 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
                     found[at] = texts[0]
         return found
 
-    def blocks(self) -> Iterator[LineBlock | TextBlock]:
-        """The documents in blocks as read: raw lines of a txt file (:class:`LineBlock`: the consumer checks and
-        counts them, then reports with :meth:`add_line_counts`), checked texts with their keys for the others.
+    def blocks(self) -> Iterator[LineBlock | ArrowBlock | TextBlock]:
+        """The documents in blocks as read: raw lines of a txt file (:class:`LineBlock`) and plain text columns of
+        parquet (:class:`ArrowBlock`) — the consumer checks and counts them, then reports with
+        :meth:`add_line_counts` —, checked texts with their keys for the others.
         Resets ``stats`` first, so a second pass counts afresh."""
         self.stats = ReadStats()
         for block in self._blocks():
@@ -236,6 +240,9 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
                 nbytes = counts.pop("bytes")
                 self.add_line_counts(len(texts), nbytes, counts)
                 block = TextBlock(texts, keys)
+            elif isinstance(block, ArrowBlock):
+                block = self.arrow_texts(block)
+                self.stats.documents += len(block.texts)
             if block.texts:
                 yield block
 
@@ -276,7 +283,7 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
     def __repr__(self) -> str:
         return f"Corpus({self.path!r}, format={self.format!r}, files={len(self._files)})"
 
-    def _blocks(self) -> Iterator[LineBlock | TextBlock]:
+    def _blocks(self) -> Iterator[LineBlock | ArrowBlock | TextBlock]:
         readers = {"llava_pretrain": self._read_json_array, "llava_instruct": self._read_json_array,
                    "jsonl": self._read_jsonl, "txt": self._read_txt, "parquet": self._read_parquet,
                    "hf": self._read_hf, "webdataset": self._read_tar, "wordnet_glosses": self._read_wordnet}
