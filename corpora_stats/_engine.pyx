@@ -818,7 +818,7 @@ cdef class Scanner:
         """Count the values of an Arrow string or binary array straight from its buffers (no Python string per
         value); the key of value ``r`` is ``first_key + r``. A null is skipped ``no_text``, a value that is not
         UTF-8 ``non_utf8``, one over ``max_doc_bytes`` ``too_long``, an empty or blank one ``empty`` — the rules
-        the readers apply to Python values."""
+        the readers apply to Python values. The GIL is released while the values are scanned."""
         cdef object buffers = array.buffers()
         cdef bint large = array.type.id in (LARGE_STRING_ID, LARGE_BINARY_ID)
         cdef Py_ssize_t n = len(array), base = array.offset, r, i
@@ -827,9 +827,7 @@ cdef class Scanner:
         cdef const uint8_t* data = NULL
         cdef const int32_t* off32 = NULL
         cdef const int64_t* off64 = NULL
-        cdef int64_t a, b, m
-        cdef uint8_t* scratch = NULL
-        cdef Py_ssize_t cap = 0
+        cdef bint failed
         if n == 0:
             return
         if buffers[0] is not None:
@@ -843,34 +841,47 @@ cdef class Scanner:
         if buffers[2] is not None and len(buffers[2]):
             data_view = buffers[2]
             data = <const uint8_t*>&data_view[0]
-        try:
-            for r in range(n):
-                i = base + r
-                if validity != NULL and not (validity[i >> 3] >> (i & 7)) & 1:
-                    self.no_text += 1
-                    continue
-                a = off64[i] if large else off32[i]
-                b = off64[i + 1] if large else off32[i + 1]
-                m = b - a
-                if m and not valid_utf8(data + a, m):
-                    self.non_utf8 += 1
-                elif m > max_doc_bytes:
-                    self.too_long += 1
-                elif m == 0 or is_blank(data + a, m):
-                    self.empty += 1
-                else:
-                    if m + 16 > cap:  # a copy ending in NUL: the scan needs a separator after the text
-                        cap = 2 * m + 64
+        with nogil:
+            failed = self._count_arrow(validity, off32, off64, data, base, n, first_key, max_doc_bytes)
+        if failed:
+            raise MemoryError()
+
+    cdef bint _count_arrow(self, const uint8_t* validity, const int32_t* off32, const int64_t* off64,
+                           const uint8_t* data, Py_ssize_t base, Py_ssize_t n, int64_t first_key,
+                           int64_t max_doc_bytes) noexcept nogil:
+        """The loop of :meth:`count_arrow`, without the GIL; → True when memory ran out."""
+        cdef Py_ssize_t r, i, cap = 0
+        cdef int64_t a, b, m
+        cdef uint8_t* scratch = NULL
+        cdef uint8_t* grown
+        for r in range(n):
+            i = base + r
+            if validity != NULL and not (validity[i >> 3] >> (i & 7)) & 1:
+                self.no_text += 1
+                continue
+            a = off64[i] if off64 != NULL else off32[i]
+            b = off64[i + 1] if off64 != NULL else off32[i + 1]
+            m = b - a
+            if m and not valid_utf8(data + a, m):
+                self.non_utf8 += 1
+            elif m > max_doc_bytes:
+                self.too_long += 1
+            elif m == 0 or is_blank(data + a, m):
+                self.empty += 1
+            else:
+                if m + 16 > cap:  # a copy ending in NUL: the scan needs a separator after the text
+                    cap = 2 * m + 64
+                    grown = <uint8_t*>realloc(scratch, cap)
+                    if grown == NULL:
                         free(scratch)
-                        scratch = <uint8_t*>malloc(cap)
-                        if scratch == NULL:
-                            raise MemoryError()
-                    memcpy(scratch, data + a, m)
-                    memset(scratch + m, 0, 16)
-                    self.bytes += m
-                    self._scan_doc(scratch, m, m + 16, first_key + r)
-        finally:
-            free(scratch)
+                        return True
+                    scratch = grown
+                memcpy(scratch, data + a, m)
+                memset(scratch + m, 0, 16)
+                self.bytes += m
+                self._scan_doc(scratch, m, m + 16, first_key + r)
+        free(scratch)
+        return False
 
     def count_texts(self, list texts, keys) -> None:
         """Count documents given as Python strings (already checked by the reader); ``keys``: one int each."""

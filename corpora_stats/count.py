@@ -149,9 +149,10 @@ def count_unit(item: tuple[CountContext, UnitJob]) -> UnitResult:
 
 
 def run_units(executor: Executor, jobs: list[UnitJob], bar: Any, context: CountContext) -> Any:
-    """Run the units on the executor; local txt units run on threads (the engine releases the GIL while it
-    scans lines, and threads start at once, with the forms already compiled), the others in worker processes."""
-    if isinstance(executor, LocalExecutor) and all(j.reader.format == "txt" for j in jobs):
+    """Run the units on the executor; local txt and parquet units run on threads (the engine releases the GIL
+    while it scans lines and Arrow columns, pyarrow while it decodes, and threads start at once, with the forms
+    already compiled), the others in worker processes."""
+    if isinstance(executor, LocalExecutor) and all(j.reader.format in ("txt", "parquet") for j in jobs):
         return executor.map_threads(count_unit, jobs, bar=bar, context=context)
     return executor.map(count_unit, jobs, bar=bar, context=context)
 
