@@ -37,7 +37,7 @@ cdef extern from "Python.h":
 
 cdef uint64_t EMPTY_EDGE = 0xFFFFFFFFFFFFFFFFULL
 cdef enum:
-    MAX_TOKEN_BYTES = 255
+    MAX_TOKEN_BYTES = 1024  # the longest form token the engine can match (class names and aliases stay far below)
     LARGE_STRING_ID = 34  # pyarrow.lib.Type_LARGE_STRING
     LARGE_BINARY_ID = 35  # pyarrow.lib.Type_LARGE_BINARY
     FILTER_WORDS = 4096
@@ -409,7 +409,7 @@ cdef class FormIndex:
             if len(b) > self.max_tok_len:
                 self.max_tok_len = <int>len(b)
         if self.max_tok_len > MAX_TOKEN_BYTES:
-            self.max_tok_len = MAX_TOKEN_BYTES  # a longer form token can never be matched; see _tokenize
+            self.max_tok_len = MAX_TOKEN_BYTES  # a form token longer than this is never matched
 
     cdef void _build_trie(self, list seqs) except *:
         cdef Py_ssize_t nodes = 1, edges = 0, size = 16, node, child, pid
@@ -674,9 +674,6 @@ cdef class Scanner:
         that starts a form, walk the trie over the tokens that follow."""
         cdef Py_ssize_t i = 0, j, after, best_end, start
         cdef int32_t t, node, best
-        cdef int blen, k, maxlen = self.index.max_tok_len
-        cdef uint64_t h, w, stop
-        cdef uint8_t buf[MAX_TOKEN_BYTES + 8]
         self.doc_key = key
         self.doc_prio_set = False
         self.doc_ptr = s
