@@ -74,6 +74,11 @@ class BuildConfig:
                 raise UserError(f"--mix-with {self.mix_with}: no such file")
             if "llava" not in self.outputs:
                 raise UserError("--mix-with mixes the llava output, which --outputs does not include")
+            if not self.image_prefix:  # LLaVA's loader joins every row's image to one image folder
+                raise UserError("--mix-with needs --image-prefix: this build's image paths are relative to its own "
+                                "image root, the other set's to LLaVA's data folder; e.g. --image-prefix imagenet/ "
+                                "with the images placed in <LLaVA data folder>/imagenet/ (--image-prefix ./ when both "
+                                "sets already share one root)")
 
     def shard_settings(self) -> dict:
         """The settings that shape the shards: all but ``mix_with`` (it only shapes a finalised file)."""

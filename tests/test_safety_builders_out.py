@@ -130,7 +130,8 @@ def test_an_input_inside_out_is_not_deleted_by_overwrite(tmp_path, tree):
     assert cli(*common, "--out", str(out), "--outputs", "llava").returncode == 0
     mix = out / "mix.json"
     mix.write_text(json.dumps([{"id": "x", "conversations": []}]))
-    res = cli(*common, "--out", str(out), "--outputs", "llava", "--mix-with", str(mix), "--overwrite")
+    res = cli(*common, "--out", str(out), "--outputs", "llava", "--mix-with", str(mix), "--image-prefix", "imagenet/",
+              "--overwrite")
     assert "overlaps the input" in one_line(res, 2)
     assert mix.is_file() and (out / "llava" / "train.json").is_file()
 

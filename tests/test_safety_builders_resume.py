@@ -28,6 +28,8 @@ from builders.sources.imagenet import ImageNetSource
 from builders.synthetic import DEFAULT_WNIDS, jpeg_bytes, make_imagenet_tree
 from vlm_classdata.vocabulary import ClassVocabulary
 
+PREFIX = ("--image-prefix", "imagenet/")  # a mixed file resolves every image from one folder
+
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """``python -m builders.imagenet_qa ARGS --quiet``, run in this process."""
@@ -137,7 +139,7 @@ def test_bad_mix_file_is_refused_before_out_is_touched(tmp_path, tree, content, 
     _, common = tree
     mix = tmp_path / "mix.json"
     mix.write_text(content)
-    err = one_line(cli(*common, "--out", str(tmp_path / "o"), "--mix-with", str(mix)))
+    err = one_line(cli(*common, "--out", str(tmp_path / "o"), "--mix-with", str(mix), "--image-prefix", "imagenet/"))
     assert needle in err
     assert not (tmp_path / "o").exists()
 
@@ -147,21 +149,21 @@ def test_mix_jsonl_is_accepted_and_correcting_the_mix_reuses_the_shards(tmp_path
     out = tmp_path / "o"
     first = tmp_path / "first.jsonl"
     first.write_text("".join(json.dumps(r) + "\n" for r in llava_rows(5)))
-    assert cli(*common, "--out", str(out), "--mix-with", str(first)).returncode == 0
+    assert cli(*common, "--out", str(out), "--mix-with", str(first), *PREFIX).returncode == 0
     mixed = json.loads((out / "llava" / "train_mixed.json").read_text())
     assert len(mixed) == 5 + 6 * len(DEFAULT_WNIDS)
     shards = {k: v for k, v in stamps(out).items() if k.startswith(".state/build/")}
     assert shards
     second = tmp_path / "second.json"
     second.write_text(json.dumps(llava_rows(7, "vg")))
-    res = cli(*common, "--out", str(out), "--mix-with", str(second))
+    res = cli(*common, "--out", str(out), "--mix-with", str(second), *PREFIX)
     assert res.returncode == 0, res.stderr
     assert {k: v for k, v in stamps(out).items() if k.startswith(".state/build/")} == shards  # reused
     mixed = json.loads((out / "llava" / "train_mixed.json").read_text())
     assert len(mixed) == 7 + 6 * len(DEFAULT_WNIDS) and not any(x["id"].startswith("coco") for x in mixed)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["mix_with"] == str(second) and manifest["outputs"]["llava"]["mixed"]["theirs"] == 7
-    assert cli(*common, "--out", str(out)).returncode == 0  # without --mix-with: the stale mix goes
+    assert cli(*common, "--out", str(out), *PREFIX).returncode == 0  # without --mix-with: the stale mix goes
     assert not (out / "llava" / "train_mixed.json").exists()
 
 
@@ -173,10 +175,13 @@ def test_mix_jsonl_is_accepted_and_correcting_the_mix_reuses_the_shards(tmp_path
     (["--mcq-choices", "1"], "--mcq-choices must be at least 2"),
     (["--splits", "../x"], "cannot be used in a file name"),
     (["--mix-with", "nowhere.json"], "no such file"),
+    (["--mix-with", "MIX"], "--mix-with needs --image-prefix"),
     (["--ray-timeout", "0"], "--ray-timeout must be more than 0"),
 ])
 def test_impossible_settings_are_refused_before_out_is_touched(tmp_path, tree, args, needle):
     _, common = tree
+    (tmp_path / "mix.json").write_text(json.dumps(llava_rows(2)))
+    args = [str(tmp_path / "mix.json") if a == "MIX" else a for a in args]
     assert needle in one_line(cli(*common, "--out", str(tmp_path / "o"), *args))
     assert not (tmp_path / "o").exists()
 
