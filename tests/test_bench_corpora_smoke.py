@@ -59,6 +59,14 @@ def test_whole_run_prints_every_row_and_touches_only_the_cache_in_effect(tmp_pat
     real_lexicon = cache_dir() / "lexicon"
     real_existed = real_lexicon.is_dir()
     work = tmp_path / "work"
+    work.mkdir()
+    # listing WordNet's glosses takes NLTK ~10 s; the benchmark keeps its list in the work folder and reuses it,
+    # so a small stand-in list of caption material goes there (the rows do not depend on where it came from)
+    subjects = ("a small dog", "an old house", "the river bank", "a red car", "two birds", "a wooden table")
+    verbs = ("stands near", "is seen beside", "rests on", "moves toward", "appears behind")
+    things = ("the green field", "a stone wall", "the city street", "a quiet lake", "the morning light")
+    (work / "wordnet_glosses.txt").write_text("".join(f"{s} {v} {t} in the picture\n" for s in subjects
+                                                      for v in verbs for t in things), encoding="utf-8")
     done = bench(["--lines", "2000", "--big-lines", "0", "--naive-sample", "200", "--workdir", str(work)],
                  private_cache)
     assert done.returncode == 0, done.stdout + done.stderr
