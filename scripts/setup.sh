@@ -30,3 +30,6 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
+# byte-compile the project's own modules (pip does it for installed packages, not for an editable install; where
+# PYTHONDONTWRITEBYTECODE is set, every command would otherwise recompile them at start); up-to-date files are skipped
+"$VENV/bin/python" -m compileall -q -j 0 vlm_classdata corpora_stats builders imagewikiqa cards scripts tests >/dev/null
