@@ -262,13 +262,6 @@ cdef bint is_blank(const uint8_t* s, Py_ssize_t n) noexcept nogil:
     return True
 
 
-def priority(str text, uint64_t seed) -> int:
-    """The seeded snippet priority of a document (a hash of its UTF-8 bytes; the engine's own, for tests)."""
-    cdef Py_ssize_t size
-    cdef const char* p = PyUnicode_AsUTF8AndSize(text, &size)
-    return <int64_t>(hash_doc(<const uint8_t*>p, size, seed) >> 1)
-
-
 def valid_line(bytes data) -> bool:
     """Whether ``data`` is strict UTF-8 (the engine's own check, exposed for tests)."""
     return valid_utf8(<const uint8_t*><const char*>data, len(data))

@@ -128,7 +128,7 @@ def count_unit(item: tuple[CountContext, UnitJob]) -> UnitResult:
     scanner = matcher.scanner()
     corpus = job.reader
     limit = context.config.max_doc_bytes
-    line_docs = line_bytes = 0
+    checked_docs = checked_bytes = 0  # of blocks the engine checks itself (the reader counts the others)
     for block in corpus.blocks():
         docs, nbytes = scanner.documents, scanner.bytes
         if isinstance(block, LineBlock):
@@ -137,11 +137,11 @@ def count_unit(item: tuple[CountContext, UnitJob]) -> UnitResult:
             scanner.count_arrow(block.array, block.first_key, limit)
         else:
             scanner.count_texts(block.texts, block.keys)
-        if not isinstance(block, TextBlock):  # checked by the engine: counted here, not by the reader
-            line_docs += scanner.documents - docs
-            line_bytes += scanner.bytes - nbytes
+        if not isinstance(block, TextBlock):
+            checked_docs += scanner.documents - docs
+            checked_bytes += scanner.bytes - nbytes
         progress.tick(scanner.documents - docs)
-    corpus.add_line_counts(line_docs, line_bytes, {"too_long": scanner.too_long, "non_utf8": scanner.non_utf8,
+    corpus.add_counts(checked_docs, checked_bytes, {"too_long": scanner.too_long, "non_utf8": scanner.non_utf8,
                                                    "empty": scanner.empty, "no_text": scanner.no_text})
     state = matcher.new_state()
     state.add_scanner(scanner, job.shard, job.unit)
@@ -263,13 +263,13 @@ def count_corpora(corpora: dict[str, str], vocab: ClassVocabulary, out_dir: str 
     """
     config = config or CountConfig()
     config.validate()
-    keep_freed_memory()  # reading allocates MB-sized blocks: reuse freed memory rather than fault in fresh pages
     if not corpora:
         raise UserError("no corpus given (use --corpus NAME=PATH)")
     if split_bytes is not None and split_bytes < 1:
         raise UserError("split_bytes must be positive")
     for name in corpora:
         check_name(name, "corpus name")
+    keep_freed_memory()  # reading allocates MB-sized blocks: reuse freed memory rather than fault in fresh pages
     executor = executor or LocalExecutor(1)
     opened = {name: open_corpus(path, (formats or {}).get(name), text_field=config.text_field, turns=config.turns,
                                 max_doc_bytes=config.max_doc_bytes, batch_size=config.batch_size)

@@ -105,18 +105,20 @@ class CountState:
 
     def add_scanner(self, scanner: Scanner, shard: int, unit: int = 0) -> None:
         """Add what ``scanner`` counted over one unit of work of file ``shard``."""
-        self.documents += scanner.documents
-        for name in COUNTERS:
-            setattr(self, name, array("q", map(add, getattr(self, name), getattr(scanner, name))))
+        self._add_counters(scanner)
         self.picks += [(cls, prio, shard, key, pat, unit, ordinal) for cls, prio, key, ordinal, pat in scanner.picks()]
 
     def merge(self, other: CountState, k: int) -> None:
         """Add ``other``'s counts and snippet candidates; keep the ``k`` best candidates per class."""
+        self._add_counters(other)
+        self.picks = best_picks(self.picks + other.picks, k)
+        self.texts.update(other.texts)
+
+    def _add_counters(self, other: CountState | Scanner) -> None:
+        """Add ``other``'s documents and every counter of :data:`COUNTERS`, element by element."""
         self.documents += other.documents
         for name in COUNTERS:
             setattr(self, name, array("q", map(add, getattr(self, name), getattr(other, name))))
-        self.picks = best_picks(self.picks + other.picks, k)
-        self.texts.update(other.texts)
 
     @property
     def snippets(self) -> dict[int, list[tuple]]:

@@ -56,6 +56,14 @@ def small_vocab(**changes: object) -> ClassVocabulary:
         {"id": TENCH, "name": "tench"}, goose, {"id": MOUSE, "name": "computer mouse"}]})
 
 
+def python_in_a_fresh_process(code: str, timeout: float) -> str:
+    """What ``python -c code`` prints, run from the checkout with this test's environment (it must succeed)."""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def entries(folder: Path) -> set[str]:
     return {p.name for p in folder.glob("*.json")} if folder.is_dir() else set()
 
@@ -94,10 +102,7 @@ def test_warm_start_reads_the_entry_without_loading_nltk(cache, inet):
             "from vlm_classdata.lexicon import Lexicon; v = ClassVocabulary.bundled('imagenet1k'); "
             "t = time.perf_counter(); lex = Lexicon.build(v); s = time.perf_counter() - t; "
             "print(len(lex.forms), 'nltk' in sys.modules, s)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert out.returncode == 0, out.stderr
-    n, nltk_loaded, seconds = out.stdout.split()
+    n, nltk_loaded, seconds = python_in_a_fresh_process(code, timeout=60).split()
     assert int(n) == len(Lexicon.build(inet, cache=False).forms)
     assert nltk_loaded == "False"
     assert float(seconds) < 1.0  # ~0.005 s on the development machine; loose for a busy CI runner
@@ -310,10 +315,7 @@ def test_a_cold_build_happens_in_a_child_and_the_caller_never_loads_nltk(cache, 
             "from vlm_classdata.lexicon import Lexicon; lex = Lexicon.build(ClassVocabulary.bundled('imagenet1k')); "
             "import json; print(json.dumps([[f.text, f.class_id, f.kind, list(f.flags)] for f in lex.forms])); "
             "print('nltk' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert out.returncode == 0, out.stderr
-    forms_json, nltk_loaded = out.stdout.splitlines()
+    forms_json, nltk_loaded = python_in_a_fresh_process(code, timeout=120).splitlines()
     fresh = Lexicon.build(inet, cache=False)
     assert json.loads(forms_json) == [[f.text, f.class_id, f.kind, list(f.flags)] for f in fresh.forms]
     assert nltk_loaded == "False" and len(entries(cache)) == 1

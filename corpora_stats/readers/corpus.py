@@ -156,11 +156,8 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
             return None
         try:
             size = os.path.getsize(path)
-            if size <= split_bytes:
+            if size <= split_bytes or self._compressed(path):
                 return None
-            with Source(path) as src:
-                if src.compressed:
-                    return None
             cuts = {line_start(path, k * split_bytes) for k in range(math.ceil(size / split_bytes))} | {size}
         except OSError:  # reported when the file is read
             return None
@@ -214,7 +211,7 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
     def blocks(self) -> Iterator[LineBlock | ArrowBlock | TextBlock]:
         """The documents in blocks as read: raw lines of a txt file (:class:`LineBlock`) and plain text columns of
         parquet (:class:`ArrowBlock`) — the consumer checks and counts them, then reports with
-        :meth:`add_line_counts` —, checked texts with their keys for the others.
+        :meth:`add_counts` —, checked texts with their keys for the others.
         Resets ``stats`` first, so a second pass counts afresh."""
         self.stats = ReadStats()
         for block in self._blocks():
@@ -224,8 +221,9 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
                 self.stats.documents += len(block.texts)
             yield block
 
-    def add_line_counts(self, documents: int, nbytes: int, skipped: dict[str, int]) -> None:
-        """What the consumer of :class:`LineBlock` lines kept (documents and their bytes) and skipped, by reason."""
+    def add_counts(self, documents: int, nbytes: int, skipped: dict[str, int]) -> None:
+        """What the engine kept (documents and their bytes) and skipped, by reason, of blocks it checks itself
+        (:class:`LineBlock`, :class:`ArrowBlock`; JSONL lines before they are parsed)."""
         self.stats.documents += documents
         self.stats.bytes += nbytes
         for reason, n in skipped.items():
@@ -238,7 +236,7 @@ class Corpus(TextReaders, ColumnarReaders, WebDatasetReader, WordNetGlossesReade
             if isinstance(block, LineBlock):
                 texts, keys, counts = split_lines(block.data, block.offset, self.max_doc_bytes)
                 nbytes = counts.pop("bytes")
-                self.add_line_counts(len(texts), nbytes, counts)
+                self.add_counts(len(texts), nbytes, counts)
                 block = TextBlock(texts, keys)
             elif isinstance(block, ArrowBlock):
                 block = self.arrow_texts(block)

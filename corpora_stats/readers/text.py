@@ -59,12 +59,10 @@ class TextReaders:
             yield LineBlock(block, at)
 
     def _read_jsonl(self, path: str, span: Span | None = None) -> Iterator[TextBlock]:
-        skipped = self.stats.skipped
         for at, block in self._line_blocks(path, span):
             lines, line_keys, counts = split_lines(block, at, self.max_doc_bytes)
-            for reason in ("too_long", "non_utf8", "empty"):
-                if counts[reason]:
-                    skipped[reason] += counts[reason]
+            del counts["bytes"]  # a JSONL document's bytes are its text's, counted when it is kept
+            self.add_counts(0, 0, counts)
             texts, keys = [], []
             for line, key in zip(lines, line_keys, strict=True):
                 text = self._jsonl_text(line)
