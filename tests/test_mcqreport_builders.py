@@ -85,8 +85,8 @@ def planted_rows(vocab: ClassVocabulary) -> list[dict]:
         return {"question_id": f"q{i}", "image": f"val/{i}.JPEG",
                 "text": "What type of object is in the photo?\n" + "\n".join(
                     f"{x}. {o}" for x, o in zip("ABCD", options, strict=True)) + "\nAnswer with the letter.",
-                "category": "imagenet1k_mcq", "label": "ABCD"[index], "class_id": answer,
-                "class_name": vocab[answer].name, "options": options, "answer_index": index,
+                "question": "What type of object is in the photo?", "answer": "ABCD"[index],
+                "label": vocab[answer].index, "class_id": answer, "class_name": vocab[answer].name, "options": options, "answer_index": index,
                 "option_class_ids": ids, "distractor_mode": "random", "distractor_pool_size": 990,
                 "distractor_relations": []}
     return [row(0, PROJECTILE, [TENCH, PROJECTILE, MISSILE, SYRINGE]),
@@ -99,7 +99,7 @@ def test_planted_second_correct_option_is_counted_and_fails(tmp_path):
     rows = planted_rows(vocab)
     broken = dict(rows[1], answer_index=7)
     lines = [json.dumps(r) for r in rows] + [json.dumps(broken), "[1, 2]",
-                                             json.dumps(dict(rows[2], label="D"))]
+                                             json.dumps(dict(rows[2], answer="D"))]
     path = tmp_path / "mcq.jsonl"  # no classes.json beside it: checked against the bundled imagenet1k
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     rep = report(path, tmp_path / "rep")
@@ -110,7 +110,7 @@ def test_planted_second_correct_option_is_counted_and_fails(tmp_path):
     assert rep["targets"]["no_second_correct"] == {"value": 1, "target": 0, "pass": False}
     assert rep["targets"]["passes"] is False
     # bad rows are counted by a named reason, never dropped silently
-    assert rep["skipped"] == {"total": 3, "by_reason": {"answer_index_not_an_option": 1, "label_disagrees_with_answer_index": 1,
+    assert rep["skipped"] == {"total": 3, "by_reason": {"answer_index_not_an_option": 1, "answer_disagrees_with_answer_index": 1,
                                                        "not_an_object": 1}}
     # three items cannot train the solvers: the target is not measured, hence not passed
     assert rep["targets"]["learned_blind"]["value"] is None and not rep["targets"]["learned_blind"]["pass"]

@@ -96,11 +96,11 @@ def test_full_build_counts_and_every_output(dirty_tree, tmp_path):
     # MCQ: letters exactly balanced per split, the answer letter points at the true class
     for split in ("train", "val"):
         rows = [json.loads(x) for x in (out / "mcq" / f"{split}.jsonl").read_text().splitlines()]
-        letters = Counter(r["label"] for r in rows)
+        letters = Counter(r["answer"] for r in rows)
         assert max(letters.values()) - min(letters.values()) <= 1 and len(letters) == 4
         for r in rows:
             assert r["options"][r["answer_index"]] == r["class_name"]
-            assert f"{r['label']}. {r['class_name']}" in r["text"]
+            assert f"{r['answer']}. {r['class_name']}" in r["text"]
 
     # VLMEvalKit TSV: pandas reads it, images are base64 of real images
     import pandas as pd  # heavy: only this test reads the TSV back

@@ -161,7 +161,7 @@ class MCQTask(Task):
         question = f"{stem}\n{format_options(options, self.lettered)}\n{instruction}"
         letter = letters(self.num_choices)[position] if self.lettered else None
         return MCQExample(task=self.name, question=question, answer=letter if letter else entry.name,
-                          template_id=f"{stem_id}+{instr_id}", options=options, answer_index=position,
+                          template_id=f"{stem_id}+{instr_id}", stem=stem, options=options, answer_index=position,
                           answer_letter=letter, option_class_ids=option_ids, distractor_mode=self.distractors,
                           distractor_pool_size=pool_size,
                           distractor_relations=[self.policy.relation(entry.class_id, c) for c in option_ids])
