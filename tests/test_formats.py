@@ -104,7 +104,7 @@ def test_user_prompts_override_and_extend(tmp_path, mixed):
     assert reg.first("shouting") == ("loud-1", "WHAT IS THIS?")
     assert reg.first("mcq_instruction") == PromptRegistry.load().first("mcq_instruction")  # kept
     assert reg.describe()["sources"][-1] == str(user)
-    ex = InstructTask(mixed, 0, reg).make(make_record(mixed, "n02085620", "k1"))
+    ex = InstructTask(mixed, 0, reg).make(make_record(mixed, "n02085620", "k1", "train"))
     assert (ex.question, ex.template_id, ex.answer) == ("Which breed or species is this?", "mine-1", "Chihuahua")
     # the plain {set: [...]} shape works too
     user.write_text(json.dumps({"open": [{"id": "o1", "text": "Name it."}]}))
@@ -170,6 +170,11 @@ def test_instruct_and_open(mixed, prompts):
     ignored = InstructTask(mixed, 5, prompts, cot=True)  # cot is for eval questions only
     assert ignored.make(rec) == inst.make(rec) and "cot_ignored" in ignored.describe()
     assert "cot_ignored" not in inst.describe()
+    # every split but train asks the canonical eval question (first of the open set), never a paraphrase
+    for split in ("validation", "val", "test"):
+        evals = [inst.make(make_record(mixed, "n02012849", f"k{i}", split)) for i in range(20)]
+        assert {(e.template_id, e.question) for e in evals} == {prompts.first("open")}
+    assert "open-01" in inst.describe()["eval_splits"] and "eval_splits" not in op.describe()
 
 
 def test_make_task_errors(mixed, prompts):

@@ -23,11 +23,12 @@ PROJECTILE, MISSILE, TENCH, GOLDFISH, SYRINGE = "n04008634", "n03773504", "n0144
 
 
 def build(root: Path | None, out: Path, choices: int, mode: str, splits: str = "val") -> Path:
-    """A real ``builders.imagenet_qa`` build of MCQ (JSONL + mcq_hf); returns the mcq JSONL of ``splits``."""
+    """A real ``builders.imagenet_qa`` build of MCQ (JSONL + mcq_hf); returns the mcq JSONL of ``splits`` (source
+    split ``val`` is written as ``validation``)."""
     argv = ["--out", str(out), "--outputs", "mcq,mcq_hf", "--mcq-choices", str(choices), "--distractors", mode,
             "--splits", splits, "--quiet"]
     assert imagenet_qa.main(argv + (["--root", str(root)] if root else [])) == 0
-    return out / "mcq" / f"{splits}.jsonl"
+    return out / "mcq" / f"{'validation' if splits == 'val' else splits}.jsonl"
 
 
 def report(path: Path, out: Path, *extra: str) -> dict:
@@ -169,7 +170,7 @@ def test_closed_vocabulary_build_is_not_flagged_by_a_split_artefact(tmp_path):
     out = tmp_path / "build"
     assert imagenet_qa.main(["--root", str(tmp_path / "inet"), "--classes", str(classes), "--out", str(out),
                              "--outputs", "mcq", "--mcq-choices", "4", "--splits", "val", "--quiet"]) == 0
-    rep = report(out / "mcq" / "val.jsonl", tmp_path / "rep")
+    rep = report(out / "mcq" / "validation.jsonl", tmp_path / "rep")
     lb, t = rep["learned_baselines"], rep["targets"]
     assert rep["n_items"] == 3 * len(vocab)
     assert t["learned_blind"]["value"] < 0.30 and t["learned_blind"]["pass"] and t["passes"]
