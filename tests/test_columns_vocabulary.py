@@ -25,6 +25,8 @@ from builders.config import output_registry
 from builders.formats.mcq import MAX_LETTERS, letters
 from builders.imagenet_qa import main as build_main
 from builders.prompts import PromptRegistry
+from imagewikiqa.evaluate import evaluate_files
+from vlm_classdata.verification.items import load_items
 from vlm_classdata.vocabulary import ClassVocabulary
 
 SPLITS = ("train", "validation")
@@ -169,6 +171,25 @@ def test_instruction_outputs_ask_the_canonical_question_on_eval_splits(built, vo
             assert questions == {CANONICAL}
     manifest = json.loads((built / "manifest.json").read_text())
     assert "open-01" in manifest["tasks"]["instruct"]["eval_splits"]
+
+
+def test_readers_take_answer_and_the_class_index(built, vocab, tmp_path):
+    """Item loading reads ``answer`` (the released ImageWikiQA letter ``label`` keeps loading: see
+    test_imagewikiqa_evaluate) and an int ``label`` as the class index; scoring the build's own MCQ JSONL with
+    its answers is 100 %."""
+    path = built / "mcq" / "validation.jsonl"
+    rows = jsonl(path)
+    items = load_items(path, vocab=vocab).items
+    assert [(it.answer, it.answer_index, it.class_id) for it in items] == \
+        [(r["answer"], r["answer_index"], r["class_id"]) for r in rows]
+    bare = tmp_path / "no_class_id.jsonl"  # a row naming its class by index only
+    bare.write_text(json.dumps({k: v for k, v in rows[0].items() if k not in ("class_id", "class_name")}) + "\n")
+    (only,) = load_items(bare, vocab=vocab).items
+    assert (only.class_id, only.class_name) == (rows[0]["class_id"], rows[0]["class_name"])
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"question_id": r["question_id"], "text": r["answer"]}) + "\n" for r in rows))
+    report = evaluate_files(preds, path)
+    assert report["accuracy"] == 1.0 and report["n_items"] == len(rows) == 10
 
 
 def test_split_names_keep_and_either_name_in_splits(tmp_path):
