@@ -83,7 +83,7 @@ def summarize(manifest: dict, out: Path) -> str:
     for split, info in manifest["splits"].items():
         reasons = ", ".join(f"{k} {v}" for k, v in info["skip_reasons"].items()) or "none"
         conv = ", ".join(f"{k} {v}" for k, v in info["converted"].items())
-        lines.append(f"  {split:<6} written {info['written']:>7}  skipped {info['skipped']:>5} ({reasons})"
+        lines.append(f"  {split:<10} written {info['written']:>7}  skipped {info['skipped']:>5} ({reasons})"
                      + (f"  converted: {conv}" if conv else ""))
     for name, info in manifest["outputs"].items():
         shown = info["files"][:3] + (["..."] if len(info["files"]) > 3 else [])

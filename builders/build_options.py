@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from builders.build import BuildSettings, RunSettings, SourceSettings
-from builders.config import BuildConfig, output_registry
+from builders.config import BuildConfig, output_registry, parse_split_names
 from builders.sources.registry import SOURCE_KINDS
 from vlm_classdata.executors import DEFAULT_RAY_TIMEOUT
 
@@ -46,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", default="out/imagenet_qa", help="output folder (default out/imagenet_qa)")
     out.add_argument("--outputs", default=DEFAULT_OUTPUTS,
                      help=f"comma-separated outputs, or 'all' (default {DEFAULT_OUTPUTS})")
-    out.add_argument("--splits", help="comma-separated splits to build (default: all the source has)")
+    out.add_argument("--splits", help="comma-separated splits to build, by source or output name "
+                                      "(default: all the source has)")
+    out.add_argument("--split-names", default="val=validation",
+                     help="rename source splits in the outputs: SRC=OUT[,SRC=OUT] (default val=validation, "
+                          "the Hub's name), or keep")
     out.add_argument("--limit", type=int, help="at most N samples per split (a seeded subset spread over classes)")
     out.add_argument("--seed", type=int, default=0, help="seed for templates, distractors, letters, mixing (default 0)")
     out.add_argument("--overwrite", action="store_true",
@@ -92,7 +96,8 @@ def settings_from_args(args: argparse.Namespace) -> BuildSettings:
         splits=[s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None,
         verify=args.verify, nonrgb=args.nonrgb, max_pixels=args.max_pixels, mcq_choices=args.mcq_choices,
         distractors=args.distractors, cot=args.cot, paraphrase_eval=args.paraphrase_eval, prompts=args.prompts, image_prefix=args.image_prefix,
-        wds_max_bytes=args.wds_max_bytes, wds_max_count=args.wds_max_count, mix_with=args.mix_with)
+        wds_max_bytes=args.wds_max_bytes, wds_max_count=args.wds_max_count, mix_with=args.mix_with,
+        split_names=parse_split_names(args.split_names))
     source = SourceSettings(kind=args.source, root=args.root, classes=args.classes, class_map=args.class_map,
                             val_labels=args.val_labels, image_column=args.image_column,
                             label_column=args.label_column, label_field=args.label_field,

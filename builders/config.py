@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -12,6 +13,8 @@ from vlm_classdata.images import DEFAULT_MAX_PIXELS
 from vlm_classdata.names import check_name
 
 BUILD_PACKAGES = ("datasets", "pyarrow", "pillow", "webdataset", "nltk", "numpy")  # they shape the output bytes
+_HUB_SPLIT = re.compile(r"\w+(\.\w+)*")  # what datasets accepts as a split name
+DEFAULT_SPLIT_NAMES = {"val": "validation"}  # source split → output split (the Hub's conventional names)
 
 
 def output_registry() -> dict[str, dict]:
@@ -40,6 +43,11 @@ class BuildConfig:
     wds_max_bytes: int = 1_000_000_000
     wds_max_count: int = 100_000
     mix_with: str | None = None
+    split_names: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SPLIT_NAMES))
+
+    def output_split(self, split: str) -> str:
+        """The name a source split is written under (:attr:`split_names`; unnamed splits keep theirs)."""
+        return self.split_names.get(split, split)
 
     def validate(self) -> None:
         """Raise UserError for impossible settings (those that can only give an empty or broken result)."""
@@ -67,6 +75,7 @@ class BuildConfig:
                 raise UserError("--splits names no split")
             for split in self.splits:
                 check_name(split, "--splits:")
+        check_split_names(self.split_names)
         if self.prompts is not None and not Path(self.prompts).is_file():
             raise UserError(f"--prompts {self.prompts}: no such file")
         if self.mix_with:
@@ -85,3 +94,40 @@ class BuildConfig:
         settings = asdict(self)
         del settings["mix_with"]
         return settings
+
+
+def check_split_names(names: object) -> None:
+    """UserError unless ``names`` maps source split names to distinct, safe output split names."""
+    if not isinstance(names, dict):
+        raise UserError(f"--split-names must map source splits to output names, got {names!r}")
+    seen: dict[str, str] = {}
+    for source, out in names.items():
+        if not isinstance(source, str) or not isinstance(out, str):
+            raise UserError(f"--split-names {source!r}={out!r}: split names are text")
+        check_name(source, "--split-names:")
+        check_name(out, "--split-names:")
+        if not _HUB_SPLIT.fullmatch(out):
+            raise UserError(f"--split-names: {out!r} is not a Hugging Face split name (letters, digits, _ and "
+                            "inner dots only)")
+        if out in seen:
+            raise UserError(f"--split-names maps both {seen[out]!r} and {source!r} to {out!r}; "
+                            "each output split needs its own name")
+        seen[out] = source
+
+
+def parse_split_names(text: str) -> dict[str, str]:
+    """``--split-names``: ``keep`` (no renaming) or ``SRC=OUT[,SRC=OUT...]``; UserError for anything else."""
+    text = text.strip()
+    if text == "keep":
+        return {}
+    names: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        source, sep, out = (x.strip() for x in part.partition("="))
+        if not sep or not source or not out:
+            raise UserError(f"--split-names {text!r}: expected keep or SOURCE=OUTPUT[,SOURCE=OUTPUT], "
+                            f"e.g. val=validation (bad part {part!r})")
+        if source in names:
+            raise UserError(f"--split-names {text!r}: split {source!r} is named twice")
+        names[source] = out
+    check_split_names(names)
+    return names

@@ -1,6 +1,6 @@
 """The build pipeline: :class:`Build` runs one build of one source into one output folder.
 
-    scan ─► plan (builders.plan) ─► [check stage: only when MCQ positions must be balanced exactly]
+    scan (refs renamed to their output splits, ``--split-names``) ─► plan (builders.plan) ─► [check stage: only when MCQ positions must be balanced exactly]
          ─► build stage (builders.shards.run_shard): read ─► inspect ─► Record ─► task ─► layout ─► writers
          ─► finalize (builders.manifest): writers ─► optional LLaVA mix ─► classes.json, manifest.json
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,12 +142,25 @@ class Build:
 
     # ----- stages -----------------------------------------------------------------------------
     def _scan(self) -> dict[str, list[SampleRef]]:
+        """Scan the chosen splits; refs come back under their output split names (``--split-names``)."""
         available = self.source.splits()
-        splits = self.config.splits or available
+        by_output = {self.config.output_split(s): s for s in available}
+        splits = [s if s in available else by_output.get(s, s) for s in self.config.splits or available]
         missing = [s for s in splits if s not in available]
         if missing:
             raise UserError(f"split {missing[0]!r} not found; this source has: {', '.join(available) or 'none'}")
-        scanned = {split: list(self.source.scan(split)) for split in splits}
+        written: dict[str, str] = {}
+        for split in dict.fromkeys(splits):
+            name = self.config.output_split(split)
+            if name in written:
+                raise UserError(f"splits {written[name]!r} and {split!r} would both be written as {name!r}; "
+                                "choose other --split-names (or keep)")
+            written[name] = split
+        scanned = {}
+        for split in dict.fromkeys(splits):
+            name = self.config.output_split(split)
+            refs = self.source.scan(split)
+            scanned[name] = list(refs) if name == split else [replace(r, split=name) for r in refs]
         self._check_listed_images(scanned)
         return scanned
 

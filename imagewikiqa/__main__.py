@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--max-longest", type=float, default=0.30, help="target for blind pick-the-longest")
     rp.add_argument("--classes", help="builders MCQ: class list to check distractors against (bundled name or "
                                       "file; default: classes.json beside the build, else imagenet1k)")
-    rp.add_argument("--split", help="builders mcq_hf folder: which split (default: val, else its only one)")
+    rp.add_argument("--split", help="builders mcq_hf folder: which split (default: validation or val, else its only one)")
     ev = sub.add_parser("evaluate", help="score a model's replies to a multiple-choice benchmark")
     ev.add_argument("predictions", help="predictions: JSONL (id + reply per row, or by position) or a "
                                         "builders.verify sidecar .parquet (sample_id, reply, status)")

@@ -42,8 +42,11 @@ MCQ_KIND = "builders_mcq"
 """``report["kind"]`` of a report on a builders MCQ output (reports on question sets have no ``kind``)."""
 MCQ_MARKERS = ("option_class_ids", "distractor_mode")
 """Fields only builders MCQ rows carry (:meth:`builders.formats.mcq.MCQExample.distractor_fields`)."""
-MCQ_HF_COLUMNS = ("id", "messages", "class_id", "option_class_ids")
-"""The mcq_hf parquet columns the report reads (``image`` is never read)."""
+MCQ_HF_COLUMNS = ("id", "class_id", "option_class_ids")
+"""The mcq_hf parquet columns the report needs besides ``options`` + ``answer_index`` (the flat columns) or, in
+builds made before the column vocabulary, ``messages`` (``image`` is never read)."""
+DEFAULT_SPLITS = ("validation", "val")
+"""The split an ``mcq_hf`` report reads when none is named: the first of these present, else the only one."""
 OPTIONS_ONLY = ("every stem is a template shared by several classes, so the learned solvers effectively "
                 "see the options only")
 NO_ANSWER_PRIOR = ("off, with the hashed n-grams (option identity): every option is a class name and the "
@@ -84,15 +87,19 @@ def _check_mcq_row(row: Any) -> str | None:
     ids = row.get("option_class_ids")
     if ids is not None and (not isinstance(ids, list) or len(ids) != len(options)):
         return "option_class_ids_not_one_per_option"
-    label = row.get("label")
-    if len(options) <= MAX_LETTERS and isinstance(label, str) and len(label) == 1 and label != letters(
+    answer = row.get("answer", row.get("label"))  # builds before the column vocabulary: label = the letter
+    if len(options) <= MAX_LETTERS and isinstance(answer, str) and len(answer) == 1 and answer != letters(
             len(options))[index]:
-        return "label_disagrees_with_answer_index"
+        return "answer_disagrees_with_answer_index"
     return None
 
 
 def _hf_row(row: dict) -> dict:
-    """An mcq_hf parquet row as the JSONL row the builders write (options parsed from the user text)."""
+    """An mcq_hf parquet row as the JSONL row the builders write: the flat columns renamed (``id`` →
+    ``question_id``), or, in a build made before the column vocabulary, the options parsed from the user text."""
+    if "options" in row:
+        out = {k: v for k, v in row.items() if k != "id"}
+        return {"question_id": row.get("id"), **out}
     turns = {m.get("role"): m.get("content") or [] for m in row.get("messages") or []}
     text = next((c.get("text") for c in turns.get("user", []) if c.get("type") == "text"), None) or ""
     answer = next((c.get("text") for c in turns.get("assistant", []) if c.get("type") == "text"), None) or ""
@@ -103,7 +110,7 @@ def _hf_row(row: dict) -> dict:
         index: int | None = letters(len(options)).index(answer)
     else:
         index = options.index(answer) if answer in options else None
-    return {"question_id": row.get("id"), "text": text, "label": answer, "class_id": row.get("class_id"),
+    return {"question_id": row.get("id"), "text": text, "answer": answer, "class_id": row.get("class_id"),
             "class_name": row.get("class_name"), "options": options, "answer_index": index,
             **{k: row[k] for k in ("option_class_ids", "distractor_mode", "distractor_pool_size") if k in row}}
 
@@ -112,9 +119,10 @@ def _hf_split_files(folder: Path, split: str | None) -> tuple[str, list[Path]]:
     files = sorted((folder / "data").glob("*.parquet"))
     splits = sorted({f.name.split("-", 1)[0] for f in files})
     if split is None:
-        if len(splits) > 1 and "val" not in splits:
+        preferred = [s for s in DEFAULT_SPLITS if s in splits]
+        if len(splits) > 1 and not preferred:
             raise UserError(f"{folder}: splits {', '.join(splits)}; choose one with --split")
-        split = "val" if "val" in splits else splits[0]
+        split = preferred[0] if preferred else splits[0]
     chosen = [f for f in files if f.name.split("-", 1)[0] == split]
     if not chosen:
         raise UserError(f"{folder}: no split {split!r} (it has {', '.join(splits)})")
@@ -124,7 +132,7 @@ def _hf_split_files(folder: Path, split: str | None) -> tuple[str, list[Path]]:
 def read_builders_mcq(path: str | Path, split: str | None = None) -> tuple[list[dict], Counter]:
     """The usable rows of a builders MCQ output and ``reason → count`` of the rows skipped
     (:func:`_check_mcq_row` reasons). ``path``: ``mcq/<split>.jsonl``, or an ``mcq_hf`` folder (``split``:
-    which of its splits; default ``val`` when present, else its only one). Malformed JSON or an unreadable
+    which of its splits; default ``validation`` or ``val`` when present, else its only one). Malformed JSON or an unreadable
     parquet file is one :class:`UserError` line naming the file."""
     p = Path(path)
     skipped: Counter = Counter()
@@ -136,6 +144,8 @@ def read_builders_mcq(path: str | Path, split: str | None = None) -> tuple[list[
             try:
                 names = pq.read_schema(f).names
                 missing = [c for c in MCQ_HF_COLUMNS if c not in names]
+                if not ({"options", "answer_index"} <= set(names) or "messages" in names):
+                    missing.append("options")
                 if missing:
                     raise UserError(f"{f}: not an mcq_hf file (no column {', '.join(missing)})")
                 table = pq.read_table(f, columns=[c for c in names if c != "image"])

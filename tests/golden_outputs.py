@@ -98,7 +98,7 @@ def run_all(out: Path) -> Path:
 
 def _run_all(out: Path) -> Path:
     build = out / "build"
-    _ok(build_main, ["--out", str(build), "--outputs", "llava,hf,wds,eval_open,mcq,mcq_hf,vlmevalkit",
+    _ok(build_main, ["--out", str(build), "--outputs", "llava,hf,wds,eval_open,open_hf,mcq,mcq_hf,vlmevalkit",
                      "--quiet"])
     model = make_scripted_llava(str(out / "models" / "scripted"), reply="A")
     _ok(verify_main, ["run", "--build", str(build), "--passes", "label_check,mcq,blind,rank", "--model", model,
@@ -124,7 +124,7 @@ def _run_all(out: Path) -> Path:
     _ok(iwqa_main, ["build", "--out", str(bench), "--class-ids", ",".join(wnids), "--no-progress",
                     "--images", str(SAMPLE_ROOT), "--split", "val", "--images-per-question", "1"])
     jsonl = bench / "questions.jsonl"
-    _ok(iwqa_main, ["report", str(build / "mcq" / "val.jsonl"), "--out", str(out / "mcq_report")])
+    _ok(iwqa_main, ["report", str(build / "mcq" / "validation.jsonl"), "--out", str(out / "mcq_report")])
     answers = out / "inputs" / "iwqa_replies.jsonl"
     n = sum(1 for _ in jsonl.open())
     answers.write_text("".join(json.dumps({"reply": "ABCD"[i % 4]}) + "\n" for i in range(n)))

@@ -68,7 +68,7 @@ ImageNet terms of access.
 
 @pytest.fixture(scope="module")
 def built_hf(tmp_path_factory) -> tuple[Path, dict]:
-    """The hf output of the embedded sample (train 20, val 10) and the build manifest."""
+    """The hf output of the embedded sample (train 20, validation 10) and the build manifest."""
     out = tmp_path_factory.mktemp("cards_build") / "build"
     assert build_main(["--out", str(out), "--outputs", "hf", "--quiet"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -96,8 +96,8 @@ def test_data_info_reads_parquet_metadata(built_hf):
     folder, manifest = built_hf
     info = data_info(folder)
     counts = manifest["outputs"]["hf"]["counts"]
-    assert {s: v["num_examples"] for s, v in info["splits"].items()} == counts == {"train": 20, "val": 10}
-    assert list(info["splits"]) == ["train", "val"]
+    assert {s: v["num_examples"] for s, v in info["splits"].items()} == counts == {"train": 20, "validation": 10}
+    assert list(info["splits"]) == ["train", "validation"]
     assert isinstance(info["features"]["image"], Image)
     assert isinstance(info["features"]["label"], ClassLabel) and info["features"]["label"].num_classes == 1000
     files = sorted((folder / "data").glob("*.parquet"))
@@ -105,7 +105,7 @@ def test_data_info_reads_parquet_metadata(built_hf):
     assert info["dataset_size"] == sum(v["num_bytes"] for v in info["splits"].values()) > 0
     assert info["num_examples"] == 30
     assert info["configs"] == [{"config_name": "default", "data_files": [
-        {"split": "train", "path": "data/train-*"}, {"split": "val", "path": "data/val-*"}]}]
+        {"split": "train", "path": "data/train-*"}, {"split": "validation", "path": "data/validation-*"}]}]
     # the writer's own README records the same split sizes
     writer_info = DatasetInfosDict.from_dataset_card_data(DatasetCard.load(folder / "README.md").data)
     assert {s: i.num_examples for s, i in writer_info["default"].splits.items()} == counts
@@ -144,9 +144,9 @@ def test_card_metadata_round_trips_through_hub_and_datasets(built_hf, tmp_path):
     assert card.text.lstrip().startswith("# ImageNet QA (demo)")
     configs = MetadataConfigs.from_dataset_card_data(card.data)
     assert configs == {"default": {"data_files": [{"split": "train", "path": "data/train-*"},
-                                                  {"split": "val", "path": "data/val-*"}]}}
+                                                  {"split": "validation", "path": "data/validation-*"}]}}
     infos = DatasetInfosDict.from_dataset_card_data(card.data)
-    assert {s: i.num_examples for s, i in infos["default"].splits.items()} == {"train": 20, "val": 10}
+    assert {s: i.num_examples for s, i in infos["default"].splits.items()} == {"train": 20, "validation": 10}
     assert infos["default"].features == data_info(folder)["features"]
     assert infos["default"].download_size == data_info(folder)["download_size"]
 

@@ -98,7 +98,7 @@ def test_demo_card_loads_offline_and_renders_its_example_and_plots(demo):
     hf = demo / "hf"
     assert readme == hf / "README.md"
     assert check_folder(hf) == []
-    assert load_sizes(hf) == {"train": 20, "val": 10}
+    assert load_sizes(hf) == {"train": 20, "validation": 10}
 
     meta, body = front_matter(readme)
     from huggingface_hub import DatasetCard
@@ -125,7 +125,7 @@ def test_demo_card_loads_offline_and_renders_its_example_and_plots(demo):
     assert set(links) == {"assets/example.jpg", "assets/class_counts.png"}
     assert (hf / "assets" / "class_counts.png").read_bytes().startswith(PNG)
     # facts from the manifest: counts, classes, prompts with ids, the exact command, versions, skips
-    assert "30 rows (train: 20, val: 10) over 5 classes of the 1000-class vocabulary" in body
+    assert "30 rows (train: 20, validation: 10) over 5 classes of the 1000-class vocabulary" in body
     assert "| n02123045 | tabby cat | 6 |" in body
     assert "| `instruct-07` | What is this a photo of? |" in body
     assert "paraphrased: one of 10 templates per sample" in body
@@ -231,11 +231,11 @@ def filtered(demo, tmp_path_factory) -> Path:
 
 def test_filtered_card_counts_each_pass_and_rule(filtered):
     facts = collect(filtered)
-    assert facts.kind == "filtered" and facts.split_counts == {"train": 4, "val": 2}
+    assert facts.kind == "filtered" and facts.split_counts == {"train": 4, "validation": 2}
     readme = write_card(filtered)
     hf = filtered / "hf"
     assert check_folder(hf) == []
-    assert load_sizes(hf) == {"train": 4, "val": 2}
+    assert load_sizes(hf) == {"train": 4, "validation": 2}
     meta, body = front_matter(readme)
     assert meta["pretty_name"].endswith("(filtered)") and "filtered" in meta["tags"]
     assert "Filtering kept **6 of 30** samples (24 dropped)" in body
@@ -296,7 +296,7 @@ def test_cli_write_check_and_dry_run_publish(demo, tmp_path, capsys):
     assert run_cli(cards_main, ["publish", str(build / "hf"), "--repo-id", "me/demo", "--dry-run"]) == 0
     listed = capsys.readouterr().out
     for name in ("README.md", "assets/example.jpg", "assets/class_counts.png",
-                 "data/train-00000-of-00001.parquet", "data/val-00000-of-00001.parquet"):
+                 "data/train-00000-of-00001.parquet", "data/validation-00000-of-00001.parquet"):
         assert name in listed
     (build / "hf" / "assets" / "example.jpg").unlink()  # a broken card: check says so and fails
     assert run_cli(cards_main, ["check", str(build / "hf")]) == 1

@@ -246,8 +246,8 @@ def test_build_rows_record_distractors(tmp_path, inet, policy):
                          splits=["val"], shard_size=5)
     m = Build(ImageNetSource(str(tmp_path / "inet"), vocabulary=inet), tmp_path / "out", config,
               LocalExecutor(1), show_progress=False).run()
-    assert m["splits"]["val"]["written"] == 18
-    rows = [json.loads(x) for x in (tmp_path / "out" / "mcq" / "val.jsonl").read_text().splitlines()]
+    assert m["splits"]["validation"]["written"] == 18
+    rows = [json.loads(x) for x in (tmp_path / "out" / "mcq" / "validation.jsonl").read_text().splitlines()]
     assert list(rows[0])[-4:] == ["option_class_ids", "distractor_mode", "distractor_pool_size",
                                   "distractor_relations"]
     assert all(r["distractor_mode"] == "hard" and r["distractor_pool_size"] == 75 for r in rows)
@@ -258,20 +258,21 @@ def test_build_rows_record_distractors(tmp_path, inet, policy):
         assert (a, b) not in pairs_offered(rows) and (b, a) not in pairs_offered(rows)
     import datasets
 
-    hf = datasets.load_dataset(str(tmp_path / "out" / "mcq_hf"))["val"]
-    assert hf.column_names == ["image", "id", "messages", "label", "class_id", "class_name", "option_class_ids",
-                               "distractor_mode", "distractor_pool_size", "distractor_relations"]
+    hf = datasets.load_dataset(str(tmp_path / "out" / "mcq_hf"))["validation"]
+    assert hf.column_names == ["image", "id", "text", "question", "answer", "label", "class_id", "class_name",
+                               "options", "answer_index", "index", "option_class_ids", "distractor_mode",
+                               "distractor_pool_size", "distractor_relations"]
     by_id = {r["question_id"]: r for r in rows}
     for r in hf.remove_columns("image"):
         assert r["distractor_relations"] == by_id[r["id"]]["distractor_relations"]
         assert r["option_class_ids"] == by_id[r["id"]]["option_class_ids"]
     import pandas as pd
 
-    tsv = pd.read_csv(tmp_path / "out" / "vlmevalkit" / "val.tsv", sep="\t")
+    tsv = pd.read_csv(tmp_path / "out" / "vlmevalkit" / "validation.tsv", sep="\t")
     assert list(tsv.columns) == ["index", "image", "question", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "answer", "category"]
     assert m["tasks"]["mcq"]["distractor_policy"]["excluded_pairs"]["curated"] == 10
     # two worker processes (the task and its policy pickled to them) write the same bytes
     Build(ImageNetSource(str(tmp_path / "inet"), vocabulary=inet), tmp_path / "out2", config,
           LocalExecutor(2), show_progress=False).run()
-    for rel in ("mcq/val.jsonl", "vlmevalkit/val.tsv"):
+    for rel in ("mcq/validation.jsonl", "vlmevalkit/validation.tsv"):
         assert (tmp_path / "out2" / rel).read_bytes() == (tmp_path / "out" / rel).read_bytes()

@@ -104,7 +104,7 @@ def test_user_prompts_override_and_extend(tmp_path, mixed):
     assert reg.first("shouting") == ("loud-1", "WHAT IS THIS?")
     assert reg.first("mcq_instruction") == PromptRegistry.load().first("mcq_instruction")  # kept
     assert reg.describe()["sources"][-1] == str(user)
-    ex = InstructTask(mixed, 0, reg).make(make_record(mixed, "n02085620", "k1"))
+    ex = InstructTask(mixed, 0, reg).make(make_record(mixed, "n02085620", "k1", "train"))
     assert (ex.question, ex.template_id, ex.answer) == ("Which breed or species is this?", "mine-1", "Chihuahua")
     # the plain {set: [...]} shape works too
     user.write_text(json.dumps({"open": [{"id": "o1", "text": "Name it."}]}))
@@ -170,6 +170,11 @@ def test_instruct_and_open(mixed, prompts):
     ignored = InstructTask(mixed, 5, prompts, cot=True)  # cot is for eval questions only
     assert ignored.make(rec) == inst.make(rec) and "cot_ignored" in ignored.describe()
     assert "cot_ignored" not in inst.describe()
+    # every split but train asks the canonical eval question (first of the open set), never a paraphrase
+    for split in ("validation", "val", "test"):
+        evals = [inst.make(make_record(mixed, "n02012849", f"k{i}", split)) for i in range(20)]
+        assert {(e.template_id, e.question) for e in evals} == {prompts.first("open")}
+    assert "open-01" in inst.describe()["eval_splits"] and "eval_splits" not in op.describe()
 
 
 def test_make_task_errors(mixed, prompts):
@@ -339,26 +344,30 @@ def test_layouts_exact_keys(mixed, prompts):
 
     op = OpenQuestionTask(mixed, 0, prompts).make(rec)
     row = layout_for("llava_eval_question")(op, rec)
-    assert row == {"question_id": "chi_7", "image": rec.image_path, "text": op.question,
-                   "category": "imagenet1k_open", "label": "Chihuahua", "class_id": "n02085620",
-                   "class_name": "Chihuahua"}
+    assert row == {"question_id": "chi_7", "image": rec.image_path, "text": op.question, "question": op.question,
+                   "answer": "Chihuahua", "label": rec.label, "class_id": "n02085620", "class_name": "Chihuahua"}
+    flat = layout_for("eval_flat")(op, rec)
+    assert flat == {"id": "chi_7", **{k: v for k, v in row.items() if k not in ("question_id", "image")}}
 
     mcq = MCQTask(mixed, 0, prompts, num_choices=5).make(rec, 3)
     row = layout_for("llava_eval_question")(mcq, rec)
-    # the distractor record is appended after the existing columns (deliberately added)
-    assert list(row) == ["question_id", "image", "text", "category", "label", "class_id", "class_name",
-                         "options", "answer_index", "option_class_ids", "distractor_mode",
+    # flat columns (one vocabulary), then the MCQ columns and the distractor record
+    assert list(row) == ["question_id", "image", "text", "question", "answer", "label", "class_id", "class_name",
+                         "options", "answer_index", "index", "option_class_ids", "distractor_mode",
                          "distractor_pool_size", "distractor_relations"]
-    assert row["label"] == "D" and row["options"][3] == "Chihuahua" and row["answer_index"] == 3
+    assert row["answer"] == "D" and row["options"][3] == "Chihuahua" and row["answer_index"] == 3
+    assert row["label"] == rec.label and row["index"] == 41 and "category" not in row
+    assert row["question"] == mcq_stem(mcq) and row["text"].startswith(row["question"] + "\nA. ")
     assert [mixed[c].name for c in row["option_class_ids"]] == row["options"]
     assert row["distractor_mode"] == "random" and row["distractor_pool_size"] == len(mixed) - 1
     assert row["distractor_relations"][3] == "answer"
     assert set(row["distractor_relations"][:3] + row["distractor_relations"][4:]) <= {"sibling", "cousin", "unrelated"}
+    flat = layout_for("eval_flat")(mcq, rec)
+    assert flat == {"id": "chi_7", **{k: v for k, v in row.items() if k not in ("question_id", "image")}}
     hf_row = layout_for("chat_messages")(mcq, rec)
     assert list(hf_row) == ["id", "messages", "label", "class_id", "class_name", "option_class_ids",
                             "distractor_mode", "distractor_pool_size", "distractor_relations"]
-    assert {k: hf_row[k] for k in list(hf_row)[5:]} == {k: row[k] for k in list(row)[9:]}
-    assert row["category"] == "imagenet1k_mcq" and "\nA. " in row["text"]
+    assert {k: hf_row[k] for k in list(hf_row)[5:]} == {k: row[k] for k in list(row)[11:]}
 
     row = layout_for("vlmevalkit")(mcq, rec)
     assert list(row) == ["index", "question", "A", "B", "C", "D", "E", "answer", "category"]

@@ -23,11 +23,12 @@ PROJECTILE, MISSILE, TENCH, GOLDFISH, SYRINGE = "n04008634", "n03773504", "n0144
 
 
 def build(root: Path | None, out: Path, choices: int, mode: str, splits: str = "val") -> Path:
-    """A real ``builders.imagenet_qa`` build of MCQ (JSONL + mcq_hf); returns the mcq JSONL of ``splits``."""
+    """A real ``builders.imagenet_qa`` build of MCQ (JSONL + mcq_hf); returns the mcq JSONL of ``splits`` (source
+    split ``val`` is written as ``validation``)."""
     argv = ["--out", str(out), "--outputs", "mcq,mcq_hf", "--mcq-choices", str(choices), "--distractors", mode,
             "--splits", splits, "--quiet"]
     assert imagenet_qa.main(argv + (["--root", str(root)] if root else [])) == 0
-    return out / "mcq" / f"{splits}.jsonl"
+    return out / "mcq" / f"{'validation' if splits == 'val' else splits}.jsonl"
 
 
 def report(path: Path, out: Path, *extra: str) -> dict:
@@ -85,8 +86,8 @@ def planted_rows(vocab: ClassVocabulary) -> list[dict]:
         return {"question_id": f"q{i}", "image": f"val/{i}.JPEG",
                 "text": "What type of object is in the photo?\n" + "\n".join(
                     f"{x}. {o}" for x, o in zip("ABCD", options, strict=True)) + "\nAnswer with the letter.",
-                "category": "imagenet1k_mcq", "label": "ABCD"[index], "class_id": answer,
-                "class_name": vocab[answer].name, "options": options, "answer_index": index,
+                "question": "What type of object is in the photo?", "answer": "ABCD"[index],
+                "label": vocab[answer].index, "class_id": answer, "class_name": vocab[answer].name, "options": options, "answer_index": index,
                 "option_class_ids": ids, "distractor_mode": "random", "distractor_pool_size": 990,
                 "distractor_relations": []}
     return [row(0, PROJECTILE, [TENCH, PROJECTILE, MISSILE, SYRINGE]),
@@ -99,7 +100,7 @@ def test_planted_second_correct_option_is_counted_and_fails(tmp_path):
     rows = planted_rows(vocab)
     broken = dict(rows[1], answer_index=7)
     lines = [json.dumps(r) for r in rows] + [json.dumps(broken), "[1, 2]",
-                                             json.dumps(dict(rows[2], label="D"))]
+                                             json.dumps(dict(rows[2], answer="D"))]
     path = tmp_path / "mcq.jsonl"  # no classes.json beside it: checked against the bundled imagenet1k
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     rep = report(path, tmp_path / "rep")
@@ -110,7 +111,7 @@ def test_planted_second_correct_option_is_counted_and_fails(tmp_path):
     assert rep["targets"]["no_second_correct"] == {"value": 1, "target": 0, "pass": False}
     assert rep["targets"]["passes"] is False
     # bad rows are counted by a named reason, never dropped silently
-    assert rep["skipped"] == {"total": 3, "by_reason": {"answer_index_not_an_option": 1, "label_disagrees_with_answer_index": 1,
+    assert rep["skipped"] == {"total": 3, "by_reason": {"answer_index_not_an_option": 1, "answer_disagrees_with_answer_index": 1,
                                                        "not_an_object": 1}}
     # three items cannot train the solvers: the target is not measured, hence not passed
     assert rep["targets"]["learned_blind"]["value"] is None and not rep["targets"]["learned_blind"]["pass"]
@@ -169,7 +170,7 @@ def test_closed_vocabulary_build_is_not_flagged_by_a_split_artefact(tmp_path):
     out = tmp_path / "build"
     assert imagenet_qa.main(["--root", str(tmp_path / "inet"), "--classes", str(classes), "--out", str(out),
                              "--outputs", "mcq", "--mcq-choices", "4", "--splits", "val", "--quiet"]) == 0
-    rep = report(out / "mcq" / "val.jsonl", tmp_path / "rep")
+    rep = report(out / "mcq" / "validation.jsonl", tmp_path / "rep")
     lb, t = rep["learned_baselines"], rep["targets"]
     assert rep["n_items"] == 3 * len(vocab)
     assert t["learned_blind"]["value"] < 0.30 and t["learned_blind"]["pass"] and t["passes"]

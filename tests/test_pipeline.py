@@ -54,7 +54,7 @@ def test_full_build_counts_and_every_output(dirty_tree, tmp_path):
     skips = {k: v for k, v in bad.items() if not v.startswith("convert:")}
     train = m["splits"]["train"]
     assert train["written"] == len(truth["train"]) + len(converts)
-    assert m["splits"]["val"]["written"] == len(truth["val"])
+    assert m["splits"]["validation"]["written"] == len(truth["val"])
     # every bad input is accounted for, with the expected reason
     got = {s["locator"]: s["reason"] for s in m["skipped"] if s["split"] == "train"}
     assert got == skips
@@ -79,7 +79,7 @@ def test_full_build_counts_and_every_output(dirty_tree, tmp_path):
     import datasets  # heavy: only this test reads the parquet back
 
     ds = datasets.load_dataset(str(out / "hf"))
-    assert ds["train"].num_rows == train["written"] and ds["val"].num_rows == len(truth["val"])
+    assert ds["train"].num_rows == train["written"] and ds["validation"].num_rows == len(truth["val"])
     img = ds["train"][0]["image"]
     assert isinstance(img, Image.Image)
     assert all(im.mode in ("RGB", "L") for im in ds["train"]["image"])  # converted CMYK/P/LA/16-bit
@@ -94,18 +94,18 @@ def test_full_build_counts_and_every_output(dirty_tree, tmp_path):
     assert all("." not in s["__key__"] for s in samples)
 
     # MCQ: letters exactly balanced per split, the answer letter points at the true class
-    for split in ("train", "val"):
+    for split in ("train", "validation"):
         rows = [json.loads(x) for x in (out / "mcq" / f"{split}.jsonl").read_text().splitlines()]
-        letters = Counter(r["label"] for r in rows)
+        letters = Counter(r["answer"] for r in rows)
         assert max(letters.values()) - min(letters.values()) <= 1 and len(letters) == 4
         for r in rows:
             assert r["options"][r["answer_index"]] == r["class_name"]
-            assert f"{r['label']}. {r['class_name']}" in r["text"]
+            assert f"{r['answer']}. {r['class_name']}" in r["text"]
 
     # VLMEvalKit TSV: pandas reads it, images are base64 of real images
     import pandas as pd  # heavy: only this test reads the TSV back
 
-    tsv = pd.read_csv(out / "vlmevalkit" / "val.tsv", sep="\t")
+    tsv = pd.read_csv(out / "vlmevalkit" / "validation.tsv", sep="\t")
     assert len(tsv) == len(truth["val"])
     assert set("ABCD") <= set(tsv.columns) and {"index", "image", "question", "answer"} <= set(tsv.columns)
     Image.open(io.BytesIO(base64.b64decode(tsv["image"][0]))).load()
@@ -123,7 +123,7 @@ def test_byte_identical_across_worker_counts(imagenet_tree, tmp_path):
     assert a == b and len(a) > 10
     build(root, tmp_path / "s8", workers=1, seed=8)
     assert tree_digest(tmp_path / "s8")["llava/train.json"] != a["llava/train.json"] or \
-        tree_digest(tmp_path / "s8")["mcq/val.jsonl"] != a["mcq/val.jsonl"]
+        tree_digest(tmp_path / "s8")["mcq/validation.jsonl"] != a["mcq/validation.jsonl"]
 
 
 def test_rerun_is_a_noop_and_changed_config_is_refused(imagenet_tree, tmp_path):
@@ -223,7 +223,7 @@ def test_embedded_sample_runs_from_the_cli(tmp_path):
     res = _cli("--out", str(tmp_path / "demo"), "--quiet")
     assert res.returncode == 0, res.stderr
     m = json.loads((tmp_path / "demo" / "manifest.json").read_text())
-    assert m["splits"]["train"]["written"] > 0 and m["splits"]["val"]["written"] > 0
+    assert m["splits"]["train"]["written"] > 0 and m["splits"]["validation"]["written"] > 0
     assert "written" in res.stdout
 
 

@@ -2,7 +2,7 @@
 
 Tasks: ``instruct`` (training: question → class name), ``open`` (open-world eval question), ``mcq``
 (closed-set multiple choice). Layouts: ``llava_conversation``, ``chat_messages``, ``llava_eval_question``,
-``vlmevalkit``. Formats never read files; writers never know prompts.
+``eval_flat``, ``vlmevalkit``. Formats never read files; writers never know prompts.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ class Example:
     options: list[str] = field(default_factory=list)  # MCQ option texts, in display order
     answer_index: int | None = None  # position of the correct option
     answer_letter: str | None = None  # "A".."Z" when options are lettered
+    stem: str = ""  # the question stem alone (MCQ: without options and instruction); "" means ``question``
+
+    @property
+    def question_stem(self) -> str:
+        """The question stem: ``stem`` when set, else the whole ``question`` (open and instruct tasks)."""
+        return self.stem or self.question
 
 
 class Task(ABC):

@@ -2,12 +2,20 @@
 
 - ``llava_conversation``: LLaVA-1.5 training JSON (``<image>\\n`` leads the first human turn).
 - ``chat_messages``: TRL/HF chat ``messages`` with an image placeholder; the writer adds the image column.
-- ``llava_eval_question``: LLaVA eval question JSONL (``model_vqa_loader`` style).
+- ``llava_eval_question``: LLaVA eval question JSONL (``model_vqa_loader`` style): ``question_id, image`` and the
+  flat eval columns.
+- ``eval_flat``: the flat eval columns for a parquet dataset (``id`` then ``text, question, answer, label,
+  class_id, class_name``; MCQ adds ``options, answer_index, index``); the writer adds the image column.
 - ``vlmevalkit``: VLMEvalKit MCQ TSV row (``index, question, A.., answer, category``); the writer adds the
   base64 ``image`` column.
 
-Multiple-choice rows of ``llava_eval_question`` and ``chat_messages`` end with the fields that record how the
-distractors were chosen (:meth:`builders.formats.mcq.MCQExample.distractor_fields`): ``option_class_ids``,
+Column meanings are one vocabulary across outputs: ``text`` is the full prompt (MCQ: stem + options +
+instruction), ``question`` the stem alone, ``answer`` the target (the letter for lettered MCQ, else the class
+name), ``label`` the int class index into ``classes.json``, ``index`` VLMEvalKit's per-split row number (MCQ rows
+share it with the TSV), ``category`` the class name (VLMEvalKit only).
+
+Multiple-choice rows of ``llava_eval_question``, ``eval_flat`` and ``chat_messages`` end with the fields that
+record how the distractors were chosen (:meth:`builders.formats.mcq.MCQExample.distractor_fields`): ``option_class_ids``,
 ``distractor_mode``, ``distractor_pool_size``, ``distractor_relations``. VLMEvalKit rows keep its columns.
 """
 
@@ -56,26 +64,42 @@ def chat_messages(example: Example, record: Record) -> dict:
     }
 
 
-def llava_eval_question(example: Example, record: Record) -> dict:
-    """LLaVA eval question row; MCQ rows also carry ``options``, ``answer_index`` and the distractor record."""
+def _eval_columns(example: Example, record: Record) -> dict:
+    """The flat eval columns after the key and image: ``text, question, answer, label, class_id, class_name``,
+    then for MCQ ``options, answer_index, index`` and the distractor record."""
     row = {
-        "question_id": record.key,
-        "image": record.image_path,
         "text": example.question,
-        "category": f"{record.meta.get('dataset', '')}_{example.task}",
-        "label": example.answer,
+        "question": example.question_stem,
+        "answer": example.answer,
+        "label": record.label,
         "class_id": record.class_id,
         "class_name": record.class_name,
     }
     if example.task == "mcq":
+        if "index" not in record.meta:
+            raise ValueError(f"record {record.key!r} has no meta['index'] for an MCQ eval row")
         row["options"] = list(example.options)
         row["answer_index"] = example.answer_index
+        row["index"] = int(record.meta["index"])
         row.update(_distractor_fields(example))
     return row
 
 
+def llava_eval_question(example: Example, record: Record) -> dict:
+    """LLaVA eval question row (``question_id, image``, then the flat eval columns, see :func:`eval_flat`)."""
+    return {"question_id": record.key, "image": record.image_path, **_eval_columns(example, record)}
+
+
+def eval_flat(example: Example, record: Record) -> dict:
+    """Flat eval row for a parquet dataset: ``id, text, question, answer, label, class_id, class_name`` (+ for
+    MCQ ``options, answer_index, index`` and the distractor record); the writer adds the ``image`` column."""
+    return {"id": record.key, **_eval_columns(example, record)}
+
+
 def mcq_stem(example: Example) -> str:
-    """The question stem of a lettered MCQ Example (the text before its option block)."""
+    """The question stem of an MCQ Example (the text before its option block)."""
+    if example.stem:
+        return example.stem
     block = "\n" + format_options(example.options, lettered=True) + "\n"
     cut = example.question.find(block)
     if cut < 0:
@@ -103,6 +127,7 @@ LAYOUTS: dict[str, Callable[[Example, Record], dict]] = {
     "llava_conversation": llava_conversation,
     "chat_messages": chat_messages,
     "llava_eval_question": llava_eval_question,
+    "eval_flat": eval_flat,
     "vlmevalkit": vlmevalkit,
 }
 

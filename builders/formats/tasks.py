@@ -43,10 +43,19 @@ def _template(prompts: PromptRegistry, set_name: str, rng: random.Random, paraph
     return prompts.choose(set_name, rng) if paraphrase else prompts.first(set_name)
 
 
+TRAIN_SPLIT = "train"  # the one split whose instruction rows are training data; every other split is for eval
+EVAL_TEMPLATE_SET = "open"  # eval splits of instruct outputs ask this set's first (canonical) question
+
+
 class InstructTask(Task):
-    """Training conversations: a paraphrased "what is this" question answered with the class name."""
+    """Training conversations: a paraphrased "what is this" question answered with the class name.
+
+    On every split but ``train`` the question is the canonical eval question (the first template of the
+    ``open`` set) instead of a paraphrase, so a validation split of an instruction output is an eval set."""
 
     name = "instruct"
+    #: the set whose first template eval splits ask (None: the task's own templates on every split)
+    eval_template_set: str | None = EVAL_TEMPLATE_SET
 
     def __init__(self, vocab: ClassVocabulary, seed: int, prompts: PromptRegistry | None = None,
                  cot: bool = False) -> None:
@@ -59,16 +68,24 @@ class InstructTask(Task):
         self.paraphrase = True
         self.template_set = "instruct"
         self.prompts.templates(self.template_set)  # unknown set fails now, not per sample
+        self.prompts.templates(EVAL_TEMPLATE_SET)
 
     def make(self, record: Record, position: int | None = None) -> Example:
         entry = _entry(self.vocab, record)
-        rng = sample_rng(self.seed, self.name, record.split, record.key)
-        tid, text = _template(self.prompts, self.template_set, rng, self.paraphrase)
+        if self.eval_template_set is not None and record.split != TRAIN_SPLIT:
+            tid, text = self.prompts.first(self.eval_template_set)
+        else:
+            rng = sample_rng(self.seed, self.name, record.split, record.key)
+            tid, text = _template(self.prompts, self.template_set, rng, self.paraphrase)
         return Example(task=self.name, question=text, answer=entry.name, template_id=tid)
 
     def describe(self) -> dict:
         out = {"task": self.name, "seed": self.seed, "cot": self.cot, "paraphrase": self.paraphrase,
                "templates": {self.template_set: self.prompts.ids(self.template_set)}}
+        if self.eval_template_set is not None:
+            out["eval_splits"] = (f"every split but {TRAIN_SPLIT!r} asks the canonical eval question "
+                                  f"{self.prompts.first(self.eval_template_set)[0]!r} (first of the "
+                                  f"{self.eval_template_set!r} set)")
         if getattr(self, "cot_ignored", False):
             out["cot_ignored"] = "chain-of-thought applies to eval questions only"
         return out
@@ -78,6 +95,7 @@ class OpenQuestionTask(InstructTask):
     """Open-world eval question; the answer is the class display name (the grading label)."""
 
     name = "open"
+    eval_template_set = None  # its own templates (canonical unless --paraphrase-eval) on every split
 
     def __init__(self, vocab: ClassVocabulary, seed: int, prompts: PromptRegistry | None = None,
                  cot: bool = False, paraphrase: bool = False) -> None:
@@ -161,7 +179,7 @@ class MCQTask(Task):
         question = f"{stem}\n{format_options(options, self.lettered)}\n{instruction}"
         letter = letters(self.num_choices)[position] if self.lettered else None
         return MCQExample(task=self.name, question=question, answer=letter if letter else entry.name,
-                          template_id=f"{stem_id}+{instr_id}", options=options, answer_index=position,
+                          template_id=f"{stem_id}+{instr_id}", stem=stem, options=options, answer_index=position,
                           answer_letter=letter, option_class_ids=option_ids, distractor_mode=self.distractors,
                           distractor_pool_size=pool_size,
                           distractor_relations=[self.policy.relation(entry.class_id, c) for c in option_ids])

@@ -2,8 +2,10 @@
 
 A row becomes an :class:`Item` with a stable ``sample_id`` (see :func:`row_id`), the image path resolved
 against the build's image root, the question text, the class and, for multiple choice, the options and the
-correct index. The released ImageWikiQA rows (``image, text, label, wiki, classname``) load the same way:
-their options are read back from the lettered block in ``text``. Malformed lines and repeated ids are
+correct index. Our rows name the target ``answer`` (letter or class name) and carry ``label`` as the int class
+index into the build's ``classes.json``. The released ImageWikiQA rows (``image, text, label, wiki, classname``)
+load the same way: there ``label`` is a one-letter string, the answer letter, and the options are read back from
+the lettered block in ``text``. Malformed lines and repeated ids are
 counted with a reason, never dropped silently.
 """
 
@@ -42,9 +44,14 @@ class Item:
     question: str  # the full prompt text as built (MCQ text includes its option block)
     class_id: str | None = None
     class_name: str | None = None
-    label: str | None = None  # the row's label: class name (open) or letter (MCQ)
+    answer: str | None = None  # the row's target: class name (open) or letter (lettered MCQ)
     options: tuple[str, ...] = ()
     answer_index: int | None = None
+
+    @property
+    def label(self) -> str | None:
+        """The former name of :attr:`answer` (kept for callers written before the column vocabulary)."""
+        return self.answer
 
 
 @dataclass
@@ -95,18 +102,25 @@ def _item(row: dict, position: int, split: str, image_root: Path | None, image_p
         raise ValueError("no_question")
     options = row.get("options")
     answer_index = row.get("answer_index")
-    label = row.get("label", row.get("answer"))
-    label = None if label is None else str(label)
+    label = row.get("label")
+    answer = row.get("answer")
+    if answer is None and isinstance(label, str):  # a released ImageWikiQA row: its label is the answer letter
+        answer = label
+    answer = None if answer is None else str(answer)
     if options is None:
         _, parsed = parse_options(text)
         options = parsed
-        if parsed and label is not None and len(label) == 1 and label.isalpha():
-            answer_index = ord(label.upper()) - ord("A")
+        if parsed and answer is not None and len(answer) == 1 and answer.isalpha():
+            answer_index = ord(answer.upper()) - ord("A")
             if answer_index >= len(parsed):
                 raise ValueError("label_not_an_option")
     class_id = row.get("class_id")
     class_name = row.get("class_name", row.get("classname"))
     if vocab is not None:
+        if class_id is None and type(label) is int:  # our rows: label is the class index into classes.json
+            if not 0 <= label < len(vocab):
+                raise ValueError("unknown_class")
+            class_id = vocab.by_index(label).class_id
         if class_id is None and class_name:
             entry = vocab.by_name(str(class_name))
             class_id = entry.class_id if entry else None
@@ -117,7 +131,7 @@ def _item(row: dict, position: int, split: str, image_root: Path | None, image_p
     return Item(
         sample_id=row_id(row, position), split=split,
         image=_resolve_image(row.get("image"), image_root, image_prefix), question=text,
-        class_id=None if class_id is None else str(class_id), class_name=class_name, label=label,
+        class_id=None if class_id is None else str(class_id), class_name=class_name, answer=answer,
         options=tuple(str(o) for o in options or ()),
         answer_index=None if answer_index is None else int(answer_index),
     )
