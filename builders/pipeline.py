@@ -100,6 +100,7 @@ class Build:
                 options["class_names"] = self.source.vocabulary.names
             if spec["writer"] == "webdataset":
                 options.update(max_bytes=self.config.wds_max_bytes, max_count=self.config.wds_max_count)
+            options.update(spec.get("writer_options", {}))  # per-output settings from outputs.json
             writer = make_writer(spec["writer"], self.out_dir / spec["dir"], options)
             if writer.references_paths and self.source.image_root() is None:
                 export = True

@@ -69,6 +69,9 @@ def structure(facts: CardFacts, repo: Path, assets_dir: str, info: dict) -> tupl
     if batch is not None and batch.num_rows:
         row = batch.to_pylist()[0]
         image = row.pop("image", None)
+        images = row.pop("images", None)  # TRL's list column (the hf output): its one image
+        if image is None and isinstance(images, list) and images:
+            image = images[0]
         if isinstance(row.get("class_id"), str):
             context.update(class_id=row["class_id"], class_name=facts.name(row["class_id"]))
         if isinstance(image, dict) and image.get("bytes"):

@@ -98,7 +98,7 @@ def test_data_info_reads_parquet_metadata(built_hf):
     counts = manifest["outputs"]["hf"]["counts"]
     assert {s: v["num_examples"] for s, v in info["splits"].items()} == counts == {"train": 20, "validation": 10}
     assert list(info["splits"]) == ["train", "validation"]
-    assert isinstance(info["features"]["image"], Image)
+    assert isinstance(info["features"]["images"].feature, Image)  # TRL's list-of-images column
     assert isinstance(info["features"]["label"], ClassLabel) and info["features"]["label"].num_classes == 1000
     files = sorted((folder / "data").glob("*.parquet"))
     assert info["download_size"] == sum(p.stat().st_size for p in files)

@@ -117,8 +117,8 @@ def test_demo_card_loads_offline_and_renders_its_example_and_plots(demo):
     # the example: the first row's image bytes as stored, and its text fields
     row = first_row(hf)
     assert "![example](assets/example.jpg)" in body
-    assert (hf / "assets" / "example.jpg").read_bytes() == row["image"]["bytes"]
-    question = row["messages"][0]["content"][1]["text"]
+    assert (hf / "assets" / "example.jpg").read_bytes() == row["images"][0]["bytes"]
+    question = row["prompt"][0]["content"][1]["text"]
     assert f'"text": "{question}"' in body and f'"id": "{row["id"]}"' in body
     # plots linked and present, and every linked asset exists
     links = re.findall(r"\]\((assets/[^)]+)\)", body)

@@ -80,9 +80,9 @@ def test_full_build_counts_and_every_output(dirty_tree, tmp_path):
 
     ds = datasets.load_dataset(str(out / "hf"))
     assert ds["train"].num_rows == train["written"] and ds["validation"].num_rows == len(truth["val"])
-    img = ds["train"][0]["image"]
+    img = ds["train"][0]["images"][0]  # TRL's images column: a list holding the row's one image
     assert isinstance(img, Image.Image)
-    assert all(im.mode in ("RGB", "L") for im in ds["train"]["image"])  # converted CMYK/P/LA/16-bit
+    assert all(len(ims) == 1 and ims[0].mode in ("RGB", "L") for ims in ds["train"]["images"])  # converted CMYK/P/LA/16-bit
     assert ds["train"].features["label"].names[0] == names[DEFAULT_WNIDS[0]]
 
     # WebDataset shards iterate with webdataset itself

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from builders.formats.base import Example
 from builders.formats.mcq import MAX_LETTERS, MCQExample, format_options, letters
+from builders.formats.trl import trl_messages, trl_prompt_completion
 from builders.records import Record
 from vlm_classdata.errors import UserError
 
@@ -129,6 +130,8 @@ LAYOUTS: dict[str, Callable[[Example, Record], dict]] = {
     "llava_eval_question": llava_eval_question,
     "eval_flat": eval_flat,
     "vlmevalkit": vlmevalkit,
+    "trl_prompt_completion": trl_prompt_completion,
+    "trl_messages": trl_messages,
 }
 
 

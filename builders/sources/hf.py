@@ -2,7 +2,9 @@
 a single ``.parquet``/``.arrow`` file, or a Hub id (when online).
 
 The image column is cast to ``datasets.Image(decode=False)``, so images are never decoded here: ``read``
-returns the stored bytes (or the bytes of the stored path when only a path is kept). Scans read the label
+returns the stored bytes (or the bytes of the stored path when only a path is kept). A list-of-images column
+(TRL's ``images``, as in this project's ``hf`` output) gives each row its first image; without
+``image_column``, ``image`` is read, or ``images`` when the dataset has only that. Scans read the label
 (and key) columns only. Locators are ``"<split>#<row>"``; keys are ``<split>_<row:08d>`` or the
 ``key_column`` value. A single saved ``Dataset`` (not a ``DatasetDict``) is one split named after its
 recorded split, else ``train``.
@@ -50,16 +52,24 @@ _LOADERS = {LocalKind.SAVED_DATASET_DICT: "load_from_disk", LocalKind.SAVED_DATA
             LocalKind.ARROW_FILE: "from_file"}
 
 
+def _image_list(feature: Any) -> bool:
+    """Whether a ``datasets`` feature is a list of ``Image`` (TRL's ``images`` column)."""
+    import datasets  # heavy: only a Hugging Face source needs it
+
+    return isinstance(feature, (datasets.List, datasets.LargeList)) and isinstance(feature.feature, datasets.Image)
+
+
 class HFSource(Source):
     """A classification dataset loaded with Hugging Face ``datasets`` (see the module docstring)."""
 
     kind = "hf"
 
-    def __init__(self, path: str, vocabulary: ClassVocabulary | None = None, image_column: str = "image",
+    def __init__(self, path: str, vocabulary: ClassVocabulary | None = None, image_column: str | None = None,
                  label_column: str = "label", splits: list[str] | None = None,
                  key_column: str | None = None) -> None:
         self.path = str(path)
-        self.image_column = image_column
+        self._pick_images = image_column is None  # "images" stands in for a missing default "image" column
+        self.image_column = image_column or "image"
         self.label_column = label_column
         self.key_column = key_column
         self._local = Path(self.path).expanduser()
@@ -88,10 +98,10 @@ class HFSource(Source):
         first = datasets[self._splits[0]]
         for name in self._splits:
             cols = datasets[name].column_names
-            for role, col in (("image", image_column), ("label", label_column), ("key", key_column)):
+            for role, col in (("image", self.image_column), ("label", label_column), ("key", key_column)):
                 if col is not None and col not in cols:
                     raise UserError(f"{self.path} [{name}]: no {role} column {col!r}; columns: {', '.join(cols)}")
-        self._check_image_feature(first.features[image_column])
+        self._check_image_feature(first.features[self.image_column])
         self._label_kind, vocabulary = self._label_setup(first, vocabulary)
         super().__init__(vocabulary)
         self._classlabel_map: list[tuple[str | None, str | None, str]] = []
@@ -126,6 +136,9 @@ class HFSource(Source):
             raise UserError(f"cannot load Hugging Face Hub dataset {self.path!r}: {one_line(exc, 300)}") from None
         if isinstance(loaded, datasets.Dataset):
             loaded = {str(loaded.split) if loaded.split else "train": loaded}
+        columns = next(iter(loaded.values())).column_names if loaded else []
+        if self._pick_images and "image" not in columns and "images" in columns:
+            self.image_column = "images"
         out = {str(k): self._cast(v) for k, v in dict(loaded).items()}
         files: dict[str, list[str]] | None = {}
         for name, ds in out.items():
@@ -145,6 +158,8 @@ class HFSource(Source):
         feature = ds.features.get(self.image_column)
         if isinstance(feature, datasets.Image) and feature.decode:
             ds = ds.cast_column(self.image_column, datasets.Image(decode=False))
+        elif _image_list(feature) and feature.feature.decode:
+            ds = ds.cast_column(self.image_column, datasets.List(datasets.Image(decode=False)))
         return ds
 
     def _datasets(self) -> dict[str, Any]:
@@ -181,14 +196,14 @@ class HFSource(Source):
         """Refuse an image column that is not an Image, binary or file-path column."""
         import datasets  # heavy: only a Hugging Face source needs it
 
-        if isinstance(feature, datasets.Image):
+        if isinstance(feature, datasets.Image) or _image_list(feature):
             return
         if isinstance(feature, datasets.Value) and feature.dtype in ("binary", "large_binary", "string", "large_string"):
             return
         if isinstance(feature, dict) and ("bytes" in feature or "path" in feature):
             return
         raise UserError(f"{self.path}: image column {self.image_column!r} has type {feature}; "
-                        "expected an Image, binary or file-path column")
+                        "expected an Image, a list of Image, binary or file-path column")
 
     @staticmethod
     def _vocab_from_classlabel(names: list[str], dataset: str) -> ClassVocabulary:
@@ -265,7 +280,9 @@ class HFSource(Source):
         """Per row: whether the image cell holds anything (validity bitmaps only, no payload reads)."""
         out: list[bool] = []
         for chunk in column.chunks:
-            if pa.types.is_struct(chunk.type):
+            if pa.types.is_list(chunk.type) or pa.types.is_large_list(chunk.type):  # a list of images
+                out.extend(pc.fill_null(pc.greater(pc.list_value_length(chunk), 0), False).to_pylist())
+            elif pa.types.is_struct(chunk.type):
                 names = [chunk.type.field(i).name for i in range(chunk.type.num_fields)]
                 children = chunk.flatten()
                 present = None
@@ -328,6 +345,8 @@ class HFSource(Source):
 
     def _bytes_of(self, value: Any) -> tuple[bytes | None, str | None]:
         data, path = None, None
+        if isinstance(value, list):  # a list-of-images cell: its first image
+            value = value[0] if value else None
         if isinstance(value, dict):
             data, path = value.get("bytes"), value.get("path")
         elif isinstance(value, (bytes, bytearray, memoryview)):

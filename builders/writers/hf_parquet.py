@@ -1,4 +1,4 @@
-"""A Hugging Face dataset folder: Parquet shards with an ``Image`` column, plus a README with configs/features.
+"""A Hugging Face dataset folder: Parquet shards with an image column, plus a README with configs/features.
 
 Layout::
 
@@ -6,7 +6,8 @@ Layout::
     out_dir/README.md     (YAML front matter: configs + dataset_info; ``datasets.load_dataset(out_dir)``)
 
 Each Parquet file stores the ``datasets.Features`` in its Arrow schema metadata, so images decode to PIL and
-``label`` is a ``ClassLabel`` when class names are given. Image bytes are written as they are (never
+``label`` is a ``ClassLabel`` when class names are given. The image column is either ``image`` (``Image()``, one
+image per row) or ``images`` (``List(Image())`` holding the row's one image: the form TRL reads from 0.22 on). Image bytes are written as they are (never
 re-encoded) and uncompressed (already-compressed images gain ~0.1 % from zstd at 4x the write/read time);
 the other columns use zstd.
 
@@ -34,7 +35,8 @@ from vlm_classdata.atomic import atomic_path, naming, write_text_atomic
 from vlm_classdata.errors import UserError
 
 IMAGE_COLUMN = "image"
-_IMAGE_BYTES_LEAF = "image.bytes"
+IMAGES_COLUMN = "images"
+IMAGE_COLUMNS = (IMAGE_COLUMN, IMAGES_COLUMN)  # the column names the writer fills (option ``image_column``)
 _IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])  # datasets' Image()
 _MAX_BINARY = 2 ** 31 - 1  # bytes one pa.binary() array can hold
 _SPLIT_NAME = re.compile(r"\w+(\.\w+)*")
@@ -54,29 +56,49 @@ def _fill_nulls(t: pa.DataType) -> pa.DataType:
 
 
 def infer_columns(rows: list[dict]) -> pa.Schema:
-    """Arrow types of the rows' columns other than ``image`` (null-only fields as string); pyarrow only."""
-    others = [{k: v for k, v in row.items() if k != IMAGE_COLUMN} for row in rows]
+    """Arrow types of the rows' columns other than ``image``/``images`` (null-only fields as string); pyarrow
+    only."""
+    others = [{k: v for k, v in row.items() if k not in IMAGE_COLUMNS} for row in rows]
     inferred = pa.Table.from_pylist(others).schema
     return pa.schema([f.with_type(_fill_nulls(f.type)) for f in inferred])
 
 
-def _features(inferred: pa.Schema, class_names: list[str] | None):
-    from datasets import ClassLabel, Features, Image  # heavy: workers use the schemas the parent worked out
+def _features(inferred: pa.Schema, class_names: list[str] | None, image_column: str = IMAGE_COLUMN):
+    from datasets import ClassLabel, Features, Image, List  # heavy: workers reuse the schemas the parent made
 
-    features = Features({IMAGE_COLUMN: Image(), **Features.from_arrow_schema(inferred)})
+    image = Image() if image_column == IMAGE_COLUMN else List(Image())
+    features = Features({image_column: image, **Features.from_arrow_schema(inferred)})
     if class_names is not None and "label" in features:
         features["label"] = ClassLabel(names=list(class_names))
     return features
 
 
+def _image_column(schema: pa.Schema) -> tuple[str, bool] | None:
+    """``(name, is_list)`` of the schema's ``image`` (``Image()``) or ``images`` (list of ``Image()``) column."""
+    for name in IMAGE_COLUMNS:
+        if name in schema.names:
+            t = schema.field(name).type
+            if t == _IMAGE_TYPE:
+                return name, False
+            if pa.types.is_list(t) and t.value_type == _IMAGE_TYPE:
+                return name, True
+    return None
+
+
 def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
-    """``pa.Table.from_pylist(rows, schema=schema)``, faster: the ``image`` column is assembled from the image
-    bytes with one copy into one buffer (pyarrow's conversion copies them twice as it grows its buffer); the
-    other columns are converted by pyarrow. Falls back to ``from_pylist`` for other image types or > 2 GB."""
+    """``pa.Table.from_pylist(rows, schema=schema)``, faster: the ``image`` (or ``images`` list) column is
+    assembled from the image bytes with one copy into one buffer (pyarrow's conversion copies them twice as it
+    grows its buffer); the other columns are converted by pyarrow. Falls back to ``from_pylist`` for other image
+    types or > 2 GB."""
     names = schema.names
-    if IMAGE_COLUMN not in names or schema.field(IMAGE_COLUMN).type != _IMAGE_TYPE:
+    found = _image_column(schema)
+    if found is None:
         return pa.Table.from_pylist(rows, schema=schema)
-    images = [row.get(IMAGE_COLUMN) for row in rows]
+    column, is_list = found
+    cells = [row.get(column) for row in rows]
+    if is_list and not all(type(cell) is list for cell in cells):
+        return pa.Table.from_pylist(rows, schema=schema)
+    images = [im for cell in cells for im in cell] if is_list else cells
     if not all(type(im) is dict and type(im.get("bytes")) is bytes and type(im.get("path")) is str
                for im in images):
         return pa.Table.from_pylist(rows, schema=schema)
@@ -89,10 +111,13 @@ def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     data = pa.Array.from_buffers(pa.binary(), len(blobs), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(blobs))])
     paths = pa.array([im["path"] for im in images], pa.string())
     image = pa.StructArray.from_arrays([data, paths], fields=list(_IMAGE_TYPE))
-    other_schema = pa.schema([f for f in schema if f.name != IMAGE_COLUMN])
-    others = pa.Table.from_pylist([{k: v for k, v in row.items() if k != IMAGE_COLUMN} for row in rows],
+    if is_list:
+        starts = pa.array([0, *accumulate(map(len, cells))], pa.int32())
+        image = pa.ListArray.from_arrays(starts, image, type=schema.field(column).type)
+    other_schema = pa.schema([f for f in schema if f.name != column])
+    others = pa.Table.from_pylist([{k: v for k, v in row.items() if k != column} for row in rows],
                                   schema=other_schema)
-    return pa.Table.from_arrays([image if name == IMAGE_COLUMN else others.column(name) for name in names],
+    return pa.Table.from_arrays([image if name == column else others.column(name) for name in names],
                                 schema=schema)
 
 
@@ -102,6 +127,12 @@ def _leaf_paths(schema: pa.Schema) -> list[str]:
     pq.ParquetWriter(buf, schema).close()
     pschema = pq.ParquetFile(io.BytesIO(buf.getvalue())).schema
     return [pschema.column(i).path for i in range(len(pschema))]
+
+
+def _is_image_bytes(leaf: str) -> bool:
+    """Whether a Parquet leaf path holds image bytes (``image.bytes``, ``images.list.element.bytes``)."""
+    parts = leaf.split(".")
+    return parts[0] in IMAGE_COLUMNS and parts[-1] == "bytes"
 
 
 class _ParquetShardWriter(ShardWriter):
@@ -127,12 +158,12 @@ class _ParquetShardWriter(ShardWriter):
         if self._pq is None:
             self._schema = self.writer.schema_for(self._rows)
             leaves = _leaf_paths(self._schema)
-            plain = [c for c in leaves if c != _IMAGE_BYTES_LEAF]
+            plain = [c for c in leaves if not _is_image_bytes(c)]
             self.final.parent.mkdir(parents=True, exist_ok=True)
             with naming(self.final):
                 self._pq = pq.ParquetWriter(
                     self.tmp, self._schema,
-                    compression={c: ("NONE" if c == _IMAGE_BYTES_LEAF else "ZSTD") for c in leaves},
+                    compression={c: ("NONE" if _is_image_bytes(c) else "ZSTD") for c in leaves},
                     use_dictionary=plain, write_statistics=plain)
         try:
             table = rows_to_table(self._rows, self._schema)
@@ -166,13 +197,14 @@ class HFParquetWriter(Writer):
 
     Options: ``class_names`` (list: ``label`` becomes a ``ClassLabel``; rows without ``label`` get
     ``record.label``), ``config_name`` (default ``"default"``), ``row_group_size`` (default 256),
-    ``card_summary`` (the README's one-line description, default :data:`CARD_SUMMARY`).
-    The ``image`` column holds ``{bytes, path: "<key>.<ext>"}``; a row's own ``image`` field (a path in
-    LLaVA rows) is replaced by it. An empty split writes no Parquet file and is left out of the configs.
+    ``card_summary`` (the README's one-line description, default :data:`CARD_SUMMARY`), ``image_column``
+    (``"image"``, the default: one ``Image()`` per row; ``"images"``: a ``List(Image())`` holding the row's
+    image, as TRL's vision data reads it). The image is ``{bytes, path: "<key>.<ext>"}`` (stored once); a row's
+    own ``image``/``images`` field (a path in LLaVA rows) is replaced by it. An empty split writes no Parquet file and is left out of the configs.
     """
 
     name = "hf_parquet"
-    option_names = ("class_names", "config_name", "row_group_size", "card_summary")
+    option_names = ("class_names", "config_name", "row_group_size", "card_summary", "image_column")
     #: imported by shard writers (pyarrow imports pandas on its first array conversion, ~0.2 s)
     worker_modules = ("pyarrow.parquet", "pandas")
 
@@ -191,6 +223,10 @@ class HFParquetWriter(Writer):
             raise UserError(f"hf_parquet: option 'row_group_size' must be a positive integer, got {size!r}")
         self.row_group_size = size
         self.card_summary = str(self.options.get("card_summary", CARD_SUMMARY))
+        self.image_column = self.options.get("image_column", IMAGE_COLUMN)
+        if self.image_column not in IMAGE_COLUMNS:
+            raise UserError(f"hf_parquet: option 'image_column' must be one of {', '.join(IMAGE_COLUMNS)}, "
+                            f"got {self.image_column!r}")
         self._schemas: list[tuple[pa.Schema, pa.Schema]] = []  # (inferred columns, full schema), see prepare
 
     @property
@@ -203,9 +239,11 @@ class HFParquetWriter(Writer):
         return self.data_dir / f"{split}-{shard:05d}-of-{num_shards:05d}.parquet"
 
     def arrow_row(self, record: Record, row: dict) -> dict:
-        """The row as written: ``image`` struct first, then the row's fields (its own ``image`` dropped)."""
-        out = {IMAGE_COLUMN: {"bytes": record.image_bytes, "path": f"{record.key}.{record.image_ext}"}}
-        out.update((k, v) for k, v in row.items() if k != IMAGE_COLUMN)
+        """The row as written: the image column first (an ``image`` struct or an ``images`` list of it), then
+        the row's fields (its own ``image``/``images`` dropped)."""
+        image = {"bytes": record.image_bytes, "path": f"{record.key}.{record.image_ext}"}
+        out: dict = {self.image_column: image if self.image_column == IMAGE_COLUMN else [image]}
+        out.update((k, v) for k, v in row.items() if k not in IMAGE_COLUMNS)
         if self.class_names is not None:
             out.setdefault("label", record.label)
             if not isinstance(out["label"], int) or not 0 <= out["label"] < len(self.class_names):
@@ -222,7 +260,7 @@ class HFParquetWriter(Writer):
         for known, schema in self._schemas:
             if known.equals(inferred):
                 return schema
-        schema = _features(inferred, self.class_names).arrow_schema
+        schema = _features(inferred, self.class_names, self.image_column).arrow_schema
         self._schemas.append((inferred, schema))
         return schema
 
@@ -285,7 +323,7 @@ class HFParquetWriter(Writer):
 
     def verify(self, counts: dict[str, int]) -> None:
         """Load the finished folder with ``datasets`` and check the split sizes (see :func:`verify`)."""
-        verify(self.out_dir, counts, config_name=self.config_name)
+        verify(self.out_dir, counts, config_name=self.config_name, image_column=self.image_column)
 
 
 def card_data(features, splits: dict[str, tuple[int, int]], config_name: str = "default",
@@ -326,10 +364,11 @@ def dataset_card(features, splits: dict[str, tuple[int, int]], config_name: str 
 
 
 def verify(out_dir: str | Path, counts: dict[str, int], config_name: str | None = None,
-           cache_dir: str | Path | None = None) -> None:
+           cache_dir: str | Path | None = None, image_column: str = IMAGE_COLUMN) -> None:
     """Load ``out_dir`` with ``datasets.load_dataset`` and check every split's size against ``counts``.
 
-    Splits with a count of 0 must be absent. Also decodes the first image of each split. The Arrow cache
+    Splits with a count of 0 must be absent. Also decodes the first image of each split (``image_column``:
+    ``"image"``, or ``"images"`` whose first row must hold one image). The Arrow cache
     goes to ``cache_dir`` (default: a temporary folder removed afterwards, so the user's cache is not
     filled). Raises ``RuntimeError`` with the differences on a mismatch.
     """
@@ -345,6 +384,8 @@ def verify(out_dir: str | Path, counts: dict[str, int], config_name: str | None 
         if got != want:
             raise RuntimeError(f"hf_parquet: {out_dir} loads with split sizes {got}, expected {want}")
         for split in ds:
-            image = ds[split][0][IMAGE_COLUMN]
+            image = ds[split][0][image_column]
+            if image_column == IMAGES_COLUMN:
+                image = image[0] if isinstance(image, list) and len(image) == 1 else None
             if not hasattr(image, "size"):
                 raise RuntimeError(f"hf_parquet: the image column of split {split!r} does not decode to an image")
