@@ -11,8 +11,8 @@ from pathlib import Path
 
 from builders.build import BuildSettings, RunSettings, SourceSettings
 from builders.config import BuildConfig, output_registry
-from builders.writers.webdataset import DEFAULT_CAPTION, IMAGE_FORMATS
 from builders.sources.registry import SOURCE_KINDS
+from builders.writers.webdataset import DEFAULT_CAPTION, IMAGE_FORMATS
 from vlm_classdata.executors import DEFAULT_RAY_TIMEOUT
 
 DEFAULT_OUTPUTS = "llava,hf,wds,eval_open,mcq,vlmevalkit"

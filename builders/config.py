@@ -63,8 +63,8 @@ class BuildConfig:
             raise UserError("--verify must be fast or full")
         if self.nonrgb not in ("convert", "skip"):
             raise UserError("--nonrgb must be convert or skip")
-        if self.wds_caption is not None and caption_problem(self.wds_caption):
-            raise UserError(f"--wds-caption {self.wds_caption!r}: {caption_problem(self.wds_caption)}")
+        if self.wds_caption is not None and (problem := caption_problem(self.wds_caption)):
+            raise UserError(f"--wds-caption {self.wds_caption!r}: {problem}")
         if self.wds_image_format not in IMAGE_FORMATS:
             raise UserError(f"--wds-image-format must be {' or '.join(IMAGE_FORMATS)}, got {self.wds_image_format!r}")
         if self.distractors not in ("random", "hard"):

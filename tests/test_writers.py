@@ -392,7 +392,7 @@ def test_webdataset_read_back_and_rollover_by_count(tmp_path: Path) -> None:
     for rec, sample in zip(recs, decoded, strict=True):  # the re-encoded PNGs keep their size and colour
         assert sample["jpg"].mode == "RGB" and sample["jpg"].size == (rec.width, rec.height)
         if rec.image_ext == "png":
-            assert max(abs(a - b) for a, b in zip(sample["jpg"].getpixel((5, 5)), (10, 200, 30))) <= 3
+            assert max(abs(a - b) for a, b in zip(sample["jpg"].getpixel((5, 5)), (10, 200, 30), strict=True)) <= 3
     with tarfile.open(published[0]) as tar:
         members = tar.getmembers()
     assert [m.name for m in members[:4]] == [f"{recs[0].key}.{x}" for x in ("jpg", "json", "cls", "txt")]
