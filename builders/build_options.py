@@ -12,6 +12,7 @@ from pathlib import Path
 from builders.build import BuildSettings, RunSettings, SourceSettings
 from builders.config import BuildConfig, output_registry, parse_split_names
 from builders.sources.registry import SOURCE_KINDS
+from builders.writers.webdataset import DEFAULT_CAPTION, IMAGE_FORMATS
 from vlm_classdata.executors import DEFAULT_RAY_TIMEOUT
 
 DEFAULT_OUTPUTS = "llava,hf,wds,eval_open,mcq,vlmevalkit"
@@ -60,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
                                         "with the llava train output → llava/train_mixed.json (seeded shuffle)")
     out.add_argument("--wds-max-bytes", type=int, default=1_000_000_000, help="WebDataset tar size cap in bytes")
     out.add_argument("--wds-max-count", type=int, default=100_000, help="WebDataset samples per tar cap")
+    out.add_argument("--wds-caption", default=DEFAULT_CAPTION, metavar="TEMPLATE|none",
+                     help="WebDataset <key>.txt caption from {name} / {class_id}, or none for no caption member "
+                          f"(default {DEFAULT_CAPTION!r}, CLIP style)")
+    out.add_argument("--wds-image-format", choices=IMAGE_FORMATS, default="jpg",
+                     help="jpg: every WebDataset image a .jpg (other formats re-encoded once); keep: as found")
 
     task = p.add_argument_group("questions")
     task.add_argument("--mcq-choices", type=int, default=4,
@@ -97,7 +103,9 @@ def settings_from_args(args: argparse.Namespace) -> BuildSettings:
         verify=args.verify, nonrgb=args.nonrgb, max_pixels=args.max_pixels, mcq_choices=args.mcq_choices,
         distractors=args.distractors, cot=args.cot, paraphrase_eval=args.paraphrase_eval, prompts=args.prompts, image_prefix=args.image_prefix,
         wds_max_bytes=args.wds_max_bytes, wds_max_count=args.wds_max_count, mix_with=args.mix_with,
-        split_names=parse_split_names(args.split_names))
+        split_names=parse_split_names(args.split_names),
+        wds_caption=None if args.wds_caption.strip().lower() == "none" else args.wds_caption,
+        wds_image_format=args.wds_image_format)
     source = SourceSettings(kind=args.source, root=args.root, classes=args.classes, class_map=args.class_map,
                             val_labels=args.val_labels, image_column=args.image_column,
                             label_column=args.label_column, label_field=args.label_field,

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from builders.writers.webdataset import DEFAULT_CAPTION, IMAGE_FORMATS, caption_problem
 from vlm_classdata.errors import UserError
 from vlm_classdata.images import DEFAULT_MAX_PIXELS
 from vlm_classdata.names import check_name
@@ -42,6 +43,8 @@ class BuildConfig:
     image_prefix: str = ""
     wds_max_bytes: int = 1_000_000_000
     wds_max_count: int = 100_000
+    wds_caption: str | None = DEFAULT_CAPTION  # the ``txt`` member's template; None: no caption member
+    wds_image_format: str = "jpg"  # jpg: every image re-encoded to JPEG unless it is one; keep: as found
     mix_with: str | None = None
     split_names: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SPLIT_NAMES))
 
@@ -68,6 +71,10 @@ class BuildConfig:
             raise UserError("--verify must be fast or full")
         if self.nonrgb not in ("convert", "skip"):
             raise UserError("--nonrgb must be convert or skip")
+        if self.wds_caption is not None and (problem := caption_problem(self.wds_caption)):
+            raise UserError(f"--wds-caption {self.wds_caption!r}: {problem}")
+        if self.wds_image_format not in IMAGE_FORMATS:
+            raise UserError(f"--wds-image-format must be {' or '.join(IMAGE_FORMATS)}, got {self.wds_image_format!r}")
         if self.distractors not in ("random", "hard"):
             raise UserError("--distractors must be random or hard")
         if self.splits is not None:

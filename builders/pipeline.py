@@ -99,7 +99,8 @@ class Build:
             if spec["writer"] == "hf_parquet":
                 options["class_names"] = self.source.vocabulary.names
             if spec["writer"] == "webdataset":
-                options.update(max_bytes=self.config.wds_max_bytes, max_count=self.config.wds_max_count)
+                options.update(max_bytes=self.config.wds_max_bytes, max_count=self.config.wds_max_count,
+                               caption=self.config.wds_caption, image_format=self.config.wds_image_format)
             options.update(spec.get("writer_options", {}))  # per-output settings from outputs.json
             writer = make_writer(spec["writer"], self.out_dir / spec["dir"], options)
             if writer.references_paths and self.source.image_root() is None:

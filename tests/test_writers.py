@@ -369,26 +369,79 @@ def test_webdataset_read_back_and_rollover_by_count(tmp_path: Path) -> None:
                                            "train-00001-000.tar", "train-00001-001.tar"]
     assert no_temp_files(tmp_path)
     writer.finalize({"train": 2}, {"train": 10})
-    listing = json.loads((tmp_path / "shards.json").read_text())
-    assert [(e["url"], e["samples"]) for e in listing["train"]] == [
+    index = json.loads((tmp_path / "train.json").read_text())
+    assert index["__kind__"] == "wids-shard-index-v1" and index["wids_version"] == 1
+    assert [(e["url"], e["nsamples"]) for e in index["shardlist"]] == [
         ("train-00000-000.tar", 3), ("train-00000-001.tar", 2), ("train-00001-000.tar", 3),
         ("train-00001-001.tar", 2)]
-    assert all(e["bytes"] == (tmp_path / e["url"]).stat().st_size for e in listing["train"])
-    urls = [str(tmp_path / e["url"]) for e in listing["train"]]
-    samples = list(wds.WebDataset(urls, shardshuffle=False, empty_check=False))
+    assert all(e["filesize"] == (tmp_path / e["url"]).stat().st_size for e in index["shardlist"])
+    assert index["brace_urls"] == "train-{00000..00001}-{000..001}.tar"
+    assert index["extensions"] == ["cls", "jpg", "json", "txt"] and index["image_key"] == "jpg"
+    assert json.loads((tmp_path / "sizes.json").read_text()) == {e["url"]: e["nsamples"] for e in index["shardlist"]}
+    # webdataset expands the brace pattern to the same tars, in order
+    samples = list(wds.WebDataset(str(tmp_path / index["brace_urls"]), shardshuffle=False, empty_check=False))
     assert [s["__key__"] for s in samples] == [r.key for r in recs]
     for rec, row, sample in zip(recs, rows, samples, strict=True):
-        assert sample[rec.image_ext] == rec.image_bytes
+        assert {k for k in sample if not k.startswith("__")} == {"jpg", "json", "cls", "txt"}
+        assert sample["jpg"].startswith(b"\xff\xd8\xff")  # JPEG bytes kept as they are, a PNG re-encoded
+        assert (sample["jpg"] == rec.image_bytes) == (rec.image_ext == "jpg")
         assert json.loads(sample["json"]) == row
         assert sample["cls"] == str(rec.label).encode()
-    decoded = next(iter(wds.WebDataset(urls[:1], shardshuffle=False).decode("pil")))
-    assert decoded["jpg"].size == (recs[0].width, recs[0].height)
-    with tarfile.open(urls[0]) as tar:
+        assert sample["txt"] == f"a photo of a {rec.class_name}.".encode()
+    decoded = list(wds.WebDataset(str(tmp_path / index["brace_urls"]), shardshuffle=False).decode("pil"))
+    for rec, sample in zip(recs, decoded, strict=True):  # the re-encoded PNGs keep their size and colour
+        assert sample["jpg"].mode == "RGB" and sample["jpg"].size == (rec.width, rec.height)
+        if rec.image_ext == "png":
+            assert max(abs(a - b) for a, b in zip(sample["jpg"].getpixel((5, 5)), (10, 200, 30), strict=True)) <= 3
+    with tarfile.open(published[0]) as tar:
         members = tar.getmembers()
-    assert [m.name for m in members[:3]] == [f"{recs[0].key}.jpg", f"{recs[0].key}.json", f"{recs[0].key}.cls"]
+    assert [m.name for m in members[:4]] == [f"{recs[0].key}.{x}" for x in ("jpg", "json", "cls", "txt")]
     assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in members} == {(0, 0, 0, "", "", 0o444)}
     with pytest.raises(RuntimeError, match="expected 11"):
         writer.finalize({"train": 2}, {"train": 11})
+
+
+def test_webdataset_brace_urls_cover_uneven_parts_and_gaps() -> None:
+    import braceexpand
+
+    from builders.writers.webdataset import brace_urls
+
+    parts = [(0, 1), (1, 1), (2, 1), (3, 2), (5, 1), (6, 1), (7, 3)]
+    pattern = brace_urls("train", parts)
+    expected = [f"train-{shard:05d}-{part:03d}.tar" for shard, n in parts for part in range(n)]
+    assert list(braceexpand.braceexpand(pattern)) == expected
+    assert brace_urls("val", [(0, 1)]) == "val-00000-000.tar"
+    assert brace_urls("val", [(0, 1), (1, 1)]) == "val-{00000..00001}-000.tar"
+    assert brace_urls("a,b", [(0, 1)]) is None and brace_urls("x", []) is None
+
+
+def test_webdataset_keep_format_and_no_caption(tmp_path: Path) -> None:
+    import webdataset as wds
+
+    recs = make_records("val", 10)
+    writer = WebDatasetWriter(tmp_path, {"image_format": "keep", "caption": None})
+    write_split(writer, "val", recs, [llava_row(r) for r in recs], 1)
+    writer.finalize({"val": 1}, {"val": 10})
+    index = json.loads((tmp_path / "val.json").read_text())
+    assert index["extensions"] == ["cls", "jpg", "json", "png"] and index["image_key"] == "jpg;png"
+    samples = list(wds.WebDataset(str(tmp_path / index["brace_urls"]), shardshuffle=False)
+                   .to_tuple("__key__", index["image_key"]))
+    assert samples == [(r.key, r.image_bytes) for r in recs]  # every image byte for byte, under its own extension
+
+
+def test_webdataset_options_are_checked(tmp_path: Path) -> None:
+    from builders.writers.webdataset import caption_problem
+
+    assert caption_problem("a photo of a {name}.") is None and caption_problem("{class_id}: {name}") is None
+    for bad, why in (("a photo of a {}", "unknown field"), ("{label}", "unknown field"), ("{name!r}", "unknown"),
+                     ("{name:>5}", "unknown"), ("a {name", "braces"), ("a photo", "names no field"), ("  ", "non-empty")):
+        assert why in caption_problem(bad), bad
+        with pytest.raises(UserError, match="caption template"):
+            WebDatasetWriter(tmp_path, {"caption": bad})
+    with pytest.raises(UserError, match="image_format"):
+        WebDatasetWriter(tmp_path, {"image_format": "png"})
+    with pytest.raises(UserError, match="sizes.json"):
+        WebDatasetWriter(tmp_path, {}).shard_writer("sizes", 0, 1)
 
 
 def test_webdataset_rollover_by_bytes(tmp_path: Path) -> None:
@@ -401,11 +454,11 @@ def test_webdataset_rollover_by_bytes(tmp_path: Path) -> None:
         with tarfile.open(path) as tar:
             members = tar.getmembers()
         used = members[-1].offset_data + -(-members[-1].size // 512) * 512
-        assert used <= max_bytes or len(members) == 3  # a single sample larger than the limit is allowed
-        assert len(members) % 3 == 0
+        assert used <= max_bytes or len(members) == 4  # a single sample larger than the limit is allowed
+        assert len(members) % 4 == 0
     writer.finalize({"train": 1}, {"train": 6})
-    listing = json.loads((tmp_path / "shards.json").read_text())
-    assert sum(e["samples"] for e in listing["train"]) == 6 and len(listing["train"]) == len(published)
+    index = json.loads((tmp_path / "train.json").read_text())
+    assert sum(e["nsamples"] for e in index["shardlist"]) == 6 and len(index["shardlist"]) == len(published)
 
 
 def test_webdataset_byte_identical_and_shard_rerun(tmp_path: Path) -> None:
@@ -419,6 +472,7 @@ def test_webdataset_byte_identical_and_shard_rerun(tmp_path: Path) -> None:
     writer = WebDatasetWriter(tmp_path / "b", {"max_count": 2})
     (tmp_path / "b" / ".train-00000-000.tar.tmp777").write_bytes(b"partial")
     (tmp_path / "b" / "train-00007-000.tar").write_bytes(b"stale shard of an older build")
+    (tmp_path / "b" / "shards.json").write_text("{}")  # the listing of an older version of this writer
     sw = writer.shard_writer("train", 0, 2)
     for rec, row in zip(recs[:5], rows[:5], strict=True):
         sw.add(rec, row)
@@ -427,10 +481,10 @@ def test_webdataset_byte_identical_and_shard_rerun(tmp_path: Path) -> None:
     assert tree_hashes(tmp_path / "a") == tree_hashes(tmp_path / "b")
     assert no_temp_files(tmp_path)
     # without the shards' index files, finalize reads the tar headers and lists the same thing
-    listing = (tmp_path / "b" / "shards.json").read_bytes()
+    listing = [(tmp_path / "b" / f).read_bytes() for f in ("train.json", "sizes.json")]
     shutil.rmtree(tmp_path / "b" / ".webdataset")
     writer.finalize({"train": 2}, {"train": 9})
-    assert (tmp_path / "b" / "shards.json").read_bytes() == listing
+    assert [(tmp_path / "b" / f).read_bytes() for f in ("train.json", "sizes.json")] == listing
     bad = dataclasses.replace(recs[0], key="has.dot")
     with pytest.raises(ValueError, match="dots"):
         writer.shard_writer("train", 0, 1).add(bad, rows[0])
@@ -450,17 +504,19 @@ def test_webdataset_bytes_equal_tarfile(tmp_path: Path) -> None:
     recs[2] = dataclasses.replace(recs[2], image_bytes=b"\xab" * 1024)  # a multiple of the block size
     recs[3] = dataclasses.replace(recs[3], image_bytes=b"")
     rows = [llava_row(r) for r in recs]
-    writer = WebDatasetWriter(tmp_path / "wds", {})
+    options = {"image_format": "keep", "caption": "{class_id}: {name} — ünï"}
+    writer = WebDatasetWriter(tmp_path / "wds", options)
     (written,) = write_split(writer, "train", recs, rows, 1)
     expected = tmp_path / "tarfile.tar"
     with tarfile.open(expected, "w", format=tarfile.GNU_FORMAT, encoding="utf-8") as tar:
         for rec, row in zip(recs, rows, strict=True):
-            for name, data in sample_members(rec, row):
+            for name, data in sample_members(rec, row, options["caption"], "keep"):
                 tar.addfile(tar_member(name, len(data)), io.BytesIO(data))
     assert written.read_bytes() == expected.read_bytes()
     samples = list(wds.WebDataset([str(written)], shardshuffle=False, empty_check=False))
     assert [s["__key__"] for s in samples] == [r.key for r in recs]
     assert [s[r.image_ext] for s, r in zip(samples, recs, strict=True)] == [r.image_bytes for r in recs]
+    assert [s["txt"].decode() for s in samples] == [f"{r.class_id}: {r.class_name} — ünï" for r in recs]
 
 
 # --- image files, registry --------------------------------------------------------------------------------
