@@ -23,6 +23,9 @@ from builders.formats.tasks import make_task
 from builders.records import Record
 from builders.sample import SAMPLE_ROOT, sample_wnids
 from builders.writers.hf_parquet import HFParquetWriter
+from imagewikiqa.assemble import PairedItem
+from imagewikiqa.exports import LMMS_TASK, export_all
+from imagewikiqa.records import Question
 from vlm_classdata.vocabulary import ClassVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,6 +92,20 @@ def make_build(out: Path) -> tuple[dict, dict[str, list[dict]]]:
     return manifest, {"mcq": [r for _, r in mcq_rows], "open": [r for _, r in open_rows]}
 
 
+def make_imagewikiqa(out: Path, records: list[Record]) -> list[PairedItem]:
+    """An ImageWikiQA export (``hf`` + its lmms-eval task) of one 4-option question per sample image."""
+    items = []
+    for n, record in enumerate(records):
+        options = [f"fact {c} about object {n}" for c in "wxyz"]
+        q = Question(qid=f"{record.class_id}-hand-fact-{n}", class_id=record.class_id,
+                     class_name=record.class_name, question=f"Which fact number {n} is true of this object?",
+                     options=options, answer_index=n % 4, reference="A sentence.", generator="hand", kind="fact")
+        items.append(PairedItem(question=q, image_key=record.key, image_bytes=record.image_bytes, image_ext="jpg",
+                                permutation=0, options=options, answer_index=n % 4))
+    export_all(items, out, formats=("hf",))
+    return items
+
+
 def _plugin(where: Path) -> Path:
     """A distribution on ``where`` whose ``lmms_eval.models`` entry point names the scripted model."""
     info = where / "vlmcd_scripted_model-0.1.dist-info"
@@ -119,6 +136,10 @@ def test_lmms_eval_runs_the_shipped_tasks_and_scores_exactly(tmp_path: Path) -> 
     out = tmp_path / "build"
     manifest, rows = make_build(out)
     files = write_build_tasks(out, manifest)
+    runs = tmp_path / "runs"  # lmms-eval walks --include_path: one run registers both task folders
+    iwqa = make_imagewikiqa(runs / "iwqa", _records(ClassVocabulary.load(out / "classes.json")))
+    iwqa_script = {f"{it.question.qid}-{it.image_key}": "ABCD"[it.answer_index if i < 2 else (it.answer_index + 1) % 4]
+                   for i, it in enumerate(iwqa)}  # 2 of 5 right
     mcq_task, open_task = (task_name("imagenet1k", "mcq", SPLIT, 4), task_name("imagenet1k", "open", SPLIT))
     assert mcq_task == "vlmcd_imagenet1k_mcq4_validation" and open_task == "vlmcd_imagenet1k_open_validation"
     assert sorted(p.name for p in files) == ["README.md", "utils.py", f"{mcq_task}.yaml", f"{open_task}.yaml"]
@@ -126,17 +147,17 @@ def test_lmms_eval_runs_the_shipped_tasks_and_scores_exactly(tmp_path: Path) -> 
     assert '- "../mcq_hf/data/validation-00000-of-00001.parquet"' in yaml_text and str(tmp_path) not in yaml_text
 
     # the build is moved: the task folder still finds its parquet (relative paths, resolved by lmms-eval)
-    moved = tmp_path / "moved"
+    moved = runs / "moved"
     out.rename(moved)
     mcq_script, open_script = _scripts(rows)
     script = tmp_path / "script.json"
-    script.write_text(json.dumps({mcq_task: mcq_script, open_task: open_script}))
+    script.write_text(json.dumps({mcq_task: mcq_script, open_task: open_script, LMMS_TASK: iwqa_script}))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_HOME": str(tmp_path / "hf_home"), "HF_DATASETS_CACHE": str(tmp_path / "hf_datasets"),
            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"), str(_plugin(tmp_path / "plugin"))])}
     results = tmp_path / "results"
     cmd = [python, "-m", "lmms_eval", "--model", "vlmcd_scripted", "--model_args", f"script={script}",
-           "--include_path", str(moved / FOLDER), "--tasks", f"{mcq_task},{open_task}", "--batch_size", "1",
+           "--include_path", str(runs), "--tasks", f"{mcq_task},{open_task},{LMMS_TASK}", "--batch_size", "1",
            "--log_samples", "--output_path", str(results), "--verbosity", "WARNING"]
     run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -145,6 +166,7 @@ def test_lmms_eval_runs_the_shipped_tasks_and_scores_exactly(tmp_path: Path) -> 
     scores = json.loads(summary.read_text())["results"]
     assert scores[mcq_task]["accuracy,none"] == pytest.approx(0.6, abs=1e-12)
     assert scores[open_task]["accuracy,none"] == pytest.approx(0.6, abs=1e-12)
+    assert scores[LMMS_TASK]["accuracy,none"] == pytest.approx(0.4, abs=1e-12)
 
     # the per-row log other tools read back (lmms-eval 0.7.3 drops the doc): doc_id = row position in the split
     for task, kind, script in ((mcq_task, "mcq", mcq_script), (open_task, "open", open_script)):

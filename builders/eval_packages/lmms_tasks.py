@@ -108,22 +108,25 @@ def task_yaml(task: LmmsTask) -> str:
 
 
 def readme_text(tasks: Sequence[LmmsTask], folder: str = FOLDER) -> str:
-    """The folder's README: what each task is and the exact command (run from the folder above)."""
+    """The folder's README: what each task is and the exact command (run from the folder above); the command
+    names the evaluation tasks (every split but ``train``), or all tasks when there are no others."""
+    shown = [t.name for t in tasks if t.split != "train"] or [t.name for t in tasks]
     lines = ["# lmms-eval tasks", "",
              "Written by vlm-classdata. Run from the folder that holds this one (the environment needs",
              "`lmms-eval` and this project's package, whose answer parser and label judge score the replies):", "",
              "```bash",
              f"lmms-eval --model qwen2_5_vl --model_args pretrained=Qwen/Qwen2.5-VL-3B-Instruct --include_path {folder} \\",
-             f"  --tasks {','.join(t.name for t in tasks)} --batch_size 1 --log_samples --output_path lmms_eval_results",
+             f"  --tasks {','.join(shown)} --batch_size 1 --log_samples --output_path lmms_eval_results",
              "```", "",
              "| task | kind | split | data |", "|---|---|---|---|"]
     for t in tasks:
         kind = "multiple choice (parse_choice)" if t.kind == "mcq" else "open world (label judge, synonyms)"
         lines.append(f"| `{t.name}` | {kind} | `{t.split}` | {', '.join(f'`{f}`' for f in t.data_files)} |")
     lines += ["", "Metric `accuracy` (mean over rows). `doc_to_text` is the row's `text` (the canonical eval prompt),",
-              "`doc_to_target` its `answer`. With `--log_samples`, per-row replies land in",
-              "`lmms_eval_results/<model>/<date>_samples_<task>.jsonl` (`doc_id`, `doc`, `target`, `resps`,",
-              "`filtered_resps`, `accuracy`).", ""]
+              "`doc_to_target` its `answer`. With `--log_samples`, one JSON line per row lands in",
+              "`lmms_eval_results/<model>/<date>_samples_<task>.jsonl`: `doc_id` (the row's position in the split,",
+              "files in the order listed above), `input` (the prompt), `target`, `filtered_resps` (the reply),",
+              "`doc_hash`, `accuracy`.", ""]
     return "\n".join(lines)
 
 
