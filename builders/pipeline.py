@@ -3,6 +3,7 @@
     scan (refs renamed to their output splits, ``--split-names``) ─► plan (builders.plan) ─► [check stage: only when MCQ positions must be balanced exactly]
          ─► build stage (builders.shards.run_shard): read ─► inspect ─► Record ─► task ─► layout ─► writers
          ─► finalize (builders.manifest): writers ─► optional LLaVA mix ─► classes.json, manifest.json
+         ─► lmms-eval task folder for the parquet eval outputs (builders.eval_packages)
 
 Safety: :func:`vlm_classdata.stages.open_out` claims ``OUT`` before any work (never a file, never overlapping an
 input, ``--overwrite`` only of a folder this tool made) and holds its run lock for the whole build.
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from builders.config import BuildConfig, output_registry
+from builders.eval_packages.lmms_tasks import write_build_tasks
 from builders.formats.base import Task
 from builders.formats.layouts import layout_for
 from builders.formats.mcq import balanced_positions
@@ -258,6 +260,7 @@ class Build:
             prepare_writers(ctx, plans[first][0], positions[first][0] if positions else None)
         built = self._run_stage(ctx, shard_jobs("build", plans, self.config.shard_size, positions), "build")
         manifest = finalize(ctx, plans, built, scan_skips, check_skips, counts, mix)
+        write_build_tasks(self.out_dir, manifest)  # OUT/lmms_eval/: tasks for the parquet eval outputs
         stages.mark("finalize", final_fp)
         log_run(self.out_dir, self.executor, manifest, time.time() - t0)
         return manifest

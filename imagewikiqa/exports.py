@@ -4,7 +4,10 @@
   with :func:`imagewikiqa.evaluate.load_benchmark` (and ``vlm_classdata.verification.items.load_items``).
 * :func:`write_hf_parquet`: a Hugging Face dataset folder (``data/test-*.parquet`` + ``README.md``) that
   ``datasets.load_dataset(folder)`` loads offline, images decoded; written by the builders'
-  :class:`~builders.writers.hf_parquet.HFParquetWriter`.
+  :class:`~builders.writers.hf_parquet.HFParquetWriter`. Its columns follow the project's one column
+  vocabulary (``id``, ``text`` full prompt, ``question`` stem, ``options``, ``answer`` letter, ``answer_index``,
+  ``class_id``, ``class_name``, ``index`` = the TSV's), so :func:`write_lmms_eval_task` can ship the lmms-eval
+  task ``vlmcd_imagewikiqa`` beside it (``lmms_eval/``, scored with the project's one answer parser).
 * :func:`write_vlmevalkit_tsv`: VLMEvalKit's multiple-choice TSV (``index, image, question, hint, A.., answer,
   category, l2-category, split``) as its ``ImageMCQDataset`` / ``CustomMCQDataset`` reads it; written by the
   builders' :class:`~builders.writers.jsonfiles.TsvWriter` dialect.
@@ -18,10 +21,13 @@ items → same bytes) and publishes each file atomically (temporary sibling, the
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from builders.eval_packages.lmms_tasks import FOLDER as LMMS_FOLDER
+from builders.eval_packages.lmms_tasks import LmmsTask, write_task_folder
 from builders.formats.mcq import letters
 from builders.records import Record
 from builders.writers.hf_parquet import HFParquetWriter
@@ -30,12 +36,13 @@ from imagewikiqa.assemble import PairedItem
 from vlm_classdata.atomic import atomic_path, commit, dumps_compact, write_bytes_atomic
 from vlm_classdata.errors import UserError
 
-__all__ = ["EXPORT_FORMATS", "HF_SPLIT", "TSV_CIRCULAR_OFFSET", "export_all", "has_permutations",
-           "llava_rows", "question_id", "vlmevalkit_rows", "write_hf_parquet", "write_llava_jsonl",
-           "write_vlmevalkit_tsv"]
+__all__ = ["EXPORT_FORMATS", "HF_SPLIT", "LMMS_TASK", "TSV_CIRCULAR_OFFSET", "export_all", "has_permutations",
+           "llava_rows", "question_id", "tsv_indices", "vlmevalkit_rows", "write_hf_parquet", "write_llava_jsonl",
+           "write_lmms_eval_task", "write_vlmevalkit_tsv"]
 
 EXPORT_FORMATS = ("llava", "hf", "vlmevalkit")
 HF_SPLIT = "test"
+LMMS_TASK = "vlmcd_imagewikiqa"
 TSV_CIRCULAR_OFFSET = 1_000_000
 """VLMEvalKit's circular convention (MMBench): permutation ``k`` of the pair at index ``i`` has index
 ``i + k * TSV_CIRCULAR_OFFSET``, so ``index % TSV_CIRCULAR_OFFSET`` names the circular group."""
@@ -140,18 +147,18 @@ def write_llava_jsonl(items: Sequence[PairedItem], out_dir: str | os.PathLike, i
 
 
 # ----- Hugging Face parquet --------------------------------------------------------------------------------
-def _hf_row(item: PairedItem, circular: bool) -> dict:
+def _hf_row(item: PairedItem, circular: bool, index: int) -> dict:
     q = item.question
-    return {"question": q.question, "options": list(item.options), "answer": item.letter,
-            "answer_index": item.answer_index, "class_id": item.class_id, "classname": q.class_name,
-            "wiki": q.reference, "question_id": question_id(item, circular), "question_key": q.qid,
-            "permutation": item.permutation}
+    return {"id": question_id(item, circular), "text": q.prompt(options=item.options), "question": q.question,
+            "options": list(item.options), "answer": item.letter, "answer_index": item.answer_index,
+            "class_id": item.class_id, "class_name": q.class_name, "index": index, "wiki": q.reference,
+            "question_key": q.qid, "permutation": item.permutation}
 
 
 def write_hf_parquet(items: Sequence[PairedItem], out_dir: str | os.PathLike, rows_per_shard: int = 1000) -> Path:
     """Write a Hugging Face dataset folder: ``data/test-0000i-of-0000N.parquet`` (``image`` as ``Image()``,
-    question, options, answer letter, answer_index, class_id, classname, wiki, question_id, question_key,
-    permutation) and ``README.md`` whose YAML ``configs`` make ``datasets.load_dataset(out_dir)`` load it
+    id, text (the full prompt), question (stem), options, answer letter, answer_index, class_id, class_name,
+    index (the VLMEvalKit TSV's), wiki, question_key, permutation) and ``README.md`` whose YAML ``configs`` make ``datasets.load_dataset(out_dir)`` load it
     offline. Shard files of an earlier export with another shard count are removed. Returns ``out_dir``."""
     items = _require(items, "hf")
     if isinstance(rows_per_shard, bool) or not isinstance(rows_per_shard, int) or rows_per_shard < 1:
@@ -159,13 +166,15 @@ def write_hf_parquet(items: Sequence[PairedItem], out_dir: str | os.PathLike, ro
     out = Path(out_dir)
     circular = has_permutations(items)
     _check_unique([question_id(it, circular) for it in items], "hf")
+    indices = tsv_indices(items)
     writer = HFParquetWriter(out, {"card_summary": CARD_SUMMARY})
     num_shards = -(-len(items) // rows_per_shard)
     for shard in range(num_shards):
         sw = writer.shard_writer(HF_SPLIT, shard, num_shards)
         try:
-            for it in items[shard * rows_per_shard:(shard + 1) * rows_per_shard]:
-                sw.add(_record(it), _hf_row(it, circular))
+            lo, hi = shard * rows_per_shard, (shard + 1) * rows_per_shard
+            for it, index in zip(items[lo:hi], indices[lo:hi], strict=True):
+                sw.add(_record(it), _hf_row(it, circular, index))
             sw.close()
         except BaseException:
             sw.abort()
@@ -174,23 +183,44 @@ def write_hf_parquet(items: Sequence[PairedItem], out_dir: str | os.PathLike, ro
     return out
 
 
-# ----- VLMEvalKit TSV --------------------------------------------------------------------------------------
-def vlmevalkit_rows(items: Sequence[PairedItem]) -> list[dict]:
-    """The TSV rows without the image: index, question, hint, A.., answer, category (class name),
-    l2-category (question kind, else generator), split, then question_id, question_key, class_id.
+def write_lmms_eval_task(hf_dir: str | os.PathLike, folder: str | os.PathLike) -> list[Path]:
+    """Write the lmms-eval task folder ``folder`` with the task :data:`LMMS_TASK` over the parquet files of
+    ``hf_dir`` (a :func:`write_hf_parquet` folder), listed by paths relative to ``folder``; return its files."""
+    hf, target = Path(hf_dir), Path(folder)
+    pattern = re.compile(rf"{HF_SPLIT}-\d{{5}}-of-\d{{5}}\.parquet")
+    files = sorted(p for p in (hf / "data").iterdir() if pattern.fullmatch(p.name))
+    if not files:
+        raise ValueError(f"lmms_eval: {hf} holds no {HF_SPLIT} parquet files")
+    rel = tuple(Path(os.path.relpath(p, target)).as_posix() for p in files)
+    return write_task_folder(target, [LmmsTask(LMMS_TASK, "mcq", HF_SPLIT, rel)])
 
-    ``index`` is the (question, image) pair's position, plus ``permutation * TSV_CIRCULAR_OFFSET``."""
+
+# ----- VLMEvalKit TSV --------------------------------------------------------------------------------------
+def tsv_indices(items: Sequence[PairedItem]) -> list[int]:
+    """Each item's VLMEvalKit ``index``: the (question, image) pair's position, plus
+    ``permutation * TSV_CIRCULAR_OFFSET``."""
     circular = has_permutations(items)
-    width = max(len(it.options) for it in items)
     pair_index: dict[tuple[str, str], int] = {}
-    rows = []
+    out = []
     for it in items:
-        q = it.question
-        base = pair_index.setdefault((q.qid, it.image_key), len(pair_index))
+        base = pair_index.setdefault((it.question.qid, it.image_key), len(pair_index))
         if circular and base >= TSV_CIRCULAR_OFFSET:
             raise ValueError(f"vlmevalkit: more than {TSV_CIRCULAR_OFFSET} question-image pairs cannot use "
                              f"VLMEvalKit's circular index convention")
-        row: dict = {"index": base + it.permutation * TSV_CIRCULAR_OFFSET, "question": q.question, "hint": None}
+        out.append(base + it.permutation * TSV_CIRCULAR_OFFSET)
+    return out
+
+
+def vlmevalkit_rows(items: Sequence[PairedItem]) -> list[dict]:
+    """The TSV rows without the image: index (:func:`tsv_indices`), question, hint, A.., answer, category
+    (class name), l2-category (question kind, else generator), split, then question_id, question_key,
+    class_id."""
+    circular = has_permutations(items)
+    width = max(len(it.options) for it in items)
+    rows = []
+    for it, index in zip(items, tsv_indices(items), strict=True):
+        q = it.question
+        row: dict = {"index": index, "question": q.question, "hint": None}
         for i, letter in enumerate(letters(width)):
             row[letter] = it.options[i] if i < len(it.options) else None
         row.update({"answer": it.letter, "category": q.class_name, "l2-category": q.kind or q.generator or None,
@@ -228,7 +258,8 @@ def write_vlmevalkit_tsv(items: Sequence[PairedItem], path: str | os.PathLike) -
 def export_all(items: Sequence[PairedItem], out_dir: str | os.PathLike,
                formats: Sequence[str] = EXPORT_FORMATS) -> dict[str, str]:
     """Write the chosen formats under ``out_dir`` (``llava/benchmark.jsonl`` + ``llava/images/``, ``hf/``,
-    ``vlmevalkit/benchmark.tsv``); return the path of each by format name."""
+    ``vlmevalkit/benchmark.tsv``); ``hf`` brings the lmms-eval task folder ``lmms_eval/`` (an export without
+    ``hf`` removes one left by an earlier export). Return the path of each by format name (and ``lmms_eval``)."""
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown:
         raise UserError(f"unknown export format {unknown[0]!r}; choose from {', '.join(EXPORT_FORMATS)}")
@@ -240,6 +271,10 @@ def export_all(items: Sequence[PairedItem], out_dir: str | os.PathLike,
             paths[fmt] = str(write_llava_jsonl(items, out / "llava"))
         elif fmt == "hf":
             paths[fmt] = str(write_hf_parquet(items, out / "hf"))
+            write_lmms_eval_task(out / "hf", out / LMMS_FOLDER)
+            paths[LMMS_FOLDER] = str(out / LMMS_FOLDER)
         else:
             paths[fmt] = str(write_vlmevalkit_tsv(items, out / "vlmevalkit" / TSV_FILE))
+    if "hf" not in formats:
+        write_task_folder(out / LMMS_FOLDER, [])
     return paths

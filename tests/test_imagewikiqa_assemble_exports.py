@@ -208,7 +208,9 @@ def test_export_all_reads_back_in_every_consumer(tmp_path: Path, paired) -> None
 
     items, _ = paired
     paths = export_all(items, tmp_path / "out")
-    assert set(paths) == {"llava", "hf", "vlmevalkit"}
+    assert set(paths) == {"llava", "hf", "vlmevalkit", "lmms_eval"}
+    assert sorted(p.name for p in Path(paths["lmms_eval"]).iterdir()) == ["README.md", "utils.py",
+                                                                         "vlmcd_imagewikiqa.yaml"]
 
     llava = Path(paths["llava"])
     bench = check_llava(llava, items)
@@ -220,12 +222,13 @@ def test_export_all_reads_back_in_every_consumer(tmp_path: Path, paired) -> None
     ds = load_dataset(paths["hf"], split="test", cache_dir=str(tmp_path / "cache"))
     assert ds.num_rows == len(items)
     assert sorted(p.name for p in (Path(paths["hf"]) / "data").iterdir()) == ["test-00000-of-00001.parquet"]
-    for row, it in zip(ds, items, strict=True):
+    for i, (row, it) in enumerate(zip(ds, items, strict=True)):
         assert isinstance(row["image"], Image.Image) and row["image"].size == Image.open(
             io.BytesIO(it.image_bytes)).size
         assert row["answer"] == it.letter and row["options"][row["answer_index"]] == it.question.answer
-        assert row["question_id"] == f"{it.question.qid}-{it.image_key}" and row["permutation"] == 0
-        assert row["classname"] == it.question.class_name and row["wiki"] == it.question.reference
+        assert row["id"] == f"{it.question.qid}-{it.image_key}" and row["permutation"] == 0 and row["index"] == i
+        assert row["class_name"] == it.question.class_name and row["wiki"] == it.question.reference
+        assert row["text"] == it.question.prompt(options=it.options) and row["question"] == it.question.question
 
     tsv = pd.read_csv(paths["vlmevalkit"], sep="\t")
     assert list(tsv.columns[:12]) == ["index", "image", "question", "hint", "A", "B", "C", "D", "answer",
