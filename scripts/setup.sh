@@ -65,11 +65,13 @@ venv "$CONSUMERS"
 base_site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 own_site=$("$CONSUMERS/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 base_site=$(cd "$base_site" && pwd -P)
-recipe="$base_site $CONSUMER_PACKAGES $CONSUMER_DEPS"
+recipe="$base_site $CONSUMER_PACKAGES $CONSUMER_DEPS; setuptools from $VENV"
 if ! stamped "$CONSUMERS" "$recipe"; then
   echo "[setup] installing the consumers (webdataset 1.x, lmms-eval) into $CONSUMERS"
   # addsitedir, not a plain path line: it also runs the .pth files there (the editable project's among them)
   echo "import site; site.addsitedir('$base_site')" > "$own_site/_vlmcd_base_venv.pth"
+  # the venv's own old setuptools would hide the development environment's (torch asks for a recent one)
+  "$CONSUMERS/bin/python" -m pip uninstall -q -y setuptools
   # what lmms-eval's tasks import first, then lmms-eval itself without its pins (pip then checks no pins)
   # shellcheck disable=SC2086
   "$CONSUMERS/bin/python" -m pip install -q $CONSUMER_DEPS

@@ -20,7 +20,7 @@ DISTRIBUTION = "vlm-classdata"
 EXTRAS: dict[str, tuple[str, ...]] = {
     "vlm": ("torch", "transformers", "tokenizers", "safetensors"),
     "targeted": ("img2dataset",),
-    "ray": ("ray", "ray.data"),
+    "ray": ("ray",),
 }
 
 
