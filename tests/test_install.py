@@ -92,17 +92,21 @@ def test_core_env_counts_a_caption_file(tmp_path):
     assert {r["class_id"]: r["doc_freq"] for r in table} == {"n01440764": 2, "n02129604": 1}
 
 
-def test_core_env_names_the_missing_extra_in_one_line(core_build, tmp_path):
-    model = tmp_path / "model"
-    model.mkdir()
-    res = run_core("-m", "builders.verify", "run", "--build", str(core_build), "--model", str(model), "--quiet",
-                   cwd=tmp_path)
+@pytest.mark.parametrize("command, what, extra, missing", [
+    (["builders.verify", "run", "--build", "{build}", "--model", "{model}", "--quiet"], "builders.verify", "vlm",
+     "torch"),
+    (["builders.imagenet_qa", "--out", "{out}", "--executor", "ray", "--quiet"], "--executor ray", "ray", "ray"),
+], ids=["verify-vlm", "executor-ray"])
+def test_core_env_names_the_missing_extra_in_one_line(core_build, tmp_path, command, what, extra, missing):
+    (tmp_path / "model").mkdir()
+    paths = {"build": str(core_build), "model": str(tmp_path / "model"), "out": str(tmp_path / "out")}
+    res = run_core("-m", *(part.format(**paths) for part in command), cwd=tmp_path)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
-    assert lines[0].startswith(
-        "error: builders.verify needs the [vlm] extra: pip install 'vlm-classdata[vlm]' (missing: torch"), lines
-    assert not (core_build / "verify").exists()  # refused before any work
+    assert lines[0].startswith(f"error: {what} needs the [{extra}] extra: "
+                               f"pip install 'vlm-classdata[{extra}]' (missing: {missing}"), lines
+    assert not (core_build / "verify").exists() and not (tmp_path / "out").exists()  # refused before any work
 
 
 # ----- the helper, in this environment --------------------------------------------------------------------
