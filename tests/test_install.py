@@ -21,7 +21,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10: the same parser under its old name
     tomllib = pytest.importorskip("tomli")
 
-from consumers import REPO, clean_env, core_python, in_ci
+from consumers import REPO, clean_env, consumers_python, core_python, in_ci
 
 from vlm_classdata import extras
 from vlm_classdata.errors import UserError, run_cli
@@ -107,6 +107,19 @@ def test_core_env_names_the_missing_extra_in_one_line(core_build, tmp_path, comm
     assert lines[0].startswith(f"error: {what} needs the [{extra}] extra: "
                                f"pip install 'vlm-classdata[{extra}]' (missing: {missing}"), lines
     assert not (core_build / "verify").exists() and not (tmp_path / "out").exists()  # refused before any work
+
+
+# ----- the consumers environment ---------------------------------------------------------------------------
+def test_consumers_env_has_webdataset_1_lmms_eval_wids_and_this_checkout(tmp_path):
+    code = ("import json, importlib.metadata as md, webdataset, wids, lmms_eval, trl, vlm_classdata;"
+            "print(json.dumps({'webdataset': webdataset.__version__, 'lmms_eval': md.version('lmms-eval'),"
+            " 'project': vlm_classdata.__file__}))")
+    res = subprocess.run([consumers_python(), "-c", code], cwd=tmp_path, env=clean_env(), capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["webdataset"].startswith("1.") and got["lmms_eval"] == "0.7.3"
+    assert got["project"] == str(REPO / "vlm_classdata" / "__init__.py")  # the editable checkout, via .venv
 
 
 # ----- the helper, in this environment --------------------------------------------------------------------
