@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imagewikiqa.chat import ChatBackend, ChatRequest, ChatResult, ReplyCache
+from vlm_classdata.extras import require
 from vlm_classdata.progress import make_bar
 from vlm_classdata.vlm.runtime import VLM, GenerationConfig
 
@@ -30,6 +31,7 @@ class LocalChatModel(ChatBackend):
     def load(cls, model: str, device: str | None = None, dtype: str | None = None,
              cache_dir: str | Path | None = None, batch_size: int = 8) -> LocalChatModel:
         """Load ``model`` (a local folder, or a hub id already in the local cache) with :meth:`VLM.load`."""
+        require("vlm", "a local model")
         return cls(VLM.load(model, device=device, dtype=dtype), cache_dir=cache_dir, batch_size=batch_size)
 
     def _key(self, req: ChatRequest) -> str:
@@ -37,6 +39,7 @@ class LocalChatModel(ChatBackend):
 
     def complete_many(self, reqs: Sequence[ChatRequest], progress: bool = False) -> list[ChatResult]:
         """Answer from the cache where possible; the rest in batches grouped by decoding settings."""
+        require("vlm", "a local model")
         import torch  # heavy: only a local model needs it
 
         reqs = list(reqs)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from vlm_classdata import progress
 from vlm_classdata.errors import UserError
+from vlm_classdata.extras import require
 
 DEFAULT_RAY_TIMEOUT = 20.0  # seconds a Ray address has to answer before the run gives up
 _NO_CONTEXT = object()
@@ -167,10 +168,7 @@ class RayExecutor(Executor):
 
     def __init__(self, num_workers: int | None = None, address: str | None = None,
                  timeout: float = DEFAULT_RAY_TIMEOUT) -> None:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise UserError("--executor ray needs Ray: pip install 'ray[data]'") from None
+        require("ray", "--executor ray")
         self.num_workers = num_workers
         self.address = address or os.environ.get("RAY_ADDRESS")
         self.timeout = timeout
@@ -178,6 +176,7 @@ class RayExecutor(Executor):
             check_ray_address(self.address, timeout)
 
     def map(self, fn, jobs, bar=None, context=_NO_CONTEXT):
+        require("ray", "--executor ray")
         import ray  # heavy and optional (the ray extra): only the ray executor needs it
 
         ensure_ray(self.address, self.num_workers, self.timeout)
@@ -255,10 +254,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None,
     """Connect to the Ray cluster at ``address`` (or ``RAY_ADDRESS``; checked first, see
     :func:`check_ray_address`), else start a local instance with ``num_cpus`` CPUs bound to 127.0.0.1; a
     no-op when Ray is already initialised in this process."""
-    try:
-        import ray  # heavy and optional (the ray extra): only the ray executor needs it
-    except ImportError:
-        raise UserError("Ray is not installed: pip install 'ray[data]'") from None
+    require("ray")
+    import ray  # heavy and optional (the ray extra): only the ray executor needs it
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         return

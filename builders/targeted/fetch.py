@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from builders.targeted.mined import Mined
+from vlm_classdata.extras import require
 
 SAVED_COLUMNS = ["class_id", "class_name", "matched_form"]
 ENCODE_FORMAT = "jpg"
@@ -48,11 +49,12 @@ def call_img2dataset(mined: Mined, shards: Path, log_file: Path | None, **opts) 
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_MODE", "disabled")
+    require("targeted", "the targeted image download")
     main_thread = threading.current_thread() is threading.main_thread()
     old_handler = signal.getsignal(signal.SIGINT) if main_thread else None
     try:
         with _output_to(log_file):
-            import img2dataset  # heavy, optional: only the download needs it
+            import img2dataset  # heavy, optional (the targeted extra): only the download needs it
 
             img2dataset.download(
                 url_list=str(mined.urls_file), input_format="parquet", url_col="url", caption_col="caption",

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vlm_classdata.errors import UserError
+from vlm_classdata.extras import require
 
 DEFAULT_OUTPUTS = "llava,hf,eval_open,mcq"
 RESIZE_MODES = ("border", "keep_ratio", "keep_ratio_largest", "center_crop", "no")
@@ -42,6 +43,7 @@ class DownloadOptions:
             raise UserError("--retries must be 0 or more")
         if self.shard_size < 1:
             raise UserError("--shard-size must be at least 1")
+        require("targeted", "the targeted image download")
 
 
 @dataclass

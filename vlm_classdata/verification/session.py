@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlm_classdata.errors import UserError
+from vlm_classdata.extras import require
 from vlm_classdata.stages import RunLock, check_out, lock_out, open_out
 from vlm_classdata.verification.items import ItemSet, build_vocabulary, load_build, load_items
 from vlm_classdata.verification.jobs import PassJob, RunOptions, model_alias
@@ -95,6 +96,9 @@ def _check_request(req: RunRequest) -> tuple[list[str], list[str], list[str]]:
 def run_verification(req: RunRequest, report: Callable[[dict, Path], None]) -> None:
     """Run every pass × model of ``req``; ``report(summary, out)`` is called as each one finishes."""
     passes, models, aliases = _check_request(req)
+    require("vlm")
+    if req.executor == "ray":
+        require("ray")
     if req.quiet:
         from transformers.utils import logging as hf_logging  # heavy: only --quiet needs it here
 

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from vlm_classdata.executors import ensure_ray
+from vlm_classdata.extras import require
 from vlm_classdata.verification.items import Item
 from vlm_classdata.verification.jobs import PassJob, RunOptions
 from vlm_classdata.vlm import VLM
@@ -72,6 +73,7 @@ def run_local(job: PassJob, chunks: list[tuple[int, list[Item]]],
 def run_ray(job: PassJob, chunks: list[tuple[int, list[Item]]],
             options: RunOptions) -> Iterator[tuple[int, list[dict]]]:
     """Answer the chunks on a Ray Data actor pool (``options.num_workers`` actors), in completion order."""
+    require("ray")
     ensure_ray(options.ray_address, options.num_workers)
     import ray  # heavy: only the Ray executor needs it
 

@@ -6,12 +6,15 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from vlm_classdata.extras import require
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for ``torch.cuda.OutOfMemoryError`` and a ``RuntimeError`` whose message says out of memory."""
+    require("vlm")
     import torch  # heavy: only model work needs it
 
     return isinstance(exc, torch.cuda.OutOfMemoryError) or (
@@ -25,6 +28,7 @@ def run_with_halving(items: Sequence[T], batch_size: int, fn: Callable[[list[T]]
     On out-of-memory the failed chunk is retried with half the batch size (kept for the remaining chunks),
     down to 1; an out-of-memory at batch size 1 is raised.
     """
+    require("vlm")
     import torch  # heavy: only model work needs it
 
     out: list[Any] = []

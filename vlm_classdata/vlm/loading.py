@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlm_classdata.errors import UserError, first_line
+from vlm_classdata.extras import require
 
 if TYPE_CHECKING:
     import torch
@@ -20,6 +21,7 @@ _DTYPES = {
 
 def resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[str, torch.dtype]:
     """``(device, torch dtype)``: CUDA when available else CPU; bf16 on CUDA, fp32 on CPU unless ``dtype``."""
+    require("vlm")
     import torch  # heavy: only model work needs it
 
     if device is None:
@@ -37,6 +39,7 @@ def resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[str, to
 
 def _load_model(source: str, torch_dtype: torch.dtype) -> Any:
     """``AutoModelForImageTextToText``, else the family class named in ``config.architectures``."""
+    require("vlm")
     import transformers  # heavy: only loading a model needs it
     from transformers import AutoConfig, AutoModelForImageTextToText  # heavy: only model work needs it
 
@@ -66,6 +69,7 @@ def damaged_checkpoint_file(folder: Path) -> str | None:
     a ``.safetensors`` file whose header or size is wrong), None when every file reads.
 
     Called after a load failed, so the one-line error names the file instead of the library's message."""
+    require("vlm")
     from safetensors import safe_open  # heavy: only a failed load needs it
 
     folder = Path(folder)
@@ -102,6 +106,7 @@ def load_checkpoint(src: str, device: str | None = None, dtype: str | None = Non
     """``(model, processor, device)`` of a checkpoint (local folder, or hub id in the local cache when offline),
     the model on ``device`` in eval mode. A path or id that cannot be loaded is one :class:`UserError` line naming
     the damaged file when a local checkpoint has one."""
+    require("vlm")
     from transformers import AutoProcessor  # heavy: only model work needs it
 
     device, torch_dtype = resolve_device_dtype(device, dtype)

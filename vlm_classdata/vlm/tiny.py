@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from vlm_classdata.errors import run_cli
+from vlm_classdata.extras import require
 
 # LLaVA-1.5 style: "USER: <image>\n{text} ASSISTANT:" (string or list content; assistant turns end with </s>).
 CHAT_TEMPLATE = (
@@ -60,6 +61,7 @@ ROLE_TOKENS = ["USER:", "ASSISTANT:"]
 
 def build_tokenizer(vocab_size: int = 512):
     """A byte-level BPE tokenizer trained on a small built-in text; BOS ``<s>`` is added to every sequence."""
+    require("vlm")
     import tokenizers  # heavy: only building a checkpoint needs the tokenizer stack
     from transformers import PreTrainedTokenizerFast  # heavy: only building a checkpoint needs transformers
 
@@ -87,6 +89,7 @@ def build_processor(image_size: int = 32, patch_size: int = 8, tokenizer=None):
     """The ``LlavaProcessor`` of :func:`make_tiny_llava`: CLIP image processor (``image_size`` shortest edge and
     centre crop), the :func:`build_tokenizer` tokenizer (unless one is given) and the LLaVA-1.5 chat template;
     ``<image>`` expands to ``(image_size // patch_size) ** 2`` tokens."""
+    require("vlm")
     from transformers import CLIPImageProcessorPil, LlavaProcessor  # heavy: only building needs it
 
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
@@ -107,6 +110,7 @@ def llava_config(tokenizer, text_hidden: int = 64, text_layers: int = 2, image_s
     """A ``LlavaConfig`` (CLIP vision tower + Llama text model) for ``tokenizer``; the defaults are
     :func:`make_tiny_llava`'s. Intermediate sizes default to twice the hidden size; ``vocab_size`` defaults to
     the tokenizer's size (a larger one is fine: the extra ids are never produced by the tokenizer)."""
+    require("vlm")
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig  # heavy: only building needs it
 
     vision = CLIPVisionConfig(
@@ -137,6 +141,7 @@ def make_tiny_llava(path: str, seed: int = 0, text_hidden: int = 64, text_layers
     Further keyword arguments (``vision_hidden``, ``vision_layers``, ``vocab_size``, ``vision_feature_layer``,
     ...) go to :func:`llava_config`. Deterministic given ``seed``. Returns ``path``.
     """
+    require("vlm")
     import torch  # heavy: only building a checkpoint needs it
     from transformers import LlavaForConditionalGeneration  # heavy, as torch
 
@@ -156,6 +161,7 @@ def make_tiny_llava(path: str, seed: int = 0, text_hidden: int = 64, text_layers
 def make_tiny_causal_lm(path: str, seed: int = 0, hidden: int = 64, layers: int = 2) -> str:
     """Build and save a tiny random text-only ``LlamaForCausalLM`` with the same tokenizer and chat template
     (no processor): the local text-generation backend's test model. Deterministic given ``seed``."""
+    require("vlm")
     import torch  # heavy: only building a checkpoint needs it
     from transformers import LlamaForCausalLM  # heavy, as torch
 
@@ -175,6 +181,7 @@ def make_scripted_llava(path: str, reply: str, seed: int = 0, scale: float = 30.
 
     Raises ValueError when the reply's tokens repeat (the chain needs distinct tokens) or outnumber the
     hidden size."""
+    require("vlm")
     import torch  # heavy: only building a checkpoint needs it
     from transformers import AutoProcessor, LlavaForConditionalGeneration  # heavy, as torch
 
