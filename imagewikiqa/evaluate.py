@@ -252,28 +252,33 @@ def _json_array(path: Path) -> list[dict]:
 
 
 def _table_pairs(path: Path, keys: BenchmarkKeys | None) -> list[tuple[str, str | None]]:
-    """A VLMEvalKit result table, every cell read as text (a reply ``None`` or ``NA`` stays a reply)."""
+    """A VLMEvalKit result table, every cell read as text (a reply ``None`` or ``NA`` stays a reply):
+    ``.tsv``/``.csv`` as VLMEvalKit's ``dump`` writes them (every cell quoted), ``.xlsx`` through openpyxl."""
     suffix = path.suffix.lower()
     if suffix == ".xls":
         raise UserError(f"predictions {path}: .xls is not read; save it as .xlsx, .tsv or .csv")
-    if suffix == ".xlsx" and importlib.util.find_spec("openpyxl") is None:
+    if suffix == ".xlsx" and importlib.util.find_spec("openpyxl") is None:  # polars reads .xlsx through it
         raise UserError(f"predictions {path}: reading .xlsx needs openpyxl (pip install openpyxl), or rerun "
                         f"VLMEvalKit with PRED_FORMAT=tsv to get a .tsv result")
-    import pandas as pd  # heavy: only table predictions need it
-
     try:
         if suffix == ".xlsx":
-            frame = pd.read_excel(path, dtype=str, keep_default_na=False)
+            import polars as pl  # heavy: only .xlsx predictions need it (through openpyxl)
+
+            frame = pl.read_excel(path, engine="openpyxl", infer_schema_length=0)
+            columns, rows = frame.columns, frame.to_dicts()
         else:
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+            with open(path, encoding="utf-8", errors="replace", newline="") as f:
+                reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
+                rows = list(reader)
+                columns = list(reader.fieldnames or [])
     except Exception as exc:  # any unreadable file is the user's
         raise UserError(f"predictions {path}: not a readable {suffix[1:]} table ({type(exc).__name__})") from None
-    if "prediction" not in frame.columns:
+    if "prediction" not in columns:
         raise UserError(f"predictions {path} has no 'prediction' column (a VLMEvalKit result file has the "
                         f"TSV's columns plus 'prediction')")
-    if not any(c in frame.columns for c in ("index", "question_id", "id")):
+    if not any(c in columns for c in ("index", "question_id", "id")):
         raise UserError(f"predictions {path} has no 'index' column to match rows by")
-    return _row_pairs(frame.to_dict("records"), path, keys)
+    return _row_pairs(rows, path, keys)
 
 
 def _lmms_reply(row: dict) -> str | None:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NAME_SWITCHES", "TsvCheck", "check_name", "check_questions", "check_tsv", "readme_text",
+__all__ = ["NAME_SWITCHES", "TsvCheck", "check_name", "check_questions", "check_table", "readme_text",
            "suggested_name", "vlmevalkit_prompt"]
 
 LETTERS = string.ascii_uppercase
@@ -108,12 +108,11 @@ def _image_problem(value: Any) -> str | None:
     return None
 
 
-def check_tsv(path: str | Path, decode_images: bool = True) -> TsvCheck:
-    """Read ``path`` exactly as VLMEvalKit does and list every rule (module docstring) a row breaks."""
-    import pandas as pd  # heavy: only checking a TSV needs it
-
-    frame = pd.read_csv(path, sep="\t")
-    out = TsvCheck(columns=[str(c) for c in frame.columns])
+def check_table(columns: Sequence[str], rows: Sequence[dict[str, Any]], decode_images: bool = True) -> TsvCheck:
+    """Every rule (module docstring) a TSV breaks, given as VLMEvalKit reads it: ``frame =
+    pandas.read_csv(path, sep="\\t")``, then ``frame.columns`` and ``frame.to_dict("records")`` (missing cells
+    are float NaN). ``decode_images`` also decodes every image and saves it as PNG, as ``dump_image`` does."""
+    out = TsvCheck(columns=[str(c) for c in columns])
     cols = set(out.columns)
     problems = out.problems
     for need in ("index", "question", "image", "answer", "A", "B"):
@@ -129,7 +128,7 @@ def check_tsv(path: str | Path, decode_images: bool = True) -> TsvCheck:
     lowered = [c.lower() for c in out.columns if c not in LETTERS]
     if len(set(lowered)) != len(lowered):
         problems.append("two columns differ only in case (evaluate lower-cases every non-option column)")
-    out.rows = frame.to_dict("records")
+    out.rows = [dict(r) for r in rows]
     seen: set[int] = set()
     for n, row in enumerate(out.rows):
         where = f"row {n} (index {row.get('index')!r})"
