@@ -223,8 +223,9 @@ def write_vlmevalkit_tsv(items: Sequence[PairedItem], path: str | os.PathLike) -
         raise
     commit(tmp, final)
     questions = {final.name: f"OUT/llava/{LLAVA_FILE}"} if final.parent.name == "vlmevalkit" else {}
-    write_bytes_atomic(final.parent / README, readme_text(final.parent, [final.name], questions,
-                                                          circular=has_permutations(items)).encode("utf-8"))
+    readme = readme_text(final.parent.name, [final.name], questions, prefix="imagewikiqa",
+                         circular=has_permutations(items))
+    write_bytes_atomic(final.parent / README, readme.encode("utf-8"))
     return final
 
 

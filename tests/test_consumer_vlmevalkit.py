@@ -95,8 +95,8 @@ def test_built_tsv_follows_vlmevalkit_rules(built):
 def test_readme_beside_built_tsvs_has_the_registration_steps(built):
     split = eval_split(built / "vlmevalkit")
     readme = (built / "vlmevalkit" / "README.md").read_text(encoding="utf-8")
-    name = suggested_name(built / "vlmevalkit", split)
-    assert name == f"imnet_build_{split}" and check_name(name) == []
+    name = suggested_name("vlmcd", split)
+    assert name == f"vlmcd_{split}" and check_name(name) == []
     assert f'cp OUT/vlmevalkit/{split}.tsv "$LMUData/{name}.tsv"' in readme
     assert "--model MODEL --judge exact_matching" in readme and f" {name} " in readme
     assert f"MODEL_{name}.xlsx --questions OUT/mcq/{split}.jsonl" in readme
@@ -111,6 +111,7 @@ def test_imagewikiqa_tsv_follows_rules_and_circular_index(iwqa):
     assert sum(i >= TSV_CIRCULAR_OFFSET for i in indices) == 6
     readme = (iwqa / "vlmevalkit" / "README.md").read_text(encoding="utf-8")
     assert "containing `circular`" in readme and "--questions OUT/llava/benchmark.jsonl" in readme
+    assert 'cp OUT/vlmevalkit/benchmark.tsv "$LMUData/imagewikiqa_benchmark.tsv"' in readme
 
 
 def _rewrite(src: Path, dst: Path, edit) -> Path:
@@ -162,4 +163,4 @@ def test_dataset_names_that_switch_vlmevalkit_behaviour():
     assert any("circular scoring" in p for p in check_name("MMBench_mine"))
     assert any("MMMU" in p for p in check_name("my_mmmu_copy"))
     assert check_name("bad name/x")
-    assert check_name(suggested_name(Path("/x/MMBench_run/vlmevalkit"), "validation")) == []
+    assert check_name(suggested_name("MMBench_circular", "validation")) == []

@@ -290,16 +290,15 @@ class TsvWriter(_PartsWriter):
         return []
 
     def finalize(self, shards: dict[str, int], counts: dict[str, int]) -> list[Path]:
-        """Merge the splits (see :meth:`_PartsWriter.finalize`), then write ``README.md`` beside them."""
+        """Merge the splits (see :meth:`_PartsWriter.finalize`), then write ``README.md`` beside them (not in
+        the returned list, which names the split files)."""
         written = super().finalize(shards, counts)
         tsvs = [p for p in written if p.suffix == ".tsv"]
         if tsvs:
             names = [p.relative_to(self.out_dir).as_posix() for p in tsvs]
             mcq = self.out_dir.parent / "mcq"  # the builders' MCQ JSONL of the same rows, when built
             questions = {n: f"OUT/mcq/{Path(n).stem}.jsonl" for n in names} if mcq.is_dir() else {}
-            readme = self.out_dir / README
-            write_text_atomic(readme, readme_text(self.out_dir, names, questions))
-            written.append(readme)
+            write_text_atomic(self.out_dir / README, readme_text(self.out_dir.name, names, questions))
         return written
 
     def write_merged(self, lines: Iterator[bytes], out: BinaryIO) -> int:

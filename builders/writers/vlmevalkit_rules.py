@@ -195,11 +195,10 @@ def check_questions(check: TsvCheck, questions: Sequence[dict[str, Any]]) -> lis
     return problems
 
 
-def suggested_name(folder: str | Path, stem: str) -> str:
-    """A VLMEvalKit dataset name for ``<stem>.tsv`` written under ``folder`` (the build folder's name + stem,
-    unsafe characters as ``_``, name switches (:data:`NAME_SWITCHES`) avoided)."""
-    build = Path(folder).resolve().parent.name or "vlmcd"
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{build}_{stem}").strip("_.-") or "vlmcd"
+def suggested_name(prefix: str, stem: str) -> str:
+    """A VLMEvalKit dataset name for ``<stem>.tsv``: ``prefix_stem``, unsafe characters as ``_``, and the name
+    switches (:data:`NAME_SWITCHES`) broken up with a ``_``."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{prefix}_{stem}").strip("_.-") or "vlmcd"
     if not name[0].isalnum():
         name = f"vlmcd_{name}"
     for part in NAME_SWITCHES:
@@ -207,10 +206,12 @@ def suggested_name(folder: str | Path, stem: str) -> str:
     return name
 
 
-def readme_text(folder: str | Path, tsv_names: Sequence[str], questions: dict[str, str],
+def readme_text(folder: str, tsv_names: Sequence[str], questions: dict[str, str], prefix: str = "vlmcd",
                 circular: bool = False) -> str:
-    """The README written beside the TSVs: what they hold and the exact steps to run and score them with
-    VLMEvalKit. ``questions`` maps a TSV file name to our question file of the same rows (relative path)."""
+    """The README written in ``OUT/<folder>`` beside the TSVs: what they hold and the exact steps to run and
+    score them with VLMEvalKit (dataset names :func:`suggested_name` of ``prefix``). ``questions`` maps a TSV
+    file name to our question file of the same rows (a path under ``OUT``). Depends on nothing else, so the
+    same build writes the same bytes wherever it is."""
     lines = ["# VLMEvalKit multiple-choice TSV", "",
              "Each `<split>.tsv` is a VLMEvalKit custom MCQ dataset: `index` (int, unique), `image` (base64), "
              "`question` (the stem, no options), one column per option `A`, `B`, ... (empty past a row's last "
@@ -219,7 +220,8 @@ def readme_text(folder: str | Path, tsv_names: Sequence[str], questions: dict[st
              "## Register and run", "",
              "VLMEvalKit (`vlmeval/dataset/__init__.py: build_dataset`) treats a `--data NAME` that is not one of "
              "its own datasets as `$LMUData/NAME.tsv`; with `question`, `A`, `B` and `image` columns it is a "
-             "`CustomMCQDataset`. The file name is the dataset name: keep to letters, digits, `_`, `-`, and "
+             "`CustomMCQDataset`. The file name is the dataset name (one per build: the names below are "
+             "suggestions): keep to letters, digits, `_`, `-`, and "
              "avoid the parts " + ", ".join(f"`{p}`" for p in NAME_SWITCHES)
              + " (any case), which switch its prompts or scoring.", ""]
     if circular:
@@ -228,9 +230,9 @@ def readme_text(folder: str | Path, tsv_names: Sequence[str], questions: dict[st
                   "correct only when every order is answered correctly; any other NAME scores rows one by one.", ""]
     lines += ["`OUT` is this build's folder.", "", "```bash", 'export LMUData="${LMUData:-$HOME/LMUData}"    # VLMEvalKit\'s data folder',
               'mkdir -p "$LMUData"']
-    names = {t: suggested_name(folder, Path(t).stem) for t in tsv_names}
+    names = {t: suggested_name(prefix, Path(t).stem) for t in tsv_names}
     for tsv, name in names.items():
-        lines.append(f'cp OUT/{Path(folder).name}/{tsv} "$LMUData/{name}.tsv"')
+        lines.append(f'cp OUT/{folder}/{tsv} "$LMUData/{name}.tsv"')
     evals = [n for t, n in names.items() if Path(t).stem != "train"] or list(names.values())
     first = evals[0] if evals else "NAME"
     lines += ["cd VLMEvalKit",
