@@ -57,9 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
                                       "file; default: classes.json beside the build, else imagenet1k)")
     rp.add_argument("--split", help="builders mcq_hf folder: which split (default: validation or val, else its only one)")
     ev = sub.add_parser("evaluate", help="score a model's replies to a multiple-choice benchmark")
-    ev.add_argument("predictions", help="predictions: JSONL (id + reply per row, or by position) or a "
+    ev.add_argument("predictions", help="predictions: JSONL (id + reply per row, or by position), lmms-eval "
+                                        "samples_<task>.jsonl (--log_samples), a VLMEvalKit result file "
+                                        "(<model>_<dataset>.xlsx/.tsv/.csv/.json; .xlsx needs openpyxl), or a "
                                         "builders.verify sidecar .parquet (sample_id, reply, status)")
-    ev.add_argument("--questions", required=True, help="the benchmark JSONL (released ImageWikiQA or ours)")
+    ev.add_argument("--questions", required=True,
+                    help="the benchmark JSONL: released ImageWikiQA, ours (llava/benchmark.jsonl), or a builders "
+                         "MCQ output (mcq/<split>.jsonl); lmms-eval rows without a doc are matched by doc_id = "
+                         "row position in this file")
     ev.add_argument("--out", help="write the JSON report here")
     ev.add_argument("--per-class-csv", help="write per-class accuracy as CSV here")
     return p

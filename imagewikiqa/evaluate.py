@@ -5,11 +5,23 @@ Benchmark rows are read with :func:`vlm_classdata.verification.items.load_items`
 answer_index, ...`` alike); every reply is read with :func:`vlm_classdata.answers.parse_choice`, the project's one
 multiple-choice parser. An item is correct when the parsed option index equals its ``answer_index``.
 
-Predictions (:func:`load_predictions`) are a JSONL file, one row per answered item, or a
-``builders.verify`` sidecar parquet (``sample_id``, ``reply``, ``status``). A JSONL row's id is found with
-:func:`vlm_classdata.verification.items.row_id` (``question_id``, ``id`` or ``index``; else its position,
-``row000000``, ...), its reply in the first of :data:`REPLY_FIELDS` present (LLaVA ``model_vqa`` answers
-keep the reply in ``text``). A row may also be a bare JSON string (the reply, matched by position).
+Predictions (:func:`load_predictions`), by file:
+
+* JSONL, one row per answered item: its reply is the first of :data:`REPLY_FIELDS` present (LLaVA
+  ``model_vqa`` answers keep the reply in ``text``); a row may also be a bare JSON string (matched by position).
+* lmms-eval ``--log_samples`` JSONL (``<date>_samples_<task>.jsonl``, rows with ``doc_id`` and
+  ``filtered_resps``/``resps``; lmms-eval's ``evaluator.py`` builds them and ``loggers/evaluation_tracker.py:
+  save_results_samples`` writes them, 0.7 dropping ``doc``): the reply is ``filtered_resps`` (first string when
+  a list), the item is the ``doc``'s id when the row keeps ``doc``, else the benchmark row at position
+  ``doc_id`` (the task's documents in file order).
+* VLMEvalKit result tables (``<model>_<dataset>.xlsx``, or ``.tsv``/``.csv`` with ``PRED_FORMAT=tsv``, ``.json``
+  with ``PRED_FORMAT=json``): every TSV column plus ``prediction``; ``.xlsx`` needs ``openpyxl``.
+* a ``builders.verify`` sidecar parquet (``sample_id``, ``reply``, ``status``).
+
+A prediction row names its item (:class:`BenchmarkKeys`) by ``question_id`` or ``id`` equal to a benchmark id,
+else by ``index`` equal to a benchmark row's ``index`` (builders MCQ rows carry the VLMEvalKit ``index``; for
+ImageWikiQA rows without one it is derived as :func:`imagewikiqa.exports.vlmevalkit_rows` numbers them), else by
+:func:`vlm_classdata.verification.items.row_id` (``question_id``, ``id``, ``index``, else ``row000000``, ...).
 
 Definitions used in the report (:func:`evaluate`):
 
@@ -34,7 +46,9 @@ Definitions used in the report (:func:`evaluate`):
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import math
 import string
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -44,14 +58,15 @@ from typing import Any
 
 import numpy as np
 
+from imagewikiqa.exports import TSV_CIRCULAR_OFFSET
 from vlm_classdata.answers import parse_choice, parse_options
 from vlm_classdata.atomic import write_bytes_atomic
 from vlm_classdata.errors import UserError
 from vlm_classdata.verification.items import Item, load_items, row_id
 
 __all__ = [
-    "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "NO_ANSWER_HOWS", "REPLY_FIELDS", "BenchmarkItem",
-    "ItemResult", "Predictions", "bootstrap_ci", "evaluate", "evaluate_files", "load_benchmark",
+    "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "NO_ANSWER_HOWS", "REPLY_FIELDS", "TABLE_SUFFIXES", "BenchmarkItem",
+    "BenchmarkKeys", "ItemResult", "Predictions", "bootstrap_ci", "evaluate", "evaluate_files", "load_benchmark",
     "load_predictions", "score_items", "summary_text", "write_per_class_csv", "write_report",
 ]
 
@@ -59,6 +74,9 @@ REPLY_FIELDS = ("prediction", "answer", "response", "output", "text")
 """Fields of a prediction row holding the model's reply, first present wins."""
 NO_ANSWER_HOWS = ("refusal", "ambiguous", "unknown", "error")
 """Ways a predicted item ends without a parsed option (``error``: sidecar error row or no reply)."""
+TABLE_SUFFIXES = (".xlsx", ".csv", ".tsv")
+"""Prediction files read as tables (VLMEvalKit results: ``index``, ``prediction``, ...)."""
+LMMS_REPLY_FIELDS = ("filtered_resps", "resps")
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
 NO_CLASS = "(none)"
@@ -75,6 +93,61 @@ class BenchmarkItem:
     class_name: str
     permutation: int | None = None
     row: dict = field(default_factory=dict, compare=False, hash=False)  # the benchmark row as read
+    position: int = -1  # the row's position among the questions file's rows (lmms-eval's doc_id)
+
+
+def _index_key(value: Any) -> str | None:
+    """An ``index`` value as a canonical string (``5``, ``"5"``, ``5.0`` → ``"5"``), None when it is none."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return str(int(value)) if math.isfinite(value) and value.is_integer() else None
+    text = str(value).strip()
+    if text.endswith(".0") and text[:-2].lstrip("-").isdigit():
+        text = text[:-2]
+    return text or None
+
+
+@dataclass(frozen=True)
+class BenchmarkKeys:
+    """How prediction rows name benchmark items: ids, ``index`` values and row positions → sample id."""
+
+    ids: frozenset[str]
+    by_index: dict[str, str]
+    by_position: dict[int, str]
+
+    @classmethod
+    def of(cls, items: list[BenchmarkItem]) -> BenchmarkKeys:
+        """The keys of a loaded benchmark (``index`` derived for ImageWikiQA rows that lack it)."""
+        by_index = {k: b.item.sample_id for b in items if (k := _index_key(b.row.get("index"))) is not None}
+        if not by_index:
+            by_index = _derived_iwqa_index(items)
+        return cls(frozenset(b.item.sample_id for b in items), by_index,
+                   {b.position: b.item.sample_id for b in items})
+
+    def resolve(self, row: dict) -> str | None:
+        """The sample id a prediction (or lmms-eval ``doc``) row names, None when it names none of ours."""
+        for key in ("question_id", "id"):
+            value = row.get(key)
+            if value is not None and str(value) in self.ids:
+                return str(value)
+        index = _index_key(row.get("index"))
+        if index is not None:
+            return self.by_index.get(index, index if index in self.ids else None)
+        return None
+
+
+def _derived_iwqa_index(items: list[BenchmarkItem]) -> dict[str, str]:
+    """ImageWikiQA LLaVA rows (``question_key`` + ``image``): the VLMEvalKit ``index`` their export gave them,
+    the (question, image) pair's order plus ``permutation * TSV_CIRCULAR_OFFSET``."""
+    if not items or any(not b.row.get("question_key") or not b.row.get("image") for b in items):
+        return {}
+    pairs: dict[tuple[str, str], int] = {}
+    out = {}
+    for b in sorted(items, key=lambda b: b.position):
+        base = pairs.setdefault((str(b.row["question_key"]), str(b.row["image"])), len(pairs))
+        out[str(base + (b.permutation or 0) * TSV_CIRCULAR_OFFSET)] = b.item.sample_id
+    return out
 
 
 @dataclass
@@ -85,6 +158,7 @@ class Predictions:
     n_rows: int = 0
     duplicates: int = 0
     errors: int = 0  # sidecar rows whose status is not ok, and rows without a reply
+    kind: str = "jsonl"  # jsonl, lmms-eval, vlmevalkit, json, sidecar
 
 
 def jsonl_rows(path: Path, what: str) -> Iterator[tuple[int, Any]]:
@@ -101,15 +175,31 @@ def jsonl_rows(path: Path, what: str) -> Iterator[tuple[int, Any]]:
                 raise UserError(f"{what} {path}:{n}: not valid JSON") from None
 
 
-def load_predictions(path: str | Path) -> Predictions:
-    """Read predictions from JSONL (ids by :func:`row_id`, reply from :data:`REPLY_FIELDS`) or from a
-    ``builders.verify`` sidecar ``.parquet`` (``sample_id``, ``reply``, ``status``; non-ok rows give no
-    answer). A repeated id keeps its first row and is counted in ``duplicates``."""
+def load_predictions(path: str | Path, items: list[BenchmarkItem] | None = None) -> Predictions:
+    """Read predictions (module docstring: JSONL, lmms-eval samples, VLMEvalKit tables, sidecar parquet).
+
+    With the benchmark's ``items``, rows are matched by :class:`BenchmarkKeys`; without, by
+    :func:`row_id` (lmms-eval rows by ``row{doc_id:06d}``). A repeated id keeps its first row and is counted
+    in ``duplicates``."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"predictions {str(path)!r} not found")
-    out = Predictions(replies={})
-    pairs = _sidecar_pairs(p) if p.suffix.lower() == ".parquet" else list(_jsonl_pairs(p))
+    keys = BenchmarkKeys.of(items) if items is not None else None
+    suffix = p.suffix.lower()
+    if suffix == ".parquet":
+        kind, pairs = "sidecar", _sidecar_pairs(p)
+    elif suffix in TABLE_SUFFIXES or suffix == ".xls":
+        kind, pairs = "vlmevalkit", _table_pairs(p, keys)
+    elif suffix == ".json":
+        kind, pairs = "json", _row_pairs(_json_array(p), p, keys)
+    else:
+        rows = list(jsonl_rows(p, "predictions"))
+        first = next((r for _, r in rows if isinstance(r, dict)), None)
+        if first is not None and "doc_id" in first and any(k in first for k in LMMS_REPLY_FIELDS):
+            kind, pairs = "lmms-eval", _lmms_pairs(rows, p, keys)
+        else:
+            kind, pairs = "jsonl", list(_jsonl_pairs(rows, p, keys))
+    out = Predictions(replies={}, kind=kind)
     for sid, reply in pairs:
         out.n_rows += 1
         if sid in out.replies:
@@ -121,15 +211,103 @@ def load_predictions(path: str | Path) -> Predictions:
     return out
 
 
-def _jsonl_pairs(path: Path) -> Iterator[tuple[str, str | None]]:
-    for position, (n, row) in enumerate(jsonl_rows(path, "predictions")):
+def _key(row: dict, position: int, keys: BenchmarkKeys | None) -> str:
+    found = keys.resolve(row) if keys is not None else None
+    return found if found is not None else row_id(row, position)
+
+
+def _jsonl_pairs(rows: list[tuple[int, Any]], path: Path,
+                 keys: BenchmarkKeys | None) -> Iterator[tuple[str, str | None]]:
+    for position, (n, row) in enumerate(rows):
         if isinstance(row, str):
             yield f"row{position:06d}", row
             continue
         if not isinstance(row, dict):
             raise UserError(f"predictions {path}:{n}: expected a JSON object per line")
         reply = next((row[k] for k in REPLY_FIELDS if k in row), None)
-        yield row_id(row, position), reply if isinstance(reply, str) else None
+        yield _key(row, position, keys), reply if isinstance(reply, str) else None
+
+
+def _row_pairs(rows: list[dict], path: Path, keys: BenchmarkKeys | None) -> list[tuple[str, str | None]]:
+    """Pairs of a VLMEvalKit table or JSON array: the reply in ``prediction`` (else :data:`REPLY_FIELDS`)."""
+    if rows and not any(k in rows[0] for k in REPLY_FIELDS):
+        raise UserError(f"predictions {path} has no 'prediction' column (a VLMEvalKit result file has the "
+                        f"TSV's columns plus 'prediction')")
+    out = []
+    for position, row in enumerate(rows):
+        reply = next((row[k] for k in REPLY_FIELDS if k in row), None)
+        out.append((_key(row, position, keys), reply if isinstance(reply, str) else None))
+    return out
+
+
+def _json_array(path: Path) -> list[dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except ValueError:
+        raise UserError(f"predictions {path}: not valid JSON (expected a list of rows, e.g. VLMEvalKit's "
+                        f"PRED_FORMAT=json result; JSON Lines files end in .jsonl)") from None
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise UserError(f"predictions {path}: expected a JSON list of objects")
+    return data
+
+
+def _table_pairs(path: Path, keys: BenchmarkKeys | None) -> list[tuple[str, str | None]]:
+    """A VLMEvalKit result table, every cell read as text (a reply ``None`` or ``NA`` stays a reply):
+    ``.tsv``/``.csv`` as VLMEvalKit's ``dump`` writes them (every cell quoted), ``.xlsx`` through openpyxl."""
+    suffix = path.suffix.lower()
+    if suffix == ".xls":
+        raise UserError(f"predictions {path}: .xls is not read; save it as .xlsx, .tsv or .csv")
+    if suffix == ".xlsx" and importlib.util.find_spec("openpyxl") is None:  # polars reads .xlsx through it
+        raise UserError(f"predictions {path}: reading .xlsx needs openpyxl (pip install openpyxl), or rerun "
+                        f"VLMEvalKit with PRED_FORMAT=tsv to get a .tsv result")
+    try:
+        if suffix == ".xlsx":
+            import polars as pl  # heavy: only .xlsx predictions need it (through openpyxl)
+
+            frame = pl.read_excel(path, engine="openpyxl", infer_schema_length=0)
+            columns, rows = frame.columns, frame.to_dicts()
+        else:
+            with open(path, encoding="utf-8", errors="replace", newline="") as f:
+                reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
+                rows = list(reader)
+                columns = list(reader.fieldnames or [])
+    except Exception as exc:  # any unreadable file is the user's
+        raise UserError(f"predictions {path}: not a readable {suffix[1:]} table ({type(exc).__name__})") from None
+    if "prediction" not in columns:
+        raise UserError(f"predictions {path} has no 'prediction' column (a VLMEvalKit result file has the "
+                        f"TSV's columns plus 'prediction')")
+    if not any(c in columns for c in ("index", "question_id", "id")):
+        raise UserError(f"predictions {path} has no 'index' column to match rows by")
+    return _row_pairs(rows, path, keys)
+
+
+def _lmms_reply(row: dict) -> str | None:
+    for field_name in LMMS_REPLY_FIELDS:
+        value = row.get(field_name)
+        while isinstance(value, list) and value:  # [[reply]] per request and repeat; first one counts
+            value = value[0]
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _lmms_pairs(rows: list[tuple[int, Any]], path: Path,
+                keys: BenchmarkKeys | None) -> list[tuple[str, str | None]]:
+    out = []
+    for n, row in rows:
+        if not isinstance(row, dict):
+            raise UserError(f"predictions {path}:{n}: expected a JSON object per line")
+        doc_id = row.get("doc_id")
+        if isinstance(doc_id, bool) or not isinstance(doc_id, int) or doc_id < 0:
+            raise UserError(f"predictions {path}:{n}: doc_id {doc_id!r} is not a row number (lmms-eval samples)")
+        doc = row.get("doc")
+        sid = keys.resolve(doc) if keys is not None and isinstance(doc, dict) else None
+        if sid is None and isinstance(doc, dict) and keys is None:
+            sid = next((str(doc[k]) for k in ("question_id", "id", "index") if doc.get(k) is not None), None)
+        if sid is None:
+            sid = keys.by_position.get(doc_id, f"doc_id {doc_id}") if keys is not None else f"row{doc_id:06d}"
+        out.append((sid, _lmms_reply(row)))
+    return out
 
 
 def _sidecar_pairs(path: Path) -> list[tuple[str, str | None]]:
@@ -164,10 +342,12 @@ def load_benchmark(path: str | Path) -> tuple[list[BenchmarkItem], Counter]:
     Malformed JSON is a :class:`UserError` (row positions, hence position ids, would shift)."""
     p = Path(path)
     raw: dict[str, dict] = {}
+    positions: dict[str, int] = {}
     for position, (n, row) in enumerate(jsonl_rows(p, "questions")):
         if not isinstance(row, dict):
             raise UserError(f"questions {p}:{n}: expected a JSON object per line")
         raw.setdefault(row_id(row, position), row)
+        positions.setdefault(row_id(row, position), position)
     loaded = load_items(p)
     circular = any("permutation" in r or "circular_group" in r for r in raw.values())
     out = []
@@ -181,7 +361,8 @@ def load_benchmark(path: str | Path) -> tuple[list[BenchmarkItem], Counter]:
             given = row.get("circular_group")
             circ = str(given) if given is not None else f"{group} @ {row.get('image')}"
         perm = row.get("permutation")
-        out.append(BenchmarkItem(item, group, circ, cls, int(perm) if isinstance(perm, int) else None, row))
+        out.append(BenchmarkItem(item, group, circ, cls, int(perm) if isinstance(perm, int) else None, row,
+                                 positions[item.sample_id]))
     return out, loaded.skipped
 
 
@@ -341,10 +522,12 @@ def evaluate(items: list[BenchmarkItem], preds: Predictions, skipped: Counter | 
 
 
 def evaluate_files(predictions: str | Path, questions: str | Path) -> dict[str, Any]:
-    """:func:`evaluate` on files: a benchmark JSONL and predictions (JSONL or sidecar parquet)."""
+    """:func:`evaluate` on files: a benchmark JSONL and predictions (any kind :func:`load_predictions` reads)."""
     items, skipped = load_benchmark(questions)
-    report = evaluate(items, load_predictions(predictions), skipped)
+    preds = load_predictions(predictions, items)
+    report = evaluate(items, preds, skipped)
     report["files"] = {"questions": str(questions), "predictions": str(predictions)}
+    report["predictions_kind"] = preds.kind
     return report
 
 

@@ -32,6 +32,7 @@ from builders.formats.mcq import letters
 from builders.records import Record
 from builders.writers.hf_parquet import HFParquetWriter
 from builders.writers.jsonfiles import TsvWriter
+from builders.writers.vlmevalkit_rules import README, readme_text
 from imagewikiqa.assemble import PairedItem
 from vlm_classdata.atomic import atomic_path, commit, dumps_compact, write_bytes_atomic
 from vlm_classdata.errors import UserError
@@ -251,6 +252,10 @@ def write_vlmevalkit_tsv(items: Sequence[PairedItem], path: str | os.PathLike) -
         tmp.unlink(missing_ok=True)
         raise
     commit(tmp, final)
+    questions = {final.name: f"OUT/llava/{LLAVA_FILE}"} if final.parent.name == "vlmevalkit" else {}
+    readme = readme_text(final.parent.name, [final.name], questions, prefix="imagewikiqa",
+                         circular=has_permutations(items))
+    write_bytes_atomic(final.parent / README, readme.encode("utf-8"))
     return final
 
 

@@ -20,7 +20,8 @@ from typing import BinaryIO
 
 from builders.records import Record
 from builders.writers.base import ShardWriter, Writer, close_and_discard, close_and_publish
-from vlm_classdata.atomic import atomic_output, atomic_path, dumps_compact, naming
+from builders.writers.vlmevalkit_rules import README, readme_text
+from vlm_classdata.atomic import atomic_output, atomic_path, dumps_compact, naming, write_text_atomic
 from vlm_classdata.errors import UserError
 
 PARTS_DIR = ".parts"
@@ -248,7 +249,9 @@ class TsvWriter(_PartsWriter):
     otherwise). Cells with tabs, newlines or quotes are quoted CSV-style (``"..."``, quotes doubled), which
     ``pandas.read_csv(path, sep="\\t")`` — VLMEvalKit's loader — reads back exactly. Options: ``path``
     (default ``"{split}.tsv"``), ``embed_image`` (default True; False writes the rows as they are).
-    An empty split writes no file (and removes a stale one).
+    An empty split writes no file (and removes a stale one). :meth:`finalize` also writes ``README.md``: the
+    steps to register the TSVs with VLMEvalKit and score its results (:func:`~builders.writers.vlmevalkit_rules.
+    readme_text`).
     """
 
     name = "tsv"
@@ -285,6 +288,18 @@ class TsvWriter(_PartsWriter):
     def write_empty(self, final: Path) -> list[Path]:
         final.unlink(missing_ok=True)
         return []
+
+    def finalize(self, shards: dict[str, int], counts: dict[str, int]) -> list[Path]:
+        """Merge the splits (see :meth:`_PartsWriter.finalize`), then write ``README.md`` beside them (not in
+        the returned list, which names the split files)."""
+        written = super().finalize(shards, counts)
+        tsvs = [p for p in written if p.suffix == ".tsv"]
+        if tsvs:
+            names = [p.relative_to(self.out_dir).as_posix() for p in tsvs]
+            mcq = self.out_dir.parent / "mcq"  # the builders' MCQ JSONL of the same rows, when built
+            questions = {n: f"OUT/mcq/{Path(n).stem}.jsonl" for n in names} if mcq.is_dir() else {}
+            write_text_atomic(self.out_dir / README, readme_text(self.out_dir.name, names, questions))
+        return written
 
     def write_merged(self, lines: Iterator[bytes], out: BinaryIO) -> int:
         text = io.TextIOWrapper(out, encoding="utf-8", newline="")
