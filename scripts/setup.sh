@@ -56,11 +56,11 @@ fi
 
 # 3. the consumers environment: the development environment's packages (a .pth adds its site-packages, after
 # this environment's own) plus the consumers that cannot share it: webdataset 1.x (the development environment
-# keeps 0.2.x, whose wids module the tests use) and lmms-eval with what its tasks import. --no-deps: lmms-eval
+# keeps 0.2.x, whose wids module the tests use) and lmms-eval with what its tasks and its result table import (pytablewriter). --no-deps: lmms-eval
 # pins versions (of transformers, datasets, ...) that the tasks used here do not need.
 CONSUMERS=${CONSUMERS_VENV:-.venv-consumers}
 CONSUMER_PACKAGES="webdataset==1.0.2 lmms-eval==0.7.3 filelock<4"
-CONSUMER_DEPS="loguru sacrebleu evaluate tenacity"
+CONSUMER_DEPS="loguru sacrebleu evaluate tenacity pytablewriter"
 venv "$CONSUMERS"
 base_site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 own_site=$("$CONSUMERS/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

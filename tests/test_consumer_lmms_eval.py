@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from consumers import consumers_python
 
 from builders.eval_packages.lmms_tasks import FOLDER, build_tasks, task_name, write_build_tasks
 from builders.formats.layouts import mcq_stem
@@ -31,18 +32,6 @@ from vlm_classdata.vocabulary import ClassVocabulary
 REPO = Path(__file__).resolve().parents[1]
 SPLIT = "validation"
 TIMEOUT_S = 240
-
-
-def consumers_python() -> str:
-    """The consumers environment's python (lmms-eval installed), or skip with the reason."""
-    try:
-        from consumers import consumers_python as helper  # the shared helper, where the branch has it
-    except ImportError:
-        path = os.environ.get("VLMCD_CONSUMERS_PYTHON", "/work/cvenv/bin/python")
-        if not Path(path).is_file():
-            pytest.skip(f"no consumers python at {path} (set VLMCD_CONSUMERS_PYTHON to one with lmms-eval)")
-        return path
-    return helper()
 
 
 def _records(vocab: ClassVocabulary) -> list[Record]:

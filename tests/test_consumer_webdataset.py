@@ -12,29 +12,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import random
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
+from consumers import consumers_python
 from inprocess import run_main
 from PIL import Image
 
 from builders.imagenet_qa import main as build_main
 from builders.sample import SAMPLE_ROOT
 from builders.synthetic import jpeg_bytes
-
-try:  # the shared helper, where the suite has one
-    from consumers import consumers_python
-except ImportError:
-    def consumers_python() -> str:
-        """The consumers' venv Python (``VLMCD_CONSUMERS_PYTHON``, default /work/cvenv/bin/python), or skip."""
-        python = os.environ.get("VLMCD_CONSUMERS_PYTHON", "/work/cvenv/bin/python")
-        if not Path(python).is_file():
-            pytest.skip(f"no consumers' Python at {python} (set VLMCD_CONSUMERS_PYTHON)")
-        return python
 
 WNIDS = ("n01440764", "n01443537", "n02012849")  # tench, goldfish, crane
 JPEG_SOI = b"\xff\xd8\xff"

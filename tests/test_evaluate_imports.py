@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from consumers import consumers_python
 from inprocess import run_main
 from test_consumer_vlmevalkit import eval_split, iwqa_items, jsonl
 
@@ -26,7 +27,6 @@ from imagewikiqa.__main__ import main
 from imagewikiqa.evaluate import evaluate_files
 from imagewikiqa.exports import write_llava_jsonl, write_vlmevalkit_tsv
 
-CONSUMERS = os.environ.get("VLMCD_CONSUMERS_PYTHON", "/work/cvenv/bin/python")
 LMMS_WRITER = """
 import json, sys
 from lmms_eval.loggers.evaluation_tracker import EvaluationTracker
@@ -56,11 +56,7 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
     split = eval_split(out / "vlmevalkit")
     tsv, questions = out / "vlmevalkit" / f"{split}.tsv", out / "mcq" / f"{split}.jsonl"
     rows = jsonl(questions)
-    if "index" not in rows[0]:  # before #18's columns land: the TSV's index, same rows in the same order
-        indices = pd.read_csv(tsv, sep="\t")["index"].tolist()
-        questions = out / f"{split}_indexed.jsonl"
-        questions.write_text("".join(json.dumps({**r, "index": int(i)}) + "\n" for r, i in zip(rows, indices,
-                                                                                                 strict=True)))
+    assert "index" in rows[0]
     return tsv, questions
 
 
@@ -128,11 +124,9 @@ def test_vlmevalkit_results_of_an_imagewikiqa_circular_tsv(iwqa, tmp_path, keep_
 
 def lmms_samples(tmp_path: Path, rows: list[dict], task: str) -> Path:
     """lmms-eval's own writer turns evaluator-shaped rows into ``<date>_samples_<task>.jsonl``."""
-    if not Path(CONSUMERS).is_file():
-        pytest.skip(f"no consumers environment at {CONSUMERS} (set VLMCD_CONSUMERS_PYTHON)")
     spec = tmp_path / "rows.json"
     spec.write_text(json.dumps(rows), encoding="utf-8")
-    res = subprocess.run([CONSUMERS, "-c", LMMS_WRITER, str(tmp_path / "lmms"), task, str(spec)],
+    res = subprocess.run([consumers_python(), "-c", LMMS_WRITER, str(tmp_path / "lmms"), task, str(spec)],
                          capture_output=True, text=True, timeout=120, env={k: v for k, v in os.environ.items()
                                                                            if k != "PYTHONPATH"})
     assert res.returncode == 0, res.stderr[-2000:]
