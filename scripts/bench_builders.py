@@ -334,7 +334,7 @@ def check_ours(manifest: dict, out: Path, tree: Path, expected: int) -> None:
         rows = sum(pq.read_metadata(f).num_rows for f in files)
         if rows != expected:
             raise RuntimeError(f"hf: {rows} parquet rows, expected {expected}")
-        first = pq.read_table(files[0], columns=["image"]).slice(0, 1).to_pylist()[0]["image"]
+        first = pq.read_table(files[0], columns=["images"]).slice(0, 1).to_pylist()[0]["images"][0]  # TRL's list
         if first["bytes"] != source_bytes(first["path"].rsplit(".", 1)[0]):
             raise RuntimeError(f"hf: image bytes of {first['path']} differ from the source file")
     if "wds" in outs:

@@ -160,9 +160,9 @@ def test_webdataset_and_wids_read_every_split(tmp_path: Path) -> None:
 
 def test_wds_caption_none_and_bad_settings(tmp_path: Path) -> None:
     out = tmp_path / "nocap"
-    cli("--out", str(out), "--splits", "val", "--wds-caption", "none")
+    cli("--out", str(out), "--splits", "val", "--wds-caption", "none")  # the source's name; written as validation
     assert {name.split(".")[1] for name in tar_members(out / "wds")} == {"jpg", "json", "cls"}
-    index = json.loads((out / "wds" / "val.json").read_text())
+    index = json.loads((out / "wds" / "validation.json").read_text())
     assert index["extensions"] == ["cls", "jpg", "json"] and index["image_key"] == "jpg"
     for bad, message in ((["--wds-caption", "a photo of a {label}"], "--wds-caption 'a photo of a {label}': unknown "
                                                                       "field {label}; use {name} or {class_id}"),

@@ -100,6 +100,8 @@ def test_a_real_ray_cluster_passes_the_check():
 
     from vlm_classdata.executors import check_ray_address
 
+    if ray.is_initialized():  # another test of this worker process left its local Ray running
+        ray.shutdown()
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         check_ray_address(ray.get_runtime_context().gcs_address, timeout=10)
