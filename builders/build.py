@@ -90,5 +90,9 @@ def summarize(manifest: dict, out: Path) -> str:
         lines.append(f"  {name:<11} {', '.join(shown)}")
         if info.get("mixed"):
             lines.append(f"  {'':<11} mixed: {info['mixed']['file']} ({info['mixed']['total']} samples)")
+    tasks = sorted(p.stem for p in (out / "lmms_eval").glob("*.yaml"))  # written after the manifest, see pipeline
+    if tasks:
+        shown = tasks[:2] + (["..."] if len(tasks) > 2 else [])
+        lines.append(f"  {'lmms_eval':<11} {len(tasks)} tasks (lmms_eval/README.md): {', '.join(shown)}")
     lines.append(f"  manifest   {out / 'manifest.json'}")
     return "\n".join(lines)

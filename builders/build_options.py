@@ -15,7 +15,7 @@ from builders.sources.registry import SOURCE_KINDS
 from builders.writers.webdataset import DEFAULT_CAPTION, IMAGE_FORMATS
 from vlm_classdata.executors import DEFAULT_RAY_TIMEOUT
 
-DEFAULT_OUTPUTS = "llava,hf,wds,eval_open,mcq,vlmevalkit"
+DEFAULT_OUTPUTS = "llava,hf,wds,eval_open,open_hf,mcq,mcq_hf,vlmevalkit"
 
 
 def build_parser() -> argparse.ArgumentParser:

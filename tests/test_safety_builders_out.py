@@ -43,9 +43,18 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def cli_process(*args: str, preexec=None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The same command in a real process (``preexec`` runs in the child before it starts)."""
-    return subprocess.run([sys.executable, "-m", "builders.imagenet_qa", *args, "--quiet"], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout, preexec_fn=preexec)
+    """The same command in a real process (``preexec`` runs in the child before it starts). A run past
+    ``timeout`` fails the test with the stacks of the child's threads (faulthandler, on SIGABRT) in its message."""
+    cmd = [sys.executable, "-m", "builders.imagenet_qa", *args, "--quiet"]
+    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=preexec, env={**os.environ, "PYTHONFAULTHANDLER": "1"}) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=30)
+            pytest.fail(f"{' '.join(cmd)} still ran after {timeout} s; its threads:\n{err}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def one_line(res: subprocess.CompletedProcess, code: int) -> str:
