@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 from inprocess import run_main
 from torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
-from transformers import AutoProcessor, LlavaForConditionalGeneration
-from trl import SFTConfig, SFTTrainer
 
 from builders.imagenet_qa import main as build_main
 from builders.writers.hf_parquet import HFParquetWriter, rows_to_table
 from vlm_classdata.errors import UserError
 from vlm_classdata.vlm.tiny import make_tiny_llava
+
+if TYPE_CHECKING:
+    from trl import SFTTrainer
 
 BATCH = 4
 
@@ -48,6 +49,9 @@ def model_dir(tmp_path_factory) -> str:
 
 def trainer(model_dir: str, train: datasets.Dataset, out: Path, steps: int) -> SFTTrainer:
     """A real ``SFTTrainer`` on CPU with TRL's defaults for the data (collator, loss masking)."""
+    from transformers import AutoProcessor, LlavaForConditionalGeneration  # heavy: imported when a test runs,
+    from trl import SFTConfig, SFTTrainer  # not when every worker collects the suite (~5 s)
+
     args = SFTConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=BATCH, learning_rate=1e-3,
                      use_cpu=True, bf16=False, report_to="none", save_strategy="no",
                      logging_steps=1, dataloader_pin_memory=False, train_sampling_strategy="sequential")
@@ -99,6 +103,8 @@ def test_hf_prompt_completion_trains_on_the_answer_tokens_only(built, model_dir,
 
 
 def test_hf_messages_trains_on_the_whole_sequence(built, model_dir, tmp_path):
+    import torch  # heavy: see trainer()
+
     ds = load(built / "hf_messages", tmp_path / "cache")
     tr = trainer(model_dir, ds["train"], tmp_path / "run", steps=2)
     assert not tr.completion_only_loss
