@@ -21,7 +21,10 @@ WordNet noun (looked up with morphy, so plurals work) or a form of a class; a si
 WordNet knows it at least as often as a noun as as a verb/adjective/adverb (SemCor lemma counts: "shows" and
 "sitting" are not nouns here, "dog" is) or not at all. Every noun sense of each phrase is related to the
 label's synset, and the reply gets the best kind over all phrases and senses (order above, then fewer steps,
-then the earlier phrase), so "a photo of a dog" is ``more_generic``. A phrase that names the label itself is
+then the earlier phrase), so "a photo of a dog" is ``more_generic``; ``sibling`` counts only through a phrase's
+first (most frequent) noun sense or a sense that is a class's synset, so "dog" (andiron) is no sibling of
+tripod. WordNet's multiple inheritance makes "dog" a sibling of tabby cat (both within 2 hops of domestic
+animal). A phrase that names the label itself is
 skipped (the reply named the label *and* something else, which LabelMatcher did not credit). A refusal phrase
 outranks ``out_of_vocabulary`` ("I'm sorry, I can't see the image" is a refusal), but a reply that refuses
 and still names a class or a related synset gets that kind ("I can't tell the breed, but it is a dog" is
@@ -208,8 +211,10 @@ class VerdictJudge:
         best: Verdict | None = None
         if label is not None:
             up = _ancestors(label)
-            for s, cid in zip(senses, sense_classes, strict=True):
+            for i, (s, cid) in enumerate(zip(senses, sense_classes, strict=True)):
                 v = _hierarchy_verdict(label, up, s, cid or (named[0] if named else None), phrase)
+                if v is not None and v.kind == "sibling" and i > 0 and cid is None:
+                    continue  # a rare sense's cousin ("dog" as andiron for tripod) is no sibling
                 if v is not None and (best is None or (_RANK[v.kind], v.steps) < (_RANK[best.kind], best.steps)):
                     best = v
         if best is not None:
