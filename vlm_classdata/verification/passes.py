@@ -2,7 +2,9 @@
 
 * ``label_check`` — the open question with the image; correct when the reply names the label or one of its
   WordNet synonyms/plurals (:class:`vlm_classdata.answers.LabelMatcher`; rapidfuzz ``fuzz.ratio`` ≥
-  :data:`vlm_classdata.answers.FUZZY_THRESHOLD` = 90 for near matches).
+  :data:`vlm_classdata.answers.FUZZY_THRESHOLD` = 90 for near matches); the hierarchical verdict of
+  :class:`vlm_classdata.answers.VerdictJudge` in ``verdict``/``verdict_steps``/``verdict_class_id``/
+  ``verdict_synset`` (``correct`` is ``verdict == "exact"``).
 * ``mcq`` — the multiple-choice item with the image; the reply's letter is read by
   :func:`vlm_classdata.answers.parse_choice` (the same parser as the ImageWikiQA evaluator).
 * ``blind`` — the same multiple-choice item without the image; a correct answer flags the item as
@@ -26,7 +28,7 @@ from typing import Any
 import polars as pl
 from PIL import Image, UnidentifiedImageError
 
-from vlm_classdata.answers import LabelMatcher, parse_choice
+from vlm_classdata.answers import LabelMatcher, VerdictJudge, parse_choice
 from vlm_classdata.errors import UserError
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.verification.items import Item
@@ -163,13 +165,15 @@ class LabelCheckPass(_GenerationPass):
 
     name = "label_check"
     columns = {"class_id": pl.String, "label": pl.String, "reply": pl.String, "match_how": pl.String,
-               "matched_form": pl.String, "match_score": pl.Float64}
+               "matched_form": pl.String, "match_score": pl.Float64, "verdict": pl.String,
+               "verdict_steps": pl.Int64, "verdict_class_id": pl.String, "verdict_synset": pl.String}
 
     def __init__(self, settings: PassSettings, vocab: ClassVocabulary | None = None) -> None:
         if vocab is None:
             raise UserError("label_check needs the build's class vocabulary")
         super().__init__(settings, vocab)
         self._matcher: LabelMatcher | None = None
+        self._judge: VerdictJudge | None = None
 
     def unsuitable(self, item: Item) -> str | None:
         return None if item.class_id else "no_class"
@@ -177,9 +181,13 @@ class LabelCheckPass(_GenerationPass):
     def judge(self, item: Item, reply: str) -> dict:
         if self._matcher is None:  # built on first use: the WordNet forms of every class take a while
             self._matcher = LabelMatcher(Lexicon.build(self.vocab))
+            self._judge = VerdictJudge(self.vocab, self._matcher.lexicon, self._matcher)
         m = self._matcher.match(item.class_id, reply)
+        v = self._judge.judge(item.class_id, reply)
         return {"class_id": item.class_id, "label": self.vocab[item.class_id].name, "correct": m.correct,
-                "match_how": m.how, "matched_form": m.matched_form, "match_score": float(m.score)}
+                "match_how": m.how, "matched_form": m.matched_form, "match_score": float(m.score),
+                "verdict": v.kind, "verdict_steps": v.steps, "verdict_class_id": v.class_id,
+                "verdict_synset": v.synset}
 
 
 class McqPass(_GenerationPass):

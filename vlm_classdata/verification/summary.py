@@ -13,12 +13,49 @@ from typing import Any
 
 import polars as pl
 
+from vlm_classdata.answers import VERDICT_KINDS
 from vlm_classdata.errors import UserError
 from vlm_classdata.provenance import package_versions
 from vlm_classdata.verification.jobs import PassJob
 
 TIMINGS = ("answered_now", "cached", "seconds", "items_per_s")
 """Summary fields that vary run to run: returned and logged in ``runs.jsonl``, never written to the JSON."""
+
+
+CREDIT_SCHEME: dict[str, Any] = {
+    "description": "credit per label_check item by verdict: exact 1, more_specific 1, more_generic 0.5 when "
+                   "verdict_steps <= 2 else 0, every other verdict 0; accuracy_credit is the mean over ok items",
+    "exact": 1.0, "more_specific": 1.0, "more_generic": 0.5, "more_generic_max_steps": 2,
+}
+"""How ``accuracy_credit`` scores hierarchical verdicts (written into the summary as ``credit_scheme``)."""
+
+
+def verdict_credit(kind: str | None, steps: int | None) -> float:
+    """The credit of one verdict under :data:`CREDIT_SCHEME`."""
+    if kind == "more_generic":
+        ok = steps is not None and steps <= CREDIT_SCHEME["more_generic_max_steps"]
+        return CREDIT_SCHEME["more_generic"] if ok else 0.0
+    return float(CREDIT_SCHEME.get(kind, 0.0)) if kind in VERDICT_KINDS else 0.0
+
+
+def verdict_summary(ok: pl.DataFrame) -> dict[str, Any]:
+    """Over the ok rows of a sidecar with a ``verdict`` column: ``verdicts`` (rate per kind, every kind in
+    :data:`~vlm_classdata.answers.VERDICT_KINDS` order), ``verdicts_by_class`` (class id → {kind: count}),
+    ``accuracy_credit`` and ``credit_scheme``."""
+    n = ok.height
+    kinds = ok["verdict"].to_list()
+    counts = Counter(kinds)
+    by_class: dict[str, Counter] = {}
+    for cid, kind in zip(ok["class_id"].to_list(), kinds, strict=True):
+        by_class.setdefault(cid, Counter())[kind] += 1
+    credit = [verdict_credit(k, s) for k, s in zip(kinds, ok["verdict_steps"].to_list(), strict=True)]
+    return {
+        "verdicts": {k: round(counts[k] / n, 6) if n else None for k in VERDICT_KINDS},
+        "verdicts_by_class": {c: {k: by_class[c][k] for k in VERDICT_KINDS if by_class[c][k]}
+                              for c in sorted(by_class)},
+        "accuracy_credit": round(sum(credit) / n, 6) if n else None,
+        "credit_scheme": CREDIT_SCHEME,
+    }
 
 
 def stable_summary(summary: dict) -> dict:
@@ -43,6 +80,8 @@ def summarize(frame: pl.DataFrame, job: PassJob) -> dict:
         summary["parse_how"] = dict(sorted(Counter(ok["parse_how"].to_list()).items()))
     if "match_how" in frame.columns:
         summary["match_how"] = dict(sorted(Counter(ok["match_how"].to_list()).items()))
+    if "verdict" in frame.columns:
+        summary.update(verdict_summary(ok))
     if "rank" in frame.columns and n_ok:
         summary["top5_accuracy"] = round(float(ok["in_top5"].mean()), 6)
         summary["mean_rank"] = round(float(ok["rank"].mean()), 3)
@@ -57,6 +96,8 @@ def summary_line(s: dict, out: Path) -> str:
     if not s.get("complete"):
         return f"{head}: shard done ({s['answered_now']} answered now, {s['remaining']} left for other shards)"
     acc = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+    if s.get("accuracy_credit") is not None:
+        acc += f" (credit {s['accuracy_credit']:.3f})"
     errors = ", ".join(f"{k}={v}" for k, v in s["errors"].items()) or "none"
     extra = f", top-5 {s['top5_accuracy']:.3f}, mean rank {s['mean_rank']}" if "top5_accuracy" in s else ""
     return (f"{head}: {s['items']} items, {s['ok']} ok, accuracy {acc}{extra}; errors: {errors}; "
@@ -92,10 +133,12 @@ def read_summaries(folder: Path | None) -> list[dict]:
 
 
 def summary_table(rows: list[dict]) -> list[str]:
-    """The ``summary`` command's table: a header and one line per pass × model."""
-    lines = [f"{'pass':<12} {'model':<24} {'items':>7} {'ok':>7} {'accuracy':>9}  errors"]
+    """The ``summary`` command's table: a header and one line per pass × model (strict ``accuracy``, and
+    ``credit``: the hierarchical-verdict accuracy of label_check under :data:`CREDIT_SCHEME`, "-" elsewhere)."""
+    lines = [f"{'pass':<12} {'model':<24} {'items':>7} {'ok':>7} {'accuracy':>9} {'credit':>7}  errors"]
     for s in rows:
         acc = "n/a" if s.get("accuracy") is None else f"{s['accuracy']:.3f}"
+        credit = "-" if s.get("accuracy_credit") is None else f"{s['accuracy_credit']:.3f}"
         errors = ", ".join(f"{k}={v}" for k, v in s.get("errors", {}).items()) or "-"
-        lines.append(f"{s['pass']:<12} {s['model']:<24} {s['items']:>7} {s['ok']:>7} {acc:>9}  {errors}")
+        lines.append(f"{s['pass']:<12} {s['model']:<24} {s['items']:>7} {s['ok']:>7} {acc:>9} {credit:>7}  {errors}")
     return lines
