@@ -5,7 +5,8 @@ Build kinds (:func:`detect_kind`):
 
 * ``builders`` — ``python -m builders.imagenet_qa``: ``manifest.json`` with ``outputs``/``splits``/``tasks``,
   ``classes.json``, ``run_log.jsonl`` (the exact command), ``verify/*.json`` pass summaries
-  (``python -m builders.verify run``);
+  (``python -m builders.verify run``), the label-noise audit's ``verify/audit/summary.json``
+  (``python -m builders.verify audit``);
 * ``filtered`` — ``python -m builders.verify filter``: a builders manifest with a ``filtered`` section,
   ``filter_report.json``; the pass summaries and the command are read from the build it was filtered from;
 * ``imagewikiqa`` — ``python -m imagewikiqa build``: ``manifest.json`` with ``questions``/``exports`` (and the
@@ -33,6 +34,7 @@ from cards.facts import CardFacts, CorpusCounts, Filtering, PromptSet, Review
 from cards.metadata import data_info, shard_files
 from corpora_stats.report import load_counts
 from vlm_classdata.errors import UserError, read_user_json
+from vlm_classdata.records.audit import AuditSummary
 from vlm_classdata.records.base import Record
 from vlm_classdata.records.build_manifest import BuildManifest, FilteredManifest, SourceInfo, TaskInfo
 from vlm_classdata.records.count_meta import CountMeta
@@ -49,6 +51,7 @@ DATASET_NAMES = {
 #: the module each tool is run as (``python -m <module>``)
 MODULES = {"builders": "builders.imagenet_qa", "filtered": "builders.imagenet_qa", "imagewikiqa": "imagewikiqa"}
 REVIEW_FILE = "audit/review.json"
+LABEL_AUDIT_FILE = "verify/audit/summary.json"
 
 R = TypeVar("R", bound=Record)
 
@@ -206,6 +209,7 @@ def _builders_facts(build: Path, manifest: BuildManifest) -> dict[str, Any]:
         "prompts": prompts, "prompt_sources": sources, "seed": manifest.config.seed, "config": manifest.config,
         "tool": manifest.tool, "argv": argv, "build_splits": manifest.splits,
         "verify": _verify_summaries(origin / "verify") if origin.is_dir() else [],
+        "label_audit": _optional_record(AuditSummary, origin / LABEL_AUDIT_FILE) if origin.is_dir() else None,
         "filtered": filtered, "notes": notes, "targeted": manifest.targeted,
     }
 

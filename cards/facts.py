@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlm_classdata.records.audit import AuditSummary
 from vlm_classdata.records.build_manifest import (
     BuildConfigInfo,
     FilteredSection,
@@ -92,6 +93,7 @@ class CardFacts:
     build_splits: dict[str, SplitInfo] = field(default_factory=dict)       # builders: written/skipped/reasons
     verify: list[VerificationSummary] = field(default_factory=list)        # verification pass summaries
     filtered: Filtering | None = None
+    label_audit: AuditSummary | None = None  # builders: verify/audit/summary.json (python -m builders.verify audit)
     questions: int | None = None            # imagewikiqa: final questions
     rejections: dict[str, int] = field(default_factory=dict)  # imagewikiqa: rejected questions by reason
     quality: QualityReport | None = None    # imagewikiqa quality_report.json

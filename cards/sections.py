@@ -137,7 +137,7 @@ def filtering(facts: CardFacts) -> str:
         key_check=facts.key_check, audit=facts.audit, review=review,
         review_notes=" ".join(review.notes.split()).rstrip(".") if review and review.notes else "",
         build_splits=facts.build_splits, verify=facts.verify, filtered=facts.filtered, rule_rows=rule_rows,
-        hf_files=hf_files)
+        hf_files=hf_files, label_audit=facts.label_audit)
 
 
 def bias(facts: CardFacts, never_mentioned: int) -> str:

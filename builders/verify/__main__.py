@@ -3,10 +3,12 @@
     python -m builders.verify run --build out/inet --passes label_check,mcq,blind,rank --model llava-hf/llava-1.5-7b-hf
     python -m builders.verify filter --build out/inet --rule drop:blind --rule 'keep:label_check>=2' --out out/inet-clean
     python -m builders.verify summary --build out/inet
+    python -m builders.verify audit --build out/inet --rule agree_other_class:2 --decisions decisions.jsonl
 
 ``run`` writes one sidecar parquet per pass × model into ``BUILD/verify/`` (or ``--out``) and never touches
 the build's files; ``filter`` writes a filtered copy of the build's JSON/JSONL/parquet outputs with counts
-per rule in ``filter_report.json``.
+per rule in ``filter_report.json``; ``audit`` flags items whose label the models' verdicts dispute and writes a
+review gallery, relabel suggestions and counts (``BUILD/verify/audit`` by default, which the dataset card reads).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vlm_classdata.errors import run_cli
+from vlm_classdata.verification.audit import DEFAULT_RULE, run_audit
 from vlm_classdata.verification.filtered_build import filter_build
 from vlm_classdata.verification.passes import DEFAULT_OUTPUT, PASSES
 from vlm_classdata.verification.session import RunRequest, run_verification
@@ -79,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     summ = sub.add_parser("summary", help="a table of the pass results in a sidecar folder")
     summ.add_argument("--build", help="the build folder (reads BUILD/verify)")
     summ.add_argument("--verify-dir", help="sidecar folder")
+
+    aud = sub.add_parser("audit", help="flag items whose label the models dispute; a review gallery and "
+                                       "relabel suggestions")
+    aud.add_argument("--build", required=True, help="the build folder (its images and classes)")
+    aud.add_argument("--verify-dir", help="sidecar folder with label_check sidecars (default BUILD/verify)")
+    aud.add_argument("--out", help="folder for gallery.html, relabel_suggestions.jsonl, summary.json "
+                                   "(default VERIFY_DIR/audit, where the dataset card looks)")
+    aud.add_argument("--rule", action="append",
+                     help=f"agree_other_class[:N] (N models name the same other class), any_other_class, "
+                          f"all_wrong (every model wrong); repeat for several (default {DEFAULT_RULE})")
+    aud.add_argument("--decisions", help="JSONL of a human's decisions {sample_id, decision: keep|relabel|drop, "
+                                         "class_id}, counted in summary.json")
+    aud.add_argument("--output", default="eval_open", help="the build output label_check asked (default eval_open)")
     return p
 
 
@@ -105,10 +121,22 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    summary, out = run_audit(args.build, args.rule, args.verify_dir, args.out, args.decisions, args.output)
+    by_rule = ", ".join(f"{k} {v}" for k, v in summary.flagged_by_rule.items())
+    print(f"checked {summary.items_checked} items ({', '.join(summary.models)}); flagged {summary.flagged} "
+          f"({by_rule}) → {out / 'gallery.html'}")
+    if summary.resolved is not None:
+        r = summary.resolved
+        print(f"  resolved {r.items} of {summary.flagged}: keep {r.keep}, relabel {r.relabel}, drop {r.drop}"
+              + (f" ({r.unflagged} decisions about unflagged items)" if r.unflagged else ""))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for ``python -m builders.verify``."""
     args = build_parser().parse_args(argv)
-    return {"run": _run, "filter": _filter, "summary": _summary}[args.command](args)
+    return {"run": _run, "filter": _filter, "summary": _summary, "audit": _audit}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -8,4 +8,5 @@
 * :mod:`.session` — the ``verify run`` command as a library call.
 * :mod:`.sidecars`, :mod:`.rules`, :mod:`.filtered_files`, :mod:`.filtered_build` — keep/drop rules over the
   sidecars and the filtered copy of a build.
+* :mod:`.audit` — the label-noise audit: rules over label_check verdicts, the review gallery, relabel suggestions.
 """
