@@ -142,6 +142,14 @@ def test_label_check_writes_verdicts_and_the_summary_rates(tmp_path, capsys):
         ["label_check", "cant", "30", "30", "0.000", "0.000"], ["label_check", "cat", "30", "30", "0.000", "0.100"],
         ["label_check", "ship", "30", "30", "0.000", "0.000"], ["label_check", "tripod", "30", "30", "0.200", "0.200"]]
 
+    # the audit reads these real verdicts: "tripod" names another class for the 24 items of the other 4 classes
+    assert run_cli(verify_main, ["audit", "--build", str(build), "--rule", "any_other_class"]) == 0
+    audit = build / "verify" / "audit"
+    suggestions = [json.loads(line) for line in (audit / "relabel_suggestions.jsonl").read_text().splitlines()]
+    assert len(suggestions) == 24 and all(s["suggested_class_ids"] == [TRIPOD] for s in suggestions)
+    assert {s["class_id"] for s in suggestions} == {TABBY, MISSILE, SHUTTLE, ESPRESSO}
+    assert "tripod" in (audit / "gallery.html").read_text(encoding="utf-8")
+
 
 def test_summary_of_old_sidecars_shows_no_credit(tmp_path, capsys):
     folder = tmp_path / "verify"
