@@ -19,7 +19,11 @@ from builders.imagenet_qa import main as build_main
 from builders.synthetic import make_imagenet_tree
 from builders.verify.__main__ import main as verify_main
 from vlm_classdata.errors import UserError, run_cli
-from vlm_classdata.verification.distractor_strength import build_mcq_rows, distractor_strength, strength_sources
+from vlm_classdata.verification.distractor_strength import (
+    build_mcq_rows,
+    distractor_strength,
+    strength_sources,
+)
 from vlm_classdata.vlm.tiny import make_scripted_llava
 
 LETTERS = ("A", "B")

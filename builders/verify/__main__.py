@@ -18,7 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vlm_classdata.errors import run_cli
-from vlm_classdata.verification.distractor_strength import distractor_strength, strength_sources, strength_table
+from vlm_classdata.verification.distractor_strength import (
+    distractor_strength,
+    strength_sources,
+    strength_table,
+)
 from vlm_classdata.verification.filtered_build import filter_build
 from vlm_classdata.verification.passes import DEFAULT_OUTPUT, PASSES
 from vlm_classdata.verification.session import RunRequest, run_verification
