@@ -140,10 +140,15 @@ def test_mismatched_inputs_are_one_line_errors(setup, tmp_path, capsys):
     make_imagenet_tree(other_root, ("n01530575", "n01531178"), train_per_class=1, val_per_class=1)
     other = _build(other_root, tmp_path / "other", "hard", 0)
     _verify(other, {"says_A": models["says_A"]})
+    # a second verify folder of the random build (mcq only, the first 4 items)
+    random_again = tmp_path / "random_again"
+    _verify(rand, {"says_A": models["says_A"]}, "--out", str(random_again), "--limit", "4")
     cases = {
         "2 --build but 1 --verify-dir": ["--build", str(rand), "--build", str(hard), "--verify-dir", str(renamed)],
         "is not inside a build": ["--verify-dir", str(renamed), "--verify-dir", str(rand / "verify")],
-        "random distractors in both": ["--build", str(rand), "--build", str(rand)],
+        "is given twice": ["--build", str(rand), "--build", str(rand)],
+        "random distractors in both": ["--build", str(rand), "--build", str(rand), "--verify-dir",
+                                       str(rand / "verify"), "--verify-dir", str(random_again)],
         "the build was remade after this sidecar": ["--build", str(rand), "--build", str(rand), "--verify-dir",
                                                     str(rand / "verify"), "--verify-dir", str(hard / "verify")],
         "give each model one --alias": ["--build", str(rand), "--build", str(hard), "--verify-dir",

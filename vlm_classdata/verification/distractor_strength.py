@@ -74,15 +74,21 @@ def strength_sources(builds: list[str] | None, verify_dirs: list[str] | None) ->
         if len(builds) != len(verify_dirs):
             raise UserError(f"{len(builds)} --build but {len(verify_dirs)} --verify-dir: give one verify folder "
                             "per build, in the same order")
-        return [(Path(v), Path(b)) for v, b in zip(verify_dirs, builds, strict=True)]
-    if builds:
-        return [(Path(b) / "verify", Path(b)) for b in builds]
-    pairs = []
-    for v in verify_dirs:
-        parent = Path(v).resolve().parent
-        if not (parent / "manifest.json").is_file():
-            raise UserError(f"verify folder {v} is not inside a build: give --build for each --verify-dir")
-        pairs.append((Path(v), parent))
+        pairs = [(Path(v), Path(b)) for v, b in zip(verify_dirs, builds, strict=True)]
+    elif builds:
+        pairs = [(Path(b) / "verify", Path(b)) for b in builds]
+    else:
+        pairs = []
+        for v in verify_dirs:
+            parent = Path(v).resolve().parent
+            if not (parent / "manifest.json").is_file():
+                raise UserError(f"verify folder {v} is not inside a build: give --build for each --verify-dir")
+            pairs.append((Path(v), parent))
+    seen: set[Path] = set()
+    for verify, _ in pairs:
+        if verify.resolve() in seen:
+            raise UserError(f"verify folder {verify} is given twice")
+        seen.add(verify.resolve())
     return pairs
 
 
