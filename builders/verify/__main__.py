@@ -4,6 +4,7 @@
     python -m builders.verify filter --build out/inet --rule drop:blind --rule 'keep:label_check>=2' --out out/inet-clean
     python -m builders.verify summary --build out/inet
     python -m builders.verify audit --build out/inet --rule agree_other_class:2 --decisions decisions.jsonl
+    python -m builders.verify summary --build out/inet-random --build out/inet-hard   # random vs hard distractors
 
 ``run`` writes one sidecar parquet per pass × model into ``BUILD/verify/`` (or ``--out``) and never touches
 the build's files; ``filter`` writes a filtered copy of the build's JSON/JSONL/parquet outputs with counts
@@ -20,6 +21,11 @@ from pathlib import Path
 
 from vlm_classdata.errors import run_cli
 from vlm_classdata.verification.audit import DEFAULT_RULE, run_audit
+from vlm_classdata.verification.distractor_strength import (
+    distractor_strength,
+    strength_sources,
+    strength_table,
+)
 from vlm_classdata.verification.filtered_build import filter_build
 from vlm_classdata.verification.passes import DEFAULT_OUTPUT, PASSES
 from vlm_classdata.verification.session import RunRequest, run_verification
@@ -79,9 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     flt.add_argument("--outputs", help="comma-separated outputs to copy (default: every JSON/JSONL/parquet one)")
     flt.add_argument("--out", required=True, help="folder for the filtered copy")
 
-    summ = sub.add_parser("summary", help="a table of the pass results in a sidecar folder")
-    summ.add_argument("--build", help="the build folder (reads BUILD/verify)")
-    summ.add_argument("--verify-dir", help="sidecar folder")
+    summ = sub.add_parser("summary", help="a table of the pass results in a sidecar folder; with several, MCQ "
+                                          "accuracy with random vs hard distractors per model")
+    summ.add_argument("--build", action="append",
+                      help="the build folder (reads BUILD/verify); repeat to compare builds, e.g. one made with "
+                           "--distractors random and one with --distractors hard of the same images")
+    summ.add_argument("--verify-dir", action="append",
+                      help="sidecar folder; repeat like --build (paired with the --build of the same position, "
+                           "else its parent folder is the build)")
 
     aud = sub.add_parser("audit", help="flag items whose label the models dispute; a review gallery and "
                                        "relabel suggestions")
@@ -115,8 +126,21 @@ def _filter(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    folder = Path(args.verify_dir) if args.verify_dir else (Path(args.build) / "verify" if args.build else None)
-    for line in summary_table(read_summaries(folder)):
+    if len(args.build or []) <= 1 and len(args.verify_dir or []) <= 1:
+        folder = (Path(args.verify_dir[0]) if args.verify_dir
+                  else (Path(args.build[0]) / "verify" if args.build else None))
+        for line in summary_table(read_summaries(folder)):
+            print(line)
+        return 0
+    sources = strength_sources(args.build, args.verify_dir)
+    tables = [(verify, summary_table(read_summaries(verify))) for verify, _ in sources]  # all read before printing
+    strength = strength_table(distractor_strength(sources))
+    for verify, table in tables:
+        print(f"== {verify}")
+        for line in table:
+            print(line)
+    print()
+    for line in strength:
         print(line)
     return 0
 
