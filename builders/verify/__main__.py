@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       + ", ".join(f"{k}→{v}" for k, v in DEFAULT_OUTPUT.items()))
     src.add_argument("--splits", help="comma-separated splits (default: all)")
     src.add_argument("--limit", type=int, help="only the first N items (a quick look)")
+    src.add_argument("--multi-labels", help="multi-label truth for label_check, mcq and rank: a ReaL-style JSON "
+                                            "list (accepted class indices per ImageNet validation image, in file "
+                                            "order) or JSONL rows {id, class_ids|labels}; adds correct_any and "
+                                            "accuracy_any")
     what = run.add_argument_group("passes and models")
     what.add_argument("--passes", default="label_check",
                       help=f"comma-separated, any of {', '.join(PASSES)} (default label_check)")

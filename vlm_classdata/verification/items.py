@@ -47,6 +47,7 @@ class Item:
     answer: str | None = None  # the row's target: class name (open) or letter (lettered MCQ)
     options: tuple[str, ...] = ()
     answer_index: int | None = None
+    option_class_ids: tuple[str, ...] = ()  # class id of every option when the row names them (our mcq rows)
 
     @property
     def label(self) -> str | None:
@@ -134,6 +135,7 @@ def _item(row: dict, position: int, split: str, image_root: Path | None, image_p
         class_id=None if class_id is None else str(class_id), class_name=class_name, answer=answer,
         options=tuple(str(o) for o in options or ()),
         answer_index=None if answer_index is None else int(answer_index),
+        option_class_ids=tuple(str(c) for c in row.get("option_class_ids") or ()),
     )
 
 

@@ -12,6 +12,11 @@
 * ``rank`` — the log-likelihood of every class name as the answer to the open question (shared-prefix
   scoring); the rank of the true class by summed and by mean token log-probability.
 
+``label_check``, ``mcq`` and ``rank`` also judge against multi-label truth (``--multi-labels``,
+:mod:`vlm_classdata.verification.multilabels`): :meth:`Pass.correct_for_any` says whether an answer is right for any
+accepted class (reply names one / chosen option's class / top-1 class), filled in as ``correct_any`` when the sidecar
+is assembled; ``correct`` stays single-label.
+
 A pass turns a list of :class:`~vlm_classdata.verification.items.Item` into one row per item with the columns of
 :data:`COMMON_COLUMNS` plus its own (``columns``). Unusable items (no image, unreadable image, prompt too
 long, no options/class) become rows with ``status="error"`` and a reason, never exceptions.
@@ -39,6 +44,9 @@ COMMON_COLUMNS: dict[str, pl.DataType] = {
     "sample_id": pl.String, "split": pl.String, "pass": pl.String, "model": pl.String,
     "prompt_sha": pl.String, "status": pl.String, "error": pl.String, "correct": pl.Boolean,
 }
+MULTI_LABEL_COLUMNS: dict[str, pl.DataType] = {"correct_any": pl.Boolean, "accepted_class_ids": pl.List(pl.String)}
+"""Columns of passes with ``multi_label``: right for any accepted class (null without a multi-label file, for an
+empty accepted set and for errors), and the accepted class ids (null when the file does not name the item)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class Pass(ABC):
 
     name: str = "pass"
     uses_image: bool = True
+    multi_label: bool = False  # has MULTI_LABEL_COLUMNS and judges correct_for_any
     columns: dict[str, pl.DataType] = {}
 
     def __init__(self, settings: PassSettings, vocab: ClassVocabulary | None = None) -> None:
@@ -94,7 +103,12 @@ class Pass(ABC):
 
     def schema(self) -> dict[str, pl.DataType]:
         """All columns of this pass's sidecar, in order."""
-        return {**COMMON_COLUMNS, **self.columns}
+        return {**COMMON_COLUMNS, **self.columns, **(MULTI_LABEL_COLUMNS if self.multi_label else {})}
+
+    def correct_for_any(self, item: Item, row: dict, accepted: tuple[str, ...]) -> bool | None:
+        """Whether the answered ``row`` of ``item`` is right for any of the ``accepted`` class ids (None: this
+        pass cannot tell)."""
+        return None
 
     def run(self, vlm: VLM, items: list[Item], model: str) -> list[dict]:
         """One row per item, in input order (errors included); ``model`` is the alias in the ``model`` column."""
@@ -164,6 +178,7 @@ class LabelCheckPass(_GenerationPass):
     """The open question; correct when the reply names the class (synonyms, plurals, near matches)."""
 
     name = "label_check"
+    multi_label = True
     columns = {"class_id": pl.String, "label": pl.String, "reply": pl.String, "match_how": pl.String,
                "matched_form": pl.String, "match_score": pl.Float64, "verdict": pl.String,
                "verdict_steps": pl.Int64, "verdict_class_id": pl.String, "verdict_synset": pl.String}
@@ -177,6 +192,16 @@ class LabelCheckPass(_GenerationPass):
 
     def unsuitable(self, item: Item) -> str | None:
         return None if item.class_id else "no_class"
+
+    def matcher(self) -> LabelMatcher:
+        """The label judge (built on first use: the WordNet forms of every class take a while)."""
+        if self._matcher is None:
+            self._matcher = LabelMatcher(Lexicon.build(self.vocab))
+        return self._matcher
+
+    def correct_for_any(self, item: Item, row: dict, accepted: tuple[str, ...]) -> bool | None:
+        """The reply names any accepted class (the same judge as ``correct``)."""
+        return any(self.matcher().match(cid, row["reply"] or "").correct for cid in accepted)
 
     def judge(self, item: Item, reply: str) -> dict:
         if self._matcher is None:  # built on first use: the WordNet forms of every class take a while
@@ -194,6 +219,7 @@ class McqPass(_GenerationPass):
     """The multiple-choice item with its image; the letter is parsed from the reply."""
 
     name = "mcq"
+    multi_label = True
     columns = {"reply": pl.String, "pred_index": pl.Int64, "pred_letter": pl.String, "parse_how": pl.String,
                "answer_index": pl.Int64}
 
@@ -207,18 +233,31 @@ class McqPass(_GenerationPass):
         return {"pred_index": parsed.index, "pred_letter": parsed.letter, "parse_how": parsed.how,
                 "answer_index": item.answer_index, "correct": parsed.index == item.answer_index}
 
+    def correct_for_any(self, item: Item, row: dict, accepted: tuple[str, ...]) -> bool | None:
+        """The chosen option's class (the item's ``option_class_ids``, else the option text as a class name) is
+        accepted; no parsed choice is wrong; None when the option's class is unknown."""
+        index = row["pred_index"]
+        if index is None or not 0 <= index < len(item.options):
+            return False
+        if len(item.option_class_ids) == len(item.options):
+            return item.option_class_ids[index] in accepted
+        entry = self.vocab.by_name(item.options[index]) if self.vocab is not None else None
+        return None if entry is None else entry.class_id in accepted
+
 
 class BlindPass(McqPass):
     """The multiple-choice item without its image: a correct answer means it is answerable blind."""
 
     name = "blind"
     uses_image = False
+    multi_label = False
 
 
 class RankPass(Pass):
     """Rank of the true class among all class names by answer log-likelihood (shared-prefix scoring)."""
 
     name = "rank"
+    multi_label = True
     columns = {"class_id": pl.String, "rank": pl.Int64, "rank_mean": pl.Int64, "logprob_sum": pl.Float64,
                "logprob_mean": pl.Float64, "top1_class_id": pl.String, "top5": pl.List(pl.String),
                "in_top5": pl.Boolean, "n_candidates": pl.Int64}
@@ -232,6 +271,10 @@ class RankPass(Pass):
 
     def unsuitable(self, item: Item) -> str | None:
         return None if item.class_id in self.vocab else "no_class"
+
+    def correct_for_any(self, item: Item, row: dict, accepted: tuple[str, ...]) -> bool | None:
+        """The top-1 class by summed log-probability is accepted."""
+        return row["top1_class_id"] in accepted
 
     def cache_parts(self) -> dict[str, Any]:
         names = hashlib.sha1("\n".join(self._names).encode()).hexdigest()[:12]

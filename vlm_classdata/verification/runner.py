@@ -13,6 +13,10 @@ Executors (:mod:`vlm_classdata.verification.workers`): ``local`` (one model in t
 ``map_batches`` over chunks with an actor pool, one model per actor, ``gpus_per_worker`` GPUs each).
 ``shard=(i, n)`` runs every n-th chunk only, for one process per GPU without Ray; the processes share the cache
 and any of them assembles.
+
+With multi-label truth (:mod:`vlm_classdata.verification.multilabels`) ``correct_any`` is worked out while
+assembling, from the cached answers: the cache holds the answer columns only and does not depend on the
+multi-label file.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from vlm_classdata.records.verification import VerificationSummary
 from vlm_classdata.verification.chunk_cache import PassCache, write_parquet_atomic
 from vlm_classdata.verification.items import Item
 from vlm_classdata.verification.jobs import PassJob, RunOptions
+from vlm_classdata.verification.multilabels import MultiLabels, score_frame
+from vlm_classdata.verification.passes import MULTI_LABEL_COLUMNS
 from vlm_classdata.verification.summary import stable_summary, summarize
 from vlm_classdata.verification.workers import ModelCache, run_local, run_ray
 
@@ -47,19 +53,20 @@ def plan_chunks(items: list[Item], keys: list[str], done: set[tuple[str, str]], 
 
 
 def run_pass(items: list[Item], job: PassJob, out_dir: str | Path, options: RunOptions | None = None,
-             models: ModelCache | None = None) -> dict:
+             models: ModelCache | None = None, multi_labels: MultiLabels | None = None) -> dict:
     """Answer every item (skipping cached answers), then write the sidecar and its summary.
 
     Returns the summary (also written as ``OUT/<pass>.<alias>.json``). With ``options.shard`` the sidecar
     is assembled only when every chunk is answered. The local executor takes the model from ``models`` when it
-    holds it (several passes, one load)."""
+    holds it (several passes, one load). ``multi_labels`` fills ``correct_any`` (null without it)."""
     options = options or RunOptions()
     if options.chunk_size < 1:
         raise UserError("--chunk-size must be at least 1")
     out = Path(out_dir)
     pass_ = job.make_pass()
     schema = pass_.schema()
-    cache = PassCache(out, job, schema)
+    answers = {k: v for k, v in schema.items() if k not in MULTI_LABEL_COLUMNS}  # what the cache holds
+    cache = PassCache(out, job, answers)
     chunk_size = cache.open(options.chunk_size)
     keys = [pass_.prompt_sha(it) for it in items]
     done = cache.done()
@@ -75,7 +82,7 @@ def run_pass(items: list[Item], job: PassJob, out_dir: str | Path, options: RunO
         else:
             raise UserError(f"unknown executor {options.executor!r} (choose local or ray)")
         for j, rows in results:
-            cache.write(j, rows, schema)
+            cache.write(j, rows, answers)
             bar.update(len(rows))
     bar.close()
     seconds = time.perf_counter() - started
@@ -84,12 +91,14 @@ def run_pass(items: list[Item], job: PassJob, out_dir: str | Path, options: RunO
     if remaining:  # another shard is still working
         return {"pass": job.pass_name, "model": job.alias, "complete": False, "answered_now": n_todo,
                 "cached": cached, "remaining": sum(len(c) for _, c in remaining)}
-    return _assemble(items, keys, job, cache, out, schema, answered_now=n_todo, cached=cached, seconds=seconds)
+    frame = _assemble(items, keys, job, cache, answers)
+    frame = score_frame(frame, items, pass_, multi_labels).select(list(schema))
+    return _write(frame, job, out, answered_now=n_todo, cached=cached, seconds=seconds)
 
 
-def _assemble(items: list[Item], keys: list[str], job: PassJob, cache: PassCache, out: Path,
-              schema: dict[str, pl.DataType], answered_now: int, cached: int, seconds: float) -> dict:
-    """Write the sidecar (input order, one row per item) and the summary."""
+def _assemble(items: list[Item], keys: list[str], job: PassJob, cache: PassCache,
+              schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The sidecar's rows from the cache: input order, one row per item."""
     order = pl.DataFrame({"sample_id": [it.sample_id for it in items], "prompt_sha": keys,
                           "_pos": list(range(len(items)))})
     frame = (cache.frame(schema).unique(subset=["sample_id", "prompt_sha"], keep="first", maintain_order=True)
@@ -98,6 +107,11 @@ def _assemble(items: list[Item], keys: list[str], job: PassJob, cache: PassCache
     if frame.height != len(items):  # a part was damaged after it was counted: it is set aside by now
         raise UserError(f"{len(items) - frame.height} answer(s) of {job.pass_name}[{job.alias}] were lost from "
                         f"damaged cache parts (set aside); run the same command again to ask them again")
+    return frame
+
+
+def _write(frame: pl.DataFrame, job: PassJob, out: Path, answered_now: int, cached: int, seconds: float) -> dict:
+    """Write the sidecar and its summary; returns the summary."""
     stem = f"{job.pass_name}.{job.alias}"
     sidecar = out / f"{stem}.parquet"
     write_parquet_atomic(frame, sidecar)

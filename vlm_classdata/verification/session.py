@@ -16,8 +16,9 @@ from pathlib import Path
 from vlm_classdata.errors import UserError
 from vlm_classdata.extras import require
 from vlm_classdata.stages import RunLock, check_out, lock_out, open_out
-from vlm_classdata.verification.items import ItemSet, build_vocabulary, load_build, load_items
+from vlm_classdata.verification.items import Item, ItemSet, build_vocabulary, load_build, load_items
 from vlm_classdata.verification.jobs import PassJob, RunOptions, model_alias
+from vlm_classdata.verification.multilabels import MultiLabels, load_multi_labels
 from vlm_classdata.verification.passes import DEFAULT_OUTPUT, PASSES, PassSettings
 from vlm_classdata.verification.runner import run_pass
 from vlm_classdata.verification.summary import log_run
@@ -54,6 +55,7 @@ class RunRequest:
     ray_address: str | None = None
     shard: str | None = None
     quiet: bool = False
+    multi_labels: str | None = None
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -111,6 +113,7 @@ def run_verification(req: RunRequest, report: Callable[[dict, Path], None]) -> N
         vocab = None
     if vocab is None and any(p in ("label_check", "rank") for p in passes):
         raise UserError("label_check and rank need the class list: give --classes")
+    multi_labels = _multi_labels(req.multi_labels, passes, vocab)
     out = Path(req.out) if req.out else (Path(req.build) / "verify" if req.build
                                          else Path(req.input).parent / "verify")
     shard = parse_shard(req.shard)
@@ -120,7 +123,20 @@ def run_verification(req: RunRequest, report: Callable[[dict, Path], None]) -> N
                          gpus_per_worker=req.gpus_per_worker, ray_address=req.ray_address,
                          shard=shard, progress=not req.quiet)
     with _claim_out(out, req, shard):
-        _run_passes(req, passes, models, aliases, vocab, settings, options, out, report)
+        _run_passes(req, passes, models, aliases, vocab, settings, options, out, report, multi_labels)
+
+
+def _multi_labels(path: str | None, passes: list[str], vocab: ClassVocabulary | None) -> MultiLabels | None:
+    """The ``--multi-labels`` file read and checked against the class list (None when not given)."""
+    if path is None:
+        return None
+    judged = [p for p in passes if PASSES[p].multi_label]
+    if not judged:
+        raise UserError(f"--multi-labels applies to {', '.join(n for n, p in PASSES.items() if p.multi_label)}; "
+                        f"none of them is in --passes")
+    if vocab is None:
+        raise UserError("--multi-labels needs the class list: give --classes")
+    return load_multi_labels(path, vocab)
 
 
 def _claim_out(out: Path, req: RunRequest, shard: tuple[int, int] | None) -> RunLock:
@@ -140,9 +156,11 @@ def _claim_out(out: Path, req: RunRequest, shard: tuple[int, int] | None) -> Run
 
 def _run_passes(req: RunRequest, passes: list[str], models: list[str], aliases: list[str],
                 vocab: ClassVocabulary | None, settings: PassSettings, options: RunOptions, out: Path,
-                report: Callable[[dict, Path], None]) -> None:
-    """Every pass × model, each with its own cache and sidecar under ``out``."""
+                report: Callable[[dict, Path], None], multi_labels: MultiLabels | None = None) -> None:
+    """Every pass × model, each with its own cache and sidecar under ``out``; with ``multi_labels``, a line on
+    how the file meets each output's items (none at all is a :class:`UserError`)."""
     loaded: dict[str, ItemSet] = {}
+    covered: set[str] = set()  # outputs whose multi-label coverage is checked
     models_held = ModelCache()
     for pass_name in passes:
         source = req.output or DEFAULT_OUTPUT[pass_name]
@@ -159,10 +177,22 @@ def _run_passes(req: RunRequest, passes: list[str], models: list[str], aliases: 
         items = loaded[source].items[:req.limit] if req.limit else loaded[source].items
         if not items:
             raise UserError(f"no items to ask in {source!r}")
+        if multi_labels is not None and PASSES[pass_name].multi_label and source not in covered:
+            _check_coverage(multi_labels, items, source)
+            covered.add(source)
         for model, alias in zip(models, aliases, strict=True):
             job = PassJob(pass_name, model, alias, vocab.to_json() if vocab is not None else None, settings,
                           req.device, req.dtype)
             started = time.perf_counter()
-            summary = run_pass(items, job, out, options, models_held)
+            summary = run_pass(items, job, out, options, models_held, multi_labels)
             log_run(out, summary, time.perf_counter() - started)
             report(summary, out)
+
+
+def _check_coverage(multi_labels: MultiLabels, items: list[Item], source: str) -> None:
+    """Print how the multi-label file meets ``items``; a file naming none of them is a :class:`UserError`."""
+    cover = multi_labels.coverage(items)
+    if cover.not_in_file == cover.items:
+        raise UserError(f"--multi-labels {multi_labels.source} names none of the {cover.items} {source} items "
+                        f"(file ids like {next(iter(multi_labels.accepted))!r}, items like {items[0].sample_id!r})")
+    print(cover.line(multi_labels.source, source), file=sys.stderr)

@@ -87,7 +87,18 @@ def summarize(frame: pl.DataFrame, job: PassJob) -> dict:
         summary["mean_rank"] = round(float(ok["rank"].mean()), 3)
         summary["median_rank"] = float(ok["rank"].median())
         summary["top1_by_mean_accuracy"] = round(float((ok["rank_mean"] == 1).mean()), 6)
+    summary.update(multi_label_summary(frame))
     return summary
+
+
+def multi_label_summary(frame: pl.DataFrame) -> dict[str, Any]:
+    """``accuracy_any`` (right for any accepted class) over the answered items with a non-empty accepted set,
+    ``correct_any`` and their count ``multi_label_items``; empty without multi-label truth."""
+    if "accepted_class_ids" not in frame.columns or frame["accepted_class_ids"].null_count() == frame.height:
+        return {}
+    scored = frame.filter((pl.col("status") == "ok") & pl.col("correct_any").is_not_null())
+    return {"multi_label_items": scored.height, "correct_any": int(scored["correct_any"].sum()),
+            "accuracy_any": round(float(scored["correct_any"].mean()), 6) if scored.height else None}
 
 
 def summary_line(s: dict, out: Path) -> str:
@@ -100,6 +111,9 @@ def summary_line(s: dict, out: Path) -> str:
         acc += f" (credit {s['accuracy_credit']:.3f})"
     errors = ", ".join(f"{k}={v}" for k, v in s["errors"].items()) or "none"
     extra = f", top-5 {s['top5_accuracy']:.3f}, mean rank {s['mean_rank']}" if "top5_accuracy" in s else ""
+    if "accuracy_any" in s:
+        any_acc = "n/a" if s["accuracy_any"] is None else f"{s['accuracy_any']:.3f}"
+        extra += f", any-label accuracy {any_acc} over {s['multi_label_items']} items"
     return (f"{head}: {s['items']} items, {s['ok']} ok, accuracy {acc}{extra}; errors: {errors}; "
             f"answered now {s['answered_now']}, from cache {s['cached']} → {out / s['sidecar']}")
 

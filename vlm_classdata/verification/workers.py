@@ -56,7 +56,8 @@ class _RayChunkActor:
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         chunks, payloads = [], []
         for chunk, text in zip(batch["chunk"], batch["items"], strict=True):
-            items = [Item(**{**d, "options": tuple(d["options"])}) for d in json.loads(text)]
+            items = [Item(**{**d, "options": tuple(d["options"]),
+                           "option_class_ids": tuple(d.get("option_class_ids", ()))}) for d in json.loads(text)]
             chunks.append(int(chunk))
             payloads.append(json.dumps(self.worker.run(items)))
         return {"chunk": chunks, "rows": payloads}
