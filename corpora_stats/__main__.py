@@ -3,6 +3,7 @@
     python -m corpora_stats count --corpus pretrain=blip_laion_cc_sbu_558k.json \\
         --corpus instruct=llava_v1_5_mix665k.json --classes imagenet1k --out out/freq
     python -m corpora_stats report --counts out/freq --accuracy predictions.jsonl --out out/freq/report
+    python -m corpora_stats report --counts out/freq --accuracy BUILD/verify/label_check.MODEL.parquet
     python -m corpora_stats mine --counts out/freq --select least:50 --corpus laion=laion_parquet/ --out out/mined
     python -m corpora_stats demo --out out/freq_demo     # WordNet glosses as an offline corpus
 """
@@ -77,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Plots, most/least frequent classes, and correlation with accuracy.")
     r.add_argument("--counts", required=True, help="folder written by 'count'")
     r.add_argument("--out", help="report folder (default COUNTS/report)")
-    r.add_argument("--accuracy", help="predictions JSONL (label/pred) or CSV (class, accuracy)")
+    r.add_argument("--accuracy", help="predictions JSONL (label/pred), CSV (class, accuracy) or a builders.verify "
+                                      "sidecar BUILD/verify/<pass>.<alias>.parquet (label_check, mcq, rank)")
+    r.add_argument("--build", help="build folder of an mcq sidecar (its items' classes; default: the folder "
+                                   "above the sidecar's verify/)")
     r.add_argument("--pretrain", help="corpus name to use as pretraining in the scatter plot")
     r.add_argument("--instruct", help="corpus name to use as instruction data in the scatter plot")
     r.add_argument("--top-k", type=int, default=20, help="classes listed as most/least frequent (default 20)")
@@ -142,12 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "count":
             return 0
         args.counts, args.accuracy, args.pretrain, args.instruct, args.top_k = args.out, None, None, None, 20
+        args.build = None
         args.out = str(Path(args.out) / "report")
     out = args.out or str(Path(args.counts) / "report")
     summary = write_report(args.counts, out, accuracy=args.accuracy, pretrain=args.pretrain,
-                           instruct=args.instruct, seed=args.seed, top_k=args.top_k)
+                           instruct=args.instruct, seed=args.seed, top_k=args.top_k, build=args.build)
     print(f"report → {Path(out) / 'report.md'} and {Path(out) / 'report.html'}")
-    shown = ("documents", "classes_never_mentioned", "spearman", "pearson")
+    shown = ("documents", "classes_never_mentioned", "spearman", "pearson", "mean_accuracy", "overall_accuracy")
     for key, value in (summary or {}).items():
         if key.startswith(shown) and isinstance(value, (int, float, str)):
             print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")

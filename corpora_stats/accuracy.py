@@ -1,9 +1,17 @@
-"""Per-class accuracy for the report: from a predictions JSONL (judged here) or a per-class CSV.
+"""Per-class accuracy for the report: from a ``builders.verify`` sidecar, a predictions JSONL (judged here) or a
+per-class CSV.
 
+Sidecar (``<pass>.<alias>.parquet`` of ``label_check``, ``mcq`` or ``rank``): each item's ``correct`` as the pass
+recorded it, counted per class by :func:`vlm_classdata.verification.per_class.class_accuracy` (the same function
+behind the pass summary's ``per_class``, so both give the same numbers); an mcq sidecar's items get their class
+from the build's ``mcq`` rows (``build``, default: the folder above the sidecar's ``verify/``). Rows that are not
+``ok`` are skipped with their error as the reason; a ``correct_any`` column (multi-label truth) adds
+``n_any``/``correct_any``/``accuracy_any``.
 Predictions JSONL: one ``{"label": name|id|index, "pred": text}`` per line (label keys ``label``/``gt``/
 ``target``; prediction keys ``pred``/``prediction``/``answer``/``text``). Whether a prediction is the label is
 decided by :class:`PredictionJudge`: the vocabulary's id/index resolution, else the project's one label judge
-(:class:`~vlm_classdata.answers.LabelMatcher`). Unparseable lines and unknown labels are skipped and counted.
+(:class:`~vlm_classdata.answers.LabelMatcher` over the lexicon ``label_check`` uses). Unparseable lines and
+unknown labels are skipped and counted.
 CSV/TSV: columns ``class`` (id or name), ``accuracy`` in [0, 1] and optionally ``n``.
 """
 
@@ -19,7 +27,10 @@ import polars as pl
 
 from vlm_classdata.answers import LabelMatcher
 from vlm_classdata.errors import UserError
-from vlm_classdata.lexicon import Form, Lexicon, normalize
+from vlm_classdata.lexicon import Lexicon, normalize
+from vlm_classdata.verification.items import build_vocabulary, load_build
+from vlm_classdata.verification.per_class import PER_CLASS_PASSES, class_accuracy
+from vlm_classdata.verification.sidecars import load_sidecars
 from vlm_classdata.vocabulary import ClassVocabulary
 
 PRED_KEYS = ("pred", "prediction", "answer", "text")
@@ -33,18 +44,16 @@ class PredictionJudge:
     """Whether a prediction is the label's class.
 
     A JSON integer is a class index, and a text that is a class id or WordNet id (as given, or normalised)
-    names that class: vocabulary resolution, not a text match. Any other text goes to the one label judge,
-    :class:`LabelMatcher`, over the counted forms (``lexicon``, when the counts folder has them) plus the
-    vocabulary's display names and synonyms, with the same verdict as verification's ``label_check`` pass
+    names that class: vocabulary resolution of a classifier's output, not a text match. Any other text goes to
+    the one label judge, :class:`LabelMatcher`, over the lexicon the ``label_check`` pass uses
+    (``Lexicon.build(vocab)``: WordNet lemmas, plurals, aliases), so a reply scores here exactly as in the pass
     (exact form, whole-word mention with no other class named, or a near match) — the open-world protocol of
     arXiv 2405.18415, where a reply is correct when it names the class.
     """
 
-    def __init__(self, vocab: ClassVocabulary, lexicon: Lexicon | None = None) -> None:
+    def __init__(self, vocab: ClassVocabulary) -> None:
         self.vocab = vocab
-        names = [Form(t, e.class_id, "name", ()) for e in vocab for n in (e.name, *e.synonyms) if (t := normalize(n))]
-        forms = [*(lexicon.forms if lexicon is not None else ()), *names]
-        self.labels = LabelMatcher(Lexicon(vocab, forms, lexicon.method if lexicon is not None else "paper"))
+        self.labels = LabelMatcher(Lexicon.build(vocab))
         self._ids = {e.wnid: e.class_id for e in vocab if e.wnid} | {e.class_id: e.class_id for e in vocab}
 
     def is_correct(self, class_id: str, pred: Any) -> bool:
@@ -68,6 +77,8 @@ def _first_key(row: dict, keys: Sequence[str]) -> tuple[bool, Any]:
 
 def _kind_of(p: Path) -> str:
     suffix = p.suffix.lower()
+    if suffix == ".parquet":
+        return "sidecar"
     if suffix in (".csv", ".tsv"):
         return "table"
     if suffix in (".jsonl", ".json", ".ndjson"):
@@ -107,6 +118,40 @@ def _judge_predictions(p: Path, vocab: ClassVocabulary, judge: PredictionJudge,
             n_c[0] += 1
             n_c[1] += int(judge.is_correct(cid, pred))
     return rows, [(cid, n, c, c / n) for cid, (n, c) in per_class.items()]
+
+
+def _mcq_classes(sidecar: Path, build: str | Path | None) -> dict[str, str | None]:
+    """Sample id → class id of the build's ``mcq`` rows (the items an mcq sidecar answered)."""
+    root = Path(build).expanduser() if build is not None else sidecar.resolve().parent.parent
+    if not (root / "manifest.json").is_file():
+        where = f"--build {build}" if build is not None else f"{root} (the folder above the sidecar's)"
+        raise UserError(f"accuracy file {sidecar}: an mcq sidecar takes each item's class from its build's rows, "
+                        f"but {where} is no build folder; give --build")
+    items = load_build(root, "mcq", vocab=build_vocabulary(root)).items
+    return {it.sample_id: it.class_id for it in items}
+
+
+def _read_sidecar(p: Path, vocab: ClassVocabulary, skipped: dict[str, int],
+                  build: str | Path | None) -> tuple[int, list[tuple], str]:
+    """(rows, ``(class_id, n, correct, accuracy[, n_any, correct_any, accuracy_any])`` per class, pass) of a
+    ``builders.verify`` sidecar, counted by :func:`class_accuracy`."""
+    pass_name, _, alias = p.name[: -len(".parquet")].partition(".")
+    frame = load_sidecars(p.parent).get(pass_name, {}).get(alias) if alias else None
+    if frame is None:
+        raise UserError(f"accuracy file {p}: a parquet accuracy file is a builders.verify sidecar named "
+                        "<pass>.<alias>.parquet")
+    if pass_name not in PER_CLASS_PASSES or "correct" not in frame.columns:
+        raise UserError(f"accuracy file {p}: a {pass_name!r} sidecar has no per-class accuracy (use one of "
+                        f"{', '.join(PER_CLASS_PASSES)})")
+    classes = None if "class_id" in frame.columns else _mcq_classes(p, build)
+    result = class_accuracy(frame, classes)
+    for reason, n in result.skipped.items():
+        skipped[reason] = skipped.get(reason, 0) + n
+    known = result.table.filter(pl.col("class_id").is_in(vocab.ids))
+    outside = int(result.table.filter(~pl.col("class_id").is_in(vocab.ids))["n"].sum())
+    if outside:
+        skipped["unknown_class"] = skipped.get("unknown_class", 0) + outside
+    return frame.height, known.rows(), pass_name
 
 
 def _csv_columns(p: Path, df: pl.DataFrame) -> tuple[str, str, str | None]:
@@ -154,19 +199,24 @@ def _read_table(p: Path, vocab: ClassVocabulary, skipped: dict[str, int]) -> tup
     return rows, table
 
 
-def read_accuracy(path: str | Path, vocab: ClassVocabulary, lexicon: Lexicon | None = None) -> tuple[pl.DataFrame, dict]:
-    """Per-class accuracy (``class_id, n, correct, accuracy``, vocabulary order) and what was read:
-    ``{"path", "kind", "rows", "skipped", "classes", "matching"}``; ``matching`` says how correctness was
-    decided: ``"lexicon"`` (judged with the counted forms), ``"vocabulary"`` (without them) or ``"given"``
-    (a per-class table). See the module docstring."""
+def read_accuracy(path: str | Path, vocab: ClassVocabulary, build: str | Path | None = None) -> tuple[pl.DataFrame, dict]:
+    """Per-class accuracy (``class_id, n, correct, accuracy``, vocabulary order; a sidecar with multi-label truth
+    adds ``n_any, correct_any, accuracy_any``) and what was read: ``{"path", "kind", "rows", "skipped",
+    "classes", "matching"}``; ``matching`` says how correctness was decided: ``"judge"`` (predictions judged by
+    :class:`PredictionJudge`), ``"sidecar"`` (as the verification pass recorded it, ``pass`` names it) or
+    ``"given"`` (a per-class table). ``build``: the build of an mcq sidecar. See the module docstring."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"accuracy file {str(path)!r} not found")
     kind = _kind_of(p)
     skipped: dict[str, int] = {}
-    if kind == "predictions":
-        rows, table = _judge_predictions(p, vocab, PredictionJudge(vocab, lexicon), skipped)
-        matching = "lexicon" if lexicon is not None else "vocabulary"
+    extra: dict[str, Any] = {}
+    if kind == "sidecar":
+        rows, table, extra["pass"] = _read_sidecar(p, vocab, skipped, build)
+        matching = "sidecar"
+    elif kind == "predictions":
+        rows, table = _judge_predictions(p, vocab, PredictionJudge(vocab), skipped)
+        matching = "judge"
     else:
         rows, table = _read_table(p, vocab, skipped)
         matching = "given"
@@ -175,8 +225,10 @@ def read_accuracy(path: str | Path, vocab: ClassVocabulary, lexicon: Lexicon | N
         raise UserError(f"accuracy file {p}: no row names a class of this class list ({detail})")
     order = {cid: i for i, cid in enumerate(vocab.ids)}
     table.sort(key=lambda r: order[r[0]])
-    frame = pl.DataFrame(table, schema={"class_id": pl.Utf8, "n": pl.Int64, "correct": pl.Int64,
-                                        "accuracy": pl.Float64}, orient="row")
+    schema = {"class_id": pl.Utf8, "n": pl.Int64, "correct": pl.Int64, "accuracy": pl.Float64}
+    if len(table[0]) > len(schema):
+        schema.update(n_any=pl.Int64, correct_any=pl.Int64, accuracy_any=pl.Float64)
+    frame = pl.DataFrame(table, schema=schema, orient="row")
     info = {"path": str(path), "kind": kind, "rows": rows, "skipped": dict(sorted(skipped.items())),
-            "classes": frame.height, "matching": matching}
+            "classes": frame.height, "matching": matching, **extra}
     return frame, info

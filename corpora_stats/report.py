@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from corpora_stats.accuracy import read_accuracy
-from corpora_stats.counts_folder import corpus_lexicon, load_counts, report_vocabulary
+from corpora_stats.counts_folder import load_counts, report_vocabulary
 from corpora_stats.plots import plot_accuracy_scatter, plot_binned, plot_extremes, plot_histogram, plot_pair
 from corpora_stats.statistics import bin_label, binned_accuracy, correlate, spearman, under_exposed
 from vlm_classdata.errors import UserError
@@ -162,7 +162,11 @@ def _accuracy_section(acc_frame: pl.DataFrame, acc_info: dict, wide: pl.DataFram
     whole = acc_frame["n"].null_count() == 0 and acc_frame["correct"].null_count() == 0
     context = {**acc_info, "classes": int(have.sum()), "mean": float(acc[have].mean()), "n_boot": n_boot,
                "overall": int(acc_frame["correct"].sum()) / int(acc_frame["n"].sum()) if whole else None,
-               "corr_rows": corr_rows, "bin_measures": list(binned), "bin_rows": bin_rows}
+               "corr_rows": corr_rows, "bin_measures": list(binned), "bin_rows": bin_rows, "multi": None}
+    if "accuracy_any" in acc_frame.columns:  # multi-label truth: right for any accepted class
+        n_any = int(acc_frame["n_any"].sum())
+        context["multi"] = {"mean": acc_frame["accuracy_any"].mean(),
+                            "overall": int(acc_frame["correct_any"].sum()) / n_any if n_any else None}
     summary: dict[str, Any] = {}
     for label, c in corrs.items():
         summary[f"spearman[{label}]"] = c["spearman"]["r"]
@@ -172,6 +176,8 @@ def _accuracy_section(acc_frame: pl.DataFrame, acc_info: dict, wide: pl.DataFram
                                                     f"{_fmt(c['pearson_log1p']['ci95'][1])}]")
     summary.update(accuracy_classes=context["classes"], mean_accuracy=context["mean"], correlations=corrs,
                    binned=binned)
+    if context["multi"] is not None:
+        summary.update(mean_accuracy_any=context["multi"]["mean"], overall_accuracy_any=context["multi"]["overall"])
     return context, summary
 
 
@@ -220,12 +226,13 @@ def _write_files(out: Path, plots: dict[str, bytes], wide: pl.DataFrame, context
 
 def write_report(counts_folder: str | Path, out_folder: str | Path, accuracy: str | None = None,
                  pretrain: str | None = None, instruct: str | None = None, seed: int = 0,
-                 top_k: int = 20, n_boot: int = 2000) -> dict:
+                 top_k: int = 20, n_boot: int = 2000, build: str | None = None) -> dict:
     """Write ``report.md``, ``report.html`` (plots embedded as data URIs), ``plots/*.png`` and
     ``report_classes.csv`` (per-class frequencies and accuracy) into ``out_folder``; return summary numbers.
 
     ``pretrain``/``instruct`` name the corpora of the scatter plot (default: corpora whose names contain
-    "pretrain"/"instruct", else the first two in count_meta order).
+    "pretrain"/"instruct", else the first two in count_meta order). ``accuracy``: a predictions JSONL, a per-class
+    CSV or a ``builders.verify`` sidecar (``build``: the build of an mcq sidecar; see :mod:`corpora_stats.accuracy`).
     """
     if top_k < 1:
         raise UserError("--top-k must be at least 1")
@@ -266,7 +273,7 @@ def write_report(counts_folder: str | Path, out_folder: str | Path, accuracy: st
                                                       tables[names[0]]["class_name"].to_list(), rho)
         summary["pretrain"], summary["instruct"], summary["spearman_pretrain_instruct"] = pre, ins, rho
     if accuracy is not None:
-        acc_frame, acc_info = read_accuracy(accuracy, vocab, corpus_lexicon(root, vocab, names[0], method))
+        acc_frame, acc_info = read_accuracy(accuracy, vocab, build=build)
         wide = wide.join(acc_frame, on="class_id", how="left", maintain_order="left")
         context["acc"], acc_summary = _accuracy_section(acc_frame, acc_info, wide, measures, extra, seed, n_boot,
                                                         plots)

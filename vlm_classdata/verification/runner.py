@@ -115,7 +115,7 @@ def _write(frame: pl.DataFrame, job: PassJob, out: Path, answered_now: int, cach
     stem = f"{job.pass_name}.{job.alias}"
     sidecar = out / f"{stem}.parquet"
     write_parquet_atomic(frame, sidecar)
-    summary = summarize(frame, job)
+    summary = summarize(frame, job, {it.sample_id: it.class_id for it in items})
     summary.update(sidecar=sidecar.name, answered_now=answered_now, cached=cached,
                    seconds=round(seconds, 3),
                    items_per_s=round(answered_now / seconds, 2) if seconds > 0 and answered_now else None)

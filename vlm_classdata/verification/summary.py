@@ -17,6 +17,7 @@ from vlm_classdata.answers import VERDICT_KINDS
 from vlm_classdata.errors import UserError
 from vlm_classdata.provenance import package_versions
 from vlm_classdata.verification.jobs import PassJob
+from vlm_classdata.verification.per_class import PER_CLASS_PASSES, class_accuracy
 
 TIMINGS = ("answered_now", "cached", "seconds", "items_per_s")
 """Summary fields that vary run to run: returned and logged in ``runs.jsonl``, never written to the JSON."""
@@ -63,8 +64,9 @@ def stable_summary(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in TIMINGS}
 
 
-def summarize(frame: pl.DataFrame, job: PassJob) -> dict:
-    """Counts and headline metrics of a sidecar: ok/errors by reason, accuracy, pass-specific extras."""
+def summarize(frame: pl.DataFrame, job: PassJob, classes: dict[str, str | None] | None = None) -> dict:
+    """Counts and headline metrics of a sidecar: ok/errors by reason, accuracy, pass-specific extras, and
+    per-class accuracy (``classes``: sample id → class id, for sidecars without a ``class_id`` column)."""
     ok = frame.filter(pl.col("status") == "ok")
     errors = Counter(frame.filter(pl.col("status") == "error")["error"].to_list())
     n_ok = ok.height
@@ -88,6 +90,8 @@ def summarize(frame: pl.DataFrame, job: PassJob) -> dict:
         summary["median_rank"] = float(ok["rank"].median())
         summary["top1_by_mean_accuracy"] = round(float((ok["rank_mean"] == 1).mean()), 6)
     summary.update(multi_label_summary(frame))
+    if job.pass_name in PER_CLASS_PASSES:
+        summary["per_class"] = class_accuracy(frame, classes).as_dict()
     return summary
 
 
