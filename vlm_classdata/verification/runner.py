@@ -93,7 +93,8 @@ def run_pass(items: list[Item], job: PassJob, out_dir: str | Path, options: RunO
                 "cached": cached, "remaining": sum(len(c) for _, c in remaining)}
     frame = _assemble(items, keys, job, cache, answers)
     frame = score_frame(frame, items, pass_, multi_labels).select(list(schema))
-    return _write(frame, job, out, answered_now=n_todo, cached=cached, seconds=seconds)
+    classes = {it.sample_id: it.class_id for it in items}  # the class of each item, for per-class accuracy
+    return _write(frame, job, out, classes, answered_now=n_todo, cached=cached, seconds=seconds)
 
 
 def _assemble(items: list[Item], keys: list[str], job: PassJob, cache: PassCache,
@@ -110,12 +111,13 @@ def _assemble(items: list[Item], keys: list[str], job: PassJob, cache: PassCache
     return frame
 
 
-def _write(frame: pl.DataFrame, job: PassJob, out: Path, answered_now: int, cached: int, seconds: float) -> dict:
+def _write(frame: pl.DataFrame, job: PassJob, out: Path, classes: dict[str, str | None], answered_now: int,
+           cached: int, seconds: float) -> dict:
     """Write the sidecar and its summary; returns the summary."""
     stem = f"{job.pass_name}.{job.alias}"
     sidecar = out / f"{stem}.parquet"
     write_parquet_atomic(frame, sidecar)
-    summary = summarize(frame, job, {it.sample_id: it.class_id for it in items})
+    summary = summarize(frame, job, classes)
     summary.update(sidecar=sidecar.name, answered_now=answered_now, cached=cached,
                    seconds=round(seconds, 3),
                    items_per_s=round(answered_now / seconds, 2) if seconds > 0 and answered_now else None)
