@@ -4,7 +4,6 @@ scripted tiny LLaVAs loaded through the real path (``python -m builders.verify r
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -12,7 +11,8 @@ from torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
 
 from builders.imagenet_qa import main as build_main
 from builders.verify.__main__ import main as verify_main
-from vlm_classdata.answers import VERDICT_KINDS, LabelMatcher, Verdict, VerdictJudge
+from vlm_classdata.answers import LabelMatcher
+from vlm_classdata.answers.verdicts import VERDICT_KINDS, Verdict, VerdictJudge
 from vlm_classdata.errors import run_cli
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.verification.summary import CREDIT_SCHEME, verdict_credit

@@ -10,14 +10,13 @@
 
 Both work on text normalised with :func:`vlm_classdata.lexicon.normalize`. The parser lives in
 :mod:`~vlm_classdata.answers.choices` (its patterns in :mod:`~vlm_classdata.answers.patterns`), the judge in
-:mod:`~vlm_classdata.answers.labels`; import either from here. :class:`VerdictJudge`
-(:mod:`~vlm_classdata.answers.verdicts`) builds on LabelMatcher and WordNet to say how a wrong open reply
+:mod:`~vlm_classdata.answers.labels`; import either from here. :class:`VerdictJudge` (import it from
+:mod:`~vlm_classdata.answers.verdicts`: its WordNet hierarchy needs numpy and rapidfuzz, which commands that only
+parse or match, e.g. ``corpora_stats count`` through the report's judge, should not load) builds on LabelMatcher and WordNet to say how a wrong open reply
 relates to the label (more specific, more generic, sibling, another class, out of vocabulary, refusal).
 """
 
 from vlm_classdata.answers.choices import REFUSALS, ParsedAnswer, parse_choice, parse_options
 from vlm_classdata.answers.labels import FUZZY_THRESHOLD, LabelMatch, LabelMatcher
-from vlm_classdata.answers.verdicts import VERDICT_KINDS, Verdict, VerdictJudge
 
-__all__ = ["FUZZY_THRESHOLD", "REFUSALS", "VERDICT_KINDS", "LabelMatch", "LabelMatcher", "ParsedAnswer", "Verdict",
-           "VerdictJudge", "parse_choice", "parse_options"]
+__all__ = ["FUZZY_THRESHOLD", "REFUSALS", "LabelMatch", "LabelMatcher", "ParsedAnswer", "parse_choice", "parse_options"]

@@ -33,7 +33,8 @@ from typing import Any
 import polars as pl
 from PIL import Image, UnidentifiedImageError
 
-from vlm_classdata.answers import LabelMatcher, VerdictJudge, parse_choice
+from vlm_classdata.answers import LabelMatcher, parse_choice
+from vlm_classdata.answers.verdicts import VerdictJudge
 from vlm_classdata.errors import UserError
 from vlm_classdata.lexicon import Lexicon
 from vlm_classdata.verification.items import Item

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from vlm_classdata.answers import VERDICT_KINDS
+from vlm_classdata.answers.verdicts import VERDICT_KINDS
 from vlm_classdata.errors import UserError
 from vlm_classdata.provenance import package_versions
 from vlm_classdata.verification.jobs import PassJob
