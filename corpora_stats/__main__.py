@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "sidecar BUILD/verify/<pass>.<alias>.parquet (label_check, mcq, rank)")
     r.add_argument("--build", help="build folder of an mcq sidecar (its items' classes; default: the folder "
                                    "above the sidecar's verify/)")
+    r.add_argument("--multi-labels", help="multi-label truth (ImageNet ReaL JSON, or JSONL id → class ids) to score "
+                                          "replies against any accepted class too: predictions JSONL rows need an "
+                                          "id; label_check and rank sidecars are rescored")
     r.add_argument("--pretrain", help="corpus name to use as pretraining in the scatter plot")
     r.add_argument("--instruct", help="corpus name to use as instruction data in the scatter plot")
     r.add_argument("--top-k", type=int, default=20, help="classes listed as most/least frequent (default 20)")
@@ -146,11 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "count":
             return 0
         args.counts, args.accuracy, args.pretrain, args.instruct, args.top_k = args.out, None, None, None, 20
-        args.build = None
+        args.build = args.multi_labels = None
         args.out = str(Path(args.out) / "report")
     out = args.out or str(Path(args.counts) / "report")
     summary = write_report(args.counts, out, accuracy=args.accuracy, pretrain=args.pretrain,
-                           instruct=args.instruct, seed=args.seed, top_k=args.top_k, build=args.build)
+                           instruct=args.instruct, seed=args.seed, top_k=args.top_k, build=args.build,
+                           multi_labels=args.multi_labels)
     print(f"report → {Path(out) / 'report.md'} and {Path(out) / 'report.html'}")
     shown = ("documents", "classes_never_mentioned", "spearman", "pearson", "mean_accuracy", "overall_accuracy")
     for key, value in (summary or {}).items():

@@ -13,6 +13,11 @@ decided by :class:`PredictionJudge`: the vocabulary's id/index resolution, else 
 (:class:`~vlm_classdata.answers.LabelMatcher` over the lexicon ``label_check`` uses). Unparseable lines and
 unknown labels are skipped and counted.
 CSV/TSV: columns ``class`` (id or name), ``accuracy`` in [0, 1] and optionally ``n``.
+Multi-label truth (``multi_labels``, read by :func:`vlm_classdata.verification.multilabels.load_multi_labels`): a
+predictions row with an id (``question_id``/``id``/``sample_id``) whose accepted set is non-empty is also judged
+against every accepted class (right when it names any); a label_check sidecar is rescored from its replies the same
+way and a rank sidecar from its ``top1_class_id``; the per-class table then has ``n_any``/``correct_any``/
+``accuracy_any`` beside the single-label columns. An mcq sidecar takes the truth at ``builders.verify run``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from vlm_classdata.answers import LabelMatcher
 from vlm_classdata.errors import UserError
 from vlm_classdata.lexicon import Lexicon, normalize
 from vlm_classdata.verification.items import build_vocabulary, load_build
+from vlm_classdata.verification.multilabels import MultiLabels, load_multi_labels
 from vlm_classdata.verification.per_class import PER_CLASS_PASSES, class_accuracy
 from vlm_classdata.verification.sidecars import load_sidecars
 from vlm_classdata.vocabulary import ClassVocabulary
@@ -88,9 +94,23 @@ def _kind_of(p: Path) -> str:
     return "predictions" if head[:1] in (b"{", b"[") else "table"
 
 
+ID_KEYS = ("question_id", "id", "sample_id")
+
+
+def _per_class_rows(per_class: dict[str, list[int]], multi: bool) -> list[tuple]:
+    """``(class_id, n, correct, accuracy[, n_any, correct_any, accuracy_any])`` from ``[n, c, n_any, c_any]``."""
+    rows = []
+    for cid, (n, c, n_any, c_any) in per_class.items():
+        row: tuple = (cid, n, c, c / n)
+        if multi:
+            row += (n_any, c_any, c_any / n_any if n_any else None)
+        rows.append(row)
+    return rows
+
+
 def _judge_predictions(p: Path, vocab: ClassVocabulary, judge: PredictionJudge,
-                       skipped: dict[str, int]) -> tuple[int, list[tuple]]:
-    """(rows read, ``(class_id, n, correct, accuracy)`` per class) from a predictions JSONL."""
+                       skipped: dict[str, int], labels: MultiLabels | None = None) -> tuple[int, list[tuple]]:
+    """(rows read, per-class rows of :func:`_per_class_rows`) from a predictions JSONL."""
     per_class: dict[str, list[int]] = {}
     rows = 0
     with p.open(encoding="utf-8", errors="replace") as fh:
@@ -114,10 +134,16 @@ def _judge_predictions(p: Path, vocab: ClassVocabulary, judge: PredictionJudge,
             if reason is not None:
                 skipped[reason] = skipped.get(reason, 0) + 1
                 continue
-            n_c = per_class.setdefault(cid, [0, 0])
+            n_c = per_class.setdefault(cid, [0, 0, 0, 0])
             n_c[0] += 1
             n_c[1] += int(judge.is_correct(cid, pred))
-    return rows, [(cid, n, c, c / n) for cid, (n, c) in per_class.items()]
+            if labels is not None:
+                _, sid = _first_key(row, ID_KEYS)
+                accepted = labels.get(str(sid)) if sid is not None else None
+                if accepted:
+                    n_c[2] += 1
+                    n_c[3] += int(any(judge.is_correct(c, pred) for c in accepted))
+    return rows, _per_class_rows(per_class, labels is not None)
 
 
 def _mcq_classes(sidecar: Path, build: str | Path | None) -> dict[str, str | None]:
@@ -131,8 +157,27 @@ def _mcq_classes(sidecar: Path, build: str | Path | None) -> dict[str, str | Non
     return {it.sample_id: it.class_id for it in items}
 
 
+def _rescore(frame: pl.DataFrame, pass_name: str, labels: MultiLabels, judge: PredictionJudge,
+             p: Path) -> pl.DataFrame:
+    """The sidecar with ``correct_any`` recomputed against ``labels``: label_check from its replies (the same
+    judge as the pass), rank from its top-1 class; null where the item has no accepted class or no answer."""
+    if pass_name not in ("label_check", "rank"):
+        raise UserError(f"accuracy file {p}: an {pass_name} sidecar takes multi-label truth when it is made "
+                        "(builders.verify run --multi-labels); drop --multi-labels here")
+    out = []
+    for row in frame.iter_rows(named=True):
+        accepted = labels.get(row["sample_id"])
+        if not accepted or row["status"] != "ok":
+            out.append(None)
+        elif pass_name == "label_check":
+            out.append(any(judge.is_correct(c, row["reply"]) for c in accepted))
+        else:
+            out.append(row["top1_class_id"] in accepted)
+    return frame.with_columns(pl.Series("correct_any", out, dtype=pl.Boolean))
+
+
 def _read_sidecar(p: Path, vocab: ClassVocabulary, skipped: dict[str, int],
-                  build: str | Path | None) -> tuple[int, list[tuple], str]:
+                  build: str | Path | None, labels: MultiLabels | None = None) -> tuple[int, list[tuple], str]:
     """(rows, ``(class_id, n, correct, accuracy[, n_any, correct_any, accuracy_any])`` per class, pass) of a
     ``builders.verify`` sidecar, counted by :func:`class_accuracy`."""
     pass_name, _, alias = p.name[: -len(".parquet")].partition(".")
@@ -144,6 +189,8 @@ def _read_sidecar(p: Path, vocab: ClassVocabulary, skipped: dict[str, int],
         raise UserError(f"accuracy file {p}: a {pass_name!r} sidecar has no per-class accuracy (use one of "
                         f"{', '.join(PER_CLASS_PASSES)})")
     classes = None if "class_id" in frame.columns else _mcq_classes(p, build)
+    if labels is not None:
+        frame = _rescore(frame, pass_name, labels, PredictionJudge(vocab), p)
     result = class_accuracy(frame, classes)
     for reason, n in result.skipped.items():
         skipped[reason] = skipped.get(reason, 0) + n
@@ -199,7 +246,8 @@ def _read_table(p: Path, vocab: ClassVocabulary, skipped: dict[str, int]) -> tup
     return rows, table
 
 
-def read_accuracy(path: str | Path, vocab: ClassVocabulary, build: str | Path | None = None) -> tuple[pl.DataFrame, dict]:
+def read_accuracy(path: str | Path, vocab: ClassVocabulary, build: str | Path | None = None,
+                  multi_labels: str | Path | None = None) -> tuple[pl.DataFrame, dict]:
     """Per-class accuracy (``class_id, n, correct, accuracy``, vocabulary order; a sidecar with multi-label truth
     adds ``n_any, correct_any, accuracy_any``) and what was read: ``{"path", "kind", "rows", "skipped",
     "classes", "matching"}``; ``matching`` says how correctness was decided: ``"judge"`` (predictions judged by
@@ -209,13 +257,16 @@ def read_accuracy(path: str | Path, vocab: ClassVocabulary, build: str | Path | 
     if not p.is_file():
         raise UserError(f"accuracy file {str(path)!r} not found")
     kind = _kind_of(p)
+    labels = load_multi_labels(multi_labels, vocab) if multi_labels is not None else None
+    if labels is not None and kind == "table":
+        raise UserError(f"accuracy file {p}: a per-class table has no replies to score against multi-label truth")
     skipped: dict[str, int] = {}
     extra: dict[str, Any] = {}
     if kind == "sidecar":
-        rows, table, extra["pass"] = _read_sidecar(p, vocab, skipped, build)
+        rows, table, extra["pass"] = _read_sidecar(p, vocab, skipped, build, labels)
         matching = "sidecar"
     elif kind == "predictions":
-        rows, table = _judge_predictions(p, vocab, PredictionJudge(vocab), skipped)
+        rows, table = _judge_predictions(p, vocab, PredictionJudge(vocab), skipped, labels)
         matching = "judge"
     else:
         rows, table = _read_table(p, vocab, skipped)

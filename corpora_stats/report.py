@@ -226,13 +226,15 @@ def _write_files(out: Path, plots: dict[str, bytes], wide: pl.DataFrame, context
 
 def write_report(counts_folder: str | Path, out_folder: str | Path, accuracy: str | None = None,
                  pretrain: str | None = None, instruct: str | None = None, seed: int = 0,
-                 top_k: int = 20, n_boot: int = 2000, build: str | None = None) -> dict:
+                 top_k: int = 20, n_boot: int = 2000, build: str | None = None,
+                 multi_labels: str | None = None) -> dict:
     """Write ``report.md``, ``report.html`` (plots embedded as data URIs), ``plots/*.png`` and
     ``report_classes.csv`` (per-class frequencies and accuracy) into ``out_folder``; return summary numbers.
 
     ``pretrain``/``instruct`` name the corpora of the scatter plot (default: corpora whose names contain
     "pretrain"/"instruct", else the first two in count_meta order). ``accuracy``: a predictions JSONL, a per-class
-    CSV or a ``builders.verify`` sidecar (``build``: the build of an mcq sidecar; see :mod:`corpora_stats.accuracy`).
+    CSV or a ``builders.verify`` sidecar (``build``: the build of an mcq sidecar; ``multi_labels``: multi-label truth to
+    score against any accepted class as well; see :mod:`corpora_stats.accuracy`).
     """
     if top_k < 1:
         raise UserError("--top-k must be at least 1")
@@ -273,7 +275,7 @@ def write_report(counts_folder: str | Path, out_folder: str | Path, accuracy: st
                                                       tables[names[0]]["class_name"].to_list(), rho)
         summary["pretrain"], summary["instruct"], summary["spearman_pretrain_instruct"] = pre, ins, rho
     if accuracy is not None:
-        acc_frame, acc_info = read_accuracy(accuracy, vocab, build=build)
+        acc_frame, acc_info = read_accuracy(accuracy, vocab, build=build, multi_labels=multi_labels)
         wide = wide.join(acc_frame, on="class_id", how="left", maintain_order="left")
         context["acc"], acc_summary = _accuracy_section(acc_frame, acc_info, wide, measures, extra, seed, n_boot,
                                                         plots)

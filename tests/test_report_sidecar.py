@@ -145,3 +145,53 @@ def test_sidecar_user_mistakes_are_one_line(verified, counts, tmp_path, capsys):
                            str(verified)) == mcq
     with pytest.raises(UserError, match="not found"):
         read_accuracy(tmp_path / "none.parquet", VOCAB)
+
+
+def real_file(build: Path, path: Path) -> Path:
+    """ImageNet ReaL-format truth for the build's validation photos: each photo's own class, and also tripod
+    for the space-shuttle photos (made up: they "also show a tripod")."""
+    names = [c["id"] for c in json.loads((build / "classes.json").read_text())["classes"]]
+    rows = [json.loads(line) for line in (build / "eval_open" / "validation.jsonl").read_text().splitlines()]
+    entries: list[list[int]] = [[] for _ in range(max(int(r["question_id"].rsplit("_", 1)[1]) for r in rows))]
+    for r in rows:
+        extra = [names.index(CAT)] if r["class_id"] == SHUTTLE else []
+        entries[int(r["question_id"].rsplit("_", 1)[1]) - 1] = [names.index(r["class_id"]), *extra]
+    path.write_text(json.dumps(entries))
+    return path
+
+
+SHUTTLE = "n04266014"
+
+
+def test_multi_label_truth_in_the_report_equals_the_pass_with_the_same_truth(verified, counts, tmp_path, capsys):
+    """The report rescoring a plain label_check sidecar against ReaL-format truth, a predictions JSONL of the same
+    replies, and ``builders.verify run --multi-labels`` itself give the same any-label counts per class."""
+    real = real_file(verified, tmp_path / "real.json")
+    sidecar = verified / "verify" / "label_check.cat.parquet"
+    frame, info = read_accuracy(sidecar, VOCAB, multi_labels=real)
+    got = {r["class_id"]: (r["n_any"], r["correct_any"]) for r in frame.iter_rows(named=True)}
+    assert got[SHUTTLE] == (2, 2) and got[CAT] == (2, 2)  # "tripod" is accepted for the shuttle photos
+    assert all(v == (2, 0) for k, v in got.items() if k not in (SHUTTLE, CAT))  # train items are not in the file
+    assert frame["accuracy"].to_list() == read_accuracy(sidecar, VOCAB)[0]["accuracy"].to_list()  # single label kept
+
+    rows = pl.read_parquet(sidecar).to_dicts()
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"question_id": r["sample_id"], "label": r["class_id"], "pred": r["reply"]})
+                             + "\n" for r in rows))
+    by_jsonl = read_accuracy(preds, VOCAB, multi_labels=real)[0]
+    assert {r["class_id"]: (r["n_any"], r["correct_any"]) for r in by_jsonl.iter_rows(named=True)} == got
+
+    out = tmp_path / "verify_real"
+    model = make_scripted_llava(str(tmp_path / "says_tripod"), "tripod")
+    assert run_cli(verify_main, ["run", "--build", str(verified), "--passes", "label_check", "--model", model,
+                                 "--alias", "cat", "--quiet", "--max-new-tokens", "4", "--out", str(out),
+                                 "--multi-labels", str(real)]) == 0
+    per_class = json.loads((out / "label_check.cat.json").read_text())["per_class"]
+    assert {c: (v["n_any"], v["correct_any"]) for c, v in per_class.items()} == got
+
+    report = report_accuracy(counts, sidecar, tmp_path / "rep", capsys, "--multi-labels", str(real))
+    assert report == {c: {k: v[k] for k in ("n", "correct", "accuracy")} for c, v in per_class.items()}
+    code, _, err = cli(corpora_main, ["report", "--counts", str(counts), "--accuracy",
+                                      str(verified / "verify" / "mcq.cat.parquet"), "--out", str(tmp_path / "m"),
+                                      "--multi-labels", str(real)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "builders.verify run --multi-labels" in err

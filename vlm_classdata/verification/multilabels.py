@@ -23,11 +23,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
-
 from vlm_classdata.errors import UserError
 from vlm_classdata.verification.items import Item
-from vlm_classdata.verification.passes import MULTI_LABEL_COLUMNS, Pass
 from vlm_classdata.vocabulary import ClassVocabulary
 
 REAL_ID = "ILSVRC2012_val_{:08d}"
@@ -141,22 +138,3 @@ def load_multi_labels(path: str | Path, vocab: ClassVocabulary) -> MultiLabels:
     if not accepted:
         raise UserError(f"multi-labels {path}: no entries")
     return MultiLabels(accepted, str(path))
-
-
-def score_frame(frame: pl.DataFrame, items: list[Item], pass_: Pass, labels: MultiLabels | None) -> pl.DataFrame:
-    """``frame`` (one row per item, in item order) with ``correct_any`` and ``accepted_class_ids`` (re)set.
-
-    Without ``labels`` both are null. ``correct_any`` is the pass's :meth:`~Pass.correct_for_any` for answered
-    rows whose item has a non-empty accepted set, null otherwise."""
-    if not pass_.multi_label:
-        return frame
-    accepted: list[list[str] | None] = []
-    correct: list[bool | None] = []
-    for item, row in zip(items, frame.iter_rows(named=True), strict=True):
-        found = labels.get(item.sample_id) if labels is not None else None
-        accepted.append(None if found is None else list(found))
-        answered = found and row["status"] == "ok"
-        correct.append(pass_.correct_for_any(item, row, found) if answered else None)
-    return frame.with_columns(pl.Series("correct_any", correct, dtype=MULTI_LABEL_COLUMNS["correct_any"]),
-                              pl.Series("accepted_class_ids", accepted,
-                                        dtype=MULTI_LABEL_COLUMNS["accepted_class_ids"]))

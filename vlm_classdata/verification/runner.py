@@ -32,8 +32,8 @@ from vlm_classdata.records.verification import VerificationSummary
 from vlm_classdata.verification.chunk_cache import PassCache, write_parquet_atomic
 from vlm_classdata.verification.items import Item
 from vlm_classdata.verification.jobs import PassJob, RunOptions
-from vlm_classdata.verification.multilabels import MultiLabels, score_frame
-from vlm_classdata.verification.passes import MULTI_LABEL_COLUMNS
+from vlm_classdata.verification.multilabels import MultiLabels
+from vlm_classdata.verification.passes import MULTI_LABEL_COLUMNS, Pass
 from vlm_classdata.verification.summary import stable_summary, summarize
 from vlm_classdata.verification.workers import ModelCache, run_local, run_ray
 
@@ -123,3 +123,22 @@ def _write(frame: pl.DataFrame, job: PassJob, out: Path, classes: dict[str, str 
                    items_per_s=round(answered_now / seconds, 2) if seconds > 0 and answered_now else None)
     VerificationSummary.model_validate(stable_summary(summary)).write(out / f"{stem}.json")
     return summary
+
+
+def score_frame(frame: pl.DataFrame, items: list[Item], pass_: Pass, labels: MultiLabels | None) -> pl.DataFrame:
+    """``frame`` (one row per item, in item order) with ``correct_any`` and ``accepted_class_ids`` (re)set.
+
+    Without ``labels`` both are null. ``correct_any`` is the pass's :meth:`~Pass.correct_for_any` for answered
+    rows whose item has a non-empty accepted set, null otherwise."""
+    if not pass_.multi_label:
+        return frame
+    accepted: list[list[str] | None] = []
+    correct: list[bool | None] = []
+    for item, row in zip(items, frame.iter_rows(named=True), strict=True):
+        found = labels.get(item.sample_id) if labels is not None else None
+        accepted.append(None if found is None else list(found))
+        answered = found and row["status"] == "ok"
+        correct.append(pass_.correct_for_any(item, row, found) if answered else None)
+    return frame.with_columns(pl.Series("correct_any", correct, dtype=MULTI_LABEL_COLUMNS["correct_any"]),
+                              pl.Series("accepted_class_ids", accepted,
+                                        dtype=MULTI_LABEL_COLUMNS["accepted_class_ids"]))
