@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,22 @@ def read_user_json(path: str | Path, what: str) -> Any:
         return json.loads(p.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"{what} {path}: not valid JSON ({exc})") from None
+
+
+def user_jsonl_objects(text: str, what: str) -> Iterator[tuple[str, dict]]:
+    """``(where, row)`` for every non-blank line of a JSONL text the user gave (``where`` = ``"WHAT:LINE"`` for
+    their messages); a line that is not a JSON object is one :class:`UserError` naming it."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{what}:{n}"
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: not a JSON object")
+        yield where, row
 
 
 TRACEBACK_ENV = "VLMCD_TRACEBACK"  # set to 1 to see the traceback behind an unexpected error

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from vlm_classdata.atomic import dumps_compact, write_text_atomic
-from vlm_classdata.errors import UserError
+from vlm_classdata.errors import UserError, user_jsonl_objects
 from vlm_classdata.records.audit import AuditResolved, AuditSummary
 from vlm_classdata.templates import template_environment
 from vlm_classdata.verification.items import Item, build_vocabulary, load_build
@@ -169,15 +168,8 @@ def read_decisions(path: str | Path, vocab: ClassVocabulary | None = None) -> di
     if not p.is_file():
         raise UserError(f"decisions file {str(path)!r} not found")
     out: dict[str, dict] = {}
-    for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"decisions file {p}:{n}"
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise UserError(f"{where}: not a JSON object") from None
-        if not isinstance(row, dict) or row.get("sample_id") in (None, ""):
+    for where, row in user_jsonl_objects(p.read_text(encoding="utf-8", errors="replace"), f"decisions file {p}"):
+        if row.get("sample_id") in (None, ""):
             raise UserError(f"{where}: needs a sample_id")
         sid, decision, cid = str(row["sample_id"]), row.get("decision"), row.get("class_id")
         if decision not in DECISIONS:

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlm_classdata.errors import UserError
+from vlm_classdata.errors import UserError, user_jsonl_objects
 from vlm_classdata.verification.items import Item
 from vlm_classdata.vocabulary import ClassVocabulary
 
@@ -101,15 +101,8 @@ def _read_real(path: Path, text: str, vocab: ClassVocabulary) -> dict[str, tuple
 
 def _read_jsonl(path: Path, text: str, vocab: ClassVocabulary) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"multi-labels {path}:{n}"
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise UserError(f"{where}: not a JSON object") from None
-        if not isinstance(row, dict) or row.get("id") is None or str(row["id"]) == "":
+    for where, row in user_jsonl_objects(text, f"multi-labels {path}"):
+        if row.get("id") is None or str(row["id"]) == "":
             raise UserError(f"{where}: expected {{\"id\": ..., \"class_ids\": [...]}} or {{\"id\": ..., "
                             f"\"labels\": [...]}}")
         has = [k for k in ("class_ids", "labels") if k in row]
