@@ -13,7 +13,7 @@ demo: setup
 	$(PY) -m cards write out/demo
 
 test: setup
-	$(PY) -m pytest -n auto
+	$(PY) -m pytest -n auto --dist worksteal
 
 lint: setup
 	.venv/bin/ruff check .

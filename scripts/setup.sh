@@ -41,6 +41,10 @@ fi
 # byte-compile the project's own modules (pip does it for installed packages, not for an editable install; where
 # PYTHONDONTWRITEBYTECODE is set, every command would otherwise recompile them at start); up-to-date files are skipped
 "$VENV/bin/python" -m compileall -q -j 0 vlm_classdata corpora_stats builders imagewikiqa cards scripts tests >/dev/null
+# the same for pytest's assertion-rewritten test modules: pytest reads its cached rewrite even where
+# PYTHONDONTWRITEBYTECODE is set, but never writes one there, so every xdist worker of every run would rewrite
+# all test modules again (~3 s each); a collection without the variable writes them once (stale ones are redone)
+env -u PYTHONDONTWRITEBYTECODE "$VENV/bin/python" -m pytest --collect-only -q -p no:cacheprovider >/dev/null 2>&1 || true
 
 # 2. the light core, as a user gets it: a real (not editable) install of a built wheel, no extras. Its stamp covers
 # the packages' files too, since the installed copy does not follow the work tree.

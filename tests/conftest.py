@@ -25,10 +25,11 @@ from builders.synthetic import DEFAULT_WNIDS, add_bad_inputs, make_imagenet_tree
 
 # The longest test files (seconds, summed, under `make test`), started first so that two xdist workers finish
 # together instead of one waiting on the last slow file.
-SLOW_FILES = ("test_blind_released.py", "test_pipeline.py", "test_verify_passes.py", "test_bench_corpora_smoke.py",
-              "test_blind_solvers.py", "test_targeted.py", "test_golden_outputs.py", "test_count_semantics.py",
-              "test_count_files.py", "test_wordnet_loader.py", "test_cards_write.py", "test_count_cli.py",
-              "test_count_startup.py", "test_targeted_loop.py", "test_vocabulary_wordnet.py")
+SLOW_FILES = ("test_blind_released.py", "test_verify_passes.py", "test_blind_solvers.py", "test_pipeline.py",
+              "test_golden_outputs.py", "test_cards_write.py", "test_targeted.py", "test_bench_corpora_smoke.py",
+              "test_gen2_coverage.py", "test_consumer_lmms_eval.py", "test_count_cli.py", "test_count_startup.py",
+              "test_install.py", "test_safety_verify_targeted.py", "test_count_semantics.py",
+              "test_safety_builders_ray.py", "test_bench_vlm_smoke.py", "test_wire_build_export.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
