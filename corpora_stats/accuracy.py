@@ -157,7 +157,7 @@ def _mcq_classes(sidecar: Path, build: str | Path | None) -> dict[str, str | Non
     return {it.sample_id: it.class_id for it in items}
 
 
-def _rescore(frame: pl.DataFrame, pass_name: str, labels: MultiLabels, judge: PredictionJudge,
+def _rescore(frame: pl.DataFrame, pass_name: str, labels: MultiLabels, matcher: LabelMatcher,
              p: Path) -> pl.DataFrame:
     """The sidecar with ``correct_any`` recomputed against ``labels``: label_check from its replies (the same
     judge as the pass), rank from its top-1 class; null where the item has no accepted class or no answer."""
@@ -170,7 +170,7 @@ def _rescore(frame: pl.DataFrame, pass_name: str, labels: MultiLabels, judge: Pr
         if not accepted or row["status"] != "ok":
             out.append(None)
         elif pass_name == "label_check":
-            out.append(any(judge.is_correct(c, row["reply"]) for c in accepted))
+            out.append(matcher.names_any(accepted, row["reply"] or ""))  # as the label_check pass judges it
         else:
             out.append(row["top1_class_id"] in accepted)
     return frame.with_columns(pl.Series("correct_any", out, dtype=pl.Boolean))
@@ -190,7 +190,7 @@ def _read_sidecar(p: Path, vocab: ClassVocabulary, skipped: dict[str, int],
                         f"{', '.join(PER_CLASS_PASSES)})")
     classes = None if "class_id" in frame.columns else _mcq_classes(p, build)
     if labels is not None:
-        frame = _rescore(frame, pass_name, labels, PredictionJudge(vocab), p)
+        frame = _rescore(frame, pass_name, labels, LabelMatcher(Lexicon.build(vocab)), p)
     result = class_accuracy(frame, classes)
     for reason, n in result.skipped.items():
         skipped[reason] = skipped.get(reason, 0) + n

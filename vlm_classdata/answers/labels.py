@@ -8,6 +8,7 @@ does not count as "tiger"), and rapidfuzz ``fuzz.ratio`` ≥ :data:`FUZZY_THRESH
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vlm_classdata.answers.words import ARTICLES, strip_articles
@@ -92,6 +93,11 @@ class LabelMatcher:
             else:
                 i += 1
         return out
+
+    def names_any(self, class_ids: Iterable[str], reply: str) -> bool:
+        """Whether the reply names any of ``class_ids`` (:meth:`match` correct for one of them): multi-label truth,
+        judged as a single label is."""
+        return any(self.match(cid, reply).correct for cid in class_ids)
 
     def match(self, class_id: str, reply: str) -> LabelMatch:
         """Whether ``reply`` names class ``class_id`` (KeyError for a class id not in the vocabulary).

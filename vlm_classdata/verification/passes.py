@@ -202,13 +202,13 @@ class LabelCheckPass(_GenerationPass):
 
     def correct_for_any(self, item: Item, row: dict, accepted: tuple[str, ...]) -> bool | None:
         """The reply names any accepted class (the same judge as ``correct``)."""
-        return any(self.matcher().match(cid, row["reply"] or "").correct for cid in accepted)
+        return self.matcher().names_any(accepted, row["reply"] or "")
 
     def judge(self, item: Item, reply: str) -> dict:
-        if self._matcher is None:  # built on first use: the WordNet forms of every class take a while
-            self._matcher = LabelMatcher(Lexicon.build(self.vocab))
-            self._judge = VerdictJudge(self.vocab, self._matcher.lexicon, self._matcher)
-        m = self._matcher.match(item.class_id, reply)
+        matcher = self.matcher()
+        if self._judge is None:
+            self._judge = VerdictJudge(self.vocab, matcher.lexicon, matcher)
+        m = matcher.match(item.class_id, reply)
         v = self._judge.judge(item.class_id, reply)
         return {"class_id": item.class_id, "label": self.vocab[item.class_id].name, "correct": m.correct,
                 "match_how": m.how, "matched_form": m.matched_form, "match_score": float(m.score),
