@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from imagewikiqa.exports import TSV_CIRCULAR_OFFSET
+from imagewikiqa.exports import pair_tsv_indices
 from vlm_classdata.answers import parse_choice, parse_options
 from vlm_classdata.atomic import write_bytes_atomic
 from vlm_classdata.errors import UserError
@@ -139,15 +139,13 @@ class BenchmarkKeys:
 
 def _derived_iwqa_index(items: list[BenchmarkItem]) -> dict[str, str]:
     """ImageWikiQA LLaVA rows (``question_key`` + ``image``): the VLMEvalKit ``index`` their export gave them,
-    the (question, image) pair's order plus ``permutation * TSV_CIRCULAR_OFFSET``."""
+    the (question, image) pair's order plus the permutation offset (:func:`imagewikiqa.exports.pair_tsv_indices`)."""
     if not items or any(not b.row.get("question_key") or not b.row.get("image") for b in items):
         return {}
-    pairs: dict[tuple[str, str], int] = {}
-    out = {}
-    for b in sorted(items, key=lambda b: b.position):
-        base = pairs.setdefault((str(b.row["question_key"]), str(b.row["image"])), len(pairs))
-        out[str(base + (b.permutation or 0) * TSV_CIRCULAR_OFFSET)] = b.item.sample_id
-    return out
+    ordered = sorted(items, key=lambda b: b.position)
+    indices = pair_tsv_indices([((str(b.row["question_key"]), str(b.row["image"])), b.permutation or 0)
+                                for b in ordered])
+    return {str(i): b.item.sample_id for i, b in zip(indices, ordered, strict=True)}
 
 
 @dataclass

@@ -38,7 +38,7 @@ from vlm_classdata.atomic import atomic_path, commit, dumps_compact, write_bytes
 from vlm_classdata.errors import UserError
 
 __all__ = ["EXPORT_FORMATS", "HF_SPLIT", "LMMS_TASK", "TSV_CIRCULAR_OFFSET", "export_all", "has_permutations",
-           "llava_rows", "question_id", "tsv_indices", "vlmevalkit_rows", "write_hf_parquet", "write_llava_jsonl",
+           "llava_rows", "pair_tsv_indices", "question_id", "tsv_indices", "vlmevalkit_rows", "write_hf_parquet", "write_llava_jsonl",
            "write_lmms_eval_task", "write_vlmevalkit_tsv"]
 
 EXPORT_FORMATS = ("llava", "hf", "vlmevalkit")
@@ -198,17 +198,23 @@ def write_lmms_eval_task(hf_dir: str | os.PathLike, folder: str | os.PathLike) -
 
 # ----- VLMEvalKit TSV --------------------------------------------------------------------------------------
 def tsv_indices(items: Sequence[PairedItem]) -> list[int]:
-    """Each item's VLMEvalKit ``index``: the (question, image) pair's position, plus
-    ``permutation * TSV_CIRCULAR_OFFSET``."""
-    circular = has_permutations(items)
+    """Each item's VLMEvalKit ``index`` (:func:`pair_tsv_indices` of its question and image)."""
+    return pair_tsv_indices([((it.question.qid, it.image_key), it.permutation) for it in items])
+
+
+def pair_tsv_indices(pairs: Sequence[tuple[tuple[str, str], int]]) -> list[int]:
+    """The VLMEvalKit ``index`` of each ``((question, image), permutation)`` in export order: the pair's
+    first-seen position plus ``permutation * TSV_CIRCULAR_OFFSET`` (also how ``evaluate`` finds the rows of a
+    result file for a benchmark JSONL without ``index``)."""
+    circular = any(perm for _, perm in pairs)
     pair_index: dict[tuple[str, str], int] = {}
     out = []
-    for it in items:
-        base = pair_index.setdefault((it.question.qid, it.image_key), len(pair_index))
+    for pair, perm in pairs:
+        base = pair_index.setdefault(pair, len(pair_index))
         if circular and base >= TSV_CIRCULAR_OFFSET:
             raise ValueError(f"vlmevalkit: more than {TSV_CIRCULAR_OFFSET} question-image pairs cannot use "
                              f"VLMEvalKit's circular index convention")
-        out.append(base + it.permutation * TSV_CIRCULAR_OFFSET)
+        out.append(base + perm * TSV_CIRCULAR_OFFSET)
     return out
 
 
